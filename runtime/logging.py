@@ -1,0 +1,47 @@
+"""structlog set-up: JSON in production, console in development, personal data redacted."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_PERSONAL_KEYS = {"email", "name", "mobile", "phone", "to", "recipient", "holder", "contact", "address"}
+_SECRET_KEYS = {"password", "api_key", "secret", "token", "authorization"}
+_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+
+
+def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Drop personal data and secrets from every log line, whatever the caller passed."""
+    for key in list(event):
+        lowered = key.lower()
+        if any(part in lowered for part in _SECRET_KEYS) or any(
+            part == lowered or lowered.endswith("_" + part) for part in _PERSONAL_KEYS
+        ):
+            event[key] = "[redacted]"
+        elif isinstance(event[key], str):
+            event[key] = _EMAIL_RE.sub("[email]", event[key])
+    return event
+
+
+def configure_logging(*, json: bool = False, level: str = "INFO") -> None:
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*processors, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")

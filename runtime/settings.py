@@ -1,0 +1,80 @@
+"""Settings from the environment (`TICKETOPS_*`), one object for every process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VAR = Path("var")
+
+
+class TemporalSettings(BaseModel):
+    address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    orders_queue: str = "orders"
+    payments_queue: str = "payments"
+    email_queue: str = "email"
+    payments_rate_per_second: float = 25.0
+    email_rate_per_second: float = 200.0
+
+
+class StripeSettings(BaseModel):
+    api_key: SecretStr = SecretStr("sk_test_ticketops")
+    base_url: str | None = "http://127.0.0.1:12111"
+    webhook_secret: SecretStr = SecretStr("whsec_ticketops_dev")
+    max_network_retries: int = 0
+
+
+class SmtpConfig(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 1025
+    username: str | None = None
+    password: SecretStr | None = None
+    security: str = "none"
+    timeout: float = 10.0
+    pool_size: int = 4
+
+
+class SesConfig(BaseModel):
+    region: str = "eu-west-1"
+    endpoint_url: str | None = None
+    access_key_id: str = "testing"
+    secret_access_key: SecretStr = SecretStr("testing")
+    configuration_set: str | None = None
+
+
+class EmailConfig(BaseModel):
+    provider: str = "smtp"
+    sender: str = "tickets@ticketops.local"
+    finance_address: str = "finance@ticketops.local"
+    smtp: SmtpConfig = SmtpConfig()
+    ses: SesConfig = SesConfig()
+
+
+class RefundConfig(BaseModel):
+    confirmation_window_business_days: int = 10
+    poll_initial_seconds: float = 30.0
+    poll_max_seconds: float = 6 * 3600.0
+    manual_reminder_days: int = 3
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TICKETOPS_", env_nested_delimiter="__")
+
+    database_url: str = f"sqlite+aiosqlite:///{VAR / 'ticketops.sqlite'}"
+    temporal: TemporalSettings = TemporalSettings()
+    stripe: StripeSettings = StripeSettings()
+    email: EmailConfig = EmailConfig()
+    refunds: RefundConfig = RefundConfig()
+    public_url: str = "http://127.0.0.1:8000"
+    signing_secret: SecretStr = SecretStr("dev-signing-secret-change-me")
+    log_json: bool = False
+    log_level: str = "INFO"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Policies: plain functions that say what may happen to an order, and why not."""

@@ -1,0 +1,178 @@
+"""Refund quotes and the ledger transitions of a refund.
+
+A quote is what the agent confirms; its hash pins the order version, so a
+refund is executed exactly as previewed or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from ticketing.errors import ActionNotAllowed, DomainError
+from ticketing.models import Event, Order, OrderEvent, Processor, Refund, RefundKind
+from ticketing.money import Money, total
+from ticketing.policies.actions import refund_refusal
+from ticketing.states import REFUND_TRANSITIONS, RefundStatus, TicketState, transition
+
+
+class ProcessorCapabilities(BaseModel):
+    """What a payment adapter can do; the quote and the workflow read the same flags."""
+
+    async_confirmation: bool
+    partial_refunds: bool
+    succeeded_is_final: bool
+    manual: bool
+
+
+class RefundRequest(BaseModel):
+    kind: RefundKind
+    reason: str = Field(min_length=3, max_length=500)
+    ticket_ids: list[str] = []
+    amount: Money | None = None
+
+
+class QuotedTicket(BaseModel):
+    ticket_id: str
+    amount: Money
+
+
+class RefundQuote(BaseModel):
+    order_code: str
+    order_version: int
+    kind: RefundKind
+    reason: str
+    amount: Money
+    tickets: list[QuotedTicket]
+    fees_kept: Money
+    tickets_invalidated: list[str]
+    processor: Processor
+    automatic: bool
+    quote_hash: str
+
+
+def _refuse(type_: str, detail: str) -> ActionNotAllowed:
+    return ActionNotAllowed(detail, type=type_)
+
+
+def _quoted_tickets(order: Order, event: Event, ticket_ids: list[str]) -> list[QuotedTicket]:
+    if len(set(ticket_ids)) != len(ticket_ids):
+        raise _refuse("duplicate-tickets", "a ticket is listed twice")
+    quoted = []
+    for ticket_id in ticket_ids:
+        ticket = order.ticket(ticket_id)
+        if ticket.state in (TicketState.REFUNDED, TicketState.CANCELLED):
+            raise _refuse(
+                f"ticket-already-{ticket.state.reason}",
+                f"ticket {ticket_id} is already {ticket.state.reason}",
+            )
+        if not ticket.is_valid:
+            raise _refuse("ticket-invalid", f"ticket {ticket_id} is {ticket.state.value}")
+        if ticket.used and not event.policy.refund_scanned_tickets:
+            raise _refuse(
+                "ticket-used", f"ticket {ticket_id} has been scanned and the event refunds no used tickets"
+            )
+        quoted.append(QuotedTicket(ticket_id=ticket_id, amount=ticket.price))
+    return quoted
+
+
+def quote_refund(
+    order: Order, event: Event, request: RefundRequest, capabilities: ProcessorCapabilities
+) -> RefundQuote:
+    """Price a refund request, or refuse it with a stable type."""
+    if refusal := refund_refusal(order, event):
+        raise _refuse(refusal.type, refusal.reason)
+    currency = order.currency
+    refundable = order.refundable_total
+    tickets: list[QuotedTicket] = []
+    invalidated: list[str] = []
+    if request.kind is RefundKind.FULL:
+        if request.ticket_ids or request.amount is not None:
+            raise DomainError("a full refund takes neither tickets nor an amount", type="invalid-request")
+        eligible = [t.id for t in order.valid_tickets]
+        tickets = _quoted_tickets(order, event, eligible)
+        amount = refundable
+        if event.policy.refund_invalidates_tickets:
+            invalidated = eligible
+    elif request.kind is RefundKind.TICKETS:
+        if not request.ticket_ids or request.amount is not None:
+            raise DomainError("a ticket refund lists tickets and no amount", type="invalid-request")
+        tickets = _quoted_tickets(order, event, request.ticket_ids)
+        amount = total([q.amount for q in tickets], currency)
+        if event.policy.refund_invalidates_tickets:
+            invalidated = list(request.ticket_ids)
+    else:
+        if request.amount is None or request.ticket_ids:
+            raise DomainError("an amount refund carries an amount and no tickets", type="invalid-request")
+        if request.amount.currency != currency:
+            raise _refuse(
+                "currency-mismatch",
+                f"the order was paid in {currency}, not {request.amount.currency}",
+            )
+        if request.amount.amount <= 0:
+            raise DomainError("the amount must be positive", type="invalid-amount")
+        amount = request.amount
+    if order.payment.processor is not Processor.FREE:
+        if amount > refundable:
+            raise _refuse(
+                "amount-exceeds-refundable",
+                f"{amount.display()} is more than the refundable {refundable.display()}",
+            )
+        if amount.is_zero:
+            raise _refuse("nothing-to-refund", "nothing is left to refund")
+        partial = amount.amount + order.refunded_total.amount + order.pending_refund_total.amount
+        if not capabilities.partial_refunds and partial < order.paid_total.amount:
+            raise _refuse(
+                "partial-refund-unsupported",
+                f"{order.payment.processor.value} cannot refund part of a payment",
+            )
+    else:
+        amount = Money.zero(currency)
+    body = {
+        "order": order.code,
+        "version": order.version,
+        "kind": request.kind.value,
+        "amount": [amount.amount, amount.currency],
+        "tickets": [[q.ticket_id, q.amount.amount] for q in tickets],
+        "invalidated": invalidated,
+        "processor": order.payment.processor.value,
+        "reason": request.reason,
+    }
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return RefundQuote(
+        order_code=order.code,
+        order_version=order.version,
+        kind=request.kind,
+        reason=request.reason,
+        amount=amount,
+        tickets=tickets,
+        fees_kept=order.non_refundable_fees,
+        tickets_invalidated=invalidated,
+        processor=order.payment.processor,
+        automatic=not capabilities.manual,
+        quote_hash=digest,
+    )
+
+
+def move_refund(refund: Refund, target: RefundStatus, at: datetime, **changes: object) -> Refund:
+    """The only way a refund changes status."""
+    transition(REFUND_TRANSITIONS, refund.status, target, what="refund")
+    return refund.model_copy(update={"status": target, "updated_at": at, **changes})
+
+
+def history_event(type_: str, actor: str, at: datetime, refund: Refund, **data: object) -> OrderEvent:
+    return OrderEvent(
+        type=type_,
+        actor=actor,
+        at=at,
+        data={
+            "refund_id": refund.id,
+            "amount": refund.amount.amount,
+            "currency": refund.amount.currency,
+            "tickets": refund.ticket_ids,
+            **data,
+        },
+    )

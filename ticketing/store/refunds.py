@@ -1,0 +1,128 @@
+"""The refund ledger: one row per refund, updated only through `move_refund`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ticketing.errors import ConcurrentModification, NotFound
+from ticketing.models import Processor, Refund, RefundKind
+from ticketing.money import Money
+from ticketing.states import RefundStatus
+from ticketing.store.tables import orders, refunds
+
+
+def _row(refund: Refund) -> dict[str, Any]:
+    return {
+        "id": refund.id,
+        "order_code": refund.order_code,
+        "kind": refund.kind.value,
+        "amount": refund.amount.amount,
+        "currency": refund.amount.currency,
+        "ticket_ids": refund.ticket_ids,
+        "fees_kept": refund.fees_kept.amount,
+        "reason": refund.reason,
+        "status": refund.status.value,
+        "processor": refund.processor.value,
+        "workflow_id": refund.workflow_id,
+        "attempt": refund.attempt,
+        "processor_refund_id": refund.processor_refund_id,
+        "failure_reason": refund.failure_reason,
+        "manual_reference": refund.manual_reference,
+        "requested_by": refund.requested_by,
+        "approved_by": refund.approved_by,
+        "confirmed_by": refund.confirmed_by,
+        "created_at": refund.created_at,
+        "updated_at": refund.updated_at,
+    }
+
+
+def _from_row(r: Any) -> Refund:
+    return Refund(
+        id=r.id,
+        order_code=r.order_code,
+        kind=RefundKind(r.kind),
+        amount=Money(amount=r.amount, currency=r.currency),
+        ticket_ids=list(r.ticket_ids),
+        fees_kept=Money(amount=r.fees_kept, currency=r.currency),
+        reason=r.reason,
+        status=RefundStatus(r.status),
+        processor=Processor(r.processor),
+        workflow_id=r.workflow_id,
+        attempt=r.attempt,
+        processor_refund_id=r.processor_refund_id,
+        failure_reason=r.failure_reason,
+        manual_reference=r.manual_reference,
+        requested_by=r.requested_by,
+        approved_by=r.approved_by,
+        confirmed_by=r.confirmed_by,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+async def insert_refund(conn: AsyncConnection, refund: Refund) -> None:
+    await conn.execute(refunds.insert().values(**_row(refund)))
+
+
+async def load_refund(conn: AsyncConnection, refund_id: str) -> Refund:
+    row = (await conn.execute(sa.select(refunds).where(refunds.c.id == refund_id))).first()
+    if row is None:
+        raise NotFound(f"refund {refund_id} does not exist", type="refund-not-found")
+    return _from_row(row)
+
+
+async def find_refund_by_workflow(conn: AsyncConnection, workflow_id: str) -> Refund | None:
+    row = (await conn.execute(sa.select(refunds).where(refunds.c.workflow_id == workflow_id))).first()
+    return _from_row(row) if row else None
+
+
+async def find_refund_by_processor_id(conn: AsyncConnection, processor_refund_id: str) -> Refund | None:
+    row = (
+        await conn.execute(sa.select(refunds).where(refunds.c.processor_refund_id == processor_refund_id))
+    ).first()
+    return _from_row(row) if row else None
+
+
+async def update_refund(conn: AsyncConnection, before: Refund, after: Refund) -> Refund:
+    """Compare-and-set on status and attempt, so two writers cannot both move a refund."""
+    result = await conn.execute(
+        refunds.update()
+        .where(
+            refunds.c.id == before.id,
+            refunds.c.status == before.status.value,
+            refunds.c.attempt == before.attempt,
+        )
+        .values(**_row(after))
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConcurrentModification(f"refund {before.id} was changed by someone else")
+    return after
+
+
+async def list_refunds(
+    conn: AsyncConnection,
+    *,
+    status: RefundStatus | None = None,
+    event_id: str | None = None,
+    order_code: str | None = None,
+    updated_since: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Refund]:
+    stmt = sa.select(refunds).order_by(refunds.c.created_at.desc(), refunds.c.id)
+    if status:
+        stmt = stmt.where(refunds.c.status == status.value)
+    if order_code:
+        stmt = stmt.where(refunds.c.order_code == order_code)
+    if event_id:
+        stmt = stmt.where(
+            refunds.c.order_code.in_(sa.select(orders.c.code).where(orders.c.event_id == event_id))
+        )
+    if updated_since:
+        stmt = stmt.where(refunds.c.updated_at >= updated_since)
+    rows = (await conn.execute(stmt.limit(limit).offset(offset))).all()
+    return [_from_row(r) for r in rows]
