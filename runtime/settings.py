@@ -14,9 +14,7 @@ VAR = Path("var")
 class TemporalSettings(BaseModel):
     address: str = "127.0.0.1:7233"
     namespace: str = "default"
-    orders_queue: str = "orders"
-    payments_queue: str = "payments"
-    email_queue: str = "email"
+    queue_prefix: str = ""
     payments_rate_per_second: float = 25.0
     email_rate_per_second: float = 200.0
 

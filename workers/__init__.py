@@ -1,0 +1,1 @@
+"""Worker processes: one process polls the orders, payments and email task queues."""

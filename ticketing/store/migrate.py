@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from alembic import command
@@ -19,7 +20,9 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade_sync(url: str) -> None:
-    command.upgrade(alembic_config(url), "head")
+    """Run in a thread of its own: Alembic's env starts an event loop, which a caller may have."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(command.upgrade, alembic_config(url), "head").result()
 
 
 async def upgrade(url: str) -> None:

@@ -1,0 +1,27 @@
+"""Request-scoped access to the shared store, the Temporal facade and the caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from backoffice.operations import Operations
+from runtime.settings import Settings
+from ticketing.store.engine import Store
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    store: Store
+    operations: Operations
+
+
+def state(request: Request) -> AppState:
+    return request.app.state.ticketops  # type: ignore[no-any-return]
+
+
+def actor(request: Request) -> str:
+    """Who acts: recorded in history and workflow memos."""
+    return request.headers.get("X-Actor", "backoffice")[:200]

@@ -1,0 +1,97 @@
+"""Order routes: search, detail with available actions, and the resend action."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from backoffice.api.deps import AppState, actor, state
+from backoffice.api.idempotency import idempotent
+from backoffice.api.views import OrderSummary, OrderView, order_summary, order_view
+from ticketing.errors import ActionNotAllowed
+from ticketing.policies.actions import resend_refusal
+from ticketing.store.comments import comments_for_order
+from ticketing.store.orders import (
+    load_event,
+    load_history,
+    load_order,
+    load_orders,
+    load_ticket_types,
+    load_time_slots,
+)
+from ticketing.store.search import search_orders
+from workflows.contracts import ResendRequest
+from workflows.search_attributes import EVENT_ID, ORDER_ID
+
+router = APIRouter(tags=["orders"])
+
+StateDep = Annotated[AppState, Depends(state)]
+ActorDep = Annotated[str, Depends(actor)]
+
+
+class Accepted(BaseModel):
+    operation_id: str
+    status_url: str
+
+
+class ResendBody(BaseModel):
+    """Resend takes no options; the body may be empty."""
+
+
+@router.get("/orders", response_model=list[OrderSummary])
+async def find_orders(
+    st: StateDep,
+    q: Annotated[str | None, Query(max_length=200, description="email, name, order code or barcode")] = None,
+    event: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[OrderSummary]:
+    async with st.store.transaction() as conn:
+        codes = await search_orders(conn, q, event, limit=limit, offset=offset)
+        found = await load_orders(conn, codes)
+    return [order_summary(o) for o in found]
+
+
+@router.get("/orders/{code}", response_model=OrderView)
+async def get_order(code: str, st: StateDep) -> OrderView:
+    async with st.store.transaction() as conn:
+        order = await load_order(conn, code.upper())
+        event = await load_event(conn, order.event_id)
+        types = {t.id: t for t in await load_ticket_types(conn, event.id)}
+        slots = {s.id: s for s in await load_time_slots(conn, event.id)}
+        history = await load_history(conn, order.code)
+        comments = await comments_for_order(conn, order.code, order.contact.email)
+    return order_view(order, event, types, slots, history, comments)
+
+
+def accepted(operation_id: str, **extra: Any) -> dict[str, Any]:
+    return {"operation_id": operation_id, "status_url": f"/operations/{operation_id}", **extra}
+
+
+@router.post("/orders/{code}/resend", status_code=202, response_model=Accepted)
+async def resend(
+    code: str, request: Request, st: StateDep, who: ActorDep, body: ResendBody | None = None
+) -> JSONResponse:
+    """Re-deliver the order's valid tickets to its contact email; creates nothing new."""
+    code = code.upper()
+    async with st.store.transaction() as conn:
+        order = await load_order(conn, code)
+        event = await load_event(conn, order.event_id)
+    if refusal := resend_refusal(order, event):
+        raise ActionNotAllowed(refusal.reason, type=refusal.type)
+
+    async def act(key: str) -> dict[str, Any]:
+        op = await st.operations.start(
+            "ResendOrder",
+            ResendRequest(order_code=code, actor=who),
+            operation_id=f"resend/{code}/{key}",
+            search_attributes=[ORDER_ID.value_set(code), EVENT_ID.value_set(order.event_id)],
+            summary=f"Resend {len(order.valid_tickets)} ticket(s) of order {code}",
+            memo={"actor": who},
+        )
+        return accepted(op)
+
+    return await idempotent(st.store, request, who, {"code": code}, act)

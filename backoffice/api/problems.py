@@ -1,0 +1,87 @@
+"""RFC 7807 problem details with stable `type`s, for every error the API returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ticketing.errors import DomainError
+from ticketing.money import CurrencyMismatch
+
+PROBLEM_BASE = "https://ticketops.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+class ProblemError(Exception):
+    """Raised by routes for refusals that are not domain errors (auth, idempotency, input)."""
+
+    def __init__(self, status: int, type_: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.type = type_
+        self.detail = detail
+        self.extra = extra
+
+
+def problem_type(slug: str) -> str:
+    return PROBLEM_BASE + slug
+
+
+def problem_response(
+    request: Request, status: int, slug: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = {
+        "type": problem_type(slug),
+        "title": slug.replace("-", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        extra = {k: v for k, v in exc.extra.items() if isinstance(v, str | int | float | bool | list)}
+        return problem_response(request, exc.status, exc.type, exc.detail, **extra)
+
+    @app.exception_handler(CurrencyMismatch)
+    async def _currency(request: Request, exc: CurrencyMismatch) -> JSONResponse:
+        return problem_response(request, 422, "currency-mismatch", str(exc))
+
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        headers = exc.extra.pop("headers", None)
+        return problem_response(request, exc.status, exc.type, exc.detail, headers=headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return problem_response(
+            request, 422, "validation-error", "the request is not valid", errors=errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(
+            exc.status_code, "http-error"
+        )
+        return problem_response(request, exc.status_code, slug, str(exc.detail), headers=exc.headers)

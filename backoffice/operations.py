@@ -1,0 +1,135 @@
+"""The Temporal client facade: start an operation once, read its state back.
+
+An operation id is the workflow id, which carries the request's idempotency
+key (`resend/{order}/{key}`), so a repeated request finds the same workflow.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ticketing.errors import NotFound
+
+OperationState = Literal["running", "completed", "failed"]
+
+_STATE = {
+    WorkflowExecutionStatus.RUNNING: "running",
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: "running",
+    WorkflowExecutionStatus.COMPLETED: "completed",
+}
+
+
+class OperationError(BaseModel):
+    type: str
+    detail: str
+
+
+class OperationView(BaseModel):
+    operation_id: str
+    workflow: str
+    status: OperationState
+    result: Any = None
+    error: OperationError | None = None
+    started_at: str | None = None
+    closed_at: str | None = None
+    details: str | None = None
+
+
+class Operations:
+    def __init__(self, client: Client, orders_queue: str) -> None:
+        self.client = client
+        self.orders_queue = orders_queue
+
+    async def start(
+        self,
+        workflow: str,
+        arg: BaseModel,
+        *,
+        operation_id: str,
+        search_attributes: list[SearchAttributePair[Any]] | None = None,
+        summary: str | None = None,
+        memo: dict[str, Any] | None = None,
+        start_delay: timedelta | None = None,
+    ) -> str:
+        """Start the workflow unless it runs or ran already under this id."""
+        from temporalio.exceptions import WorkflowAlreadyStartedError
+
+        try:
+            await self.client.start_workflow(
+                workflow,
+                arg,
+                id=operation_id,
+                task_queue=self.orders_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                search_attributes=TypedSearchAttributes(search_attributes or []),
+                static_summary=summary,
+                memo=memo,
+                start_delay=start_delay,
+            )
+        except WorkflowAlreadyStartedError:
+            pass
+        return operation_id
+
+    async def view(self, operation_id: str) -> OperationView:
+        handle = self.client.get_workflow_handle(operation_id)
+        try:
+            desc = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise NotFound(
+                    f"operation {operation_id} does not exist", type="operation-not-found"
+                ) from err
+            raise
+        status = desc.status
+        view = OperationView(
+            operation_id=operation_id,
+            workflow=desc.workflow_type,
+            status=_STATE.get(status, "failed") if status else "running",  # type: ignore[arg-type]
+            started_at=desc.start_time.isoformat() if desc.start_time else None,
+            closed_at=desc.close_time.isoformat() if desc.close_time else None,
+        )
+        if status is WorkflowExecutionStatus.RUNNING:
+            view.details = await _current_details(handle)
+        elif status is WorkflowExecutionStatus.COMPLETED:
+            view.result = await handle.result()
+        elif status is not WorkflowExecutionStatus.CONTINUED_AS_NEW:
+            view.error = await _failure(handle, status)
+        return view
+
+
+async def _current_details(handle: Any) -> str | None:
+    try:
+        meta = await handle.query("__temporal_workflow_metadata")
+        return str(getattr(meta, "current_details", "")) or None
+    except Exception:
+        return None
+
+
+async def _failure(handle: Any, status: WorkflowExecutionStatus | None) -> OperationError:
+    try:
+        await handle.result()
+    except WorkflowFailureError as err:
+        cause: BaseException | None = err.cause
+        while cause is not None:
+            if isinstance(cause, ApplicationError) and cause.type:
+                return OperationError(type=cause.type, detail=cause.message)
+            nxt = getattr(cause, "cause", None)
+            if nxt is None and isinstance(cause, FailureError):
+                return OperationError(type="workflow-failed", detail=cause.message)
+            cause = nxt
+        return OperationError(type="workflow-failed", detail=str(err))
+    name = status.name.lower() if status else "unknown"
+    return OperationError(type=f"workflow-{name}", detail=f"the workflow ended as {name}")

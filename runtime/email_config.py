@@ -1,0 +1,34 @@
+"""Translate our settings into the email provider's settings."""
+
+from __future__ import annotations
+
+from email_providers.factory import EmailSettings
+from email_providers.ses import SesSettings
+from email_providers.smtp import SmtpSettings
+from runtime.settings import EmailConfig
+
+
+def email_settings(config: EmailConfig) -> EmailSettings:
+    smtp = config.smtp
+    ses = config.ses
+    return EmailSettings(
+        provider=config.provider,  # type: ignore[arg-type]
+        sender=config.sender,
+        finance_address=config.finance_address,
+        smtp=SmtpSettings(
+            host=smtp.host,
+            port=smtp.port,
+            username=smtp.username,
+            password=smtp.password,
+            security=smtp.security,  # type: ignore[arg-type]
+            timeout=smtp.timeout,
+            pool_size=smtp.pool_size,
+        ),
+        ses=SesSettings(
+            region=ses.region,
+            endpoint_url=ses.endpoint_url,
+            access_key_id=ses.access_key_id,
+            secret_access_key=ses.secret_access_key.get_secret_value(),
+            configuration_set=ses.configuration_set,
+        ),
+    )

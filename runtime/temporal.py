@@ -1,0 +1,45 @@
+"""Connecting to Temporal the same way everywhere: pydantic payloads, registered search attributes."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from runtime.settings import TemporalSettings
+from workflows import search_attributes
+
+_KIND = {
+    SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    SearchAttributeIndexedValueType.INT: IndexedValueType.INDEXED_VALUE_TYPE_INT,
+}
+
+
+async def connect(settings: TemporalSettings) -> Client:
+    return await Client.connect(
+        settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter
+    )
+
+
+async def ensure_search_attributes(
+    client: Client, keys: tuple[SearchAttributeKey[object], ...] | None = None
+) -> None:
+    """Register our search attributes on the server; a no-op for the ones it knows."""
+    wanted = keys or search_attributes.ALL
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = {
+        k.name: _KIND[k.indexed_value_type]
+        for k in wanted
+        if k.name not in listed.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )

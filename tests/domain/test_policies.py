@@ -1,0 +1,121 @@
+"""Which actions an order offers, and the reason for each one it does not."""
+
+from __future__ import annotations
+
+import pytest
+
+from ticketing.models import EventPolicy, PaymentMethod, Payment
+from ticketing.policies.actions import available_actions
+from ticketing.states import OrderStatus, PaymentStatus, ScanState, TicketState
+from tests.builders import make_event, make_order
+
+
+def _actions(order, event):  # type: ignore[no-untyped-def]
+    return {a.name: a for a in available_actions(order, event)}
+
+
+def test_paid_card_order_offers_everything_but_personalisation() -> None:
+    event, types, _ = make_event()
+    acts = _actions(make_order(event, types), event)
+    assert {n for n, a in acts.items() if a.enabled} == {
+        "resend", "refund", "cancel", "reissue", "edit-ticket", "edit-contact", "send-receipt"
+    }
+    assert acts["open-personalisation"].reason_type == "personalisation-not-required"
+
+
+def test_personalised_ticket_enables_open_personalisation() -> None:
+    event, types, _ = make_event(personalised=True)
+    acts = _actions(make_order(event, types, vip=1), event)
+    assert acts["open-personalisation"].enabled
+
+
+@pytest.mark.parametrize(
+    ("status", "resend", "refund", "cancel"),
+    [
+        (OrderStatus.RESERVED, "order-reserved", "order-reserved", None),
+        (OrderStatus.EXPIRED, "order-expired", "order-expired", "order-expired"),
+        (OrderStatus.CANCELLED, "order-cancelled", None, "order-already-cancelled"),
+    ],
+)
+def test_status_disables_actions(status: OrderStatus, resend: str, refund: str | None, cancel: str | None) -> None:
+    event, types, _ = make_event()
+    order = make_order(event, types, status=status)
+    acts = _actions(order, event)
+    assert acts["resend"].reason_type == resend
+    assert acts["refund"].reason_type == refund
+    assert acts["cancel"].reason_type == cancel
+    for a in acts.values():
+        assert a.enabled == (a.reason is None)
+
+
+def test_no_valid_tickets_disables_resend_and_reissue() -> None:
+    event, types, _ = make_event()
+    order = make_order(event, types)
+    order = order.model_copy(
+        update={"tickets": [t.model_copy(update={"state": TicketState.CANCELLED}) for t in order.tickets]}
+    )
+    acts = _actions(order, event)
+    assert acts["resend"].reason_type == "no-valid-tickets"
+    assert acts["reissue"].reason_type == "no-valid-tickets"
+
+
+def test_no_email_disables_resend() -> None:
+    event, types, _ = make_event()
+    acts = _actions(make_order(event, types, email=None), event)
+    assert acts["resend"].reason_type == "no-contact-email"
+    assert "email" in (acts["resend"].reason or "")
+
+
+def test_dispute_disables_refund() -> None:
+    event, types, _ = make_event()
+    order = make_order(event, types)
+    order = order.model_copy(update={"payment": order.payment.model_copy(update={"dispute_open": True})})
+    assert _actions(order, event)["refund"].reason_type == "dispute-open"
+
+
+def test_unsettled_payment_disables_refund() -> None:
+    event, types, _ = make_event()
+    order = make_order(event, types)
+    pending = Payment(**{**order.payment.model_dump(), "status": PaymentStatus.PENDING})
+    order = order.model_copy(update={"payment": pending})
+    assert _actions(order, event)["refund"].reason_type == "payment-not-settled"
+
+
+def test_ticket_in_transfer_blocks_cancel() -> None:
+    event, types, _ = make_event()
+    order = make_order(event, types)
+    moved = [order.tickets[0].model_copy(update={"in_transfer": True}), *order.tickets[1:]]
+    assert _actions(order.model_copy(update={"tickets": moved}), event)["cancel"].reason_type == "ticket-in-transfer"
+
+
+def test_free_order_refund_needs_valid_tickets() -> None:
+    event, types, _ = make_event()
+    order = make_order(event, types, method=PaymentMethod.FREE)
+    assert _actions(order, event)["refund"].enabled
+    assert order.paid_total.amount == 0
+
+
+def test_fully_refunded_order_has_nothing_to_refund() -> None:
+    event, types, _ = make_event()
+    order = make_order(event, types)
+    refunded = order.paid_total - order.non_refundable_fees
+    order = order.model_copy(update={"refunded_total": refunded})
+    assert _actions(order, event)["refund"].reason_type == "nothing-to-refund"
+
+
+def test_refundable_total_subtracts_refunded_pending_and_kept_fees() -> None:
+    event, types, _ = make_event(policy=EventPolicy(refund_service_fees=False))
+    order = make_order(event, types, tickets=3, service_fee=300)  # 3 x 35.00 + 3.00 fee
+    assert order.paid_total.amount == 10800
+    order = order.model_copy(
+        update={"refunded_total": order.refunded_total.model_copy(update={"amount": 3500}),
+                "pending_refund_total": order.pending_refund_total.model_copy(update={"amount": 1000})}
+    )
+    assert order.refundable_total.amount == 10800 - 3500 - 1000 - 300
+
+
+def test_used_ticket_is_still_listed_but_not_valid_for_scan_reset() -> None:
+    event, types, _ = make_event()
+    order = make_order(event, types)
+    used = order.tickets[0].model_copy(update={"scan_state": ScanState.SCANNED_IN})
+    assert used.used and used.is_valid

@@ -1,0 +1,158 @@
+"""The store on SQLite and PostgreSQL: round trips, versions, history, search, inventory."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from tests.builders import NOW, make_event, make_order
+from ticketing.errors import ConcurrentModification, NotFound
+from ticketing.models import OrderEvent, Personalisation, Scan
+from ticketing.states import ScanState, TicketState
+from ticketing.store.engine import Store
+from ticketing.store.orders import (
+    adjust_inventory,
+    insert_event,
+    insert_order,
+    load_history,
+    load_order,
+    load_ticket_types,
+    save_order,
+)
+from ticketing.store.search import search_orders
+
+
+async def _seed(store: Store, **kw):  # type: ignore[no-untyped-def]
+    event, types, slots = make_event()
+    order = make_order(event, types, **kw)
+    async with store.transaction() as conn:
+        await insert_event(conn, event, types, slots)
+        await insert_order(conn, order, [OrderEvent(type="order-created", actor="test", at=NOW)])
+    return event, types, order
+
+
+async def test_order_round_trip(any_store: Store) -> None:
+    _, _, order = await _seed(any_store, tickets=3, vip=1, booking_fee=100)
+    async with any_store.transaction() as conn:
+        loaded = await load_order(conn, order.code)
+    assert loaded == order
+    assert [line.quantity for line in loaded.lines] == [3, 1]
+    assert loaded.paid_total.amount == 3 * 3500 + 9000 + 250 + 100
+
+
+async def test_unknown_order_is_not_found(any_store: Store) -> None:
+    async with any_store.transaction() as conn:
+        with pytest.raises(NotFound) as info:
+            await load_order(conn, "NOPE")
+    assert info.value.type == "order-not-found"
+
+
+async def test_save_writes_tickets_scans_and_history_together(any_store: Store) -> None:
+    _, _, order = await _seed(any_store)
+    first = order.tickets[0]
+    changed = first.model_copy(
+        update={
+            "scan_state": ScanState.SCANNED_IN,
+            "personalisation": Personalisation(name="Grace", email="grace@example.com"),
+            "scans": [Scan(at=NOW, result="accepted", access_point="Gate A", scan_state=ScanState.SCANNED_IN)],
+        }
+    )
+    after = order.model_copy(update={"tickets": [changed, *order.tickets[1:]]})
+    async with any_store.transaction() as conn:
+        saved = await save_order(conn, order, after, [OrderEvent(type="ticket-scanned", actor="gate", at=NOW)])
+    assert saved.version == order.version + 1
+    async with any_store.transaction() as conn:
+        reloaded = await load_order(conn, order.code)
+        history = await load_history(conn, order.code)
+    assert reloaded.tickets[0].scans[0].access_point == "Gate A"
+    assert reloaded.tickets[0].personalisation == Personalisation(name="Grace", email="grace@example.com")
+    assert [h.type for h in history] == ["order-created", "ticket-scanned"]
+
+
+async def test_stale_write_is_refused_and_changes_nothing(any_store: Store) -> None:
+    _, _, order = await _seed(any_store)
+    cancelled = [t.model_copy(update={"state": TicketState.CANCELLED}) for t in order.tickets]
+    async with any_store.transaction() as conn:
+        await save_order(conn, order, order.model_copy(update={"tickets": cancelled}), [])
+    refunded = [t.model_copy(update={"state": TicketState.REFUNDED}) for t in order.tickets]
+    with pytest.raises(ConcurrentModification):
+        async with any_store.transaction() as conn:
+            await save_order(
+                conn,
+                order,
+                order.model_copy(update={"tickets": refunded}),
+                [OrderEvent(type="lost", actor="x", at=NOW)],
+            )
+    async with any_store.transaction() as conn:
+        now = await load_order(conn, order.code)
+        history = await load_history(conn, order.code)
+    assert {t.state for t in now.tickets} == {TicketState.CANCELLED}
+    assert "lost" not in [h.type for h in history]
+
+
+async def test_concurrent_mutations_one_wins(any_store: Store) -> None:
+    _, _, order = await _seed(any_store)
+
+    async def mutate(state: TicketState) -> str:
+        try:
+            async with any_store.transaction() as conn:
+                current = await load_order(conn, order.code, for_update=True)
+                await asyncio.sleep(0.05)
+                changed = [t.model_copy(update={"state": state}) for t in current.tickets]
+                await save_order(conn, current, current.model_copy(update={"tickets": changed}), [])
+            return "ok"
+        except ConcurrentModification:
+            return "conflict"
+
+    results = await asyncio.gather(mutate(TicketState.CANCELLED), mutate(TicketState.BLACKLISTED))
+    async with any_store.transaction() as conn:
+        final = await load_order(conn, order.code)
+    # Serialised (row lock / BEGIN IMMEDIATE): both may commit in turn, never interleaved.
+    assert final.version == order.version + results.count("ok")
+    assert len({t.state for t in final.tickets}) == 1
+
+
+async def test_history_dedupe_key_records_once(any_store: Store) -> None:
+    _, _, order = await _seed(any_store)
+    event = OrderEvent(type="tickets-resent", actor="a", at=NOW, dedupe_key="k1")
+    from ticketing.store.orders import append_history
+
+    for _ in range(3):
+        async with any_store.transaction() as conn:
+            await append_history(conn, order.code, [event])
+    async with any_store.transaction() as conn:
+        history = await load_history(conn, order.code)
+    assert [h.type for h in history].count("tickets-resent") == 1
+
+
+async def test_search(any_store: Store) -> None:
+    event, types, order = await _seed(any_store)
+    other = make_order(event, types, email="bob@example.org").model_copy(
+        update={"created_at": NOW + timedelta(minutes=1)}
+    )
+    other = other.model_copy(update={"contact": other.contact.model_copy(update={"name": "Bob O'Brien"})})
+    async with any_store.transaction() as conn:
+        await insert_order(conn, other, [])
+        assert await search_orders(conn, "ADA@example.com", None) == [order.code]
+        assert await search_orders(conn, "o'brien", None) == [other.code]
+        assert await search_orders(conn, order.code.lower(), None) == [order.code]
+        assert await search_orders(conn, other.tickets[1].barcode, None) == [other.code]
+        assert await search_orders(conn, None, event.id) == [other.code, order.code]
+        assert await search_orders(conn, None, "evt_other") == []
+        assert await search_orders(conn, "%", None) == []
+
+
+async def test_inventory_cannot_oversell(any_store: Store) -> None:
+    event, types, _ = await _seed(any_store)
+    vip = types[1]
+    async with any_store.transaction() as conn:
+        await adjust_inventory(conn, vip.id, None, vip.quota)
+    with pytest.raises(IntegrityError):
+        async with any_store.transaction() as conn:
+            await adjust_inventory(conn, vip.id, None, 1)
+    async with any_store.transaction() as conn:
+        await adjust_inventory(conn, vip.id, None, -1)
+        assert [t.sold for t in await load_ticket_types(conn, event.id) if t.id == vip.id] == [vip.quota - 1]

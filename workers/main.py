@@ -1,0 +1,79 @@
+"""`ticketops worker`: run every queue's worker until SIGINT/SIGTERM, then drain and leave.
+
+The temporalio core can crash at interpreter exit after correct work, so the
+process ends with `os._exit` once the workers are shut down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+
+import structlog
+
+from activities.deps import Deps
+from email_providers.factory import make_provider
+from runtime.email_config import email_settings
+from runtime.logging import configure_logging
+from runtime.settings import Settings, get_settings
+from runtime.temporal import connect, ensure_search_attributes
+from ticketing.store.engine import Store
+from ticketing.store.migrate import upgrade
+from workers.build import build_workers
+from workers.payments import payment_adapters
+
+log = structlog.get_logger(__name__)
+
+
+async def build_deps(settings: Settings) -> Deps:
+    store = Store(settings.database_url)
+    return Deps(
+        settings=settings,
+        store=store,
+        email=make_provider(email_settings(settings.email)),
+        payments=payment_adapters(settings),
+    )
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    await upgrade(settings.database_url)
+    client = await connect(settings.temporal)
+    await ensure_search_attributes(client)
+    deps = await build_deps(settings)
+    workers = build_workers(client, deps, prefix=settings.temporal.queue_prefix)
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    log.info("worker.started", queues=[w.task_queue for w in workers])
+    await stop.wait()
+    log.info("worker.stopping")
+    await asyncio.gather(*(w.shutdown() for w in workers))
+    for task in tasks:
+        with contextlib.suppress(Exception):
+            await task
+    await deps.email.close()
+    await deps.store.dispose()
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(json=settings.log_json, level=settings.log_level)
+    code = 0
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run(settings, stop)
+
+    try:
+        asyncio.run(_main())
+    except Exception:
+        log.exception("worker.crashed")
+        code = 1
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

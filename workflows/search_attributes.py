@@ -1,0 +1,14 @@
+"""Finance-facing search attributes. Values are ids, statuses and amounts: never personal data."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+ORDER_ID = SearchAttributeKey.for_keyword("OrderId")
+EVENT_ID = SearchAttributeKey.for_keyword("EventId")
+REFUND_STATUS = SearchAttributeKey.for_keyword("RefundStatus")
+PAYMENT_PROCESSOR = SearchAttributeKey.for_keyword("PaymentProcessor")
+REFUND_AMOUNT = SearchAttributeKey.for_int("RefundAmount")
+BULK_STATUS = SearchAttributeKey.for_keyword("BulkStatus")
+
+ALL = (ORDER_ID, EVENT_ID, REFUND_STATUS, PAYMENT_PROCESSOR, REFUND_AMOUNT, BULK_STATUS)
