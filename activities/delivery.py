@@ -2,21 +2,22 @@
 
 The delivery log is asked before every send: a retried activity never sends a
 message the log says was sent. Between send and log there is a window (a
-crash right after the SMTP server accepted); the Message-ID is deterministic
-so that a resend in that window is recognisable downstream as the same message.
+crash right after the server accepted); the Message-ID is deterministic so
+that a resend in that window is recognisable downstream as the same message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.contracts import DeliverTickets, DeliveryOutcome
+from activities.contracts import DeliverTickets, DeliveryOutcome, RefundEmail
 from activities.deps import Deps
 from activities.errors import domain_errors
 from activities.ticket_documents import ticket_document
@@ -24,7 +25,7 @@ from documents.email_templates import render_email
 from documents.ticket_pdf import render_ticket_pdf
 from email_providers.base import Attachment, OutgoingEmail, PermanentEmailError, TransientEmailError
 from ticketing.errors import ActionNotAllowed
-from ticketing.models import OrderEvent
+from ticketing.models import Order, OrderEvent, Refund
 from ticketing.store.deliveries import DeliveryStatus, claim_delivery, mark_delivery
 from ticketing.store.orders import (
     append_history,
@@ -33,6 +34,7 @@ from ticketing.store.orders import (
     load_ticket_types,
     load_time_slots,
 )
+from ticketing.store.refunds import load_refund
 
 log = structlog.get_logger(__name__)
 
@@ -40,95 +42,60 @@ log = structlog.get_logger(__name__)
 def message_id(operation_id: str, recipient: str, document: str) -> str:
     """One Message-ID per (operation, recipient, document), stable across retries."""
     digest = hashlib.sha256(f"{operation_id}|{recipient.lower()}|{document}".encode()).hexdigest()
-    return f"<{digest[:40]}@ticketops>"
+    return f"{digest[:40]}@ticketops"
 
 
 class DeliveryActivities:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @activity.defn(name="deliver_tickets")
-    @domain_errors
-    async def deliver_tickets(self, req: DeliverTickets) -> DeliveryOutcome:
+    async def _send_once(
+        self,
+        *,
+        order_code: str,
+        operation_id: str,
+        kind: str,
+        recipient: str,
+        document: str,
+        build: Callable[[str], Awaitable[OutgoingEmail]],
+        history: OrderEvent | None,
+    ) -> DeliveryOutcome:
+        """Claim in the delivery log, send, then mark sent and write history together."""
         store = self.deps.store
-        async with store.transaction() as conn:
-            order = await load_order(conn, req.order_code)
-            event = await load_event(conn, order.event_id)
-            types = {t.id: t for t in await load_ticket_types(conn, event.id)}
-            slots = {s.id: s for s in await load_time_slots(conn, event.id)}
-        recipient = order.contact.email
-        if not recipient:
-            raise ActionNotAllowed("the order's contact has no email address", type="no-contact-email")
-        wanted = [order.ticket(t) for t in req.ticket_ids]
-        deliverable = [t for t in wanted if t.is_valid]
-        if not deliverable:
-            raise ActionNotAllowed("none of the tickets is valid any more", type="no-valid-tickets")
-        document = f"{req.kind}:" + ",".join(sorted(t.id for t in deliverable))
-        mid = message_id(req.operation_id, recipient, document)
-        provider = self.deps.email.name
-        history = OrderEvent(
-            type=req.history_type,
-            actor=req.actor,
-            at=datetime.now(UTC),
-            data={"tickets": [t.id for t in deliverable], "message_id": mid, "operation_id": req.operation_id},
-            dedupe_key=f"{req.history_type}:{mid}",
-        )
+        mid = message_id(operation_id, recipient, document)
+        if history is not None:
+            history = history.model_copy(
+                update={"data": {**history.data, "message_id": mid}, "dedupe_key": f"{history.type}:{mid}"}
+            )
         async with store.transaction() as conn:
             prior = await claim_delivery(
                 conn,
                 message_id=mid,
-                order_code=order.code,
-                workflow_id=req.operation_id,
-                kind=req.kind,
-                provider=provider,
+                order_code=order_code,
+                workflow_id=operation_id,
+                kind=kind,
+                provider=self.deps.email.name,
             )
-            if prior is DeliveryStatus.SENT:
-                await append_history(conn, order.code, [history])
+            if prior is DeliveryStatus.SENT and history is not None:
+                await append_history(conn, order_code, [history])
         if prior is DeliveryStatus.SENT:
-            log.info("delivery.already_sent", message_id=mid, order=order.code)
-            return DeliveryOutcome(message_id=mid, status="already-sent", ticket_count=len(deliverable))
-
-        docs = [ticket_document(order, event, t, types, slots) for t in deliverable]
-        pdfs = await asyncio.to_thread(lambda: [render_ticket_pdf(d) for d in docs])
-        rendered = render_email(
-            "tickets",
-            {
-                "event_name": event.name,
-                "order_code": order.code,
-                "buyer_name": order.contact.name,
-                "tickets": [d.model_dump() for d in docs],
-            },
-        )
-        email = OutgoingEmail(
-            message_id=mid,
-            sender=self.deps.settings.email.sender,
-            to=[recipient],
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
-            attachments=[
-                Attachment(filename=f"ticket-{d.ticket_id}.pdf", content_type="application/pdf", data=pdf)
-                for d, pdf in zip(docs, pdfs, strict=True)
-            ],
-        )
+            log.info("delivery.already_sent", message_id=mid, order=order_code, kind=kind)
+            return DeliveryOutcome(message_id=mid, status="already-sent", ticket_count=0)
+        email = await build(mid)
         try:
             await self.deps.email.send(email)
         except PermanentEmailError as err:
             async with store.transaction() as conn:
                 await mark_delivery(conn, mid, DeliveryStatus.FAILED, str(err))
-                await append_history(
-                    conn,
-                    order.code,
-                    [
-                        history.model_copy(
-                            update={
-                                "type": "delivery-failed",
-                                "data": {**history.data, "reason": str(err)},
-                                "dedupe_key": f"delivery-failed:{mid}",
-                            }
-                        )
-                    ],
-                )
+                if history is not None:
+                    failed = history.model_copy(
+                        update={
+                            "type": "delivery-failed",
+                            "data": {**history.data, "reason": str(err), "kind": kind},
+                            "dedupe_key": f"delivery-failed:{mid}",
+                        }
+                    )
+                    await append_history(conn, order_code, [failed])
             raise ApplicationError(
                 f"the email provider rejected the message: {err}",
                 {"type": "email-rejected", "message_id": mid},
@@ -141,6 +108,139 @@ class DeliveryActivities:
             raise
         async with store.transaction() as conn:
             await mark_delivery(conn, mid, DeliveryStatus.SENT)
-            await append_history(conn, order.code, [history])
-        log.info("delivery.sent", message_id=mid, order=order.code, tickets=len(deliverable))
-        return DeliveryOutcome(message_id=mid, status="sent", ticket_count=len(deliverable))
+            if history is not None:
+                await append_history(conn, order_code, [history])
+        log.info("delivery.sent", message_id=mid, order=order_code, kind=kind)
+        return DeliveryOutcome(message_id=mid, status="sent", ticket_count=0)
+
+    @activity.defn(name="deliver_tickets")
+    @domain_errors
+    async def deliver_tickets(self, req: DeliverTickets) -> DeliveryOutcome:
+        async with self.deps.store.transaction() as conn:
+            order = await load_order(conn, req.order_code)
+            event = await load_event(conn, order.event_id)
+            types = {t.id: t for t in await load_ticket_types(conn, event.id)}
+            slots = {s.id: s for s in await load_time_slots(conn, event.id)}
+        recipient = order.contact.email
+        if not recipient:
+            raise ActionNotAllowed("the order's contact has no email address", type="no-contact-email")
+        deliverable = [t for t in (order.ticket(i) for i in req.ticket_ids) if t.is_valid]
+        if not deliverable:
+            raise ActionNotAllowed("none of the tickets is valid any more", type="no-valid-tickets")
+        docs = [ticket_document(order, event, t, types, slots) for t in deliverable]
+
+        async def build(mid: str) -> OutgoingEmail:
+            pdfs = await asyncio.to_thread(lambda: [render_ticket_pdf(d) for d in docs])
+            rendered = render_email(
+                "tickets",
+                {
+                    "event_name": event.name,
+                    "event_starts_at": event.starts_at,
+                    "venue": event.venue,
+                    "order_code": order.code,
+                    "buyer_name": order.contact.name,
+                    "tickets": [d.model_dump() for d in docs],
+                },
+            )
+            return OutgoingEmail(
+                message_id=mid,
+                sender=self.deps.settings.email.sender,
+                to=[recipient],
+                subject=rendered.subject,
+                text=rendered.text,
+                html=rendered.html,
+                attachments=[
+                    Attachment(filename=f"ticket-{d.ticket_id}.pdf", content_type="application/pdf", data=pdf)
+                    for d, pdf in zip(docs, pdfs, strict=True)
+                ],
+            )
+
+        outcome = await self._send_once(
+            order_code=order.code,
+            operation_id=req.operation_id,
+            kind=req.kind,
+            recipient=recipient,
+            document=f"{req.kind}:" + ",".join(sorted(t.id for t in deliverable)),
+            build=build,
+            history=OrderEvent(
+                type=req.history_type,
+                actor=req.actor,
+                at=datetime.now(UTC),
+                data={"tickets": [t.id for t in deliverable], "operation_id": req.operation_id},
+            ),
+        )
+        return outcome.model_copy(update={"ticket_count": len(deliverable)})
+
+    @activity.defn(name="send_refund_email")
+    @domain_errors
+    async def send_refund_email(self, req: RefundEmail) -> DeliveryOutcome:
+        """The customer's refund receipt, or finance's notice of a failed or waiting refund."""
+        async with self.deps.store.transaction() as conn:
+            refund = await load_refund(conn, req.refund_id)
+            order = await load_order(conn, refund.order_code)
+            event = await load_event(conn, order.event_id)
+        to_finance = req.kind != "receipt"
+        recipient = self.deps.settings.email.finance_address if to_finance else order.contact.email
+        if not recipient:
+            return DeliveryOutcome(message_id="", status="skipped-no-email", ticket_count=0)
+        template = {
+            "receipt": "refund_receipt",
+            "refund-error": "finance_refund_error",
+            "manual-reminder": "finance_manual_refund_reminder",
+        }[req.kind]
+        method = f"{order.payment.method.value} ({refund.processor.value})"
+        context: dict[str, object] = {
+            "event_name": event.name,
+            "order_code": order.code,
+            "buyer_name": order.contact.name,
+            "refund_id": refund.id,
+            "amount_display": refund.amount.display(),
+            "refund_total": refund.amount.display(),
+            "payment_method": method,
+            "reason": refund.failure_reason or refund.reason,
+            "failed_at": refund.updated_at,
+            "requested_at": refund.created_at,
+            "days_waiting": max(0, (datetime.now(UTC) - refund.created_at).days),
+            "workflow_id": refund.workflow_id,
+            "lines": _refund_lines(order, refund),
+            "expected_arrival": "5 to 10 business days" if refund.processor.value == "stripe" else None,
+        }
+
+        async def build(mid: str) -> OutgoingEmail:
+            rendered = render_email(template, context)
+            return OutgoingEmail(
+                message_id=mid,
+                sender=self.deps.settings.email.sender,
+                to=[recipient],
+                subject=rendered.subject,
+                text=rendered.text,
+                html=rendered.html,
+            )
+
+        history = None
+        if not to_finance:
+            history = OrderEvent(
+                type="refund-receipt-sent",
+                actor="ticketops",
+                at=datetime.now(UTC),
+                data={"refund_id": refund.id},
+            )
+        return await self._send_once(
+            order_code=order.code,
+            operation_id=req.operation_id,
+            kind=f"refund-{req.kind}",
+            recipient=recipient,
+            document=f"refund:{refund.id}:{req.kind}:{refund.attempt}:{req.sequence}",
+            build=build,
+            history=history,
+        )
+
+
+def _refund_lines(order: Order, refund: Refund) -> list[dict[str, str]]:
+    tickets = {t.id: t for t in order.tickets}
+    lines = [
+        {"description": f"Ticket {tid}", "amount_display": tickets[tid].price.display()}
+        for tid in refund.ticket_ids
+        if tid in tickets
+    ]
+    return lines or [{"description": f"Refund: {refund.reason}", "amount_display": refund.amount.display()}]

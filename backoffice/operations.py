@@ -10,7 +10,13 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -20,7 +26,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ticketing.errors import NotFound
+from ticketing.errors import ActionNotAllowed, NotFound
 
 OperationState = Literal["running", "completed", "failed"]
 
@@ -108,6 +114,40 @@ class Operations:
         elif status is not WorkflowExecutionStatus.CONTINUED_AS_NEW:
             view.error = await _failure(handle, status)
         return view
+
+
+    async def update(self, operation_id: str, name: str, arg: BaseModel) -> Any:
+        """Run a workflow update; its validator's refusal comes back as a domain error."""
+        handle = self.client.get_workflow_handle(operation_id)
+        try:
+            return await handle.execute_update(name, arg)
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError):
+                raise ActionNotAllowed(cause.message, type=cause.type or "update-refused") from err
+            raise
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND or "completed" in err.message:
+                raise ActionNotAllowed(
+                    f"operation {operation_id} has ended and takes no more actions", type="operation-closed"
+                ) from err
+            raise
+
+    async def signal(self, operation_id: str, name: str, arg: BaseModel) -> bool:
+        """Signal a running workflow; False when it has ended or never existed."""
+        try:
+            await self.client.get_workflow_handle(operation_id).signal(name, arg)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND or "completed" in err.message:
+                return False
+            raise
+        return True
+
+    async def query(self, operation_id: str, name: str) -> Any:
+        try:
+            return await self.client.get_workflow_handle(operation_id).query(name)
+        except (RPCError, WorkflowQueryFailedError):
+            return None
 
 
 async def _current_details(handle: Any) -> str | None:

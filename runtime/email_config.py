@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from email_providers.factory import EmailSettings
 from email_providers.ses import SesSettings
+
 from email_providers.smtp import SmtpSettings
 from runtime.settings import EmailConfig
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR = Path("var")
@@ -53,10 +53,15 @@ class EmailConfig(BaseModel):
 
 
 class RefundConfig(BaseModel):
-    confirmation_window_business_days: int = 10
+    confirmation_business_days: int = 10
     poll_initial_seconds: float = 30.0
     poll_max_seconds: float = 6 * 3600.0
-    manual_reminder_days: int = 3
+    manual_reminder_days: float = 3.0
+    finance_action_days: float = 30.0
+    approval_expiry_hours: float = 48.0
+    approval_threshold: int | None = Field(
+        default=None, description="Refunds above this many minor units wait for a second finance user."
+    )
 
 
 class Settings(BaseSettings):

@@ -15,6 +15,7 @@ import structlog
 
 from activities.deps import Deps
 from email_providers.factory import make_provider
+from payment_adapters.registry import payment_adapters
 from runtime.email_config import email_settings
 from runtime.logging import configure_logging
 from runtime.settings import Settings, get_settings
@@ -22,7 +23,6 @@ from runtime.temporal import connect, ensure_search_attributes
 from ticketing.store.engine import Store
 from ticketing.store.migrate import upgrade
 from workers.build import build_workers
-from workers.payments import payment_adapters
 
 log = structlog.get_logger(__name__)
 

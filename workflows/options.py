@@ -44,3 +44,5 @@ def sibling_queue(orders_queue: str, kind: str) -> str:
 
 def queue_names(prefix: str = "") -> tuple[str, str, str]:
     return f"{prefix}orders", f"{prefix}payments", f"{prefix}email"
+
+PAYMENT_SCHEDULE_TO_CLOSE = timedelta(days=1)

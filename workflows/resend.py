@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities
     from workflows import options
     from workflows.contracts import ResendRequest, ResendResult
+    from workflows.failures import refusals_surface
     from workflows.search_attributes import EVENT_ID, ORDER_ID
 
 
@@ -22,26 +23,30 @@ class ResendOrderWorkflow:
     @workflow.run
     async def run(self, req: ResendRequest) -> ResendResult:
         workflow.upsert_search_attributes([ORDER_ID.value_set(req.order_code)])
-        plan = await workflow.execute_activity_method(
-            OrderActivities.plan_resend,
-            OrderRef(order_code=req.order_code, actor=req.actor),
-            start_to_close_timeout=options.STORE_TIMEOUT,
-            retry_policy=options.STORE_RETRY,
+        plan = await refusals_surface(
+            workflow.execute_activity_method(
+                OrderActivities.plan_resend,
+                OrderRef(order_code=req.order_code, actor=req.actor),
+                start_to_close_timeout=options.STORE_TIMEOUT,
+                retry_policy=options.STORE_RETRY,
+            )
         )
         workflow.upsert_search_attributes([EVENT_ID.value_set(plan.event_id)])
         workflow.set_current_details(f"Delivering {len(plan.ticket_ids)} ticket(s) by email")
-        outcome = await workflow.execute_activity_method(
-            DeliveryActivities.deliver_tickets,
-            DeliverTickets(
-                order_code=req.order_code,
-                ticket_ids=plan.ticket_ids,
-                operation_id=workflow.info().workflow_id,
-                actor=req.actor,
-            ),
-            task_queue=options.sibling_queue(workflow.info().task_queue, "email"),
-            start_to_close_timeout=options.EMAIL_TIMEOUT,
-            schedule_to_close_timeout=options.EMAIL_SCHEDULE_TO_CLOSE,
-            retry_policy=options.EMAIL_RETRY,
+        outcome = await refusals_surface(
+            workflow.execute_activity_method(
+                DeliveryActivities.deliver_tickets,
+                DeliverTickets(
+                    order_code=req.order_code,
+                    ticket_ids=plan.ticket_ids,
+                    operation_id=workflow.info().workflow_id,
+                    actor=req.actor,
+                ),
+                task_queue=options.sibling_queue(workflow.info().task_queue, "email"),
+                start_to_close_timeout=options.EMAIL_TIMEOUT,
+                schedule_to_close_timeout=options.EMAIL_SCHEDULE_TO_CLOSE,
+                retry_policy=options.EMAIL_RETRY,
+            )
         )
         workflow.set_current_details("")
         return ResendResult(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -10,12 +11,17 @@ from backoffice.operations import Operations
 from runtime.settings import Settings
 from ticketing.store.engine import Store
 
+if TYPE_CHECKING:
+    from payment_adapters.base import PaymentAdapter
+    from ticketing.models import Processor
+
 
 @dataclass
 class AppState:
     settings: Settings
     store: Store
     operations: Operations
+    payments: dict[Processor, PaymentAdapter] = field(default_factory=dict)
 
 
 def state(request: Request) -> AppState:

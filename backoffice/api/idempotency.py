@@ -40,6 +40,11 @@ def request_key(request: Request) -> tuple[str, bool]:
     return key, True
 
 
+def check_idempotency_key(request: Request) -> None:
+    """Route dependency: a malformed key is refused before anything else is looked at."""
+    request_key(request)
+
+
 def fingerprint(request: Request, body: Any) -> str:
     canonical = json.dumps(body, sort_keys=True, default=str)
     return hashlib.sha256(f"{request.method} {request.url.path} {canonical}".encode()).hexdigest()

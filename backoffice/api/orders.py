@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from temporalio.common import SearchAttributePair
 
 from backoffice.api.deps import AppState, actor, state
-from backoffice.api.idempotency import idempotent
+from backoffice.api.idempotency import check_idempotency_key, idempotent
 from backoffice.api.views import OrderSummary, OrderView, order_summary, order_view
 from ticketing.errors import ActionNotAllowed
 from ticketing.policies.actions import resend_refusal
@@ -71,7 +72,12 @@ def accepted(operation_id: str, **extra: Any) -> dict[str, Any]:
     return {"operation_id": operation_id, "status_url": f"/operations/{operation_id}", **extra}
 
 
-@router.post("/orders/{code}/resend", status_code=202, response_model=Accepted)
+@router.post(
+    "/orders/{code}/resend",
+    status_code=202,
+    response_model=Accepted,
+    dependencies=[Depends(check_idempotency_key)],
+)
 async def resend(
     code: str, request: Request, st: StateDep, who: ActorDep, body: ResendBody | None = None
 ) -> JSONResponse:
@@ -88,7 +94,7 @@ async def resend(
             "ResendOrder",
             ResendRequest(order_code=code, actor=who),
             operation_id=f"resend/{code}/{key}",
-            search_attributes=[ORDER_ID.value_set(code), EVENT_ID.value_set(order.event_id)],
+            search_attributes=[SearchAttributePair(ORDER_ID, code), SearchAttributePair(EVENT_ID, order.event_id)],
             summary=f"Resend {len(order.valid_tickets)} ticket(s) of order {code}",
             memo={"actor": who},
         )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ticketing.models import EventPolicy, PaymentMethod, Payment
+from tests.builders import make_event, make_order
+from ticketing.models import EventPolicy, Payment, PaymentMethod
 from ticketing.policies.actions import available_actions
 from ticketing.states import OrderStatus, PaymentStatus, ScanState, TicketState
-from tests.builders import make_event, make_order
 
 
 def _actions(order, event):  # type: ignore[no-untyped-def]

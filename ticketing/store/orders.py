@@ -32,7 +32,15 @@ from ticketing.models import (
 )
 from ticketing.money import Money
 from ticketing.states import OrderStatus, PaymentStatus, ScanState, TicketState
-from ticketing.store.tables import events, order_events, orders, scans, ticket_types, tickets, time_slots
+from ticketing.store.tables import (
+    events,
+    order_events,
+    orders,
+    scans,
+    ticket_types,
+    tickets,
+    time_slots,
+)
 
 
 def _now() -> datetime:

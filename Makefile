@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh machine with python3, make and git:
+#   make dev    the whole local stack (Temporal, Stripe and SMTP stand-ins, worker, API, demo data)
+#   make test   lint, type-check and the full test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+
+.PHONY: dev test lint typecheck pytest slow bench clean install
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(BIN)/uv pyproject.toml uv.lock
+	$(BIN)/uv sync --frozen --quiet
+	touch $@
+
+install: $(VENV)/.synced
+
+dev: install
+	$(BIN)/ticketops dev
+
+test: install
+	bash deploy/ensure-postgres.sh
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy .
+
+slow: install
+	bash deploy/ensure-postgres.sh
+	$(BIN)/pytest -m slow
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

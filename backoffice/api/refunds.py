@@ -1,0 +1,260 @@
+"""Refund routes: preview (a quote with a hash), request, read, retry, mark refunded, approve."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from temporalio.common import SearchAttributePair
+
+from backoffice.api.deps import AppState, actor, state
+from backoffice.api.idempotency import check_idempotency_key, idempotent
+from backoffice.api.views import MoneyView
+from ticketing.errors import ActionNotAllowed
+from ticketing.models import Refund, RefundKind
+from ticketing.money import Money
+from ticketing.processors import CAPABILITIES
+from ticketing.refunds import RefundQuote, RefundRequest, quote_refund
+from ticketing.states import RefundStatus
+from ticketing.store.orders import load_event, load_order
+from ticketing.store.refunds import list_refunds, load_refund
+from workflows.contracts import ApproveRefund, MarkRefunded, RefundInput, RefundTiming, RetryRefund
+from workflows.search_attributes import EVENT_ID, ORDER_ID, PAYMENT_PROCESSOR, REFUND_AMOUNT, REFUND_STATUS
+
+router = APIRouter(tags=["refunds"])
+StateDep = Annotated[AppState, Depends(state)]
+ActorDep = Annotated[str, Depends(actor)]
+
+
+class AmountBody(BaseModel):
+    amount: int = Field(gt=0, description="Minor units (cents).")
+    currency: str = Field(min_length=3, max_length=3)
+
+
+class RefundBody(BaseModel):
+    kind: RefundKind = Field(description="full, tickets (with ticket_ids) or amount (goodwill, tickets stay valid)")
+    reason: str = Field(min_length=3, max_length=500)
+    ticket_ids: list[str] = Field(default=[], max_length=500)
+    amount: AmountBody | None = None
+
+    def request(self) -> RefundRequest:
+        money = Money(amount=self.amount.amount, currency=self.amount.currency) if self.amount else None
+        return RefundRequest(kind=self.kind, reason=self.reason, ticket_ids=self.ticket_ids, amount=money)
+
+
+class ConfirmedRefundBody(RefundBody):
+    quote_hash: str = Field(min_length=64, max_length=64, description="From the preview: what the agent confirmed.")
+
+
+class QuotedTicketView(BaseModel):
+    ticket_id: str
+    amount: MoneyView
+
+
+class QuoteView(BaseModel):
+    order_code: str
+    kind: str
+    amount: MoneyView
+    tickets: list[QuotedTicketView]
+    fees_kept: MoneyView
+    tickets_invalidated: list[str]
+    processor: str
+    automatic: bool
+    needs_approval: bool
+    quote_hash: str
+
+
+class RefundView(BaseModel):
+    id: str
+    order_code: str
+    kind: str
+    status: str
+    amount: MoneyView
+    ticket_ids: list[str]
+    fees_kept: MoneyView
+    reason: str
+    processor: str
+    processor_refund_id: str | None
+    attempt: int
+    failure_reason: str | None
+    manual_reference: str | None
+    requested_by: str
+    approved_by: str | None
+    confirmed_by: str | None
+    operation_id: str
+    waiting_for: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class ReferenceBody(BaseModel):
+    reference: str = Field(min_length=1, max_length=200, description="The payout's bank or voucher reference.")
+
+
+def refund_view(refund: Refund, waiting_for: str | None = None) -> RefundView:
+    return RefundView(
+        id=refund.id,
+        order_code=refund.order_code,
+        kind=refund.kind.value,
+        status=refund.status.value,
+        amount=MoneyView.of(refund.amount),
+        ticket_ids=refund.ticket_ids,
+        fees_kept=MoneyView.of(refund.fees_kept),
+        reason=refund.reason,
+        processor=refund.processor.value,
+        processor_refund_id=refund.processor_refund_id,
+        attempt=refund.attempt,
+        failure_reason=refund.failure_reason,
+        manual_reference=refund.manual_reference,
+        requested_by=refund.requested_by,
+        approved_by=refund.approved_by,
+        confirmed_by=refund.confirmed_by,
+        operation_id=refund.workflow_id,
+        waiting_for=waiting_for,
+        created_at=refund.created_at.isoformat(),
+        updated_at=refund.updated_at.isoformat(),
+    )
+
+
+def _threshold(st: AppState, event_threshold: int | None) -> int | None:
+    return event_threshold if event_threshold is not None else st.settings.refunds.approval_threshold
+
+
+async def _quote(st: AppState, code: str, body: RefundBody) -> tuple[RefundQuote, Any, Any]:
+    async with st.store.transaction() as conn:
+        order = await load_order(conn, code)
+        event = await load_event(conn, order.event_id)
+    quote = quote_refund(order, event, body.request(), CAPABILITIES[order.payment.processor])
+    return quote, order, event
+
+
+def _quote_view(quote: RefundQuote, threshold: int | None) -> QuoteView:
+    return QuoteView(
+        order_code=quote.order_code,
+        kind=quote.kind.value,
+        amount=MoneyView.of(quote.amount),
+        tickets=[QuotedTicketView(ticket_id=q.ticket_id, amount=MoneyView.of(q.amount)) for q in quote.tickets],
+        fees_kept=MoneyView.of(quote.fees_kept),
+        tickets_invalidated=quote.tickets_invalidated,
+        processor=quote.processor.value,
+        automatic=quote.automatic,
+        needs_approval=threshold is not None and quote.amount.amount > threshold,
+        quote_hash=quote.quote_hash,
+    )
+
+
+@router.post("/orders/{code}/refunds/preview", response_model=QuoteView)
+async def preview_refund(code: str, body: RefundBody, st: StateDep) -> QuoteView:
+    """Price the refund; the agent confirms this quote by sending its hash back."""
+    quote, _, event = await _quote(st, code.upper(), body)
+    return _quote_view(quote, _threshold(st, event.policy.refund_approval_threshold))
+
+
+@router.post("/orders/{code}/refunds", status_code=202, dependencies=[Depends(check_idempotency_key)])
+async def request_refund(
+    code: str, body: ConfirmedRefundBody, request: Request, st: StateDep, who: ActorDep
+) -> JSONResponse:
+    """Start the refund exactly as previewed; a changed order is refused (`quote-mismatch`)."""
+    code = code.upper()
+    quote, order, event = await _quote(st, code, body)
+    if quote.quote_hash != body.quote_hash:
+        raise ActionNotAllowed(
+            "the order or the request changed since the preview; preview again and confirm the new quote",
+            type="quote-mismatch",
+        )
+    timing = RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"}))
+
+    async def act(key: str) -> dict[str, Any]:
+        operation_id = f"refund/{code}/{key}"
+        refund_id = "rf_" + hashlib.sha256(operation_id.encode()).hexdigest()[:16]
+        await st.operations.start(
+            "Refund",
+            RefundInput(
+                order_code=code,
+                actor=who,
+                refund_id=refund_id,
+                kind=quote.kind.value,
+                reason=quote.reason,
+                ticket_ids=body.ticket_ids,
+                amount=body.amount.amount if body.amount else None,
+                currency=body.amount.currency if body.amount else None,
+                quote_hash=quote.quote_hash,
+                timing=timing,
+                approval_threshold=st.settings.refunds.approval_threshold,
+            ),
+            operation_id=operation_id,
+            search_attributes=[
+                SearchAttributePair(ORDER_ID, code),
+                SearchAttributePair(EVENT_ID, order.event_id),
+                SearchAttributePair(REFUND_STATUS, RefundStatus.REQUESTED.value),
+                SearchAttributePair(PAYMENT_PROCESSOR, quote.processor.value),
+                SearchAttributePair(REFUND_AMOUNT, quote.amount.amount),
+            ],
+            summary=(
+                f"Refund {quote.amount.display()} on order {code} "
+                f"({len(quote.tickets_invalidated)} ticket(s), {quote.kind.value})"
+            ),
+            memo={"actor": who, "refund_id": refund_id},
+        )
+        return {
+            "operation_id": operation_id,
+            "refund_id": refund_id,
+            "status_url": f"/operations/{operation_id}",
+            "refund_url": f"/refunds/{refund_id}",
+        }
+
+    return await idempotent(st.store, request, who, body.model_dump(mode="json") | {"code": code}, act)
+
+
+@router.get("/refunds", response_model=list[RefundView])
+async def find_refunds(
+    st: StateDep,
+    status: Annotated[RefundStatus | None, Query()] = None,
+    event: Annotated[str | None, Query(max_length=64)] = None,
+    order: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[RefundView]:
+    async with st.store.transaction() as conn:
+        found = await list_refunds(
+            conn, status=status, event_id=event, order_code=order.upper() if order else None, limit=limit, offset=offset
+        )
+    return [refund_view(r) for r in found]
+
+
+@router.get("/refunds/{refund_id}", response_model=RefundView)
+async def get_refund(refund_id: str, st: StateDep) -> RefundView:
+    async with st.store.transaction() as conn:
+        refund = await load_refund(conn, refund_id)
+    progress = await st.operations.query(refund.workflow_id, "progress")
+    waiting = progress.get("waiting_for") if isinstance(progress, dict) else None
+    return refund_view(refund, waiting or None)
+
+
+async def _refund_update(st: AppState, refund_id: str, name: str, arg: BaseModel) -> RefundView:
+    async with st.store.transaction() as conn:
+        refund = await load_refund(conn, refund_id)
+    await st.operations.update(refund.workflow_id, name, arg)
+    async with st.store.transaction() as conn:
+        return refund_view(await load_refund(conn, refund_id))
+
+
+@router.post("/refunds/{refund_id}/retry", response_model=RefundView)
+async def retry_refund(refund_id: str, st: StateDep, who: ActorDep) -> RefundView:
+    """A new processor attempt, with a new idempotency key, for a refund in refund-error."""
+    return await _refund_update(st, refund_id, "retry", RetryRefund(actor=who))
+
+
+@router.post("/refunds/{refund_id}/mark-refunded", response_model=RefundView)
+async def mark_refunded(refund_id: str, body: ReferenceBody, st: StateDep, who: ActorDep) -> RefundView:
+    """Finance paid the customer outside the processor (manual methods, or after a refund-error)."""
+    return await _refund_update(st, refund_id, "mark_refunded", MarkRefunded(actor=who, reference=body.reference))
+
+
+@router.post("/refunds/{refund_id}/approve", response_model=RefundView)
+async def approve_refund(refund_id: str, st: StateDep, who: ActorDep) -> RefundView:
+    """Four eyes: a refund above the threshold is approved by another finance user."""
+    return await _refund_update(st, refund_id, "approve", ApproveRefund(actor=who))

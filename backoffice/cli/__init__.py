@@ -1,0 +1,1 @@
+"""The `ticketops` command line."""

@@ -1,0 +1,95 @@
+"""`ticketops`: run the stack, the worker, the API, and the data commands.
+
+Every command ends the process with `os._exit`, because the temporalio core
+can crash at interpreter exit after correct work.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="ticketops: order operations as durable workflows.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(db_app, name="db")
+
+
+@app.command()
+def dev(
+    fresh: Annotated[bool, typer.Option(help="Wipe var/ first: new database, mail and Temporal history.")] = False,
+) -> None:
+    """Run the whole local stack: Temporal dev server, Stripe and SMTP stand-ins, worker, API, demo data."""
+    from devtools.stack import run_stack
+
+    raise typer.Exit(run_stack(fresh=fresh))
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker on the orders, payments and email task queues."""
+    from workers.main import main as worker_main
+
+    worker_main()
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Serve the backoffice API."""
+    import uvicorn
+
+    from backoffice.api.server import build_app
+    from runtime.logging import configure_logging
+    from runtime.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(json=settings.log_json, level=settings.log_level)
+    uvicorn.run(build_app(settings), host=host, port=port, log_level="warning")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database to the newest schema."""
+    from runtime.settings import get_settings
+    from ticketing.store.migrate import upgrade_sync
+
+    upgrade_sync(get_settings().database_url)
+    typer.echo("database is at the newest schema")
+
+
+def _mount_optional() -> None:
+    try:
+        from backoffice.cli.data import demo_app, orders_app
+    except ImportError:  # pragma: no cover - during partial installs
+        return
+    app.add_typer(orders_app, name="orders", help="Find, show and import orders.")
+    app.add_typer(demo_app, name="demo", help="Demo data.")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    code = 0
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except Exception as exc:  # click's usage errors and the rest
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            code = exc.exit_code
+        else:
+            raise
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

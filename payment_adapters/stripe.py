@@ -1,0 +1,139 @@
+"""Stripe adapter over the SDK's async client.
+
+Retries are Temporal's: the SDK makes one attempt, and the activity retries
+429s and 5xx with backoff and the same idempotency key. A 4xx is Stripe saying
+no, which becomes a `ProcessorRejected` with Stripe's error code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+
+from payment_adapters.base import (
+    ProcessorPayment,
+    ProcessorRefund,
+    ProcessorRejected,
+    ProcessorUnavailable,
+    WebhookEvent,
+    WebhookRejected,
+)
+from payment_adapters.stripe_client import build_stripe_client
+from ticketing.models import Processor
+from ticketing.money import Money
+from ticketing.processors import CAPABILITIES
+
+_REFUND_EVENTS = {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
+
+
+def _ts(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value else None
+
+
+def _refund(obj: Any) -> ProcessorRefund:
+    payment = obj.get("payment_intent")
+    if isinstance(payment, dict):
+        payment = payment.get("id")
+    return ProcessorRefund(
+        id=obj["id"],
+        status=obj["status"],
+        amount=Money(amount=obj["amount"], currency=obj["currency"].upper()),
+        payment_reference=payment,
+        failure_reason=obj.get("failure_reason"),
+        pending_reason=obj.get("pending_reason"),
+        metadata=dict(obj.get("metadata") or {}),
+        created=_ts(obj.get("created")),
+    )
+
+
+def _translate(err: stripe.StripeError) -> Exception:
+    code = getattr(err, "code", None)
+    status = err.http_status
+    message = err.user_message or str(err)
+    if isinstance(err, stripe.RateLimitError | stripe.APIConnectionError) or (status or 0) >= 500:
+        return ProcessorUnavailable(message, code=code or "unavailable", status=status)
+    if isinstance(err, stripe.IdempotencyError):
+        # Same key, other parameters: a bug on our side, never retried blindly.
+        return ProcessorRejected(message, code="idempotency_error", status=status)
+    if status == 409:
+        return ProcessorUnavailable(message, code=code or "conflict", status=status)
+    return ProcessorRejected(message, code=code or type(err).__name__, status=status)
+
+
+class StripeAdapter:
+    processor = Processor.STRIPE
+    capabilities = CAPABILITIES[Processor.STRIPE]
+
+    def __init__(self, api_key: str, webhook_secret: str, *, base_url: str | None = None) -> None:
+        self.client = build_stripe_client(api_key, base_url=base_url)
+        self.webhook_secret = webhook_secret
+
+    async def create_refund(
+        self, *, payment_reference: str, amount: Money, idempotency_key: str, metadata: dict[str, str]
+    ) -> ProcessorRefund:
+        try:
+            refund = await self.client.v1.refunds.create_async(
+                params={"payment_intent": payment_reference, "amount": amount.amount, "metadata": metadata},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as err:
+            raise _translate(err) from err
+        result = _refund(refund)
+        if result.amount != amount:
+            raise ProcessorRejected(
+                f"Stripe refunded {result.amount.display()}, not {amount.display()}", code="amount_mismatch"
+            )
+        return result
+
+    async def get_refund(self, refund_id: str) -> ProcessorRefund:
+        try:
+            return _refund(await self.client.v1.refunds.retrieve_async(refund_id))
+        except stripe.StripeError as err:
+            raise _translate(err) from err
+
+    def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
+        if not signature:
+            raise WebhookRejected("the Stripe-Signature header is missing", code="signature_missing")
+        try:
+            event = stripe.Webhook.construct_event(payload, signature, self.webhook_secret)
+        except (stripe.SignatureVerificationError, ValueError) as err:
+            raise WebhookRejected(f"the webhook does not verify: {err}", code="signature_invalid") from err
+        obj = event["data"]["object"]
+        refund = None
+        if event["type"] in _REFUND_EVENTS and obj.get("object") == "refund":
+            refund = _refund(obj)
+        return WebhookEvent(id=event["id"], type=event["type"], created=_ts(event["created"]) or datetime.now(UTC), refund=refund)
+
+    async def list_refunds(self, since: datetime) -> AsyncIterator[ProcessorRefund]:
+        params: dict[str, Any] = {"created": {"gte": int(since.timestamp())}, "limit": 100}
+        while True:
+            try:
+                page = await self.client.v1.refunds.list_async(params=params)
+            except stripe.StripeError as err:
+                raise _translate(err) from err
+            for item in page.data:
+                yield _refund(item)
+            if not page.has_more or not page.data:
+                return
+            params["starting_after"] = page.data[-1].id
+
+    async def list_payments(self, since: datetime) -> AsyncIterator[ProcessorPayment]:
+        params: dict[str, Any] = {"created": {"gte": int(since.timestamp())}, "limit": 100}
+        while True:
+            try:
+                page = await self.client.v1.payment_intents.list_async(params=params)
+            except stripe.StripeError as err:
+                raise _translate(err) from err
+            for pi in page.data:
+                yield ProcessorPayment(
+                    id=pi.id,
+                    status=pi.status,
+                    amount=Money(amount=pi.amount, currency=pi.currency.upper()),
+                    created=_ts(pi.created),
+                )
+            if not page.has_more or not page.data:
+                return
+            params["starting_after"] = page.data[-1].id

@@ -1,0 +1,90 @@
+"""Email templates: every one renders, HTML is escaped, missing variables fail loudly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from jinja2 import UndefinedError
+
+from documents.email_templates import TEMPLATES, render_email
+from tests.documents.contexts import CONTEXTS
+
+HOSTILE = '<script>alert("x")</script> & Co'
+
+
+def test_every_template_has_a_test_context() -> None:
+    assert set(CONTEXTS) == set(TEMPLATES)
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_renders_subject_text_and_html(template: str) -> None:
+    rendered = render_email(template, CONTEXTS[template])
+    assert rendered.subject
+    assert "\n" not in rendered.subject
+    assert "A1B2C3" in rendered.text or template == "custom_message"
+    assert rendered.html.lstrip().startswith("<!DOCTYPE html>")
+    assert "{{" not in rendered.text + rendered.html
+    assert "<" not in rendered.text  # plain text is not HTML
+
+
+def _with_hostile_strings(context: dict[str, Any]) -> dict[str, Any]:
+    return {key: HOSTILE if isinstance(value, str) else value for key, value in context.items()}
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_html_escapes_input_and_text_keeps_it(template: str) -> None:
+    rendered = render_email(template, _with_hostile_strings(CONTEXTS[template]))
+    assert "<script>" not in rendered.html
+    assert "&lt;script&gt;" in rendered.html
+    assert HOSTILE in rendered.text
+
+
+@pytest.mark.parametrize(
+    ("template", "missing"),
+    [(template, key) for template in TEMPLATES for key in CONTEXTS[template]],
+)
+def test_missing_variable_raises(template: str, missing: str) -> None:
+    context = {key: value for key, value in CONTEXTS[template].items() if key != missing}
+    with pytest.raises(UndefinedError):
+        render_email(template, context)
+
+
+def test_missing_variable_inside_a_list_item_raises() -> None:
+    context = dict(CONTEXTS["tickets"], tickets=[{"ticket_type": "Adult", "ticket_id": "T-1"}])
+    with pytest.raises(UndefinedError):
+        render_email("tickets", context)
+
+
+def test_unknown_template_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown email template"):
+        render_email("../etc/passwd", {})
+
+
+def test_tickets_email_lists_every_ticket() -> None:
+    text = render_email("tickets", CONTEXTS["tickets"]).text
+    assert "2 tickets" in text
+    assert "Adult, for Ada Lovelace (ticket T-1)" in text
+    assert "Child, 20:00 entry (ticket T-2)" in text
+    assert "Saturday 14 March 2026, 20:00" in text
+
+
+def test_finance_refund_error_names_refund_order_and_reason() -> None:
+    rendered = render_email("finance_refund_error", CONTEXTS["finance_refund_error"])
+    assert rendered.subject == "Refund R-9 on order A1B2C3 failed"
+    assert "failed: charge_already_refunded" in rendered.text
+
+
+def test_custom_message_body_becomes_escaped_paragraphs() -> None:
+    context = dict(CONTEXTS["custom_message"], body="Line <1>\nline 2\n\nSecond")
+    rendered = render_email("custom_message", context)
+    assert rendered.subject == "Doors open earlier"
+    assert "<p>Line &lt;1&gt;<br>\nline 2</p>\n<p>Second</p>" in rendered.html
+    assert "Line <1>\nline 2\n\nSecond" in rendered.text
+
+
+def test_optional_values_may_be_none() -> None:
+    context = dict(CONTEXTS["cancellation"], reason=None, refund_total=None, buyer_name=None)
+    text = render_email("cancellation", context).text
+    assert "has been cancelled." in text
+    assert "refund" not in text.lower()

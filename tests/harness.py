@@ -1,0 +1,109 @@
+"""An in-process ticketops for end-to-end tests: real Temporal, real store, real SMTP sink.
+
+Workers poll their own task queues (a prefix per test); the API is the real
+FastAPI app over ASGI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from email_providers.factory import make_provider
+from temporalio.client import Client
+
+from activities.deps import Deps
+from backoffice.api.app import create_app
+from backoffice.api.deps import AppState
+from backoffice.operations import Operations
+from devtools.smtp_sink import SmtpSink
+from runtime.email_config import email_settings
+from runtime.settings import EmailConfig, Settings, SmtpConfig, TemporalSettings
+from tests.builders import NOW
+from ticketing.models import Event, Order, OrderEvent, TicketType, TimeSlot
+from ticketing.store.engine import Store
+from ticketing.store.orders import adjust_inventory, insert_event, insert_order
+from workers.build import build_workers
+
+
+@dataclass
+class Harness:
+    settings: Settings
+    store: Store
+    client: Client
+    http: httpx.AsyncClient
+    sink: SmtpSink
+    prefix: str
+    deps: Deps
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def wait_operation(self, operation_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Poll the API until the operation is no longer running."""
+        deadline = time.monotonic() + timeout
+        while True:
+            resp = await self.http.get(f"/operations/{operation_id}")
+            assert resp.status_code == 200, resp.text
+            body: dict[str, Any] = resp.json()
+            if body["status"] != "running":
+                return body
+            if time.monotonic() > deadline:
+                raise AssertionError(f"operation {operation_id} still running: {body}")
+            await asyncio.sleep(0.1)
+
+
+async def seed(
+    store: Store, event: Event, types: Sequence[TicketType], slots: Sequence[TimeSlot], orders: Sequence[Order]
+) -> None:
+    async with store.transaction() as conn:
+        await insert_event(conn, event, types, slots)
+        for order in orders:
+            await insert_order(conn, order, [OrderEvent(type="order-created", actor="test", at=NOW)])
+            for ticket in order.tickets:
+                await adjust_inventory(conn, ticket.ticket_type_id, ticket.time_slot_id, 1)
+
+
+def make_settings(store: Store, client: Client, prefix: str, smtp_port: int, **overrides: Any) -> Settings:
+    return Settings(
+        database_url=store.url,
+        temporal=TemporalSettings(
+            address=client.service_client.config.target_host, queue_prefix=prefix
+        ),
+        email=EmailConfig(smtp=SmtpConfig(port=smtp_port, timeout=5.0)),
+        **overrides,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(
+    client: Client,
+    store: Store,
+    tmp_path: Path,
+    prefix: str,
+    *,
+    payments: dict[Any, Any] | None = None,
+    settings_overrides: dict[str, Any] | None = None,
+) -> AsyncIterator[Harness]:
+    sink = SmtpSink(tmp_path / "mail")
+    await sink.start()
+    settings = make_settings(store, client, prefix, sink.port, **(settings_overrides or {}))
+    deps = Deps(
+        settings=settings,
+        store=store,
+        email=make_provider(email_settings(settings.email)),
+        payments=payments or {},
+    )
+    app = create_app(AppState(settings=settings, store=store, operations=Operations(client, f"{prefix}orders")))
+    workers = build_workers(client, deps, prefix=prefix)
+    async with contextlib.AsyncExitStack() as stack:
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+            yield Harness(settings, store, client, http, sink, prefix, deps)
+    await deps.email.close()
+    await sink.stop()

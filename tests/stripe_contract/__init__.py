@@ -1,0 +1,1 @@
+"""Contract tests of the Stripe-compatible dev server, runnable against real Stripe."""

@@ -1,0 +1,395 @@
+"""RefundWorkflow: from request to money back, through the ledger's states.
+
+requested -> refunding -> confirming-refund -> refunded | refund-error, or
+awaiting-manual -> refunded when finance marks it. The ledger row is written
+before the processor is called; the processor's idempotency key comes from
+the workflow id and attempt, so nothing here can pay twice. Confirmation is a
+webhook signal racing a durable poll timer, bounded by the business-day window.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.contracts import (
+        FetchRefund,
+        OpenRefund,
+        ProcessorRefundView,
+        RefundEmail,
+        RefundSnapshot,
+        RefundTransition,
+        SubmitRefund,
+    )
+    from activities.delivery import DeliveryActivities
+    from activities.payments import PaymentActivities
+    from activities.refunds import RefundActivities
+    from ticketing.calendar import add_business_days
+    from workflows import options
+    from workflows.contracts import (
+        ApproveRefund,
+        MarkRefunded,
+        ProcessorUpdate,
+        RefundInput,
+        RefundProgress,
+        RefundResult,
+        RetryRefund,
+    )
+    from workflows.search_attributes import (
+        EVENT_ID,
+        ORDER_ID,
+        PAYMENT_PROCESSOR,
+        REFUND_AMOUNT,
+        REFUND_STATUS,
+    )
+
+FINAL_PROCESSOR_STATES = {"succeeded", "failed", "canceled"}
+
+
+@workflow.defn(name="Refund")
+class RefundWorkflow:
+    def __init__(self) -> None:
+        self.snap: RefundSnapshot | None = None
+        self.updates: dict[str, ProcessorUpdate] = {}
+        self.pending_action: MarkRefunded | RetryRefund | ApproveRefund | None = None
+        self.actions_done = 0
+        self.waiting_for = "starting"
+        self.requested_by = ""
+        self.attempt_started: datetime | None = None
+
+    # --- the run --------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, req: RefundInput) -> RefundResult:
+        self.requested_by = req.actor
+        self.timing = req.timing
+        if req.existing_refund_id:
+            snap = await self._store(RefundActivities.get_refund_snapshot, req.existing_refund_id)
+            self._publish(snap)
+            if req.late_failure_reason and snap.status == "refunded":
+                snap = await self._move(snap, "failed", reason=req.late_failure_reason, actor="processor")
+        else:
+            snap = await self._store(
+                RefundActivities.open_refund,
+                OpenRefund(
+                    order_code=req.order_code,
+                    kind=req.kind,
+                    reason=req.reason,
+                    ticket_ids=req.ticket_ids,
+                    amount=req.amount,
+                    currency=req.currency,
+                    quote_hash=req.quote_hash,
+                    refund_id=req.refund_id,
+                    workflow_id=workflow.info().workflow_id,
+                    actor=req.actor,
+                    approval_threshold=req.approval_threshold,
+                ),
+            )
+            self._publish(snap)
+        finance_notices = 0
+        while True:
+            status = snap.status
+            if status == "awaiting-approval":
+                snap = await self._await_approval(snap)
+            elif status == "awaiting-manual":
+                snap = await self._await_manual(snap)
+            elif status == "refunding":
+                snap = await self._submit(snap)
+            elif status == "confirming-refund":
+                snap = await self._confirm(snap)
+            elif status == "refund-error":
+                if finance_notices < snap.attempt:
+                    finance_notices = snap.attempt
+                    await self._email(snap, "refund-error")
+                next_snap = await self._await_finance(snap)
+                if next_snap is None:
+                    break
+                snap = next_snap
+            else:
+                break
+        if snap.status == "refunded":
+            await self._email(snap, "receipt")
+        self.waiting_for = ""
+        workflow.set_current_details(f"Ended as {snap.status}")
+        return RefundResult(
+            refund_id=snap.refund_id,
+            order_code=snap.order_code,
+            status=snap.status,
+            amount=snap.amount,
+            currency=snap.currency,
+            attempts=snap.attempt,
+            failure_reason=snap.failure_reason,
+        )
+
+    # --- steps ----------------------------------------------------------------------------
+
+    async def _submit(self, snap: RefundSnapshot) -> RefundSnapshot:
+        self._waiting("Sending the refund to the processor")
+        self.attempt_started = workflow.now()
+        try:
+            result = await workflow.execute_activity_method(
+                PaymentActivities.submit_refund,
+                SubmitRefund(
+                    processor=snap.processor,
+                    payment_reference=snap.payment_reference or "",
+                    amount=snap.amount,
+                    currency=snap.currency,
+                    idempotency_key=snap.idempotency_key,
+                    metadata={
+                        "refund_id": snap.refund_id,
+                        "order_code": snap.order_code,
+                        "workflow_id": workflow.info().workflow_id,
+                    },
+                ),
+                task_queue=options.sibling_queue(workflow.info().task_queue, "payments"),
+                start_to_close_timeout=options.PAYMENT_TIMEOUT,
+                schedule_to_close_timeout=options.PAYMENT_SCHEDULE_TO_CLOSE,
+                retry_policy=options.PAYMENT_RETRY,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == "processor-rejected":
+                code = (cause.details[0] or {}).get("code") if cause.details else None
+                return await self._move(snap, "failed", reason=f"{code or 'rejected'}: {cause.message}")
+            if isinstance(cause, ApplicationError) and cause.type == "processor-unavailable":
+                # Out of retries for a day: the processor may or may not have it; finance decides.
+                return await self._move(snap, "failed", reason="processor-unavailable")
+            raise
+        return await self._apply_processor(snap, result)
+
+    async def _apply_processor(self, snap: RefundSnapshot, result: ProcessorRefundView) -> RefundSnapshot:
+        if result.status == "succeeded":
+            return await self._move(snap, "succeeded", processor_refund_id=result.id)
+        if result.status in ("failed", "canceled"):
+            if snap.status == "refunding":
+                snap = await self._move(snap, "submitted", processor_refund_id=result.id)
+            return await self._move(snap, "failed", reason=result.failure_reason or result.status)
+        if snap.status == "refunding":
+            return await self._move(snap, "submitted", processor_refund_id=result.id)
+        return snap
+
+    async def _confirm(self, snap: RefundSnapshot) -> RefundSnapshot:
+        if self.attempt_started is None:  # resumed in confirming-refund by a follow-up run
+            self.attempt_started = workflow.now()
+        deadline = add_business_days(self.attempt_started, self.timing.confirmation_business_days)
+        interval = self.timing.poll_initial_seconds
+        refund_id = snap.processor_refund_id or ""
+        while True:
+            update = self.updates.get(refund_id)
+            if update and update.status in FINAL_PROCESSOR_STATES:
+                view = ProcessorRefundView(id=refund_id, status=update.status, failure_reason=update.failure_reason)
+                return await self._apply_processor(snap, view)
+            left = (deadline - workflow.now()).total_seconds()
+            if left <= 0:
+                return await self._move(snap, "failed", reason="confirmation-timeout")
+            self._waiting(f"Waiting for the processor to confirm refund {refund_id} (webhook or poll)")
+            try:
+                await workflow.wait_condition(
+                    lambda: refund_id in self.updates
+                    and self.updates[refund_id].status in FINAL_PROCESSOR_STATES,
+                    timeout=timedelta(seconds=min(interval, left)),
+                )
+            except TimeoutError:
+                if (deadline - workflow.now()).total_seconds() <= 0:
+                    continue
+                polled = await workflow.execute_activity_method(
+                    PaymentActivities.fetch_refund,
+                    FetchRefund(processor=snap.processor, processor_refund_id=refund_id),
+                    task_queue=options.sibling_queue(workflow.info().task_queue, "payments"),
+                    start_to_close_timeout=options.PAYMENT_TIMEOUT,
+                    retry_policy=options.PAYMENT_RETRY,
+                )
+                self.updates[refund_id] = ProcessorUpdate(
+                    processor_refund_id=refund_id, status=polled.status, failure_reason=polled.failure_reason
+                )
+                interval = min(interval * 2, self.timing.poll_max_seconds)
+
+    async def _await_manual(self, snap: RefundSnapshot) -> RefundSnapshot:
+        reminders = 0
+        while True:
+            self._waiting("Waiting for finance to pay out and mark the refund as refunded")
+            try:
+                await workflow.wait_condition(
+                    lambda: isinstance(self.pending_action, MarkRefunded),
+                    timeout=timedelta(days=self.timing.manual_reminder_days),
+                )
+            except TimeoutError:
+                reminders += 1
+                await self._email(snap, "manual-reminder", sequence=reminders)
+                continue
+            return await self._take_action(snap)
+
+    async def _await_finance(self, snap: RefundSnapshot) -> RefundSnapshot | None:
+        self._waiting(f"refund-error ({snap.failure_reason}): waiting for finance to retry or mark refunded")
+        try:
+            await workflow.wait_condition(
+                lambda: isinstance(self.pending_action, MarkRefunded | RetryRefund),
+                timeout=timedelta(days=self.timing.finance_action_days),
+            )
+        except TimeoutError:
+            return None
+        return await self._take_action(snap)
+
+    async def _await_approval(self, snap: RefundSnapshot) -> RefundSnapshot:
+        self._waiting("Waiting for approval by a second finance user")
+        try:
+            await workflow.wait_condition(
+                lambda: isinstance(self.pending_action, ApproveRefund),
+                timeout=timedelta(hours=self.timing.approval_expiry_hours),
+            )
+        except TimeoutError:
+            return await self._move(snap, "reject", reason="approval-expired", actor="ticketops")
+        return await self._take_action(snap)
+
+    async def _take_action(self, snap: RefundSnapshot) -> RefundSnapshot:
+        action = self.pending_action
+        self.pending_action = None
+        try:
+            if isinstance(action, MarkRefunded):
+                snap = await self._move(snap, "succeeded", reference=action.reference, actor=action.actor)
+            elif isinstance(action, RetryRefund):
+                snap = await self._move(snap, "retry", actor=action.actor)
+            elif isinstance(action, ApproveRefund):
+                snap = await self._move(snap, "approve", actor=action.actor)
+        finally:
+            self.actions_done += 1
+        return snap
+
+    # --- handlers -------------------------------------------------------------------------
+
+    @workflow.signal(name="processor_update")
+    def processor_update(self, update: ProcessorUpdate) -> None:
+        """Buffered by processor refund id: a webhook may arrive before we know the id."""
+        self.updates[update.processor_refund_id] = update
+
+    def _status(self) -> str:
+        return self.snap.status if self.snap else "requested"
+
+    async def _finish_action(self) -> RefundProgress:
+        target = self.actions_done + 1
+        await workflow.wait_condition(lambda: self.actions_done >= target)
+        return self.progress()
+
+    @workflow.update(name="mark_refunded")
+    async def mark_refunded(self, action: MarkRefunded) -> RefundProgress:
+        self.pending_action = action
+        return await self._finish_action()
+
+    @mark_refunded.validator
+    def _validate_mark(self, action: MarkRefunded) -> None:
+        if self._status() not in ("awaiting-manual", "refund-error"):
+            raise ApplicationError(
+                f"a {self._status()} refund cannot be marked refunded", type="refund-not-markable"
+            )
+        if not action.reference.strip():
+            raise ApplicationError("a reference for the payout is required", type="reference-required")
+        if self.pending_action is not None:
+            raise ApplicationError("another finance action is being applied", type="action-in-progress")
+
+    @workflow.update(name="retry")
+    async def retry(self, action: RetryRefund) -> RefundProgress:
+        self.pending_action = action
+        return await self._finish_action()
+
+    @retry.validator
+    def _validate_retry(self, action: RetryRefund) -> None:
+        if self._status() != "refund-error":
+            raise ApplicationError(f"a {self._status()} refund cannot be retried", type="refund-not-retryable")
+        if self.snap and self.snap.processor != "stripe":
+            raise ApplicationError("only processor refunds can be retried", type="refund-not-retryable")
+        if self.pending_action is not None:
+            raise ApplicationError("another finance action is being applied", type="action-in-progress")
+
+    @workflow.update(name="approve")
+    async def approve(self, action: ApproveRefund) -> RefundProgress:
+        self.pending_action = action
+        return await self._finish_action()
+
+    @approve.validator
+    def _validate_approve(self, action: ApproveRefund) -> None:
+        if self._status() != "awaiting-approval":
+            raise ApplicationError(f"a {self._status()} refund needs no approval", type="refund-not-awaiting-approval")
+        if action.actor == self.requested_by:
+            raise ApplicationError(
+                "the refund must be approved by someone other than who requested it", type="four-eyes-required"
+            )
+
+    @workflow.query(name="progress")
+    def progress(self) -> RefundProgress:
+        snap = self.snap
+        return RefundProgress(
+            refund_id=snap.refund_id if snap else "",
+            status=self._status(),
+            attempt=snap.attempt if snap else 0,
+            waiting_for=self.waiting_for,
+            failure_reason=snap.failure_reason if snap else None,
+        )
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _waiting(self, what: str) -> None:
+        self.waiting_for = what
+        workflow.set_current_details(what)
+
+    def _publish(self, snap: RefundSnapshot) -> None:
+        first = self.snap is None
+        self.snap = snap
+        pairs = [REFUND_STATUS.value_set(snap.status)]
+        if first:
+            pairs += [
+                ORDER_ID.value_set(snap.order_code),
+                EVENT_ID.value_set(snap.event_id),
+                PAYMENT_PROCESSOR.value_set(snap.processor),
+                REFUND_AMOUNT.value_set(snap.amount),
+            ]
+        workflow.upsert_search_attributes(pairs)
+
+    async def _store(self, method, arg):  # type: ignore[no-untyped-def]
+        return await workflow.execute_activity_method(
+            method, arg, start_to_close_timeout=options.STORE_TIMEOUT, retry_policy=options.STORE_RETRY
+        )
+
+    async def _move(
+        self,
+        snap: RefundSnapshot,
+        action: str,
+        *,
+        actor: str = "ticketops",
+        processor_refund_id: str | None = None,
+        reason: str | None = None,
+        reference: str | None = None,
+    ) -> RefundSnapshot:
+        new = await self._store(
+            RefundActivities.move_refund,
+            RefundTransition(
+                refund_id=snap.refund_id,
+                action=action,
+                actor=actor,
+                expect_attempt=snap.attempt,
+                processor_refund_id=processor_refund_id,
+                reason=reason,
+                reference=reference,
+            ),
+        )
+        self._publish(new)
+        return new  # type: ignore[no-any-return]
+
+    async def _email(self, snap: RefundSnapshot, kind: str, sequence: int = 0) -> None:
+        """Best effort: a notification that cannot be sent must not undo a refund."""
+        try:
+            await workflow.execute_activity_method(
+                DeliveryActivities.send_refund_email,
+                RefundEmail(
+                    refund_id=snap.refund_id, kind=kind, operation_id=workflow.info().workflow_id, sequence=sequence
+                ),
+                task_queue=options.sibling_queue(workflow.info().task_queue, "email"),
+                start_to_close_timeout=options.EMAIL_TIMEOUT,
+                schedule_to_close_timeout=options.EMAIL_SCHEDULE_TO_CLOSE,
+                retry_policy=options.EMAIL_RETRY,
+            )
+        except ActivityError:
+            workflow.logger.warning("refund email %s for %s could not be sent", kind, snap.refund_id)
+
