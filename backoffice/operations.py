@@ -133,6 +133,15 @@ class Operations:
                 ) from err
             raise
 
+    async def is_running(self, operation_id: str) -> bool:
+        try:
+            desc = await self.client.get_workflow_handle(operation_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return desc.status is WorkflowExecutionStatus.RUNNING
+
     async def signal(self, operation_id: str, name: str, arg: BaseModel) -> bool:
         """Signal a running workflow; False when it has ended or never existed."""
         try:

@@ -33,7 +33,15 @@ def _ts(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value else None
 
 
-def _refund(obj: Any) -> ProcessorRefund:
+def _plain(obj: Any) -> dict[str, Any]:
+    """SDK v16 objects are not dicts; webhooks arrive as objects too."""
+    if isinstance(obj, stripe.StripeObject):
+        return obj.to_dict()
+    return dict(obj)
+
+
+def _refund(raw: Any) -> ProcessorRefund:
+    obj = _plain(raw)
     payment = obj.get("payment_intent")
     if isinstance(payment, dict):
         payment = payment.get("id")
@@ -101,11 +109,13 @@ class StripeAdapter:
             event = stripe.Webhook.construct_event(payload, signature, self.webhook_secret)
         except (stripe.SignatureVerificationError, ValueError) as err:
             raise WebhookRejected(f"the webhook does not verify: {err}", code="signature_invalid") from err
-        obj = event["data"]["object"]
+        body = _plain(event)
+        obj = body["data"]["object"]
         refund = None
-        if event["type"] in _REFUND_EVENTS and obj.get("object") == "refund":
+        if body["type"] in _REFUND_EVENTS and obj.get("object") == "refund":
             refund = _refund(obj)
-        return WebhookEvent(id=event["id"], type=event["type"], created=_ts(event["created"]) or datetime.now(UTC), refund=refund)
+        created = _ts(body.get("created")) or datetime.now(UTC)
+        return WebhookEvent(id=body["id"], type=body["type"], created=created, refund=refund)
 
     async def list_refunds(self, since: datetime) -> AsyncIterator[ProcessorRefund]:
         params: dict[str, Any] = {"created": {"gte": int(since.timestamp())}, "limit": 100}

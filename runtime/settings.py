@@ -59,6 +59,7 @@ class RefundConfig(BaseModel):
     manual_reminder_days: float = 3.0
     finance_action_days: float = 30.0
     approval_expiry_hours: float = 48.0
+    payment_timeout_seconds: float = 60.0
     approval_threshold: int | None = Field(
         default=None, description="Refunds above this many minor units wait for a second finance user."
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 from email_providers.factory import make_provider
 from temporalio.client import Client
 
@@ -23,8 +24,10 @@ from backoffice.api.app import create_app
 from backoffice.api.deps import AppState
 from backoffice.operations import Operations
 from devtools.smtp_sink import SmtpSink
+from devtools.stripe_server.server import StripeServer
 from runtime.email_config import email_settings
-from runtime.settings import EmailConfig, Settings, SmtpConfig, TemporalSettings
+from payment_adapters.registry import payment_adapters
+from runtime.settings import EmailConfig, Settings, SmtpConfig, StripeSettings, TemporalSettings
 from tests.builders import NOW
 from ticketing.models import Event, Order, OrderEvent, TicketType, TimeSlot
 from ticketing.store.engine import Store
@@ -80,30 +83,63 @@ def make_settings(store: Store, client: Client, prefix: str, smtp_port: int, **o
 
 
 @contextlib.asynccontextmanager
+async def serve_http(app: Any) -> AsyncIterator[str]:
+    """Serve the ASGI app on a free loopback port (for webhooks from the Stripe stand-in)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
 async def running(
     client: Client,
     store: Store,
     tmp_path: Path,
     prefix: str,
     *,
-    payments: dict[Any, Any] | None = None,
+    stripe: StripeServer | None = None,
     settings_overrides: dict[str, Any] | None = None,
+    with_workers: bool = True,
+    webhooks: bool = False,
 ) -> AsyncIterator[Harness]:
     sink = SmtpSink(tmp_path / "mail")
     await sink.start()
-    settings = make_settings(store, client, prefix, sink.port, **(settings_overrides or {}))
+    overrides = dict(settings_overrides or {})
+    if stripe is not None:
+        overrides["stripe"] = StripeSettings(base_url=stripe.base_url)
+    settings = make_settings(store, client, prefix, sink.port, **overrides)
+    payments = payment_adapters(settings)
     deps = Deps(
         settings=settings,
         store=store,
         email=make_provider(email_settings(settings.email)),
-        payments=payments or {},
+        payments=payments,
     )
-    app = create_app(AppState(settings=settings, store=store, operations=Operations(client, f"{prefix}orders")))
-    workers = build_workers(client, deps, prefix=prefix)
+    app = create_app(
+        AppState(
+            settings=settings, store=store, operations=Operations(client, f"{prefix}orders"), payments=payments
+        )
+    )
     async with contextlib.AsyncExitStack() as stack:
-        for worker in workers:
-            await stack.enter_async_context(worker)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
-            yield Harness(settings, store, client, http, sink, prefix, deps)
+        if with_workers:
+            for worker in build_workers(client, deps, prefix=prefix):
+                await stack.enter_async_context(worker)
+        if webhooks and stripe is not None:
+            url = await stack.enter_async_context(serve_http(app))
+            stripe.set_webhook_url(f"{url}/webhooks/stripe")
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+        )
+        harness = Harness(settings, store, client, http, sink, prefix, deps)
+        harness.extra["stripe"] = stripe
+        yield harness
     await deps.email.close()
     await sink.stop()

@@ -54,31 +54,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketing.errors import DomainError, NotFound
 from ticketing.issuing import build_order, new_order_code
-from ticketing.models import (
-    Contact,
-    Event,
-    Fee,
-    FeeKind,
-    Model,
-    OrderEvent,
-    PaymentMethod,
-    TicketType,
-    TimeSlot,
-)
+from ticketing.models import Contact, Event, Fee, FeeKind, Model, OrderEvent, PaymentMethod, TicketType, TimeSlot
 from ticketing.money import Money
 from ticketing.states import OrderStatus
 from ticketing.store import orders as db
 from ticketing.store.engine import Store
 from ticketing.store.tables import orders as orders_table
 
-ORDER_FIELDS = (
-    "order_code", "event_id", "contact_name", "contact_email", "contact_mobile", "payment_method",
-    "payment_reference", "status", "service_fee", "booking_fee", "created_at",
-)
+ORDER_FIELDS = ("order_code", "event_id", "contact_name", "contact_email", "contact_mobile", "payment_method",
+                "payment_reference", "status", "service_fee", "booking_fee", "created_at")
 LINE_FIELDS = ("ticket_type_id", "time_slot_id", "quantity")
 COLUMNS = ORDER_FIELDS + LINE_FIELDS
-REQUIRED = frozenset({"event_id", "ticket_type_id", "quantity", "contact_name", "contact_email",
-                      "contact_mobile", "payment_method"})
+REQUIRED = frozenset(
+    {"event_id", "ticket_type_id", "quantity", "contact_name", "contact_email", "contact_mobile", "payment_method"})
 IMPORTABLE_STATUSES = (OrderStatus.PAID, OrderStatus.RESERVED)
 NEEDS_REFERENCE = (PaymentMethod.CARD, PaymentMethod.WALLET)
 
@@ -190,8 +178,7 @@ def _records(path: Path, issues: list[ImportIssue]) -> tuple[list[tuple[int, Any
             records.append((number, dict(zip(columns, values, strict=False))))
     except csv.Error as err:
         issues.append(ImportIssue(f"not valid CSV: {err}"))
-    issues += [ImportIssue("the column appears twice", field=c) for c, n in Counter(columns).items()
-               if n > 1]
+    issues += [ImportIssue("the column appears twice", field=c) for c, n in Counter(columns).items() if n > 1]
     return records, columns
 
 
@@ -229,8 +216,7 @@ def _parse_field(name: str, text: str) -> tuple[Any, str | None]:
     if len(text) > _MAX_LEN.get(name, 64):
         return None, f"longer than {_MAX_LEN.get(name, 64)} characters"
     if name == "order_code":
-        ok = _CODE.match(text)
-        return (text.upper(), None) if ok else (None, "use up to 32 letters, digits, - or _")
+        return (text.upper(), None) if _CODE.match(text) else (None, "use up to 32 letters, digits, - or _")
     if name == "quantity":
         n = _whole(text)
         return (n, None) if n else (None, "must be a positive whole number")
@@ -271,8 +257,7 @@ def _parse_row(row: _Row, issues: list[ImportIssue], missing: set[str]) -> None:
             row.values[name] = value
     method = row.values.get("payment_method")
     if method in NEEDS_REFERENCE and not row.cells.get("payment_reference"):
-        problem = f"required for {method} payments"
-        issues.append(ImportIssue(problem, row.number, "payment_reference"))
+        issues.append(ImportIssue(f"required for {method} payments", row.number, "payment_reference"))
     for fee in ("service_fee", "booking_fee"):
         if method is PaymentMethod.FREE and row.values.get(fee):
             issues.append(ImportIssue("a free order carries no fees", row.number, fee))
@@ -288,36 +273,24 @@ def _group(rows: list[_Row], issues: list[ImportIssue]) -> list[list[_Row]]:
     for first, *others in groups.values():
         for row in others:
             for name in ORDER_FIELDS:
-                if name in first.values and name in row.values:
-                    same = first.values[name] == row.values[name]
-                else:
-                    same = first.cells.get(name) == row.cells.get(name)
-                if not same:
-                    code = first.values["order_code"]
-                    problem = f"differs from row {first.number}, the first row of order {code}"
+                if any(r.cells.get(name) and name not in r.values for r in (first, row)):
+                    continue  # a value that does not parse is reported already
+                if first.values.get(name, first.cells.get(name)) != row.values.get(name, row.cells.get(name)):
+                    problem = f"differs from row {first.number}, the first row of order {first.values['order_code']}"
                     issues.append(ImportIssue(problem, row.number, name))
     return list(groups.values())
 
 
 def _to_order(group: list[_Row]) -> ImportedOrder:
     v = group[0].values
-    contact = Contact(name=v["contact_name"], email=v["contact_email"], mobile=v["contact_mobile"])
     return ImportedOrder(
-        row=group[0].number,
-        code=v.get("order_code"),
-        event_id=v["event_id"],
-        contact=contact,
-        payment_method=v["payment_method"],
-        payment_reference=v.get("payment_reference"),
-        status=v.get("status", OrderStatus.PAID),
-        service_fee=v.get("service_fee", 0),
-        booking_fee=v.get("booking_fee", 0),
-        created_at=v.get("created_at"),
-        lines=[
-            ImportedLine(row=r.number, ticket_type_id=r.values["ticket_type_id"],
-                         time_slot_id=r.values.get("time_slot_id"), quantity=r.values["quantity"])
-            for r in group
-        ],
+        row=group[0].number, code=v.get("order_code"), event_id=v["event_id"],
+        contact=Contact(name=v["contact_name"], email=v["contact_email"], mobile=v["contact_mobile"]),
+        payment_method=v["payment_method"], payment_reference=v.get("payment_reference"),
+        status=v.get("status", OrderStatus.PAID), service_fee=v.get("service_fee", 0),
+        booking_fee=v.get("booking_fee", 0), created_at=v.get("created_at"),
+        lines=[ImportedLine(row=r.number, ticket_type_id=r.values["ticket_type_id"],
+                            time_slot_id=r.values.get("time_slot_id"), quantity=r.values["quantity"]) for r in group],
     )
 
 
@@ -331,7 +304,7 @@ def _parse(path: Path) -> tuple[list[list[_Row]], list[ImportIssue]]:
 
 def _sorted(issues: list[ImportIssue]) -> list[ImportIssue]:
     """By row, then in column order; the file's own problems first, unknown columns last."""
-    position = {None: -1, **{name: i for i, name in enumerate(COLUMNS)}}
+    position: dict[str | None, int] = {None: -1, **{name: i for i, name in enumerate(COLUMNS)}}
     return sorted(issues, key=lambda i: (i.row or 0, position.get(i.field, len(COLUMNS))))
 
 
@@ -368,20 +341,16 @@ async def _catalogue(conn: AsyncConnection, event_ids: set[str]) -> _Catalogue:
 async def _existing_codes(conn: AsyncConnection, codes: set[str]) -> set[str]:
     if not codes:
         return set()
-    table = orders_table
-    found = await conn.execute(sa.select(table.c.code).where(table.c.code.in_(codes)))
+    found = await conn.execute(sa.select(orders_table.c.code).where(orders_table.c.code.in_(codes)))
     return {r.code for r in found}
 
 
-async def _check_store(
-    conn: AsyncConnection, groups: list[list[_Row]], cat: _Catalogue
-) -> list[ImportIssue]:
+async def _check_store(conn: AsyncConnection, groups: list[list[_Row]], cat: _Catalogue) -> list[ImportIssue]:
     """What only the store can tell: unknown events and types, taken codes, quotas."""
     issues: list[ImportIssue] = []
     firsts = {g[0].values["order_code"]: g[0] for g in groups if "order_code" in g[0].values}
     for code in sorted(await _existing_codes(conn, set(firsts))):
-        problem = f"order {code} exists already"
-        issues.append(ImportIssue(problem, firsts[code].number, "order_code"))
+        issues.append(ImportIssue(f"order {code} exists already", firsts[code].number, "order_code"))
     lines: list[tuple[_Row, Event]] = []
     for first, *others in groups:
         event_id = first.values.get("event_id")
@@ -398,11 +367,9 @@ async def _check_store(
         type_id, slot_id = row.values.get("ticket_type_id"), row.values.get("time_slot_id")
         ticket_type, slot = types.get(type_id or ""), slots.get(slot_id or "")
         if type_id and ticket_type is None:
-            problem = f"no ticket type {type_id} in event {event.id}"
-            issues.append(ImportIssue(problem, row.number, "ticket_type_id"))
+            issues.append(ImportIssue(f"no ticket type {type_id} in event {event.id}", row.number, "ticket_type_id"))
         if slot_id and slot is None:
-            problem = f"no time slot {slot_id} in event {event.id}"
-            issues.append(ImportIssue(problem, row.number, "time_slot_id"))
+            issues.append(ImportIssue(f"no time slot {slot_id} in event {event.id}", row.number, "time_slot_id"))
         elif not slot_id and slots:
             problem = f"required: event {event.id} has time slots ({', '.join(sorted(slots))})"
             issues.append(ImportIssue(problem, row.number, "time_slot_id"))
@@ -440,9 +407,8 @@ async def _fresh_codes(conn: AsyncConnection, n: int, taken: set[str]) -> list[s
     return sorted(codes)
 
 
-async def _write(
-    conn: AsyncConnection, imported: list[ImportedOrder], cat: _Catalogue, path: Path, actor: str
-) -> ImportReport:
+async def _write(conn: AsyncConnection, imported: list[ImportedOrder], cat: _Catalogue, path: Path, actor: str
+                 ) -> ImportReport:
     now = datetime.now(UTC)
     given = {o.code for o in imported if o.code}
     generated = iter(await _fresh_codes(conn, sum(o.code is None for o in imported), given))
@@ -461,20 +427,13 @@ async def _write(
             if cents
         ]
         order = build_order(
-            event=event,
-            items=[(types[ln.ticket_type_id], ln.time_slot_id)
-                   for ln in item.lines for _ in range(ln.quantity)],
-            contact=item.contact,
-            method=item.payment_method,
-            fees=fees,
-            created_at=item.created_at or now,
-            status=item.status,
-            payment_reference=item.payment_reference,
-            code=item.code or next(generated),
+            event=event, items=[(types[ln.ticket_type_id], ln.time_slot_id) for ln in item.lines
+                                for _ in range(ln.quantity)],
+            contact=item.contact, method=item.payment_method, fees=fees, created_at=item.created_at or now,
+            status=item.status, payment_reference=item.payment_reference, code=item.code or next(generated),
         )
         data = {"file": path.name, "row": item.row, "tickets": len(order.tickets)}
-        history = [OrderEvent(type="order-imported", actor=actor, at=now, data=data)]
-        await db.insert_order(conn, order, history)
+        await db.insert_order(conn, order, [OrderEvent(type="order-imported", actor=actor, at=now, data=data)])
         for ln in item.lines:
             seats[(ln.ticket_type_id, ln.time_slot_id)] += ln.quantity
         codes.append(order.code)

@@ -157,6 +157,11 @@ def quote_refund(
     )
 
 
+def late_failure_workflow_id(refund_id: str, attempt: int) -> str:
+    """The follow-up run that owns a refund Stripe failed after success: one per attempt."""
+    return f"refund-late-failure/{refund_id}/attempt-{attempt}"
+
+
 def move_refund(refund: Refund, target: RefundStatus, at: datetime, **changes: object) -> Refund:
     """The only way a refund changes status."""
     transition(REFUND_TRANSITIONS, refund.status, target, what="refund")

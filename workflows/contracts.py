@@ -26,6 +26,7 @@ class RefundTiming(BaseModel):
     manual_reminder_days: float = 3.0
     finance_action_days: float = 30.0
     approval_expiry_hours: float = 48.0
+    payment_timeout_seconds: float = 60.0
 
 
 class RefundInput(BaseModel):

@@ -56,7 +56,7 @@ class RefundWorkflow:
         self.updates: dict[str, ProcessorUpdate] = {}
         self.pending_action: MarkRefunded | RetryRefund | ApproveRefund | None = None
         self.actions_done = 0
-        self.waiting_for = "starting"
+        self.waiting_for = ""
         self.requested_by = ""
         self.attempt_started: datetime | None = None
 
@@ -145,7 +145,7 @@ class RefundWorkflow:
                     },
                 ),
                 task_queue=options.sibling_queue(workflow.info().task_queue, "payments"),
-                start_to_close_timeout=options.PAYMENT_TIMEOUT,
+                start_to_close_timeout=timedelta(seconds=self.timing.payment_timeout_seconds),
                 schedule_to_close_timeout=options.PAYMENT_SCHEDULE_TO_CLOSE,
                 retry_policy=options.PAYMENT_RETRY,
             )
@@ -199,7 +199,7 @@ class RefundWorkflow:
                     PaymentActivities.fetch_refund,
                     FetchRefund(processor=snap.processor, processor_refund_id=refund_id),
                     task_queue=options.sibling_queue(workflow.info().task_queue, "payments"),
-                    start_to_close_timeout=options.PAYMENT_TIMEOUT,
+                    start_to_close_timeout=timedelta(seconds=self.timing.payment_timeout_seconds),
                     retry_policy=options.PAYMENT_RETRY,
                 )
                 self.updates[refund_id] = ProcessorUpdate(

@@ -57,7 +57,11 @@ async def idempotent(
     body: Any,
     act: Callable[[str], Awaitable[dict[str, Any]]],
 ) -> JSONResponse:
-    """Run `act(key)` once per (principal, key); replay its 202 response afterwards."""
+    """Run `act(key)` once per (principal, key); replay its 202 response afterwards.
+
+    The replay check comes first: a client retrying a request that already
+    changed the order gets the first answer, not a refusal caused by its own effect.
+    """
     key, given = request_key(request)
     if not given:
         return JSONResponse(await act(key), status_code=202)

@@ -83,13 +83,13 @@ async def resend(
 ) -> JSONResponse:
     """Re-deliver the order's valid tickets to its contact email; creates nothing new."""
     code = code.upper()
-    async with st.store.transaction() as conn:
-        order = await load_order(conn, code)
-        event = await load_event(conn, order.event_id)
-    if refusal := resend_refusal(order, event):
-        raise ActionNotAllowed(refusal.reason, type=refusal.type)
 
     async def act(key: str) -> dict[str, Any]:
+        async with st.store.transaction() as conn:
+            order = await load_order(conn, code)
+            event = await load_event(conn, order.event_id)
+        if refusal := resend_refusal(order, event):
+            raise ActionNotAllowed(refusal.reason, type=refusal.type)
         op = await st.operations.start(
             "ResendOrder",
             ResendRequest(order_code=code, actor=who),

@@ -17,7 +17,7 @@ from ticketing.errors import ActionNotAllowed
 from ticketing.models import Refund, RefundKind
 from ticketing.money import Money
 from ticketing.processors import CAPABILITIES
-from ticketing.refunds import RefundQuote, RefundRequest, quote_refund
+from ticketing.refunds import RefundQuote, RefundRequest, late_failure_workflow_id, quote_refund
 from ticketing.states import RefundStatus
 from ticketing.store.orders import load_event, load_order
 from ticketing.store.refunds import list_refunds, load_refund
@@ -159,15 +159,15 @@ async def request_refund(
 ) -> JSONResponse:
     """Start the refund exactly as previewed; a changed order is refused (`quote-mismatch`)."""
     code = code.upper()
-    quote, order, event = await _quote(st, code, body)
-    if quote.quote_hash != body.quote_hash:
-        raise ActionNotAllowed(
-            "the order or the request changed since the preview; preview again and confirm the new quote",
-            type="quote-mismatch",
-        )
     timing = RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"}))
 
     async def act(key: str) -> dict[str, Any]:
+        quote, order, _ = await _quote(st, code, body)
+        if quote.quote_hash != body.quote_hash:
+            raise ActionNotAllowed(
+                "the order or the request changed since the preview; preview again and confirm the new quote",
+                type="quote-mismatch",
+            )
         operation_id = f"refund/{code}/{key}"
         refund_id = "rf_" + hashlib.sha256(operation_id.encode()).hexdigest()[:16]
         await st.operations.start(
@@ -225,19 +225,29 @@ async def find_refunds(
     return [refund_view(r) for r in found]
 
 
+async def _owner(st: AppState, refund: Refund) -> str:
+    """The run that acts for the refund now: a late-failure follow-up if one runs, else the original."""
+    follow_up = late_failure_workflow_id(refund.id, refund.attempt)
+    if await st.operations.is_running(follow_up):
+        return follow_up
+    return refund.workflow_id
+
+
 @router.get("/refunds/{refund_id}", response_model=RefundView)
 async def get_refund(refund_id: str, st: StateDep) -> RefundView:
     async with st.store.transaction() as conn:
         refund = await load_refund(conn, refund_id)
-    progress = await st.operations.query(refund.workflow_id, "progress")
-    waiting = progress.get("waiting_for") if isinstance(progress, dict) else None
+    progress = await st.operations.query(await _owner(st, refund), "progress")
+    waiting = getattr(progress, "waiting_for", None) or (
+        progress.get("waiting_for") if isinstance(progress, dict) else None
+    )
     return refund_view(refund, waiting or None)
 
 
 async def _refund_update(st: AppState, refund_id: str, name: str, arg: BaseModel) -> RefundView:
     async with st.store.transaction() as conn:
         refund = await load_refund(conn, refund_id)
-    await st.operations.update(refund.workflow_id, name, arg)
+    await st.operations.update(await _owner(st, refund), name, arg)
     async with st.store.transaction() as conn:
         return refund_view(await load_refund(conn, refund_id))
 

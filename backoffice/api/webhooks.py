@@ -8,7 +8,6 @@ The API reaches the payment adapter directly here, for verification only.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -21,6 +20,7 @@ from backoffice.api.deps import AppState, state
 from backoffice.api.problems import ProblemError
 from payment_adapters.base import WebhookRejected
 from ticketing.models import Processor
+from ticketing.refunds import late_failure_workflow_id
 from ticketing.states import RefundStatus
 from ticketing.store.refunds import find_refund_by_processor_id
 from ticketing.store.tables import webhook_events
@@ -74,7 +74,8 @@ async def _handle_refund(st: AppState, adapter: object, processor_refund_id: str
         return "unknown-refund"
     if ledger.status is RefundStatus.SUCCEEDED and fresh.status in ("failed", "canceled"):
         # Stripe failed a refund after it had succeeded; the original workflow is done.
-        follow_up = f"refund-late-failure/{ledger.id}/{hashlib.sha256(event_id.encode()).hexdigest()[:12]}"
+        # Several events report one failure; the follow-up id collapses them into one run.
+        follow_up = late_failure_workflow_id(ledger.id, ledger.attempt)
         await st.operations.start(
             "Refund",
             RefundInput(

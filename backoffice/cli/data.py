@@ -12,16 +12,15 @@ import asyncio
 import getpass
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from runtime.settings import Settings, get_settings
-from ticketing.demo_data import CreatePayment, DemoReport, seed_demo
+from runtime.settings import get_settings
+from ticketing.demo_data import DemoReport, seed_demo
 from ticketing.importing import ImportFailed, ImportReport, import_orders
-from ticketing.money import Money
 from ticketing.store.engine import Store
 from ticketing.store.migrate import upgrade
 
@@ -97,37 +96,6 @@ def import_file(
     out.print(table)
 
 
-def _stripe_payments(settings: Settings) -> CreatePayment:
-    """Card PaymentIntents on the configured Stripe (in `make dev`, the local server)."""
-    import stripe
-
-    options: dict[str, Any] = {}
-    if settings.stripe.base_url:
-        options["base_addresses"] = {"api": settings.stripe.base_url.rstrip("/")}
-    client = stripe.StripeClient(
-        settings.stripe.api_key.get_secret_value(),
-        http_client=stripe.HTTPXClient(timeout=30),
-        max_network_retries=2,  # the SDK sends an idempotency key, so a retry pays once
-        **options,
-    )
-
-    async def create(amount: Money, description: str) -> str:
-        intent = await client.v1.payment_intents.create_async(
-            params={
-                "amount": amount.amount,
-                "currency": amount.currency.lower(),
-                "payment_method": "pm_card_visa",
-                "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
-                "confirm": True,
-                "description": description,
-                "metadata": {"source": "ticketops-demo"},
-            }
-        )
-        return intent.id
-
-    return create
-
-
 @demo_app.command("seed")
 def seed(
     orders: Annotated[int, typer.Option(min=1, help="About how many orders to create.")] = 200,
@@ -140,18 +108,19 @@ def seed(
     ] = True,
 ) -> None:
     """Seed an empty database with demo events and orders; a database with events is left alone."""
-    settings = get_settings()
-    payments = _stripe_payments(settings) if stripe else None
+    import stripe as stripe_sdk  # here, not at the top: the import costs every other command time
+
+    from devtools.demo_payments import stripe_payment_creator  # the same payments as `ticketops dev`
+
+    payments = stripe_payment_creator(get_settings()) if stripe else None
     try:
         report: DemoReport = _with_store(
             lambda store: seed_demo(store, orders=orders, create_payment=payments)
         )
-    except Exception as exc:
-        if type(exc).__module__.startswith("stripe"):
-            err.print(f"[bold red]Stripe refused or is unreachable:[/] {exc}", soft_wrap=True)
-            err.print("Start it (make dev) or seed with --no-stripe. Nothing was seeded.")
-            raise typer.Exit(1) from None
-        raise
+    except stripe_sdk.StripeError as exc:
+        err.print(f"[bold red]Stripe refused or is unreachable:[/] {exc}", soft_wrap=True)
+        err.print("Start it (make dev) or seed with --no-stripe. Nothing was seeded.")
+        raise typer.Exit(1) from None
     if not report.seeded:
         out.print(report.message.capitalize() + ".")
         return

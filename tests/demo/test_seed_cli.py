@@ -42,8 +42,9 @@ async def test_seed_pays_card_orders_on_the_stripe_server_once(
     assert result.exit_code == 0, result.output
     assert "Seeded 3 events and 30 orders" in result.stdout
 
+    codes = await _codes(cli_store)
     async with cli_store.transaction() as conn:
-        loaded = await load_orders(conn, await _codes(cli_store))
+        loaded = await load_orders(conn, codes)
     settled = [
         o for o in loaded
         if o.payment.method in (PaymentMethod.CARD, PaymentMethod.WALLET)

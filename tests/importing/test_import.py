@@ -246,3 +246,12 @@ async def test_unreadable_files_are_refused(
     path = tmp_path / name
     path.write_text(content)
     assert await _refused(store, path) == [message]
+
+
+async def test_a_value_that_does_not_parse_is_not_also_reported_as_differing(
+    store: Store, csv_file: Callable[..., Path]
+) -> None:
+    await seed_catalogue(store)
+    rows = [base_row(order_code="X2"), base_row(order_code="X2", service_fee="2.50")]
+    assert await _refused(store, csv_file(rows)) == [
+        "row 2, field service_fee: must be whole minor units (cents), >= 0"]

@@ -1,0 +1,60 @@
+"""Helpers for refund tests: card orders with real payment intents on the Stripe stand-in."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from devtools.stripe_server.client import stripe_client
+from devtools.stripe_server.server import StripeServer
+from tests.builders import make_event, make_order
+from tests.harness import Harness, seed
+from ticketing.models import EventPolicy, Order, PaymentMethod
+
+
+async def card_order(
+    app: Harness,
+    stripe: StripeServer,
+    *,
+    card: str = "pm_card_visa",
+    tickets: int = 2,
+    policy: EventPolicy | None = None,
+    method: PaymentMethod = PaymentMethod.CARD,
+    **kw: Any,
+) -> Order:
+    event, types, slots = make_event(event_id=f"evt_{uuid.uuid4().hex[:6]}", policy=policy)
+    order = make_order(event, types, tickets=tickets, method=method, **kw)
+    if method in (PaymentMethod.CARD, PaymentMethod.WALLET):
+        client = stripe_client(stripe.base_url, stripe.config.api_key)
+        intent = await client.v1.payment_intents.create_async(
+            params={
+                "amount": order.payment.amount.amount,
+                "currency": order.currency.lower(),
+                "payment_method": card,
+                "confirm": True,
+                "allowed_payment_method_types": ["card"],
+            }
+        )
+        order = order.model_copy(update={"payment": order.payment.model_copy(update={"reference": intent.id})})
+    await seed(app.store, event, types, slots, [order])
+    return order
+
+
+async def request_refund(
+    app: Harness, code: str, body: dict[str, Any], *, key: str | None = None, actor: str = "finance-1"
+) -> dict[str, Any]:
+    """Preview, then confirm with the quote's hash, as an agent does."""
+    preview = await app.http.post(f"/orders/{code}/refunds/preview", json=body)
+    assert preview.status_code == 200, preview.text
+    headers = {"X-Actor": actor}
+    if key:
+        headers["Idempotency-Key"] = key
+    resp = await app.http.post(
+        f"/orders/{code}/refunds", json={**body, "quote_hash": preview.json()["quote_hash"]}, headers=headers
+    )
+    assert resp.status_code == 202, resp.text
+    return {**resp.json(), "quote_hash": preview.json()["quote_hash"]}
+
+
+def stripe_refunds_for(stripe: StripeServer, payment_intent: str | None) -> list[dict[str, Any]]:
+    return [r for r in stripe.refunds() if r.get("payment_intent") == payment_intent]
