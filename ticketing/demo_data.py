@@ -195,12 +195,15 @@ class _Planner:
         method = self.rng.choices(list(METHOD_WEIGHTS), weights=list(METHOD_WEIGHTS.values()))[0]
         return self.rng.choices(("concert", "festival"), weights=(55, 45))[0], method, status
 
-    def items(self, show: _Show, holds_seats: bool) -> list[tuple[TicketType, str | None]]:
-        """Tickets of one or two types; seats are taken only by orders that hold them."""
+    def items(self, show: _Show, holds_seats: bool, vip: bool) -> list[tuple[TicketType, str | None]]:
+        """Tickets of one type (with `vip`, one that needs personal data); only paid and
+        reserved orders take seats."""
         types = show.types
-        weights = {3: (60, 30, 10), 2: (80, 20), 1: (100,)}[len(types)]
+        weights = {3: (55, 30, 15), 2: (80, 20), 1: (100,)}[len(types)]
         chosen = self.rng.choices(types, weights=weights)[0]
-        sizes = (1, 1, 2) if chosen.requires_personalisation else (1, 2, 2, 2, 3, 4)
+        if vip:
+            chosen = next(t for t in types if t.requires_personalisation)
+        sizes = (1, 2, 2) if chosen.requires_personalisation else (1, 2, 2, 2, 3, 4)
         quantity = self.rng.choice(sizes)
         slot = self.rng.choices(show.slots, weights=(60, 40))[0].id if show.slots else None
         quantity = min(quantity, self.left[chosen.id], self.left[slot] if slot else quantity)
@@ -214,7 +217,7 @@ class _Planner:
         key, method, status = self.kind_of(n)
         show = self.shows[key]
         holds_seats = status in (OrderStatus.PAID, OrderStatus.RESERVED)
-        items = self.items(show, holds_seats)
+        items = self.items(show, holds_seats, vip=n == 0)  # the first order shows personalisation
         if not items:
             return None  # sold out: the seed is larger than the quotas
         name, email, mobile = self.person()

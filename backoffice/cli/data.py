@@ -131,8 +131,8 @@ def seed(
         ("Events", report.events),
         ("Orders", report.orders),
         ("Tickets", report.tickets),
-        *((f"  paid by {k}", v) for k, v in sorted(report.by_method.items())),
-        *((f"  {k}", v) for k, v in sorted(report.by_status.items())),
+        *((f"  payment method {k}", v) for k, v in sorted(report.by_method.items())),
+        *((f"  status {k}", v) for k, v in sorted(report.by_status.items())),
         ("Tickets scanned", report.scanned),
         ("Tickets personalised", report.personalised),
     ]:

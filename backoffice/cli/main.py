@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from backoffice.cli.data import demo_app, orders_app
+
 app = typer.Typer(no_args_is_help=True, help="ticketops: order operations as durable workflows.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
@@ -62,22 +64,16 @@ def db_upgrade() -> None:
     typer.echo("database is at the newest schema")
 
 
-def _mount_optional() -> None:
-    try:
-        from backoffice.cli.data import demo_app, orders_app
-    except ImportError:  # pragma: no cover - during partial installs
-        return
-    app.add_typer(orders_app, name="orders", help="Find, show and import orders.")
-    app.add_typer(demo_app, name="demo", help="Demo data.")
-
-
-_mount_optional()
+app.add_typer(orders_app, name="orders", help="Find, show and import orders.")
+app.add_typer(demo_app, name="demo", help="Demo data.")
 
 
 def main() -> None:
     code = 0
     try:
-        app(standalone_mode=False)
+        # With standalone_mode=False click returns a command's exit code instead of raising it.
+        result = app(standalone_mode=False)
+        code = result if isinstance(result, int) else 0
     except typer.Exit as exc:
         code = exc.exit_code
     except SystemExit as exc:
