@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel
 
 
@@ -107,3 +109,125 @@ class RefundEmail(BaseModel):
     kind: str
     operation_id: str
     sequence: int = 0
+
+
+class OpenPersonalisationRound(BaseModel):
+    order_code: str
+    operation_id: str
+    actor: str
+
+
+class PersonalisationRound(BaseModel):
+    """The round a reset opened and when its link expires; the token itself is made in the email activity."""
+
+    order_code: str
+    event_id: str
+    round: int
+    expires_at: datetime
+    ticket_count: int
+
+
+class PersonalisationLinkEmail(BaseModel):
+    order_code: str
+    operation_id: str
+    actor: str
+    round: int
+    expires_at: datetime
+
+
+class ReceiptEmail(BaseModel):
+    order_code: str
+    operation_id: str
+    actor: str
+
+
+class CancelOrder(BaseModel):
+    """Cancel the order, or the listed tickets, once per operation (a retry finds its own history)."""
+
+    order_code: str
+    operation_id: str
+    actor: str
+    reason: str
+    refund: bool = False
+    ticket_ids: list[str] | None = None
+
+
+class RefundToStart(BaseModel):
+    """The refund a cancellation asks for, priced on the cancelled order; the child re-quotes it."""
+
+    refund_id: str
+    kind: str
+    amount: int
+    currency: str
+    quote_hash: str
+    reason: str
+    processor: str
+
+
+class CancelOutcome(BaseModel):
+    order_code: str
+    event_id: str
+    whole_order: bool
+    ticket_ids: list[str]
+    payment_voided: bool
+    processor: str
+    payment_reference: str | None = None
+    refund: str
+    refund_refusal: str | None = None
+    refund_plan: RefundToStart | None = None
+
+
+class VoidPayment(BaseModel):
+    processor: str
+    payment_reference: str
+
+
+class VoidOutcome(BaseModel):
+    """`status` is the processor's (e.g. `canceled`), or `rejected` with the processor's code."""
+
+    status: str
+    code: str | None = None
+
+
+class CancellationNote(BaseModel):
+    """A history event the cancel workflow records after the fact (payment voided, refund not started)."""
+
+    order_code: str
+    operation_id: str
+    actor: str
+    type: str
+    data: dict[str, str | int | None] = {}
+
+
+class CancellationEmails(BaseModel):
+    """Notify the buyer and the distinct personalised attendees of the cancelled tickets."""
+
+    order_code: str
+    operation_id: str
+    ticket_ids: list[str]
+    reason: str | None = None
+    refund_amount: int | None = None
+
+
+class EmailsOutcome(BaseModel):
+    sent: int
+    already_sent: int
+    rejected: int
+
+
+class ReissueTickets(BaseModel):
+    """Reissue (or, with `time_slot_id`, reschedule) the listed valid tickets; None means all."""
+
+    order_code: str
+    operation_id: str
+    actor: str
+    ticket_ids: list[str] | None = None
+    time_slot_id: str | None = None
+
+
+class ReissueOutcome(BaseModel):
+    order_code: str
+    event_id: str
+    replaced: dict[str, str]
+    time_slot_id: str | None = None
+    already_done: bool = False

@@ -6,6 +6,7 @@ key (`resend/{order}/{key}`), so a repeated request finds the same workflow.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -132,6 +133,18 @@ class Operations:
                     f"operation {operation_id} has ended and takes no more actions", type="operation-closed"
                 ) from err
             raise
+
+    async def wait_closed(self, operation_id: str, seconds: float) -> bool:
+        """Wait up to `seconds` for the operation to end (any way); True when it did."""
+        handle = self.client.get_workflow_handle(operation_id)
+        try:
+            async with asyncio.timeout(seconds):
+                await handle.result()
+        except TimeoutError:
+            return False
+        except (WorkflowFailureError, RPCError):
+            pass  # it ended badly or vanished: `view` tells which
+        return True
 
     async def is_running(self, operation_id: str) -> bool:
         try:

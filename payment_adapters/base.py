@@ -78,6 +78,13 @@ class PaymentAdapter(Protocol):
 
     async def get_refund(self, refund_id: str) -> ProcessorRefund: ...
 
+    async def void_payment(self, payment_reference: str) -> str:
+        """Cancel an unpaid payment so it can never be captured; returns its final status.
+
+        Safe to repeat: a payment voided already is not an error.
+        """
+        ...
+
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent: ...
 
     def list_refunds(self, since: datetime) -> AsyncIterator[ProcessorRefund]: ...

@@ -34,6 +34,10 @@ class ManualAdapter:
     async def get_refund(self, refund_id: str) -> ProcessorRefund:
         raise LookupError("manual refunds live only in our ledger")
 
+    async def void_payment(self, payment_reference: str) -> str:
+        """Nothing was collected through a processor: voiding is our ledger's alone."""
+        return "voided"
+
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
         raise WebhookRejected("manual refunds have no webhooks", code="no_webhooks")
 

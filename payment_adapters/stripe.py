@@ -102,6 +102,23 @@ class StripeAdapter:
         except stripe.StripeError as err:
             raise _translate(err) from err
 
+    async def void_payment(self, payment_reference: str) -> str:
+        """`payment_intents.cancel`; an intent canceled by an earlier attempt counts as done."""
+        try:
+            intent = await self.client.v1.payment_intents.cancel_async(
+                payment_reference, params={"cancellation_reason": "abandoned"}
+            )
+        except stripe.StripeError as err:
+            if getattr(err, "code", None) == "payment_intent_unexpected_state":
+                try:
+                    current = await self.client.v1.payment_intents.retrieve_async(payment_reference)
+                except stripe.StripeError as again:
+                    raise _translate(again) from again
+                if current.status == "canceled":
+                    return "canceled"
+            raise _translate(err) from err
+        return str(intent.status)
+
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
         if not signature:
             raise WebhookRejected("the Stripe-Signature header is missing", code="signature_missing")

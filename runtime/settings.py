@@ -65,6 +65,30 @@ class RefundConfig(BaseModel):
     )
 
 
+class AuthSettings(BaseModel):
+    """API keys live hashed in the store; OIDC tokens are checked offline against a JWKS file."""
+
+    jwks_file: Path | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    role_claim: str = "ticketops_role"
+    name_claim: str = "sub"
+    leeway_seconds: float = 30.0
+    rate_limit_per_minute: int | None = Field(default=600, ge=1, description="Per principal; None disables it.")
+
+
+# A development key only: production sets TICKETOPS_CODEC__KEYS and TICKETOPS_CODEC__ACTIVE_KEY_ID.
+_DEV_CODEC_KEY = "dGlja2V0b3BzLWRldmVsb3BtZW50LWtleS0zMmJ5dGU="
+
+
+class CodecSettings(BaseModel):
+    """AES-GCM keys for payloads; every key here still decrypts, the active one encrypts."""
+
+    keys: dict[str, SecretStr] = Field(default_factory=lambda: {"dev-1": SecretStr(_DEV_CODEC_KEY)})
+    active_key_id: str = "dev-1"
+    cors_origins: list[str] = ["http://127.0.0.1:8233", "http://localhost:8233"]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TICKETOPS_", env_nested_delimiter="__")
 
@@ -73,6 +97,8 @@ class Settings(BaseSettings):
     stripe: StripeSettings = StripeSettings()
     email: EmailConfig = EmailConfig()
     refunds: RefundConfig = RefundConfig()
+    auth: AuthSettings = AuthSettings()
+    codec: CodecSettings = CodecSettings()
     public_url: str = "http://127.0.0.1:8000"
     signing_secret: SecretStr = SecretStr("dev-signing-secret-change-me")
     log_json: bool = False

@@ -1,4 +1,4 @@
-"""Connecting to Temporal the same way everywhere: pydantic payloads, registered search attributes."""
+"""Connecting to Temporal the same way everywhere: encrypted pydantic payloads, registered search attributes."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 
-from runtime.settings import TemporalSettings
+from runtime.codec import data_converter
+from runtime.settings import CodecSettings, TemporalSettings
 from workflows import search_attributes
 
 _KIND = {
@@ -20,10 +20,9 @@ _KIND = {
 }
 
 
-async def connect(settings: TemporalSettings) -> Client:
-    return await Client.connect(
-        settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter
-    )
+async def connect(settings: TemporalSettings, *, codec: CodecSettings) -> Client:
+    """`codec` is required: a client without our keys would write plaintext personal data."""
+    return await Client.connect(settings.address, namespace=settings.namespace, data_converter=data_converter(codec))
 
 
 async def ensure_search_attributes(

@@ -20,9 +20,10 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from runtime.codec import data_converter
+from tests.codec_keys import TEST_CODEC
 from ticketing.store.engine import Store
 from ticketing.store.migrate import upgrade_sync
 from workflows import search_attributes
@@ -52,7 +53,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=temporal_binary(),
         search_attributes=list(search_attributes.ALL),
         ui=False,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(TEST_CODEC),
         dev_server_log_level="error",
     )
     yield env
@@ -158,3 +159,18 @@ def any_store(request: pytest.FixtureRequest) -> Store:
 @pytest.fixture
 def store(sqlite_store: Store) -> Store:
     return sqlite_store
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A second dev server with per-workflow time skipping (loopback only, supports updates)."""
+    env = await WorkflowEnvironment.start_time_skipping_v2(
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=list(search_attributes.ALL),
+        ui=False,
+        data_converter=data_converter(TEST_CODEC),
+        dev_server_log_level="error",
+        dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
+    )
+    yield env
+    await env.shutdown()

@@ -16,19 +16,21 @@ from typing import Any
 
 import httpx
 import uvicorn
-from email_providers.factory import make_provider
 from temporalio.client import Client
 
 from activities.deps import Deps
 from backoffice.api.app import create_app
 from backoffice.api.deps import AppState
 from backoffice.operations import Operations
+from backoffice.principals import Role, create_api_key
 from devtools.smtp_sink import SmtpSink
 from devtools.stripe_server.server import StripeServer
-from runtime.email_config import email_settings
+from email_providers.factory import make_provider
 from payment_adapters.registry import payment_adapters
+from runtime.email_config import email_settings
 from runtime.settings import EmailConfig, Settings, SmtpConfig, StripeSettings, TemporalSettings
 from tests.builders import NOW
+from tests.codec_keys import TEST_CODEC
 from ticketing.models import Event, Order, OrderEvent, TicketType, TimeSlot
 from ticketing.store.engine import Store
 from ticketing.store.orders import adjust_inventory, insert_event, insert_order
@@ -45,6 +47,18 @@ class Harness:
     prefix: str
     deps: Deps
     extra: dict[str, Any] = field(default_factory=dict)
+    keys: dict[tuple[str, Role], str] = field(default_factory=dict)
+
+    async def key_for(self, name: str, role: Role | str = Role.SUPPORT) -> str:
+        """An API key for the principal `name` with `role`, created in the test store once."""
+        wanted = (name, Role(role))
+        if wanted not in self.keys:
+            self.keys[wanted], _ = await create_api_key(self.store, name, Role(role))
+        return self.keys[wanted]
+
+    async def headers_for(self, name: str, role: Role | str = Role.SUPPORT) -> dict[str, str]:
+        """Request headers that authenticate as `name` (the actor recorded in history)."""
+        return {"Authorization": f"Bearer {await self.key_for(name, role)}"}
 
     async def wait_operation(self, operation_id: str, timeout: float = 30.0) -> dict[str, Any]:
         """Poll the API until the operation is no longer running."""
@@ -77,8 +91,7 @@ def make_settings(store: Store, client: Client, prefix: str, smtp_port: int, **o
         temporal=TemporalSettings(
             address=client.service_client.config.target_host, queue_prefix=prefix
         ),
-        email=EmailConfig(smtp=SmtpConfig(port=smtp_port, timeout=5.0)),
-        **overrides,
+        **({"codec": TEST_CODEC, "email": EmailConfig(smtp=SmtpConfig(port=smtp_port, timeout=5.0))} | overrides),
     )
 
 
@@ -109,6 +122,7 @@ async def running(
     settings_overrides: dict[str, Any] | None = None,
     with_workers: bool = True,
     webhooks: bool = False,
+    skip_queues: tuple[str, ...] = (),
 ) -> AsyncIterator[Harness]:
     sink = SmtpSink(tmp_path / "mail")
     await sink.start()
@@ -130,16 +144,25 @@ async def running(
     )
     async with contextlib.AsyncExitStack() as stack:
         if with_workers:
-            for worker in build_workers(client, deps, prefix=prefix):
+            queues = tuple(q for q in ("orders", "email", "payments") if q not in skip_queues)
+            for worker in build_workers(client, deps, prefix=prefix, queues=queues):
                 await stack.enter_async_context(worker)
         if webhooks and stripe is not None:
             url = await stack.enter_async_context(serve_http(app))
             stripe.set_webhook_url(f"{url}/webhooks/stripe")
+        admin_key, _ = await create_api_key(store, "backoffice", Role.ADMIN)
         http = await stack.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://api",
+                headers={"Authorization": f"Bearer {admin_key}"},
+            )
         )
         harness = Harness(settings, store, client, http, sink, prefix, deps)
+        harness.keys[("backoffice", Role.ADMIN)] = admin_key
+        harness.extra["app"] = app
         harness.extra["stripe"] = stripe
+        harness.extra["build_workers"] = lambda *queues: build_workers(client, deps, prefix=prefix, queues=queues)
         yield harness
     await deps.email.close()
     await sink.stop()

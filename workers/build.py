@@ -12,60 +12,95 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.cancellation import CancellationActivities, CancellationEmailActivities, VoidActivities
 from activities.delivery import DeliveryActivities
 from activities.deps import Deps
+from activities.order_emails import OrderEmailActivities
 from activities.orders import OrderActivities
 from activities.payments import PaymentActivities
+from activities.personalisation import PersonalisationActivities
 from activities.refunds import RefundActivities
-from workflows.options import queue_names
+from activities.reissue import ReissueActivities
+from workflows.cancel import CancelOrderWorkflow
+from workflows.personalisation import OpenPersonalisationWorkflow
+from workflows.receipt import SendReceiptWorkflow
 from workflows.refund import RefundWorkflow
+from workflows.reissue import ReissueAndResendWorkflow, RescheduleWorkflow
 from workflows.resend import ResendOrderWorkflow
 
-WORKFLOWS: Sequence[type] = (ResendOrderWorkflow, RefundWorkflow)
+WORKFLOWS: Sequence[type] = (
+    ResendOrderWorkflow,
+    RefundWorkflow,
+    OpenPersonalisationWorkflow,
+    SendReceiptWorkflow,
+    CancelOrderWorkflow,
+    ReissueAndResendWorkflow,
+    RescheduleWorkflow,
+)
 
 
 def order_activities(deps: Deps) -> list[Callable[..., Any]]:
     orders = OrderActivities(deps)
     refunds = RefundActivities(deps)
-    return [orders.plan_resend, refunds.open_refund, refunds.move_refund, refunds.get_refund_snapshot]
+    personalisation = PersonalisationActivities(deps)
+    cancellation = CancellationActivities(deps)
+    reissue = ReissueActivities(deps)
+    return [
+        orders.plan_resend,
+        refunds.open_refund,
+        refunds.move_refund,
+        refunds.get_refund_snapshot,
+        cancellation.cancel_order,
+        cancellation.record_cancellation_note,
+        reissue.reissue_tickets,
+        reissue.reschedule_tickets,
+        personalisation.open_personalisation_round,
+    ]
 
 
 def payment_activities(deps: Deps) -> list[Callable[..., Any]]:
     payments = PaymentActivities(deps)
-    return [payments.submit_refund, payments.fetch_refund]
+    return [payments.submit_refund, payments.fetch_refund, VoidActivities(deps).void_payment]
 
 
 def email_activities(deps: Deps) -> list[Callable[..., Any]]:
     delivery = DeliveryActivities(deps)
-    return [delivery.deliver_tickets, delivery.send_refund_email]
+    order_emails = OrderEmailActivities(deps)
+    return [
+        delivery.deliver_tickets,
+        delivery.send_refund_email,
+        CancellationEmailActivities(deps).send_cancellation_emails,
+        order_emails.send_personalisation_link,
+        order_emails.send_payment_receipt,
+    ]
 
 
-def build_workers(client: Client, deps: Deps, *, prefix: str = "") -> list[Worker]:
-    orders_q, payments_q, email_q = queue_names(prefix)
+def build_workers(
+    client: Client, deps: Deps, *, prefix: str = "", queues: tuple[str, ...] = ("orders", "email", "payments")
+) -> list[Worker]:
+    """One Worker per queue kind; `queues` lets a process (or a test) serve only some of them."""
     temporal = deps.settings.temporal
-    workers = [
-        Worker(
+    made: dict[str, Callable[[], Worker]] = {
+        "orders": lambda: Worker(
             client,
-            task_queue=orders_q,
+            task_queue=f"{prefix}orders",
             workflows=list(WORKFLOWS),
             activities=order_activities(deps),
             max_concurrent_activities=50,
         ),
-        Worker(
+        "email": lambda: Worker(
             client,
-            task_queue=email_q,
+            task_queue=f"{prefix}email",
             activities=email_activities(deps),
             max_concurrent_activities=32,
             max_task_queue_activities_per_second=temporal.email_rate_per_second,
         ),
-    ]
-    workers.append(
-        Worker(
+        "payments": lambda: Worker(
             client,
-            task_queue=payments_q,
+            task_queue=f"{prefix}payments",
             activities=payment_activities(deps),
             max_concurrent_activities=32,
             max_task_queue_activities_per_second=temporal.payments_rate_per_second,
-        )
-    )
-    return workers
+        ),
+    }
+    return [made[name]() for name in queues]

@@ -39,7 +39,7 @@ async def build_deps(settings: Settings) -> Deps:
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     await upgrade(settings.database_url)
-    client = await connect(settings.temporal)
+    client = await connect(settings.temporal, codec=settings.codec)
     await ensure_search_attributes(client)
     deps = await build_deps(settings)
     workers = build_workers(client, deps, prefix=settings.temporal.queue_prefix)

@@ -82,3 +82,74 @@ class RefundResult(BaseModel):
     currency: str
     attempts: int
     failure_reason: str | None = None
+
+
+class OpenPersonalisationRequest(BaseModel):
+    order_code: str
+    actor: str
+
+
+class OpenPersonalisationResult(BaseModel):
+    order_code: str
+    round: int
+    ticket_count: int
+    message_id: str
+    delivery: str
+
+
+class SendReceiptRequest(BaseModel):
+    order_code: str
+    actor: str
+
+
+class SendReceiptResult(BaseModel):
+    order_code: str
+    message_id: str
+    delivery: str
+
+
+class CancelInput(BaseModel):
+    order_code: str
+    actor: str
+    reason: str
+    refund: bool = False
+    ticket_ids: list[str] | None = None
+    timing: RefundTiming = RefundTiming()
+    approval_threshold: int | None = None
+    refund_wait_seconds: float = 600.0
+
+
+class CancelResult(BaseModel):
+    """`refund`: not-requested, nothing-to-refund, or the child refund's ledger status when we stopped waiting."""
+
+    order_code: str
+    whole_order: bool
+    ticket_ids: list[str]
+    payment: str
+    refund: str
+    refund_id: str | None = None
+    refund_operation_id: str | None = None
+    refund_error: str | None = None
+    emails_sent: int = 0
+    emails: str = "sent"
+
+
+class ReissueInput(BaseModel):
+    order_code: str
+    actor: str
+    ticket_ids: list[str] | None = None
+
+
+class RescheduleInput(BaseModel):
+    order_code: str
+    actor: str
+    time_slot_id: str
+    ticket_ids: list[str] | None = None
+
+
+class ReissueResult(BaseModel):
+    order_code: str
+    replaced: dict[str, str]
+    time_slot_id: str | None = None
+    delivery: str
+    message_id: str | None = None

@@ -5,16 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from backoffice.api import operations, orders, problems, refunds, webhooks
+from backoffice.api import (
+    codec,
+    openapi,
+    operations,
+    order_actions,
+    order_documents,
+    order_edits,
+    orders,
+    personalisation,
+    problems,
+    refunds,
+    scanning,
+    webhooks,
+)
+from backoffice.api.auth import authenticated_unless_public
 from backoffice.api.deps import AppState
+from backoffice.api.waiting import WaitForOperation
 
 
 def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> FastAPI:
     """With `app_state` the caller owns the resources (tests); else `lifespan` builds them."""
     app = FastAPI(
         lifespan=lifespan,
+        dependencies=[Depends(authenticated_unless_public)],
         title="ticketops backoffice API",
         version="0.1.0",
         description=(
@@ -26,10 +42,18 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
     if app_state is not None:
         app.state.ticketops = app_state
     problems.install(app)
+    openapi.install(app)
     app.include_router(orders.router)
+    app.include_router(order_actions.router)
     app.include_router(refunds.router)
     app.include_router(webhooks.router)
     app.include_router(operations.router)
+    app.include_router(order_edits.router)
+    app.include_router(scanning.router)
+    app.include_router(personalisation.router)
+    app.include_router(order_documents.router)
+    codec.install(app)
+    app.add_middleware(WaitForOperation)
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, Any]:

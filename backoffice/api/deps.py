@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from backoffice.api.auth import principal_of
 from backoffice.operations import Operations
 from runtime.settings import Settings
 from ticketing.store.engine import Store
@@ -28,6 +29,6 @@ def state(request: Request) -> AppState:
     return request.app.state.ticketops  # type: ignore[no-any-return]
 
 
-def actor(request: Request) -> str:
-    """Who acts: recorded in history and workflow memos."""
-    return request.headers.get("X-Actor", "backoffice")[:200]
+async def actor(request: Request) -> str:
+    """Who acts, recorded in history and workflow memos: the authenticated principal's name."""
+    return (await principal_of(request)).name

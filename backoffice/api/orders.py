@@ -9,9 +9,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from temporalio.common import SearchAttributePair
 
+from backoffice.api.auth import SUPPORT
 from backoffice.api.deps import AppState, actor, state
 from backoffice.api.idempotency import check_idempotency_key, idempotent
 from backoffice.api.views import OrderSummary, OrderView, order_summary, order_view
+from backoffice.api.waiting import accepts_wait
 from ticketing.errors import ActionNotAllowed
 from ticketing.policies.actions import resend_refusal
 from ticketing.store.comments import comments_for_order
@@ -42,7 +44,7 @@ class ResendBody(BaseModel):
     """Resend takes no options; the body may be empty."""
 
 
-@router.get("/orders", response_model=list[OrderSummary])
+@router.get("/orders", response_model=list[OrderSummary], dependencies=[Depends(SUPPORT)])
 async def find_orders(
     st: StateDep,
     q: Annotated[str | None, Query(max_length=200, description="email, name, order code or barcode")] = None,
@@ -56,7 +58,7 @@ async def find_orders(
     return [order_summary(o) for o in found]
 
 
-@router.get("/orders/{code}", response_model=OrderView)
+@router.get("/orders/{code}", response_model=OrderView, dependencies=[Depends(SUPPORT)])
 async def get_order(code: str, st: StateDep) -> OrderView:
     async with st.store.transaction() as conn:
         order = await load_order(conn, code.upper())
@@ -76,7 +78,7 @@ def accepted(operation_id: str, **extra: Any) -> dict[str, Any]:
     "/orders/{code}/resend",
     status_code=202,
     response_model=Accepted,
-    dependencies=[Depends(check_idempotency_key)],
+    dependencies=[Depends(SUPPORT), Depends(check_idempotency_key), Depends(accepts_wait)],
 )
 async def resend(
     code: str, request: Request, st: StateDep, who: ActorDep, body: ResendBody | None = None

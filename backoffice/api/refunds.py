@@ -10,9 +10,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributePair
 
+from backoffice.api.auth import FINANCE, SUPPORT
 from backoffice.api.deps import AppState, actor, state
 from backoffice.api.idempotency import check_idempotency_key, idempotent
 from backoffice.api.views import MoneyView
+from backoffice.api.waiting import accepts_wait
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Refund, RefundKind
 from ticketing.money import Money
@@ -146,14 +148,18 @@ def _quote_view(quote: RefundQuote, threshold: int | None) -> QuoteView:
     )
 
 
-@router.post("/orders/{code}/refunds/preview", response_model=QuoteView)
+@router.post("/orders/{code}/refunds/preview", response_model=QuoteView, dependencies=[Depends(FINANCE)])
 async def preview_refund(code: str, body: RefundBody, st: StateDep) -> QuoteView:
     """Price the refund; the agent confirms this quote by sending its hash back."""
     quote, _, event = await _quote(st, code.upper(), body)
     return _quote_view(quote, _threshold(st, event.policy.refund_approval_threshold))
 
 
-@router.post("/orders/{code}/refunds", status_code=202, dependencies=[Depends(check_idempotency_key)])
+@router.post(
+    "/orders/{code}/refunds",
+    status_code=202,
+    dependencies=[Depends(FINANCE), Depends(check_idempotency_key), Depends(accepts_wait)],
+)
 async def request_refund(
     code: str, body: ConfirmedRefundBody, request: Request, st: StateDep, who: ActorDep
 ) -> JSONResponse:
@@ -209,7 +215,7 @@ async def request_refund(
     return await idempotent(st.store, request, who, body.model_dump(mode="json") | {"code": code}, act)
 
 
-@router.get("/refunds", response_model=list[RefundView])
+@router.get("/refunds", response_model=list[RefundView], dependencies=[Depends(SUPPORT)])
 async def find_refunds(
     st: StateDep,
     status: Annotated[RefundStatus | None, Query()] = None,
@@ -233,7 +239,7 @@ async def _owner(st: AppState, refund: Refund) -> str:
     return refund.workflow_id
 
 
-@router.get("/refunds/{refund_id}", response_model=RefundView)
+@router.get("/refunds/{refund_id}", response_model=RefundView, dependencies=[Depends(SUPPORT)])
 async def get_refund(refund_id: str, st: StateDep) -> RefundView:
     async with st.store.transaction() as conn:
         refund = await load_refund(conn, refund_id)
@@ -252,19 +258,19 @@ async def _refund_update(st: AppState, refund_id: str, name: str, arg: BaseModel
         return refund_view(await load_refund(conn, refund_id))
 
 
-@router.post("/refunds/{refund_id}/retry", response_model=RefundView)
+@router.post("/refunds/{refund_id}/retry", response_model=RefundView, dependencies=[Depends(FINANCE)])
 async def retry_refund(refund_id: str, st: StateDep, who: ActorDep) -> RefundView:
     """A new processor attempt, with a new idempotency key, for a refund in refund-error."""
     return await _refund_update(st, refund_id, "retry", RetryRefund(actor=who))
 
 
-@router.post("/refunds/{refund_id}/mark-refunded", response_model=RefundView)
+@router.post("/refunds/{refund_id}/mark-refunded", response_model=RefundView, dependencies=[Depends(FINANCE)])
 async def mark_refunded(refund_id: str, body: ReferenceBody, st: StateDep, who: ActorDep) -> RefundView:
     """Finance paid the customer outside the processor (manual methods, or after a refund-error)."""
     return await _refund_update(st, refund_id, "mark_refunded", MarkRefunded(actor=who, reference=body.reference))
 
 
-@router.post("/refunds/{refund_id}/approve", response_model=RefundView)
+@router.post("/refunds/{refund_id}/approve", response_model=RefundView, dependencies=[Depends(FINANCE)])
 async def approve_refund(refund_id: str, st: StateDep, who: ActorDep) -> RefundView:
     """Four eyes: a refund above the threshold is approved by another finance user."""
     return await _refund_update(st, refund_id, "approve", ApproveRefund(actor=who))

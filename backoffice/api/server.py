@@ -21,7 +21,7 @@ def build_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.database_url)
-        client = await connect(settings.temporal)
+        client = await connect(settings.temporal, codec=settings.codec)
         orders_queue = queue_names(settings.temporal.queue_prefix)[0]
         app.state.ticketops = AppState(
             settings=settings,

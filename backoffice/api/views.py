@@ -219,6 +219,6 @@ def order_view(
             CommentView(id=c.id, scope=c.scope.value, author=c.author, text=c.text, at=c.at)
             for c in comments
         ],
-        actions=available_actions(order, event),
+        actions=available_actions(order, event, list(slots.values())),
         version=order.version,
     )

@@ -13,10 +13,12 @@ from typing import Annotated
 import typer
 
 from backoffice.cli.data import demo_app, orders_app
+from backoffice.cli.keys import keys_app
 
 app = typer.Typer(no_args_is_help=True, help="ticketops: order operations as durable workflows.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from backoffice.principals import Role
 from devtools.stripe_server.client import stripe_client
 from devtools.stripe_server.server import StripeServer
 from tests.builders import make_event, make_order
@@ -46,7 +47,7 @@ async def request_refund(
     """Preview, then confirm with the quote's hash, as an agent does."""
     preview = await app.http.post(f"/orders/{code}/refunds/preview", json=body)
     assert preview.status_code == 200, preview.text
-    headers = {"X-Actor": actor}
+    headers = await app.headers_for(actor, Role.FINANCE)
     if key:
         headers["Idempotency-Key"] = key
     resp = await app.http.post(

@@ -88,7 +88,7 @@ async def test_same_request_twice_is_one_refund(app: Harness, stripe: StripeServ
     replay = await app.http.post(
         f"/orders/{order.code}/refunds",
         json={**body, "quote_hash": first["quote_hash"]},
-        headers={"Idempotency-Key": "refund-req-1", "X-Actor": "finance-1"},
+        headers={**await app.headers_for("finance-1", "finance"), "Idempotency-Key": "refund-req-1"},
     )
     assert replay.status_code == 202 and replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json()["refund_id"] == first["refund_id"]
@@ -133,7 +133,7 @@ async def test_refund_failure_then_finance_marks_it_refunded(app: Harness, strip
     assert len(finance) == 1 and "failed" in finance[0]["Subject"]
 
     marked = await app.http.post(f"{refund_url}/mark-refunded", json={"reference": "BANK-2026-0042"},
-                                 headers={"X-Actor": "finance-2"})
+                                 headers=await app.headers_for("finance-2", "finance"))
     assert marked.status_code == 200, marked.text
     assert marked.json()["status"] == "refunded" and marked.json()["manual_reference"] == "BANK-2026-0042"
     done = await app.wait_operation(started["operation_id"])
@@ -155,7 +155,8 @@ async def test_retry_after_failure_uses_a_new_attempt(app: Harness, stripe: Stri
         if refund["status"] == "refund-error" and refund["waiting_for"]:
             break
         await asyncio.sleep(0.1)
-    retried = await app.http.post(f"{started['refund_url']}/retry", headers={"X-Actor": "finance-2"})
+    finance_2 = await app.headers_for("finance-2", "finance")
+    retried = await app.http.post(f"{started['refund_url']}/retry", headers=finance_2)
     assert retried.status_code == 200, retried.text
     assert retried.json()["attempt"] == 2
     for _ in range(100):
@@ -187,7 +188,7 @@ async def test_manual_refund_confirmed_by_finance(app: Harness, stripe: StripeSe
     retry = await app.http.post(f"{started['refund_url']}/retry")
     assert retry.status_code == 409 and retry.json()["type"].endswith("/refund-not-retryable")
     done = await app.http.post(f"{started['refund_url']}/mark-refunded", json={"reference": "SEPA-77"},
-                               headers={"X-Actor": "finance-9"})
+                               headers=await app.headers_for("finance-9", "finance"))
     assert done.json()["status"] == "refunded" and done.json()["confirmed_by"] == "finance-9"
     assert stripe.refunds() == []
     result = await app.wait_operation(started["operation_id"])

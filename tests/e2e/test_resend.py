@@ -70,7 +70,7 @@ async def test_resend_skips_invalid_tickets(app: Harness) -> None:
         current = await load_order(conn, order.code)
         changed = [current.tickets[0].model_copy(update={"state": TicketState.REISSUED}), *current.tickets[1:]]
         await save_order(conn, current, current.model_copy(update={"tickets": changed}), [])
-    resp = await app.http.post(f"/orders/{order.code}/resend", headers={"X-Actor": "agent-7"})
+    resp = await app.http.post(f"/orders/{order.code}/resend", headers=await app.headers_for("agent-7"))
     done = await app.wait_operation(resp.json()["operation_id"])
     assert done["result"]["ticket_count"] == 2
     pdfs = [p for p in app.sink.messages[0].iter_attachments()]

@@ -6,12 +6,12 @@ acting, so a disabled button and a refused workflow give the same reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel
 
-from ticketing.models import Event, Order, Processor
-from ticketing.states import OrderStatus, PaymentStatus
+from ticketing.models import Event, Order, Processor, TimeSlot
+from ticketing.states import OrderStatus, PaymentStatus, TicketState
 
 
 class Action(BaseModel):
@@ -32,9 +32,14 @@ ACTION_NAMES = (
     "refund",
     "cancel",
     "reissue",
+    "reschedule",
     "edit-ticket",
     "edit-contact",
     "send-receipt",
+    "set-scan-status",
+    "download-tickets",
+    "download-receipt",
+    "add-comment",
 )
 
 
@@ -104,6 +109,17 @@ def reissue_refusal(order: Order, event: Event) -> Refusal | None:
     return None
 
 
+def reschedule_refusal(order: Order, event: Event, slots: Sequence[TimeSlot] = ()) -> Refusal | None:
+    """Moving tickets to another time slot needs the event's slots: the caller passes them."""
+    if refusal := _status_refusal(order, {OrderStatus.PAID}):
+        return refusal
+    if not order.valid_tickets:
+        return Refusal(type="no-valid-tickets", reason="the order has no valid tickets to move")
+    if len([s for s in slots if s.event_id == event.id]) < 2:
+        return Refusal(type="single-time-slot", reason="the event has fewer than two time slots")
+    return None
+
+
 def edit_ticket_refusal(order: Order, event: Event) -> Refusal | None:
     if refusal := _status_refusal(order, {OrderStatus.PAID}):
         return refusal
@@ -117,10 +133,41 @@ def edit_contact_refusal(order: Order, event: Event) -> Refusal | None:
 
 
 def receipt_refusal(order: Order, event: Event) -> Refusal | None:
-    if refusal := _status_refusal(order, {OrderStatus.PAID, OrderStatus.CANCELLED}):
+    if refusal := download_receipt_refusal(order, event):
         return refusal
     if not order.contact.email:
         return Refusal(type="no-contact-email", reason="the order's contact has no email address")
+    return None
+
+
+def download_receipt_refusal(order: Order, event: Event) -> Refusal | None:
+    """A receipt shows a settled payment; a cancelled order keeps its receipt (with refunds)."""
+    if refusal := _status_refusal(order, {OrderStatus.PAID, OrderStatus.CANCELLED}):
+        return refusal
+    if order.payment.status is not PaymentStatus.SUCCEEDED:
+        return Refusal(type="payment-not-settled", reason=f"the payment is {order.payment.status.value}")
+    return None
+
+
+def download_tickets_refusal(order: Order, event: Event) -> Refusal | None:
+    if refusal := _status_refusal(order, {OrderStatus.PAID}):
+        return refusal
+    if not order.valid_tickets:
+        return Refusal(type="no-valid-tickets", reason="the order has no valid tickets to download")
+    return None
+
+
+def scan_status_refusal(order: Order, event: Event) -> Refusal | None:
+    """Seed 002's bulk actions; blacklisted tickets count, since "unscanned" makes them valid again."""
+    if refusal := _status_refusal(order, {OrderStatus.PAID}):
+        return refusal
+    if not any(t.is_valid or t.state is TicketState.BLACKLISTED for t in order.tickets):
+        return Refusal(type="no-valid-tickets", reason="the order has no tickets whose scan status can change")
+    return None
+
+
+def comment_refusal(order: Order, event: Event) -> Refusal | None:
+    """Comments are always possible; a buyer comment also needs the contact's email (checked on add)."""
     return None
 
 
@@ -130,16 +177,21 @@ RULES: dict[str, Callable[[Order, Event], Refusal | None]] = {
     "refund": refund_refusal,
     "cancel": cancel_refusal,
     "reissue": reissue_refusal,
+    "reschedule": reschedule_refusal,
     "edit-ticket": edit_ticket_refusal,
     "edit-contact": edit_contact_refusal,
     "send-receipt": receipt_refusal,
+    "set-scan-status": scan_status_refusal,
+    "download-tickets": download_tickets_refusal,
+    "download-receipt": download_receipt_refusal,
+    "add-comment": comment_refusal,
 }
 
 
-def available_actions(order: Order, event: Event) -> list[Action]:
+def available_actions(order: Order, event: Event, slots: Sequence[TimeSlot] = ()) -> list[Action]:
     actions = []
     for name in ACTION_NAMES:
-        refusal = RULES[name](order, event)
+        refusal = reschedule_refusal(order, event, slots) if name == "reschedule" else RULES[name](order, event)
         actions.append(
             Action(
                 name=name,

@@ -222,3 +222,14 @@ webhook_events = sa.Table(
     sa.Column("type", sa.String(100), nullable=False),
     sa.Column("received_at", UTCDateTime, nullable=False),
 )
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, index=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime),
+)

@@ -1,0 +1,105 @@
+"""Temporal's remote codec endpoint, so staff read personal data in the Web UI and nobody else does.
+
+The Web UI posts `{"payloads": [...]}` (protobuf JSON: base64 metadata values
+and data) to `/codec/decode` from the browser, so these two routes answer CORS
+for the UI's origins only. A caller without a support role gets 401/403 and
+the UI keeps showing ciphertext.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from google.protobuf import json_format
+from pydantic import BaseModel, Field
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+from temporalio.api.common.v1 import Payloads
+
+from backoffice.api.auth import SUPPORT
+from backoffice.api.deps import AppState, state
+from backoffice.api.problems import ProblemError
+from runtime.codec import CodecError, EncryptionCodec
+
+PREFIX = "/codec"
+
+router = APIRouter(prefix=PREFIX, tags=["codec"], dependencies=[Depends(SUPPORT)])
+
+
+class EncodedPayload(BaseModel):
+    metadata: dict[str, str] = Field(default_factory=dict, description="Metadata values, base64.")
+    data: str = Field(default="", description="The payload's bytes, base64.")
+
+
+class PayloadsBody(BaseModel):
+    payloads: list[EncodedPayload] = Field(max_length=1000)
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [{"payloads": [{"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "eyJhIjoxfQ=="}]}]
+        }
+    }
+
+
+def _parse(body: PayloadsBody) -> Payloads:
+    try:
+        return json_format.ParseDict(body.model_dump(), Payloads())
+    except json_format.ParseError as err:
+        raise ProblemError(422, "payload-malformed", "payloads must carry base64 metadata and data") from err
+
+
+def _dump(payloads: Payloads) -> dict[str, Any]:
+    return {"payloads": json_format.MessageToDict(payloads).get("payloads", [])}
+
+
+def _codec(st: AppState) -> EncryptionCodec:
+    return EncryptionCodec.from_settings(st.settings.codec)
+
+
+@router.post("/decode", response_model=PayloadsBody)
+async def decode(body: PayloadsBody, st: Annotated[AppState, Depends(state)]) -> dict[str, Any]:
+    """Decrypt payloads for the Web UI; plaintext payloads come back as they are."""
+    payloads = _parse(body)
+    try:
+        decoded = await _codec(st).decode(payloads.payloads)
+    except CodecError as err:
+        raise ProblemError(422, "payload-undecodable", str(err)) from err
+    return _dump(Payloads(payloads=decoded))
+
+
+@router.post("/encode", response_model=PayloadsBody)
+async def encode(body: PayloadsBody, st: Annotated[AppState, Depends(state)]) -> dict[str, Any]:
+    """Encrypt payloads the Web UI sends (signal or start input typed by a user) with the active key."""
+    encoded = await _codec(st).encode(_parse(body).payloads)
+    return _dump(Payloads(payloads=encoded))
+
+
+class CodecCors:
+    """CORS on the codec routes only, for the origins configured when the request comes in."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._by_origins: dict[tuple[str, ...], ASGIApp] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
+        origins = tuple(scope["app"].state.ticketops.settings.codec.cors_origins)
+        cors = self._by_origins.get(origins)
+        if cors is None:
+            cors = self._by_origins[origins] = CORSMiddleware(
+                self.app,
+                allow_origins=origins,
+                allow_methods=["POST"],
+                allow_headers=["Authorization", "Content-Type", "X-Namespace", "X-API-Key", "Caller-Type"],
+                allow_credentials=True,
+                max_age=600,
+            )
+        await cors(scope, receive, send)
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+    app.add_middleware(CodecCors)

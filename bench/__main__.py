@@ -1,0 +1,105 @@
+"""`python -m bench [names...]`: run benchmarks, print figures and ratios, write var/bench/<name>.json.
+
+Each benchmark starts its own Temporal dev server (loopback, a SQLite file unless
+`--temporal-db memory`) and its own copy of the product, measures the product and
+its baseline in the same run, and prints ratios; nothing is asserted. The process
+ends with `os._exit` because the temporalio core can crash at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+from bench import pdf, refund, resend
+from bench.report import OUT_DIR, Result
+from runtime.logging import configure_logging
+
+BENCHMARKS: dict[str, ModuleType] = {m.NAME: m for m in (resend, refund, pdf)}
+Runner = Callable[[argparse.Namespace, Path], Awaitable[Result]]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="ticketops benchmarks: figures and ratios against a baseline measured in the same run",
+    )
+    p.add_argument(
+        "names", nargs="*", metavar="name", help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})"
+    )
+    p.add_argument(
+        "--temporal-db",
+        choices=("file", "memory"),
+        default="file",
+        help="the dev server's history store: a SQLite file as `ticketops dev` runs it (default), or memory",
+    )
+    p.add_argument("--verbose", action="store_true", help="show the product's INFO logs")
+    p.add_argument("--keep", action="store_true", help="keep the work folders (stores, .eml files) under var/bench/")
+    for module in BENCHMARKS.values():
+        module.add_arguments(p)
+    return p
+
+
+@contextlib.contextmanager
+def _workdir(name: str, *, keep: bool) -> Iterator[Path]:
+    if keep:
+        path = OUT_DIR / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}"
+        path.mkdir(parents=True)
+        print(f"   work folder kept: {path}", flush=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+        yield Path(tmp)
+
+
+async def run_all(args: argparse.Namespace, names: list[str]) -> int:
+    failures = 0
+    for name in names:
+        module = BENCHMARKS[name]
+        started = time.perf_counter()
+        print(f"-- {name}: running ...", flush=True)
+        with _workdir(name, keep=args.keep) as workdir:
+            try:
+                result: Result = await module.run(args, workdir)
+            except Exception:
+                failures += 1
+                traceback.print_exc()
+                print(f"-- {name}: FAILED after {time.perf_counter() - started:.1f}s", flush=True)
+                continue
+        result.details["wall_seconds"] = round(time.perf_counter() - started, 2)
+        path = result.write()
+        print(result.table())
+        print(f"-- {name}: {result.details['wall_seconds']:.1f}s, written to {path}\n", flush=True)
+    return 1 if failures else 0
+
+
+def main() -> None:
+    args = parser().parse_args()
+    names = args.names or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
+        os._exit(2)
+    configure_logging(level="INFO" if args.verbose else "WARNING")
+    code = 1
+    try:
+        code = asyncio.run(run_all(args, names))
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

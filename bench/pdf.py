@@ -1,0 +1,155 @@
+"""pdf (issue 4): ticket PDF rendering rate, and rendering's share of a 10-ticket resend.
+
+1. rate: `render_ticket_pdf` on distinct tickets, one after another in this process,
+   before the stack starts (nothing else runs in the process): tickets/s and ms/ticket.
+2. share: R resends of a 10-ticket order, one at a time, each from `POST
+   /orders/{code}/resend` to the workflow's close. During them the product's
+   `render_ticket_pdf` (as `activities.delivery` calls it) is wrapped by a timer, so the
+   rendering inside the workflow is measured where it happens (in the activity's
+   thread, while the worker runs). Right after each resend the same 10 tickets are
+   rendered again in this process, idle. Both are divided by the end-to-end time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import activities.delivery as delivery_module
+from activities.ticket_documents import ticket_document
+from bench.report import Result
+from bench.stack import make_orders, product, seed, temporal_server
+from documents.models import TicketDocument
+from documents.ticket_pdf import render_ticket_pdf
+
+NAME = "pdf"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("pdf")
+    group.add_argument("--pdf-tickets", type=int, default=100, help="tickets rendered for the rate (default 100)")
+    group.add_argument("--pdf-resends", type=int, default=5, help="10-ticket resends for the share (default 5)")
+    group.add_argument("--pdf-order-tickets", type=int, default=10, help="tickets in the resent order (default 10)")
+
+
+def _documents(count: int) -> list[TicketDocument]:
+    event, ticket_type, orders = make_orders(1, count)
+    order = orders[0]
+    return [ticket_document(order, event, t, {ticket_type.id: ticket_type}, {}) for t in order.tickets]
+
+
+def _render_all(docs: Sequence[TicketDocument]) -> float:
+    started = time.perf_counter()
+    for doc in docs:
+        render_ticket_pdf(doc)
+    return time.perf_counter() - started
+
+
+class _RenderTimer:
+    """Wraps the renderer that the delivery activity calls; sums the seconds spent in it."""
+
+    def __init__(self, inner: Callable[[TicketDocument], bytes]) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, doc: TicketDocument) -> bytes:
+        started = time.perf_counter()
+        try:
+            return self.inner(doc)
+        finally:
+            with self._lock:
+                self.seconds += time.perf_counter() - started
+                self.calls += 1
+
+    def take(self) -> tuple[float, int]:
+        with self._lock:
+            seconds, calls, self.seconds, self.calls = self.seconds, self.calls, 0.0, 0
+        return seconds, calls
+
+
+@contextmanager
+def _timed_renderer() -> Iterator[_RenderTimer | None]:
+    original = getattr(delivery_module, "render_ticket_pdf", None)
+    if original is None:  # the activity no longer renders through this name: measure outside only
+        yield None
+        return
+    timer = _RenderTimer(original)
+    setattr(delivery_module, "render_ticket_pdf", timer)  # noqa: B010 - patching a module global on purpose
+    try:
+        yield timer
+    finally:
+        setattr(delivery_module, "render_ticket_pdf", original)  # noqa: B010
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> Result:
+    count = max(1, args.pdf_tickets)
+    resends = max(1, args.pdf_resends)
+    per_order = max(1, args.pdf_order_tickets)
+    result = Result(
+        NAME, {"tickets": count, "resends": resends, "tickets_per_order": per_order, "temporal_db": args.temporal_db}
+    )
+
+    _render_all(_documents(2))  # fonts and first-use costs
+    docs = _documents(count)
+    render_s = _render_all(docs)
+    sizes = [len(render_ticket_pdf(d)) for d in docs[:5]]
+
+    e2e: list[float] = []
+    inside: list[float] = []
+    outside: list[float] = []
+    inside_calls = 0
+    async with temporal_server(workdir, in_memory=args.temporal_db == "memory") as client, product(
+        client, workdir / "stack"
+    ) as stack:
+        event, ticket_type, orders = make_orders(resends + 1, per_order)
+        await seed(stack.store, event, ticket_type, orders)
+        with _timed_renderer() as timer:
+            for i, order in enumerate(orders):
+                started = time.perf_counter()
+                body = await stack.post(f"/orders/{order.code}/resend", key=f"bench-pdf-{i}")
+                await stack.wait_workflows([body["operation_id"]], timeout=60)
+                elapsed = time.perf_counter() - started
+                view = await stack.get(f"/operations/{body['operation_id']}")
+                if view["status"] != "completed":
+                    raise RuntimeError(f"resend of {order.code} ended {view['status']}: {view.get('error')}")
+                seconds, calls = timer.take() if timer else (0.0, 0)
+                docs_here = [ticket_document(order, event, t, {ticket_type.id: ticket_type}, {}) for t in order.tickets]
+                alone = _render_all(docs_here)
+                if i == 0:
+                    continue  # warm-up
+                e2e.append(elapsed)
+                inside.append(seconds)
+                inside_calls += calls
+                outside.append(alone)
+
+    rate = count / render_s
+    e2e_med = statistics.median(e2e)
+    result.add("render rate, one thread", rate, "tickets/s", note=f"{count} tickets in {render_s:.2f}s")
+    result.add("render time per ticket", 1000 * render_s / count, "ms")
+    result.add("ticket PDF size (mean)", sum(sizes) / len(sizes) / 1024, "KiB")
+    result.add(f"resend of {per_order} tickets, API -> closed (median)", 1000 * e2e_med, "ms")
+    result.add(f"rendering {per_order} tickets, standalone (median)", 1000 * statistics.median(outside), "ms")
+    result.ratio("share: standalone rendering / resend", statistics.median(outside) / e2e_med)
+    if timer is not None and inside_calls:
+        inside_med = statistics.median(inside)
+        result.add(f"rendering {per_order} tickets inside the activity (median)", 1000 * inside_med, "ms")
+        shares = [a / b for a, b in zip(inside, e2e, strict=True)]
+        result.ratio("share: rendering inside / resend", statistics.median(shares))
+    else:
+        result.notes.append("the delivery activity no longer calls activities.delivery.render_ticket_pdf: "
+                            "rendering inside the workflow was not measured")
+    result.details = {
+        "render_seconds": render_s,
+        "resend_seconds": e2e,
+        "inside_render_seconds": inside,
+        "inside_render_calls": inside_calls,
+        "standalone_render_seconds": outside,
+    }
+    return result

@@ -1,0 +1,150 @@
+"""resend (issue 2): orders/s through API -> ResendOrder workflow -> SMTP sink, against raw SMTP.
+
+Phases, all in one run on the same servers and the same SMTP sink:
+
+1. product: N orders of 2 tickets; every `POST /orders/{code}/resend` is started at once
+   through the API, and the clock stops when the last workflow has closed. Every
+   operation is then read back through `GET /operations/{id}` and must be `completed`
+   with delivery `sent`.
+2. activities: the same two activity bodies (`plan_resend`, `deliver_tickets`) called in
+   this process for N other orders, without Temporal or the API (same store, PDF
+   rendering, delivery log and SMTP pool). It splits the gap between orchestration and
+   the work itself.
+3. baseline: the very bytes the sink received in phase 1 (same MIME, same PDFs), sent
+   again with plain aiosmtplib over as many connections as the product's SMTP pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+
+from activities.contracts import DeliverTickets, OrderRef
+from activities.delivery import DeliveryActivities
+from activities.orders import OrderActivities
+from bench.report import Result
+from bench.smtp_raw import RawMessage, send_raw
+from bench.stack import Stack, make_orders, product, seed, temporal_server
+
+NAME = "resend"
+TICKETS = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("resend")
+    group.add_argument("--resend-orders", type=int, default=40, help="orders resent concurrently (default 40)")
+    group.add_argument(
+        "--resend-connections", type=int, default=0, help="raw SMTP connections (default: the product's SMTP pool size)"
+    )
+
+
+async def _product_phase(stack: Stack, codes: list[str], tag: str, timeout: float) -> tuple[float, int]:
+    started = time.perf_counter()
+    bodies = await asyncio.gather(
+        *(stack.post(f"/orders/{code}/resend", key=f"bench-{tag}-{i}") for i, code in enumerate(codes))
+    )
+    ops = [b["operation_id"] for b in bodies]
+    closed = await stack.wait_workflows(ops, timeout)
+    elapsed = max(closed.values()) - started
+    gate = asyncio.Semaphore(8)
+
+    async def view(op: str) -> bool:
+        async with gate:
+            body = await stack.get(f"/operations/{op}")
+        return body["status"] == "completed" and (body.get("result") or {}).get("delivery") == "sent"
+
+    sent = sum(await asyncio.gather(*(view(op) for op in ops)))
+    return elapsed, sent
+
+
+async def _activities_phase(stack: Stack, codes: list[str], tag: str) -> tuple[float, int]:
+    orders = OrderActivities(stack.deps)
+    delivery = DeliveryActivities(stack.deps)
+    gate = asyncio.Semaphore(32)  # the email worker's max_concurrent_activities
+
+    async def one(i: int, code: str) -> bool:
+        async with gate:
+            plan = await orders.plan_resend(OrderRef(order_code=code, actor="bench"))
+            outcome = await delivery.deliver_tickets(
+                DeliverTickets(
+                    order_code=code, ticket_ids=plan.ticket_ids, operation_id=f"bench-{tag}/{code}/{i}", actor="bench"
+                )
+            )
+        return outcome.status == "sent"
+
+    started = time.perf_counter()
+    sent = sum(await asyncio.gather(*(one(i, c) for i, c in enumerate(codes))))
+    return time.perf_counter() - started, sent
+
+
+async def _wait_sink(stack: Stack, count: int) -> None:
+    with contextlib.suppress(TimeoutError):  # a shortfall shows in the counts
+        await stack.sink.wait_for_messages(count, timeout=30)
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> Result:
+    n = max(1, args.resend_orders)
+    result = Result(NAME, {"orders": n, "tickets_per_order": TICKETS, "temporal_db": args.temporal_db})
+    timeout = max(90.0, n * 1.5)
+    async with temporal_server(workdir, in_memory=args.temporal_db == "memory") as client, product(
+        client, workdir / "stack"
+    ) as stack:
+        event, ticket_type, orders = make_orders(2 * n + 2, TICKETS)
+        await seed(stack.store, event, ticket_type, orders)
+        codes = [o.code for o in orders]
+        warm, flow_codes, inline_codes = codes[:2], codes[2 : 2 + n], codes[2 + n :]
+
+        # Warm-up: imports, fonts, connections, the workers' first polls.
+        await _product_phase(stack, warm[:1], "warm", timeout)
+        await _activities_phase(stack, warm[1:], "warm")
+        await _wait_sink(stack, 2)
+        stack.sink.clear()
+
+        flow_s, flow_sent = await _product_phase(stack, flow_codes, "flow", timeout)
+        await _wait_sink(stack, n)
+        captured = [
+            RawMessage(d.mail_from, d.rcpt_tos, d.path.read_bytes()) for d in list(stack.sink.deliveries)
+        ]
+        stack.sink.clear()
+
+        inline_s, inline_sent = await _activities_phase(stack, inline_codes, "inline")
+        await _wait_sink(stack, n)
+        stack.sink.clear()
+
+        connections = args.resend_connections or stack.settings.email.smtp.pool_size
+        raw_s = await send_raw("127.0.0.1", stack.sink.port, captured, connections)
+        await _wait_sink(stack, len(captured))
+        raw_received = len(stack.sink.deliveries)
+        stack.sink.clear()
+
+    sizes = [len(m.data) for m in captured]
+    flow_rate = flow_sent / flow_s
+    inline_rate = inline_sent / inline_s
+    raw_rate = len(captured) / raw_s if captured else float("nan")
+    result.params["raw_connections"] = connections
+    result.add("product: API -> workflow -> sink", flow_rate, "orders/s", note=f"{flow_sent}/{n} sent in {flow_s:.2f}s")
+    inline_note = f"{inline_sent}/{n} sent in {inline_s:.2f}s"
+    result.add("activities only, no Temporal/API", inline_rate, "orders/s", note=inline_note)
+    result.add(
+        "baseline: raw aiosmtplib, same bytes", raw_rate, "msgs/s", note=f"{raw_received}/{len(captured)} received"
+    )
+    result.add("message size (mean)", sum(sizes) / max(1, len(sizes)) / 1024, "KiB", note=f"{TICKETS} PDFs each")
+    result.ratio("product / raw SMTP", flow_rate / raw_rate)
+    result.ratio("product / activities only", flow_rate / inline_rate)
+    result.ratio("activities only / raw SMTP", inline_rate / raw_rate)
+    result.details = {
+        "product_seconds": flow_s,
+        "activities_seconds": inline_s,
+        "raw_seconds": raw_s,
+        "product_sent": flow_sent,
+        "activities_sent": inline_sent,
+        "raw_sent": len(captured),
+        "raw_received": raw_received,
+        "message_bytes": {"min": min(sizes, default=0), "max": max(sizes, default=0)},
+    }
+    if flow_sent < n or inline_sent < n or len(captured) < n:
+        result.notes.append("not every order was delivered: the rates count delivered orders only")
+    return result
