@@ -7,6 +7,7 @@ for the same refund and gets the same one back.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import timedelta
 
 from temporalio import activity
@@ -42,9 +43,9 @@ class PaymentActivities:
             )
         return adapter
 
-    async def _call(self, fn: object) -> ProcessorRefund:
+    async def _call(self, call: Awaitable[ProcessorRefund]) -> ProcessorRefund:
         try:
-            return await fn  # type: ignore[no-any-return, misc]
+            return await call
         except ProcessorRejected as err:
             raise ApplicationError(
                 err.message,

@@ -7,6 +7,7 @@ key (`resend/{order}/{key}`), so a repeated request finds the same workflow.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -73,7 +74,7 @@ class Operations:
         """Start the workflow unless it runs or ran already under this id."""
         from temporalio.exceptions import WorkflowAlreadyStartedError
 
-        try:
+        with contextlib.suppress(WorkflowAlreadyStartedError):
             await self.client.start_workflow(
                 workflow,
                 arg,
@@ -86,8 +87,6 @@ class Operations:
                 memo=memo,
                 start_delay=start_delay,
             )
-        except WorkflowAlreadyStartedError:
-            pass
         return operation_id
 
     async def view(self, operation_id: str) -> OperationView:
@@ -104,7 +103,7 @@ class Operations:
         view = OperationView(
             operation_id=operation_id,
             workflow=desc.workflow_type,
-            status=_STATE.get(status, "failed") if status else "running",  # type: ignore[arg-type]
+            status=_STATE.get(status, "failed") if status else "running",
             started_at=desc.start_time.isoformat() if desc.start_time else None,
             closed_at=desc.close_time.isoformat() if desc.close_time else None,
         )

@@ -33,7 +33,7 @@ NAME = "pdf"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("pdf")
     group.add_argument("--pdf-tickets", type=int, default=100, help="tickets rendered for the rate (default 100)")
-    group.add_argument("--pdf-resends", type=int, default=5, help="10-ticket resends for the share (default 5)")
+    group.add_argument("--pdf-resends", type=int, default=7, help="10-ticket resends for the share (default 7)")
     group.add_argument("--pdf-order-tickets", type=int, default=10, help="tickets in the resent order (default 10)")
 
 

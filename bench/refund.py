@@ -40,7 +40,16 @@ BODY = {"kind": "full", "reason": "benchmark refund"}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("refund")
-    group.add_argument("--refund-count", type=int, default=30, help="refunds started concurrently (default 30)")
+    group.add_argument("--refund-count", type=int, default=20, help="refunds started at once per round (default 20)")
+    group.add_argument(
+        "--refund-rounds",
+        type=int,
+        default=2,
+        help="rounds of baseline and product, in alternating order to cancel drifting load (default 2)",
+    )
+    group.add_argument(
+        "--refund-serial", type=int, default=10, help="refunds one at a time, for latency without queueing (default 10)"
+    )
 
 
 async def _scheduled(client: Client, workflow_id: str) -> tuple[list[tuple[str, str]], int]:
@@ -78,20 +87,19 @@ async def _baseline_workers(client: Client, stack: Stack, prefix: str) -> Any:
         yield
 
 
-async def _baseline_phase(client: Client, prefix: str, queues: list[str], n: int, tag: str) -> tuple[float, list[str]]:
-    started = time.perf_counter()
-    handles = await asyncio.gather(
-        *(
-            client.start_workflow(
-                NoopChainWorkflow.run, queues, id=f"bench-noop/{tag}/{i}", task_queue=f"{prefix}orders"
-            )
-            for i in range(n)
+async def _baseline_phase(client: Client, prefix: str, queues: list[str], n: int, tag: str) -> dict[str, Any]:
+    async def one(i: int) -> tuple[str, float]:
+        called = time.perf_counter()
+        handle = await client.start_workflow(
+            NoopChainWorkflow.run, queues, id=f"bench-noop/{tag}/{i}", task_queue=f"{prefix}orders"
         )
-    )
-    results = await asyncio.gather(*(h.result() for h in handles))
-    if results != [len(queues)] * n:
-        raise RuntimeError(f"baseline workflows returned {results}")
-    return time.perf_counter() - started, [h.id for h in handles]
+        if await handle.result() != len(queues):
+            raise RuntimeError(f"baseline workflow {handle.id} did not run its {len(queues)} activities")
+        return handle.id, time.perf_counter() - called
+
+    started = time.perf_counter()
+    done = await asyncio.gather(*(one(i) for i in range(n)))
+    return {"seconds": time.perf_counter() - started, "ids": [d[0] for d in done], "to_closed": [d[1] for d in done]}
 
 
 async def _refund_phase(stack: Stack, codes: list[str], tag: str, timeout: float) -> dict[str, Any]:
@@ -139,13 +147,18 @@ async def _refund_phase(stack: Stack, codes: list[str], tag: str, timeout: float
 
 async def run(args: argparse.Namespace, workdir: Path) -> Result:
     n = max(1, args.refund_count)
-    result = Result(NAME, {"refunds": n, "tickets_per_order": TICKETS, "temporal_db": args.temporal_db})
+    rounds = max(1, args.refund_rounds)
+    serial = max(0, args.refund_serial)
+    params = {"refunds": n, "rounds": rounds, "serial": serial, "tickets_per_order": TICKETS}
+    result = Result(NAME, params | {"temporal_db": args.temporal_db})
     timeout = max(120.0, n * 3.0)
+    flows: list[dict[str, Any]] = []
+    bases: list[dict[str, Any]] = []
     async with temporal_server(workdir, in_memory=args.temporal_db == "memory") as client, product(
         client, workdir / "stack", with_stripe=True
     ) as stack:
         assert stack.stripe is not None
-        event, ticket_type, orders = make_orders(n + 1, TICKETS)
+        event, ticket_type, orders = make_orders(1 + n * rounds + serial, TICKETS)
         orders = await attach_card_payments(stack.stripe, orders)
         await seed(stack.store, event, ticket_type, orders)
         codes = [o.code for o in orders]
@@ -160,35 +173,80 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
 
         async with _baseline_workers(client, stack, base_prefix):
             await _baseline_phase(client, base_prefix, queues, 1, "warm")
-            base_s, base_ids = await _baseline_phase(client, base_prefix, queues, n, "timed")
-            _, base_events = await _scheduled(client, base_ids[0])
-            flow = await _refund_phase(stack, codes[1:], "timed", timeout)
+            for r in range(rounds):
+                batch = codes[1 + r * n : 1 + (r + 1) * n]
+                if r % 2 == 0:
+                    bases.append(await _baseline_phase(client, base_prefix, queues, n, f"r{r}"))
+                    flows.append(await _refund_phase(stack, batch, f"r{r}", timeout))
+                else:
+                    flows.append(await _refund_phase(stack, batch, f"r{r}", timeout))
+                    bases.append(await _baseline_phase(client, base_prefix, queues, n, f"r{r}"))
+            _, base_events = await _scheduled(client, bases[0]["ids"][0])
+            alone: list[dict[str, Any]] = []
+            alone_bases: list[dict[str, Any]] = []
+            for i, code in enumerate(codes[1 + n * rounds :]):
+                alone.append(await _refund_phase(stack, [code], f"s{i}", timeout))
+                alone_bases.append(await _baseline_phase(client, base_prefix, queues, 1, f"s{i}"))
 
-    base_rate = n / base_s
-    rate = flow["refunded"] / flow["seconds"]
+    base_s = sum(b["seconds"] for b in bases)
+    flow_s = sum(f["seconds"] for f in flows)
+    refunded = sum(f["refunded"] for f in flows)
+    total = n * rounds
+    base_rate = total / base_s
+    rate = refunded / flow_s
     result.params["activities_per_refund"] = len(scheduled)
-    done = f"{flow['refunded']}/{n} refunded in {flow['seconds']:.2f}s"
+    done = f"{refunded}/{total} refunded in {flow_s:.2f}s"
     result.add("product: refunds through the API", rate, "refunds/s", note=done)
-    result.add(f"baseline: {len(scheduled)} no-op activities", base_rate, "workflows/s", note=f"{n} in {base_s:.2f}s")
+    result.add(
+        f"baseline: {len(scheduled)} no-op activities", base_rate, "workflows/s", note=f"{total} in {base_s:.2f}s"
+    )
     result.ratio("product / baseline", rate / base_rate, target=TARGET)
-    to_refunded, to_closed = flow["to_refunded"], flow["to_closed"]
+    to_refunded = [x for f in flows for x in f["to_refunded"]]
+    to_closed = [x for f in flows for x in f["to_closed"]]
+    base_closed = [x for b in bases for x in b["to_closed"]]
     result.add("latency API -> refunded, p50", 1000 * percentile(to_refunded, 50), "ms")
     result.add("latency API -> refunded, p95", 1000 * percentile(to_refunded, 95), "ms")
     result.add("latency API -> workflow closed, p50", 1000 * percentile(to_closed, 50), "ms")
     result.add("latency API -> workflow closed, p95", 1000 * percentile(to_closed, 95), "ms")
+    result.add("baseline latency start -> closed, p50", 1000 * percentile(base_closed, 50), "ms")
+    result.add("baseline latency start -> closed, p95", 1000 * percentile(base_closed, 95), "ms")
+    result.ratio("latency p50 to closed: product / baseline", percentile(to_closed, 50) / percentile(base_closed, 50))
+    if serial:
+        one_refunded = [x for f in alone for x in f["to_refunded"]]
+        one_closed = [x for f in alone for x in f["to_closed"]]
+        one_base = [x for b in alone_bases for x in b["to_closed"]]
+        result.add("one at a time: API -> refunded, p50", 1000 * percentile(one_refunded, 50), "ms")
+        result.add("one at a time: API -> refunded, p95", 1000 * percentile(one_refunded, 95), "ms")
+        result.add("one at a time: API -> closed, p50", 1000 * percentile(one_closed, 50), "ms")
+        result.add("one at a time: baseline start -> closed, p50", 1000 * percentile(one_base, 50), "ms")
+        one_ratio = percentile(one_closed, 50) / percentile(one_base, 50)
+        result.ratio("one at a time, p50 to closed: product / baseline", one_ratio)
+        result.details["serial"] = {
+            "latency_to_refunded_seconds": sorted(one_refunded),
+            "latency_to_closed_seconds": sorted(one_closed),
+            "baseline_latency_seconds": sorted(one_base),
+        }
     result.add("history events: refund / baseline", refund_events, "events", note=f"baseline {base_events}")
     ran = ", ".join(f"{a}@{k}" for (a, _), k in zip(scheduled, kinds, strict=True))
     result.notes.append(f"activities a refund ran: {ran}")
-    if flow["refunded"] < n:
-        result.notes.append(f"not every refund ended refunded: {flow['statuses']}")
-    result.details = {
+    statuses: dict[str, int] = {}
+    for f in flows:
+        for status, count in f["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    if refunded < total:
+        result.notes.append(f"not every refund ended refunded: {statuses}")
+    result.details |= {
         "activities": [{"type": a, "queue": k} for (a, _), k in zip(scheduled, kinds, strict=True)],
         "refund_history_events": refund_events,
         "baseline_history_events": base_events,
-        "product_seconds": flow["seconds"],
-        "baseline_seconds": base_s,
-        "statuses": flow["statuses"],
+        "rounds": [
+            {"order": "baseline,product" if r % 2 == 0 else "product,baseline",
+             "baseline_seconds": b["seconds"], "product_seconds": f["seconds"], "refunded": f["refunded"]}
+            for r, (b, f) in enumerate(zip(bases, flows, strict=True))
+        ],
+        "statuses": statuses,
         "latency_to_refunded_seconds": sorted(to_refunded),
         "latency_to_closed_seconds": sorted(to_closed),
-    }
+        "baseline_latency_seconds": sorted(base_closed),
+    }  # fmt: skip
     return result

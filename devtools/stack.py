@@ -45,7 +45,7 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _wait_port(child: Child, timeout: float = 30.0) -> None:
+def _wait_port(child: Child, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.process.poll() is not None:
@@ -59,7 +59,7 @@ def _wait_port(child: Child, timeout: float = 30.0) -> None:
 def _start(name: str, argv: list[str], port: int, env: dict[str, str]) -> Child:
     if _port_open(port):
         raise SystemExit(f"port {port} is taken: is another `ticketops dev` running?")
-    log = (VAR / "logs" / f"{name}.log").open("ab")
+    log = (VAR / "logs" / f"{name}.log").open("wb")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     child = Child(name, proc, port)
     _wait_port(child)
@@ -81,10 +81,9 @@ def _stop(children: list[Child]) -> None:
 
 
 async def _seed(env: dict[str, str]) -> str:
-    from ticketing.demo_data import seed_demo
-
     from devtools.demo_payments import stripe_payment_creator
     from runtime.settings import Settings
+    from ticketing.demo_data import seed_demo
     from ticketing.store.engine import Store
     from ticketing.store.migrate import upgrade
 
@@ -98,7 +97,12 @@ async def _seed(env: dict[str, str]) -> str:
     return str(report)
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_stack(*, fresh: bool = False) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the stack as cleanly as Ctrl-C
     if fresh and VAR.exists():
         shutil.rmtree(VAR)
     for sub in ("logs", "mail"):
@@ -156,7 +160,7 @@ def run_stack(*, fresh: bool = False) -> int:
         print(f"  demo data: {asyncio.run(_seed(env))}", flush=True)
         worker = subprocess.Popen(
             [_bin("ticketops"), "worker"],
-            stdout=(VAR / "logs" / "worker.log").open("ab"),
+            stdout=(VAR / "logs" / "worker.log").open("wb"),
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import stripe
 
@@ -138,7 +138,7 @@ class StripeAdapter:
         params: dict[str, Any] = {"created": {"gte": int(since.timestamp())}, "limit": 100}
         while True:
             try:
-                page = await self.client.v1.refunds.list_async(params=params)
+                page = await self.client.v1.refunds.list_async(params=cast(Any, params))
             except stripe.StripeError as err:
                 raise _translate(err) from err
             for item in page.data:
@@ -151,7 +151,7 @@ class StripeAdapter:
         params: dict[str, Any] = {"created": {"gte": int(since.timestamp())}, "limit": 100}
         while True:
             try:
-                page = await self.client.v1.payment_intents.list_async(params=params)
+                page = await self.client.v1.payment_intents.list_async(params=cast(Any, params))
             except stripe.StripeError as err:
                 raise _translate(err) from err
             for pi in page.data:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from email_providers.factory import EmailSettings
 from email_providers.ses import SesSettings
-
 from email_providers.smtp import SmtpSettings
 from runtime.settings import EmailConfig
 
@@ -13,7 +12,7 @@ def email_settings(config: EmailConfig) -> EmailSettings:
     smtp = config.smtp
     ses = config.ses
     return EmailSettings(
-        provider=config.provider,  # type: ignore[arg-type]
+        provider=config.provider,
         sender=config.sender,
         finance_address=config.finance_address,
         smtp=SmtpSettings(
@@ -21,7 +20,7 @@ def email_settings(config: EmailConfig) -> EmailSettings:
             port=smtp.port,
             username=smtp.username,
             password=smtp.password,
-            security=smtp.security,  # type: ignore[arg-type]
+            security=smtp.security,
             timeout=smtp.timeout,
             pool_size=smtp.pool_size,
         ),

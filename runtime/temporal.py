@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -26,7 +29,7 @@ async def connect(settings: TemporalSettings, *, codec: CodecSettings) -> Client
 
 
 async def ensure_search_attributes(
-    client: Client, keys: tuple[SearchAttributeKey[object], ...] | None = None
+    client: Client, keys: Sequence[SearchAttributeKey[Any]] | None = None
 ) -> None:
     """Register our search attributes on the server; a no-op for the ones it knows."""
     wanted = keys or search_attributes.ALL

@@ -153,7 +153,7 @@ async def pg_store(pg_template: str) -> AsyncIterator[Store]:
 def any_store(request: pytest.FixtureRequest) -> Store:
     """Runs the test once on SQLite and once on PostgreSQL."""
     name = {"sqlite": "sqlite_store", "postgres": "pg_store"}[request.param]
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+    return request.getfixturevalue(name)
 
 
 @pytest.fixture

@@ -20,10 +20,11 @@ Change = tuple[Order, Refund, list[OrderEvent]]
 def _set_tickets(order: Order, ticket_ids: list[str], target: TicketState, only_from: TicketState | None) -> Order:
     wanted = set(ticket_ids)
     tickets = []
-    for t in order.tickets:
-        if t.id in wanted and t.state is not target and (only_from is None or t.state is only_from):
-            t = t.model_copy(update={"state": transition(TICKET_TRANSITIONS, t.state, target, what="ticket")})
-        tickets.append(t)
+    for ticket in order.tickets:
+        if ticket.id in wanted and ticket.state is not target and (only_from is None or ticket.state is only_from):
+            state = transition(TICKET_TRANSITIONS, ticket.state, target, what="ticket")
+            ticket = ticket.model_copy(update={"state": state})  # noqa: PLW2901
+        tickets.append(ticket)
     return order.model_copy(update={"tickets": tickets})
 
 
@@ -100,7 +101,8 @@ def reject(order: Order, refund: Refund, *, actor: str, reason: str, now: dateti
 
 def submitted(order: Order, refund: Refund, *, processor_refund_id: str, actor: str, now: datetime) -> Change:
     refund = move_refund(refund, RefundStatus.CONFIRMING, now, processor_refund_id=processor_refund_id)
-    return order, refund, [history_event("confirming-refund", actor, now, refund, processor_refund_id=processor_refund_id)]
+    event = history_event("confirming-refund", actor, now, refund, processor_refund_id=processor_refund_id)
+    return order, refund, [event]
 
 
 def succeeded(

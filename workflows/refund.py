@@ -10,8 +10,10 @@ webhook signal racing a durable poll timer, bounded by the business-day window.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -337,7 +339,7 @@ class RefundWorkflow:
     def _publish(self, snap: RefundSnapshot) -> None:
         first = self.snap is None
         self.snap = snap
-        pairs = [REFUND_STATUS.value_set(snap.status)]
+        pairs: list[SearchAttributeUpdate[Any]] = [REFUND_STATUS.value_set(snap.status)]
         if first:
             pairs += [
                 ORDER_ID.value_set(snap.order_code),
@@ -347,7 +349,7 @@ class RefundWorkflow:
             ]
         workflow.upsert_search_attributes(pairs)
 
-    async def _store(self, method, arg):  # type: ignore[no-untyped-def]
+    async def _store(self, method, arg):
         return await workflow.execute_activity_method(
             method, arg, start_to_close_timeout=options.STORE_TIMEOUT, retry_policy=options.STORE_RETRY
         )
@@ -375,7 +377,7 @@ class RefundWorkflow:
             ),
         )
         self._publish(new)
-        return new  # type: ignore[no-any-return]
+        return new
 
     async def _email(self, snap: RefundSnapshot, kind: str, sequence: int = 0) -> None:
         """Best effort: a notification that cannot be sent must not undo a refund."""

@@ -26,7 +26,7 @@ class AppState:
 
 
 def state(request: Request) -> AppState:
-    return request.app.state.ticketops  # type: ignore[no-any-return]
+    return request.app.state.ticketops
 
 
 async def actor(request: Request) -> str:

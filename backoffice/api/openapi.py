@@ -89,7 +89,9 @@ def install(app: FastAPI) -> None:
         )
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         for model in (Problem, ValidationProblem, ValidationErrorItem):
-            schemas[model.__name__] = model.model_json_schema(ref_template=_REF + "{model}")
+            model_schema = model.model_json_schema(ref_template=_REF + "{model}")
+            model_schema.pop("$defs", None)
+            schemas[model.__name__] = model_schema
         for path, item in schema.get("paths", {}).items():
             for method, operation in item.items():
                 _operation_responses(method, path, operation)

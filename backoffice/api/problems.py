@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -41,7 +42,12 @@ def problem_type(slug: str) -> str:
 
 
 def problem_response(
-    request: Request, status: int, slug: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+    request: Request,
+    status: int,
+    slug: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
     body = {
         "type": problem_type(slug),
@@ -49,16 +55,16 @@ def problem_response(
         "status": status,
         "detail": detail,
         "instance": request.url.path,
-        **extra,
+        **(extra or {}),
     }
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=dict(headers or {}))
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         extra = {k: v for k, v in exc.extra.items() if isinstance(v, str | int | float | bool | list)}
-        return problem_response(request, exc.status, exc.type, exc.detail, **extra)
+        return problem_response(request, exc.status, exc.type, exc.detail, extra=extra)
 
     @app.exception_handler(CurrencyMismatch)
     async def _currency(request: Request, exc: CurrencyMismatch) -> JSONResponse:
@@ -67,7 +73,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
         headers = exc.extra.pop("headers", None)
-        return problem_response(request, exc.status, exc.type, exc.detail, headers=headers, **exc.extra)
+        return problem_response(request, exc.status, exc.type, exc.detail, headers=headers, extra=exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -76,7 +82,7 @@ def install(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         return problem_response(
-            request, 422, "validation-error", "the request is not valid", errors=errors
+            request, 422, "validation-error", "the request is not valid", extra={"errors": errors}
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -79,6 +79,8 @@ def main() -> None:
     except typer.Exit as exc:
         code = exc.exit_code
     except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
         code = exc.code if isinstance(exc.code, int) else 1
     except Exception as exc:  # click's usage errors and the rest
         import click

@@ -24,6 +24,6 @@ def test_currencies_do_not_mix() -> None:
 
 def test_no_floats_and_valid_codes() -> None:
     with pytest.raises(ValidationError):
-        Money(amount=1.5, currency="EUR")  # type: ignore[arg-type]
+        Money(amount=1.5, currency="EUR")
     with pytest.raises(ValidationError):
         Money(amount=1, currency="E1R")

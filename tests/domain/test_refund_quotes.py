@@ -14,7 +14,7 @@ from ticketing.refunds import ProcessorCapabilities, RefundRequest, quote_refund
 from ticketing.states import RefundStatus, ScanState, TicketState
 
 
-def _quote(order, event, **kw):  # type: ignore[no-untyped-def]
+def _quote(order, event, **kw):
     request = RefundRequest(reason="customer request", **kw)
     return quote_refund(order, event, request, CAPABILITIES[order.payment.processor])
 
@@ -105,7 +105,7 @@ def test_processor_without_partial_refunds_refuses_partial() -> None:
         quote_refund(order, event, everything, whole_only)
 
 
-def _opened(order, event, *, approval: bool = False):  # type: ignore[no-untyped-def]
+def _opened(order, event, *, approval: bool = False):
     quote = _quote(order, event, kind=RefundKind.TICKETS, ticket_ids=[order.tickets[0].id])
     return refund_ledger.open_refund(
         order, quote, refund_id="rf_1", workflow_id="refund/X/1", actor="agent", now=NOW, needs_approval=approval

@@ -11,11 +11,13 @@ from ticketing.scanning import ScanStatus, admit, set_scan_status
 from ticketing.states import OrderStatus, ScanState, TicketState
 
 EVENT, TYPES, _ = make_event()
+T, S, B = TicketState, ScanState, ScanStatus
 
 
-def _order(*states: TicketState, scan: ScanState = ScanState.UNSCANNED, status: OrderStatus = OrderStatus.PAID) -> Order:
+def _order(*states: TicketState, scan: ScanState = S.UNSCANNED, status: OrderStatus = OrderStatus.PAID) -> Order:
     order = make_order(EVENT, TYPES, tickets=len(states), status=status)
-    tickets = [t.model_copy(update={"state": s, "scan_state": scan}) for t, s in zip(order.tickets, states, strict=True)]
+    pairs = zip(order.tickets, states, strict=True)
+    tickets = [t.model_copy(update={"state": s, "scan_state": scan}) for t, s in pairs]
     return order.model_copy(update={"tickets": tickets})
 
 
@@ -26,12 +28,12 @@ def _ids(order: Order) -> list[str]:
 @pytest.mark.parametrize(
     ("state", "scan", "status", "expected_state", "expected_scan"),
     [
-        (TicketState.BLACKLISTED, ScanState.SCANNED_IN, ScanStatus.UNSCANNED, TicketState.VALID, ScanState.UNSCANNED),
-        (TicketState.VALID, ScanState.SCANNED_OUT, ScanStatus.UNSCANNED, TicketState.VALID, ScanState.UNSCANNED),
-        (TicketState.VALID, ScanState.UNSCANNED, ScanStatus.SCANNED_IN, TicketState.VALID, ScanState.SCANNED_IN),
-        (TicketState.VALID, ScanState.UNSCANNED, ScanStatus.SCANNED_OUT, TicketState.VALID, ScanState.SCANNED_OUT),
-        (TicketState.VALID, ScanState.SCANNED_OUT, ScanStatus.SCANNED_IN, TicketState.VALID, ScanState.SCANNED_IN),
-        (TicketState.VALID, ScanState.SCANNED_IN, ScanStatus.BLACKLISTED, TicketState.BLACKLISTED, ScanState.SCANNED_IN),
+        (T.BLACKLISTED, S.SCANNED_IN, B.UNSCANNED, T.VALID, S.UNSCANNED),
+        (T.VALID, S.SCANNED_OUT, B.UNSCANNED, T.VALID, S.UNSCANNED),
+        (T.VALID, S.UNSCANNED, B.SCANNED_IN, T.VALID, S.SCANNED_IN),
+        (T.VALID, S.UNSCANNED, B.SCANNED_OUT, T.VALID, S.SCANNED_OUT),
+        (T.VALID, S.SCANNED_OUT, B.SCANNED_IN, T.VALID, S.SCANNED_IN),
+        (T.VALID, S.SCANNED_IN, B.BLACKLISTED, T.BLACKLISTED, S.SCANNED_IN),
     ],
 )
 def test_bulk_status(

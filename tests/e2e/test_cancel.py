@@ -296,3 +296,20 @@ async def test_cancel_and_refund_racing_on_one_order(app: Harness, stripe: Strip
     assert [(r.amount.amount, r.status.value) for r in ledger] == [(7000, "refunded")]
     assert after.status is OrderStatus.CANCELLED and after.refunded_total.amount == 7000
     assert after.pending_refund_total.amount == 0
+
+
+async def test_cancel_activity_retried_after_commit_answers_from_history(app: Harness, stripe: StripeServer) -> None:
+    """A worker that dies after the commit: the retry is not refused as "already cancelled"."""
+    from activities.cancellation import CancellationActivities
+    from activities.contracts import CancelOrder
+
+    order = await card_order(app, stripe, tickets=2)
+    activities = CancellationActivities(app.deps)
+    req = CancelOrder(order_code=order.code, operation_id="cancel/X/retried", actor="test", reason="retry me",
+                      refund=True)
+    first = await activities.cancel_order(req)
+    second = await activities.cancel_order(req)
+    assert first.refund_plan is not None and second.refund_plan == first.refund_plan
+    assert (second.ticket_ids, second.whole_order, second.refund) == (first.ticket_ids, True, "requested")
+    assert sum((await _sold(app, order.event_id)).values()) == 0  # released once, not twice
+    assert [h.type for h in await _history(app, order.code)].count("order-cancelled") == 1

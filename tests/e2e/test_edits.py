@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest_asyncio
 from temporalio.client import Client
@@ -55,7 +56,8 @@ async def test_ticket_edit_refusals_change_nothing(api: Harness) -> None:
     base = f"/orders/{order.code}/tickets"
     problem(await api.http.patch(f"{base}/{order.tickets[1].id}", json={"name": "X"}), 409, "ticket-invalid")
     problem(await api.http.patch(f"{base}/tkt_nope", json={"name": "X"}), 404, "ticket-not-found")
-    problem(await api.http.patch(f"/orders/NOSUCH/tickets/{order.tickets[0].id}", json={"name": "X"}), 404, "order-not-found")
+    missing_order = await api.http.patch(f"/orders/NOSUCH/tickets/{order.tickets[0].id}", json={"name": "X"})
+    problem(missing_order, 404, "order-not-found")
     valid = f"{base}/{order.tickets[0].id}"
     for body in ({}, {"email": "not-an-email"}, {"name": ""}, {"phone": "call me"}, {"name": "X", "verified": True}):
         problem(await api.http.patch(valid, json=body), 422, "validation-error")
@@ -83,7 +85,8 @@ async def test_contact_edit_and_the_verified_email_rule(api: Harness) -> None:
 
     await verified(api, order.code)
     before = await stored(api, order.code)
-    refused = problem(await api.http.patch(url, json={"email": "new@example.com", "name": "A. L."}), 409, "contact-verified")
+    resp = await api.http.patch(url, json={"email": "new@example.com", "name": "A. L."})
+    refused = problem(resp, 409, "contact-verified")
     assert "verified" in refused["detail"]
     problem(await api.http.patch(url, json={"email": None}), 422, "validation-error")
     assert await stored(api, order.code) == before
@@ -104,10 +107,12 @@ async def test_comments_by_scope_across_the_buyers_orders(api: Harness) -> None:
     )
     assert buyer.status_code == 201, buyer.text
     assert buyer.json()["author"] == "agent-9"
-    purchase = await api.http.post(f"/orders/{first.code}/comments", json={"scope": "purchase", "text": "Refund promised"})
+    purchase = await api.http.post(
+        f"/orders/{first.code}/comments", json={"scope": "purchase", "text": "Refund promised"}
+    )
     assert purchase.status_code == 201
 
-    def texts(detail: dict) -> list[str]:  # type: ignore[type-arg]
+    def texts(detail: dict[str, Any]) -> list[str]:
         return [c["text"] for c in detail["comments"]]
 
     assert texts((await api.http.get(f"/orders/{first.code}")).json()) == ["Wheelchair access", "Refund promised"]

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest_asyncio
 from temporalio.client import Client
@@ -54,18 +55,12 @@ async def test_webhook_before_confirming(
             await asyncio.sleep(0.05)
         assert refund.status is RefundStatus.REFUNDING
         client = stripe_client(stripe.base_url, stripe.config.api_key)
-        await client.v1.refunds.create_async(
-            params={
-                "payment_intent": order.payment.reference,
-                "amount": refund.amount.amount,
-                "metadata": {
-                    "refund_id": refund.id,
-                    "order_code": order.code,
-                    "workflow_id": started["operation_id"],
-                },
-            },
-            options={"idempotency_key": refund.idempotency_key},
-        )
+        params: Any = {
+            "payment_intent": order.payment.reference,
+            "amount": refund.amount.amount,
+            "metadata": {"refund_id": refund.id, "order_code": order.code, "workflow_id": started["operation_id"]},
+        }
+        await client.v1.refunds.create_async(params=params, options={"idempotency_key": refund.idempotency_key})
         for _ in range(100):
             if any(e["type"] == "refund.updated" for e in stripe.events()) and stripe.webhook_deliveries():
                 break

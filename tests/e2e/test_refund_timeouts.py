@@ -72,7 +72,7 @@ async def test_manual_refund_reminds_finance_until_marked(
     app: Harness, stripe: StripeServer, time_skipping_env: WorkflowEnvironment
 ) -> None:
     order = await card_order(app, stripe, method=PaymentMethod.INVOICE)
-    with time_skipping_env.with_time_skipping_disabled():  # type: ignore[attr-defined]
+    with time_skipping_env.with_time_skipping_disabled():
         started = await request_refund(app, order.code, {"kind": "full", "reason": "invoice cancelled"})
     handle = app.client.get_workflow_handle(started["operation_id"])
     for _ in range(100):
@@ -81,7 +81,7 @@ async def test_manual_refund_reminds_finance_until_marked(
             break
         await asyncio.sleep(0.05)
     # Ten virtual days without finance: reminders on days 3, 6 and 9.
-    await time_skipping_env.fast_forward(handle, timedelta(days=10))  # type: ignore[attr-defined]
+    await time_skipping_env.fast_forward(handle, timedelta(days=10))
     await app.sink.wait_for_messages(3, timeout=20)
     reminders = [m for m in app.sink.messages if m["Subject"].endswith("is waiting")]
     assert len(reminders) == 3 and {m["To"] for m in reminders} == {"finance@ticketops.local"}

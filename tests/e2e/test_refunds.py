@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -210,7 +211,7 @@ async def test_refusals_are_problems_and_change_nothing(app: Harness, stripe: St
     order = await card_order(app, stripe, tickets=2, policy=EventPolicy())
     code = order.code
 
-    async def preview(body: dict[str, object]) -> tuple[int, str]:
+    async def preview(body: dict[str, Any]) -> tuple[int, str]:
         resp = await app.http.post(f"/orders/{code}/refunds/preview", json=body)
         return resp.status_code, resp.json().get("type", "")
 

@@ -17,7 +17,7 @@ from ticketing.store.orders import load_history, load_order
 from workflows.contracts import ResendRequest
 
 
-async def _order(app: Harness, **kw):  # type: ignore[no-untyped-def]
+async def _order(app: Harness, **kw):
     event, types, slots = make_event(event_id=f"evt_{uuid.uuid4().hex[:6]}")
     order = make_order(event, types, **kw)
     await seed(app.store, event, types, slots, [order])

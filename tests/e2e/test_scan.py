@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest_asyncio
 from temporalio.client import Client
@@ -21,10 +22,10 @@ async def api(temporal_client: Client, store: Store, tmp_path: Path, queue_prefi
         yield harness
 
 
-async def _scan(h: Harness, barcode: str, access_point: str | None = "north-gate") -> dict:  # type: ignore[type-arg]
+async def _scan(h: Harness, barcode: str, access_point: str | None = "north-gate") -> dict[str, Any]:
     resp = await h.http.post("/scan", json={"barcode": barcode, "access_point": access_point})
     assert resp.status_code == 200, resp.text
-    return resp.json()  # type: ignore[no-any-return]
+    return resp.json()
 
 
 async def test_bulk_statuses_and_what_the_gate_says(api: Harness) -> None:

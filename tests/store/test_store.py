@@ -25,7 +25,7 @@ from ticketing.store.orders import (
 from ticketing.store.search import search_orders
 
 
-async def _seed(store: Store, **kw):  # type: ignore[no-untyped-def]
+async def _seed(store: Store, **kw):
     event, types, slots = make_event()
     order = make_order(event, types, **kw)
     async with store.transaction() as conn:

@@ -242,7 +242,7 @@ async def save_order(
         .where(orders.c.code == before.code, orders.c.version == before.version)
         .values(**row, updated_at=_now(), version=before.version + 1)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         raise ConcurrentModification(
             f"order {before.code} was changed by someone else; reload and try again"
         )

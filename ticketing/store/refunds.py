@@ -98,7 +98,7 @@ async def update_refund(conn: AsyncConnection, before: Refund, after: Refund) ->
         )
         .values(**_row(after))
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         raise ConcurrentModification(f"refund {before.id} was changed by someone else")
     return after
 
