@@ -231,3 +231,47 @@ class ReissueOutcome(BaseModel):
     replaced: dict[str, str]
     time_slot_id: str | None = None
     already_done: bool = False
+
+
+class PrepareBulk(BaseModel):
+    bulk_id: str
+    workflow_id: str
+    kind: str
+    event_id: str
+    selection: dict[str, object]
+    params: dict[str, object]
+    actor: str
+    retry_of: str | None = None
+
+
+class BulkRange(BaseModel):
+    first: int
+    last: int
+    total: int
+
+
+class BulkBatch(BaseModel):
+    """Work on the items with ids first..last; `rate` is this batch's share of the limit."""
+
+    bulk_id: str
+    first: int
+    last: int
+    rate: float
+    phase: str = "deliver"
+
+
+class BatchCounts(BaseModel):
+    counts: dict[str, int] = {}
+    follow_ups: list[str] = []
+
+
+class FinishBulk(BaseModel):
+    bulk_id: str
+    status: str
+
+
+class BulkReport(BaseModel):
+    bulk_id: str
+    status: str
+    counts: dict[str, int]
+    report_uri: str | None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from blob_storage.factory import make_blob_store
+from blob_storage.stores import BlobStore
 from runtime.settings import Settings
 from ticketing.store.engine import Store
 
@@ -20,3 +22,10 @@ class Deps:
     store: Store
     email: EmailProvider
     payments: dict[Processor, PaymentAdapter] = field(default_factory=dict)
+    blobs: BlobStore | None = None
+
+    def blob_store(self) -> BlobStore:
+        """Reports go where settings say; built on first use."""
+        if self.blobs is None:
+            self.blobs = make_blob_store(self.settings.blobs)
+        return self.blobs

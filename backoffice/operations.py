@@ -154,10 +154,14 @@ class Operations:
             raise
         return desc.status is WorkflowExecutionStatus.RUNNING
 
-    async def signal(self, operation_id: str, name: str, arg: BaseModel) -> bool:
+    async def signal(self, operation_id: str, name: str, arg: BaseModel | None = None) -> bool:
         """Signal a running workflow; False when it has ended or never existed."""
+        handle = self.client.get_workflow_handle(operation_id)
         try:
-            await self.client.get_workflow_handle(operation_id).signal(name, arg)
+            if arg is None:
+                await handle.signal(name)
+            else:
+                await handle.signal(name, arg)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND or "completed" in err.message:
                 return False

@@ -30,7 +30,7 @@ from temporalio.worker import Worker
 
 from bench.noop_workflow import NoopChainWorkflow, noop
 from bench.report import Result, percentile
-from bench.stack import Stack, attach_card_payments, make_orders, product, seed, temporal_server
+from bench.stack import Cpu, Stack, attach_card_payments, make_orders, product, seed, temporal_server
 
 NAME = "refund"
 TICKETS = 2
@@ -97,9 +97,15 @@ async def _baseline_phase(client: Client, prefix: str, queues: list[str], n: int
             raise RuntimeError(f"baseline workflow {handle.id} did not run its {len(queues)} activities")
         return handle.id, time.perf_counter() - called
 
+    cpu = Cpu.now()
     started = time.perf_counter()
     done = await asyncio.gather(*(one(i) for i in range(n)))
-    return {"seconds": time.perf_counter() - started, "ids": [d[0] for d in done], "to_closed": [d[1] for d in done]}
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu": Cpu.now().since(cpu),
+        "ids": [d[0] for d in done],
+        "to_closed": [d[1] for d in done],
+    }
 
 
 async def _refund_phase(stack: Stack, codes: list[str], tag: str, timeout: float) -> dict[str, Any]:
@@ -120,10 +126,12 @@ async def _refund_phase(stack: Stack, codes: list[str], tag: str, timeout: float
         body = {**BODY, "quote_hash": quote_hash}
         return await stack.post(f"/orders/{code}/refunds", key=f"bench-{tag}-{i}", json=body)
 
+    cpu = Cpu.now()
     started = time.perf_counter()
     bodies = await asyncio.gather(*(confirm(i, c, h) for i, (c, h) in enumerate(zip(codes, hashes, strict=True))))
     closed = await stack.wait_workflows([b["operation_id"] for b in bodies], timeout)
     elapsed = max(closed.values()) - started
+    used = Cpu.now().since(cpu)
 
     refunded: list[float] = []
     completed: list[float] = []
@@ -137,12 +145,17 @@ async def _refund_phase(stack: Stack, codes: list[str], tag: str, timeout: float
             refunded.append(datetime.fromisoformat(refund["updated_at"]).timestamp() - at_wall)
     return {
         "seconds": elapsed,
+        "cpu": used,
         "refunded": statuses.get("refunded", 0),
         "statuses": statuses,
         "to_refunded": refunded,
         "to_closed": completed,
         "operation_ids": [b["operation_id"] for b in bodies],
     }
+
+
+def _per_item(used: list[Cpu], count: int) -> Cpu:
+    return Cpu(sum(c.python for c in used) / max(1, count), sum(c.server for c in used) / max(1, count))
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> Result:
@@ -204,6 +217,18 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
     to_refunded = [x for f in flows for x in f["to_refunded"]]
     to_closed = [x for f in flows for x in f["to_closed"]]
     base_closed = [x for b in bases for x in b["to_closed"]]
+    flow_cpu = _per_item([f["cpu"] for f in flows], refunded)
+    base_cpu = _per_item([b["cpu"] for b in bases], total)
+    result.add(
+        "CPU per refund", 1000 * flow_cpu.total, "ms",
+        note=f"python {1000 * flow_cpu.python:.0f} + temporal server {1000 * flow_cpu.server:.0f}",
+    )  # fmt: skip
+    result.add(
+        "CPU per baseline workflow", 1000 * base_cpu.total, "ms",
+        note=f"python {1000 * base_cpu.python:.0f} + temporal server {1000 * base_cpu.server:.0f}",
+    )  # fmt: skip
+    result.ratio("CPU per workflow: baseline / product", base_cpu.total / flow_cpu.total, target=TARGET,
+                 note="the throughput ratio on a machine saturated by this run alone")  # fmt: skip
     result.add("latency API -> refunded, p50", 1000 * percentile(to_refunded, 50), "ms")
     result.add("latency API -> refunded, p95", 1000 * percentile(to_refunded, 95), "ms")
     result.add("latency API -> workflow closed, p50", 1000 * percentile(to_closed, 50), "ms")
@@ -241,7 +266,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
         "baseline_history_events": base_events,
         "rounds": [
             {"order": "baseline,product" if r % 2 == 0 else "product,baseline",
-             "baseline_seconds": b["seconds"], "product_seconds": f["seconds"], "refunded": f["refunded"]}
+             "baseline_seconds": b["seconds"], "product_seconds": f["seconds"], "refunded": f["refunded"],
+             "baseline_cpu": b["cpu"], "product_cpu": f["cpu"]}
             for r, (b, f) in enumerate(zip(bases, flows, strict=True))
         ],
         "statuses": statuses,

@@ -10,7 +10,7 @@ import json
 import os
 import platform
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,8 +74,14 @@ class Result:
             "details": self.details,
             "notes": self.notes,
         }
-        path.write_text(json.dumps(body, indent=2, default=str) + "\n")
+        path.write_text(json.dumps(body, indent=2, default=_plain) + "\n")
         return path
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return str(value)
 
 
 def _load() -> list[float] | None:

@@ -27,7 +27,7 @@ from activities.delivery import DeliveryActivities
 from activities.orders import OrderActivities
 from bench.report import Result
 from bench.smtp_raw import RawMessage, send_raw
-from bench.stack import Stack, make_orders, product, seed, temporal_server
+from bench.stack import Cpu, Stack, make_orders, product, seed, temporal_server
 
 NAME = "resend"
 TICKETS = 2
@@ -103,19 +103,25 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
         await _wait_sink(stack, 2)
         stack.sink.clear()
 
+        cpu = Cpu.now()
         flow_s, flow_sent = await _product_phase(stack, flow_codes, "flow", timeout)
+        flow_cpu = Cpu.now().since(cpu)
         await _wait_sink(stack, n)
         captured = [
             RawMessage(d.mail_from, d.rcpt_tos, d.path.read_bytes()) for d in list(stack.sink.deliveries)
         ]
         stack.sink.clear()
 
+        cpu = Cpu.now()
         inline_s, inline_sent = await _activities_phase(stack, inline_codes, "inline")
+        inline_cpu = Cpu.now().since(cpu)
         await _wait_sink(stack, n)
         stack.sink.clear()
 
         connections = args.resend_connections or stack.settings.email.smtp.pool_size
+        cpu = Cpu.now()
         raw_s = await send_raw("127.0.0.1", stack.sink.port, captured, connections)
+        raw_cpu = Cpu.now().since(cpu)
         await _wait_sink(stack, len(captured))
         raw_received = len(stack.sink.deliveries)
         stack.sink.clear()
@@ -132,10 +138,24 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
         "baseline: raw aiosmtplib, same bytes", raw_rate, "msgs/s", note=f"{raw_received}/{len(captured)} received"
     )
     result.add("message size (mean)", sum(sizes) / max(1, len(sizes)) / 1024, "KiB", note=f"{TICKETS} PDFs each")
+    for label, used, count in (
+        ("CPU per order: product", flow_cpu, flow_sent),
+        ("CPU per order: activities only", inline_cpu, inline_sent),
+        ("CPU per message: raw SMTP", raw_cpu, len(captured)),
+    ):
+        per = 1000 / max(1, count)
+        note = f"python {per * used.python:.1f} + temporal server {per * used.server:.1f}"
+        result.add(label, per * used.total, "ms", note=note)
     result.ratio("product / raw SMTP", flow_rate / raw_rate)
     result.ratio("product / activities only", flow_rate / inline_rate)
     result.ratio("activities only / raw SMTP", inline_rate / raw_rate)
+    flow_per = flow_cpu.total / max(1, flow_sent)
+    result.ratio("CPU per message: raw SMTP / product", raw_cpu.total / max(1, len(captured)) / flow_per)
+    result.ratio("CPU per order: activities only / product", inline_cpu.total / max(1, inline_sent) / flow_per)
     result.details = {
+        "product_cpu": flow_cpu,
+        "activities_cpu": inline_cpu,
+        "raw_cpu": raw_cpu,
         "product_seconds": flow_s,
         "activities_seconds": inline_s,
         "raw_seconds": raw_s,

@@ -89,6 +89,28 @@ class CodecSettings(BaseModel):
     cors_origins: list[str] = ["http://127.0.0.1:8233", "http://localhost:8233"]
 
 
+class BlobConfig(BaseModel):
+    """Reports go to a local folder by default, or to S3 (`kind="s3"`)."""
+
+    kind: str = "local"
+    root: str = str(VAR / "blobs")
+    s3_bucket: str = "ticketops-reports"
+    s3_region: str = "eu-west-1"
+    s3_endpoint_url: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+
+
+class BulkConfig(BaseModel):
+    batch_size: int = 100
+    window: int = 4
+    emails_per_second: float = 50.0
+    refunds_per_second: float = Field(
+        default=25.0, description="The processor's refund rate limit: Stripe allows 100/s live, 25/s in test mode."
+    )
+    continue_after_batches: int = 100
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TICKETOPS_", env_nested_delimiter="__")
 
@@ -99,6 +121,8 @@ class Settings(BaseSettings):
     refunds: RefundConfig = RefundConfig()
     auth: AuthSettings = AuthSettings()
     codec: CodecSettings = CodecSettings()
+    blobs: BlobConfig = BlobConfig()
+    bulk: BulkConfig = BulkConfig()
     public_url: str = "http://127.0.0.1:8000"
     signing_secret: SecretStr = SecretStr("dev-signing-secret-change-me")
     log_json: bool = False

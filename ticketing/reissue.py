@@ -71,6 +71,8 @@ def _replace(
             price=t.price,
             personalisation=t.personalisation,
             requires_personalisation=t.requires_personalisation,
+            # A guest inside stays inside: a new barcode is not a second entry.
+            scan_state=t.scan_state,
         )
         replaced[t.id] = new.id
         fresh.append(new)
@@ -141,6 +143,8 @@ def reschedule_tickets(
     for t in chosen:
         if t.time_slot_id == target.id:
             raise ActionNotAllowed(f"ticket {t.id} is already in {target.label}", type="ticket-already-in-slot")
+        if t.used:
+            raise ActionNotAllowed(f"ticket {t.id} has been scanned; it cannot move slots", type="ticket-used")
     if target.available < len(chosen):
         raise ActionNotAllowed(
             f"{target.label} has {max(target.available, 0)} seat(s) left, {len(chosen)} needed",

@@ -12,16 +12,21 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.bulk_common import BulkActivities
+from activities.bulk_delivery import BulkDeliveryActivities
 from activities.cancellation import CancellationActivities, CancellationEmailActivities, VoidActivities
 from activities.delivery import DeliveryActivities
 from activities.deps import Deps
+from activities.event_cancellation import EventCancellationActivities
 from activities.order_emails import OrderEmailActivities
 from activities.orders import OrderActivities
 from activities.payments import PaymentActivities
 from activities.personalisation import PersonalisationActivities
 from activities.refunds import RefundActivities
 from activities.reissue import ReissueActivities
+from workflows.bulk_delivery import BulkDeliveryWorkflow
 from workflows.cancel import CancelOrderWorkflow
+from workflows.event_cancellation import EventCancellationWorkflow
 from workflows.personalisation import OpenPersonalisationWorkflow
 from workflows.receipt import SendReceiptWorkflow
 from workflows.refund import RefundWorkflow
@@ -36,6 +41,8 @@ WORKFLOWS: Sequence[type] = (
     CancelOrderWorkflow,
     ReissueAndResendWorkflow,
     RescheduleWorkflow,
+    BulkDeliveryWorkflow,
+    EventCancellationWorkflow,
 )
 
 
@@ -55,12 +62,23 @@ def order_activities(deps: Deps) -> list[Callable[..., Any]]:
         reissue.reissue_tickets,
         reissue.reschedule_tickets,
         personalisation.open_personalisation_round,
+        *bulk_store_activities(deps),
     ]
+
+
+def bulk_store_activities(deps: Deps) -> list[Callable[..., Any]]:
+    bulk = BulkActivities(deps)
+    return [bulk.prepare_bulk, bulk.finish_bulk, bulk.set_bulk_status]
 
 
 def payment_activities(deps: Deps) -> list[Callable[..., Any]]:
     payments = PaymentActivities(deps)
-    return [payments.submit_refund, payments.fetch_refund, VoidActivities(deps).void_payment]
+    return [
+        payments.submit_refund,
+        payments.fetch_refund,
+        VoidActivities(deps).void_payment,
+        EventCancellationActivities(deps).cancel_refund_batch,
+    ]
 
 
 def email_activities(deps: Deps) -> list[Callable[..., Any]]:
@@ -72,6 +90,8 @@ def email_activities(deps: Deps) -> list[Callable[..., Any]]:
         CancellationEmailActivities(deps).send_cancellation_emails,
         order_emails.send_personalisation_link,
         order_emails.send_payment_receipt,
+        BulkDeliveryActivities(deps).deliver_bulk_batch,
+        EventCancellationActivities(deps).notify_cancellation_batch,
     ]
 
 

@@ -89,7 +89,7 @@ class CancelOrderWorkflow:
             whole_order=outcome.whole_order,
             ticket_ids=outcome.ticket_ids,
             payment=payment,
-            refund=outcome.refund if outcome.refund_plan is None else "requested",
+            refund=outcome.refund,
         )
         child = None
         if outcome.refund_plan is not None:

@@ -153,3 +153,42 @@ class ReissueResult(BaseModel):
     time_slot_id: str | None = None
     delivery: str
     message_id: str | None = None
+
+
+class BulkProgress(BaseModel):
+    """Where a bulk run stands; carried across continue-as-new."""
+
+    first: int = 0
+    last: int = -1
+    total: int = 0
+    phase: int = 0
+    cursor: int = 0
+    counts: dict[str, int] = {}
+    batches: int = 0
+    follow_ups: int = 0
+
+
+class BulkInput(BaseModel):
+    bulk_id: str
+    kind: str
+    event_id: str
+    actor: str
+    selection: dict[str, object]
+    params: dict[str, object] = {}
+    retry_of: str | None = None
+    batch_size: int = 100
+    window: int = 4
+    rate_per_second: float = 50.0
+    continue_after_batches: int = 100
+    progress: BulkProgress | None = None
+    paused: bool = False
+
+
+class BulkView(BaseModel):
+    bulk_id: str
+    status: str
+    phase: str
+    total: int
+    processed: int
+    counts: dict[str, int]
+    report_uri: str | None = None

@@ -12,3 +12,9 @@ REFUND_AMOUNT = SearchAttributeKey.for_int("RefundAmount")
 BULK_STATUS = SearchAttributeKey.for_keyword("BulkStatus")
 
 ALL = (ORDER_ID, EVENT_ID, REFUND_STATUS, PAYMENT_PROCESSOR, REFUND_AMOUNT, BULK_STATUS)
+
+BULK_TOTAL = SearchAttributeKey.for_int("BulkTotal")
+BULK_DONE = SearchAttributeKey.for_int("BulkDone")
+BULK_FAILED = SearchAttributeKey.for_int("BulkFailed")
+
+ALL = (*ALL, BULK_TOTAL, BULK_DONE, BULK_FAILED)

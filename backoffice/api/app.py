@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI
 
 from backoffice.api import (
+    bulk,
     codec,
     openapi,
     operations,
@@ -52,6 +53,7 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
     app.include_router(scanning.router)
     app.include_router(personalisation.router)
     app.include_router(order_documents.router)
+    app.include_router(bulk.router)
     codec.install(app)
     app.add_middleware(WaitForOperation)
 

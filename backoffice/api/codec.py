@@ -8,14 +8,15 @@ the UI keeps showing ciphertext.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import base64
+import binascii
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI
-from google.protobuf import json_format
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
-from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import Payload
 
 from backoffice.api.auth import SUPPORT
 from backoffice.api.deps import AppState, state
@@ -28,8 +29,37 @@ router = APIRouter(prefix=PREFIX, tags=["codec"], dependencies=[Depends(SUPPORT)
 
 
 class EncodedPayload(BaseModel):
+    """A payload in protobuf JSON form: bytes as standard base64."""
+
     metadata: dict[str, str] = Field(default_factory=dict, description="Metadata values, base64.")
     data: str = Field(default="", description="The payload's bytes, base64.")
+
+    @field_validator("data")
+    @classmethod
+    def _data_is_base64(cls, value: str) -> str:
+        if value:
+            binascii.a2b_base64(value, strict_mode=True)
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_is_base64(cls, value: dict[str, str]) -> dict[str, str]:
+        for item in value.values():
+            if item:
+                binascii.a2b_base64(item, strict_mode=True)
+        return value
+
+    def payload(self) -> Payload:
+        return Payload(
+            metadata={k: base64.b64decode(v) for k, v in self.metadata.items()}, data=base64.b64decode(self.data)
+        )
+
+    @classmethod
+    def of(cls, payload: Payload) -> EncodedPayload:
+        return cls(
+            metadata={k: base64.b64encode(v).decode() for k, v in payload.metadata.items()},
+            data=base64.b64encode(payload.data).decode(),
+        )
 
 
 class PayloadsBody(BaseModel):
@@ -42,37 +72,25 @@ class PayloadsBody(BaseModel):
     }
 
 
-def _parse(body: PayloadsBody) -> Payloads:
-    try:
-        return json_format.ParseDict(body.model_dump(), Payloads())
-    except json_format.ParseError as err:
-        raise ProblemError(422, "payload-malformed", "payloads must carry base64 metadata and data") from err
-
-
-def _dump(payloads: Payloads) -> dict[str, Any]:
-    return {"payloads": json_format.MessageToDict(payloads).get("payloads", [])}
-
-
 def _codec(st: AppState) -> EncryptionCodec:
     return EncryptionCodec.from_settings(st.settings.codec)
 
 
 @router.post("/decode", response_model=PayloadsBody)
-async def decode(body: PayloadsBody, st: Annotated[AppState, Depends(state)]) -> dict[str, Any]:
+async def decode(body: PayloadsBody, st: Annotated[AppState, Depends(state)]) -> PayloadsBody:
     """Decrypt payloads for the Web UI; plaintext payloads come back as they are."""
-    payloads = _parse(body)
     try:
-        decoded = await _codec(st).decode(payloads.payloads)
+        decoded = await _codec(st).decode([p.payload() for p in body.payloads])
     except CodecError as err:
         raise ProblemError(422, "payload-undecodable", str(err)) from err
-    return _dump(Payloads(payloads=decoded))
+    return PayloadsBody(payloads=[EncodedPayload.of(p) for p in decoded])
 
 
 @router.post("/encode", response_model=PayloadsBody)
-async def encode(body: PayloadsBody, st: Annotated[AppState, Depends(state)]) -> dict[str, Any]:
+async def encode(body: PayloadsBody, st: Annotated[AppState, Depends(state)]) -> PayloadsBody:
     """Encrypt payloads the Web UI sends (signal or start input typed by a user) with the active key."""
-    encoded = await _codec(st).encode(_parse(body).payloads)
-    return _dump(Payloads(payloads=encoded))
+    encoded = await _codec(st).encode([p.payload() for p in body.payloads])
+    return PayloadsBody(payloads=[EncodedPayload.of(p) for p in encoded])
 
 
 class CodecCors:

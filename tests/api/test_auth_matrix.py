@@ -50,7 +50,9 @@ def endpoints(app: Any) -> list[Endpoint]:
 
 def test_every_route_declares_a_role_or_is_listed_public(api: Harness) -> None:
     app = api.extra["app"]
-    undeclared = [f"{e.method} {e.path}" for e in endpoints(app) if e.role is None and (e.method, e.path) not in PUBLIC_ROUTES]
+    undeclared = [
+        f"{e.method} {e.path}" for e in endpoints(app) if e.role is None and (e.method, e.path) not in PUBLIC_ROUTES
+    ]
     assert undeclared == [], "declare `require(Role.X)` on these routes or list them in PUBLIC_ROUTES"
     listed = {(e.method, e.path) for e in endpoints(app)}
     assert listed >= PUBLIC_ROUTES, f"stale public entries: {PUBLIC_ROUTES - listed}"

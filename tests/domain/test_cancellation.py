@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.builders import NOW, make_event, make_order
-from ticketing.cancellation import CancelRequest, RefundDecision, cancel_order, refund_id_for
+from ticketing.cancellation import Cancellation, CancelRequest, RefundDecision, cancel_order, refund_id_for
 from ticketing.errors import ActionNotAllowed, DomainError, NotFound
 from ticketing.inventory import InventoryDelta
-from ticketing.models import EventPolicy, Order, Personalisation, RefundKind
+from ticketing.models import Event, EventPolicy, Order, Personalisation, RefundKind
 from ticketing.money import Money
 from ticketing.processors import CAPABILITIES
 from ticketing.refunds import RefundRequest, quote_refund
@@ -17,7 +19,7 @@ from ticketing.states import OrderStatus, PaymentStatus, TicketState
 OP = "cancel/ORDER/key-1"
 
 
-def _cancel(order: Order, event, **kw):  # type: ignore[no-untyped-def]
+def _cancel(order: Order, event: Event, **kw: Any) -> Cancellation:
     request = CancelRequest(reason=kw.pop("reason", "event moved"), **kw)
     return cancel_order(order, event, request, actor="agent-1", now=NOW, operation_id=OP)
 

@@ -7,19 +7,21 @@ import pytest
 from tests.builders import NOW, make_event, make_order
 from ticketing.errors import ActionNotAllowed, DomainError, NotFound
 from ticketing.inventory import InventoryDelta
-from ticketing.models import Order, Personalisation
-from ticketing.policies.actions import available_actions
-from ticketing.reissue import recorded, reissue_tickets, reschedule_tickets
-from ticketing.states import OrderStatus, TicketState
+from ticketing.models import Event, Order, Personalisation, TimeSlot
+from ticketing.policies.actions import Action, available_actions
+from ticketing.reissue import Reissue, recorded, reissue_tickets, reschedule_tickets
+from ticketing.states import OrderStatus, ScanState, TicketState
 
 OP = "reissue/ORDER/k"
 
 
-def _reissue(order: Order, event, ids=None):  # type: ignore[no-untyped-def]
+def _reissue(order: Order, event: Event, ids: list[str] | None = None) -> Reissue:
     return reissue_tickets(order, event, ids, actor="agent-1", now=NOW, operation_id=OP)
 
 
-def _reschedule(order: Order, event, slots, slot_id: str, ids=None):  # type: ignore[no-untyped-def]
+def _reschedule(
+    order: Order, event: Event, slots: list[TimeSlot], slot_id: str, ids: list[str] | None = None
+) -> Reissue:
     return reschedule_tickets(order, event, slots, ids, slot_id, actor="agent-1", now=NOW, operation_id=OP)
 
 
@@ -46,6 +48,17 @@ def test_reissue_all_valid_tickets_makes_new_rows_and_invalidates_the_old() -> N
     assert recorded(plan.history, OP) == plan.replaced
     assert recorded(plan.history, "reissue/ORDER/other") is None
     assert [line.quantity for line in plan.order.lines] == [1, 1]  # reissued rows are not counted twice
+
+
+def test_reissued_ticket_keeps_its_scan_state_and_a_used_ticket_cannot_be_rescheduled() -> None:
+    event, types, slots = make_event()
+    order = make_order(event, types, tickets=1, slot=slots[0].id)
+    scanned = order.tickets[0].model_copy(update={"scan_state": ScanState.SCANNED_IN})
+    inside = order.model_copy(update={"tickets": [scanned]})
+    assert _reissue(inside, event).order.tickets[1].scan_state is ScanState.SCANNED_IN
+    with pytest.raises(ActionNotAllowed) as used:
+        _reschedule(inside, event, slots, slots[1].id)
+    assert used.value.type == "ticket-used"
 
 
 def test_reissue_selected_tickets_only() -> None:
@@ -103,7 +116,7 @@ def test_reschedule_refusals() -> None:
         _reschedule(order, event, full, slots[1].id)
     assert info.value.type == "slot-full" and info.value.extra["available"] == 1
     assert _reschedule(order, event, full, slots[1].id, [order.tickets[0].id]).replaced  # one seat is enough for one
-    other, _, other_slots = make_event(event_id="evt_other")
+    _, _, other_slots = make_event(event_id="evt_other")
     with pytest.raises(DomainError) as foreign:
         _reschedule(order, event, [*slots, *other_slots], other_slots[0].id)
     assert foreign.value.type == "slot-not-in-event"
@@ -119,7 +132,7 @@ def test_reschedule_action_shows_why_it_is_disabled() -> None:
     event, types, slots = make_event()
     paid = make_order(event, types, slot=slots[0].id)
 
-    def action(order: Order, given):  # type: ignore[no-untyped-def]
+    def action(order: Order, given: list[TimeSlot]) -> Action:
         return next(a for a in available_actions(order, event, given) if a.name == "reschedule")
 
     assert action(paid, slots).enabled

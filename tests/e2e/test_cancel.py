@@ -195,7 +195,7 @@ async def test_cancelling_a_reserved_order_voids_its_payment(app: Harness, strip
 
 async def test_single_ticket_cancellation_with_refund(app: Harness, stripe: StripeServer) -> None:
     order = await card_order(app, stripe, tickets=2, policy=EventPolicy(allow_item_cancellation=True))
-    first, second = order.tickets
+    first = order.tickets[0]
     resp = await _cancel(app, order.code, {"reason": "one guest cannot come", "refund": True,
                                            "ticket_ids": [first.id]})
     assert resp.status_code == 202 and resp.json()["whole_order"] is False

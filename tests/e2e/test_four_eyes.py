@@ -65,9 +65,7 @@ async def _listed_as(app: Harness, order_code: str, status: str) -> list[str]:
 async def test_a_second_finance_user_approves(
     temporal_client: Client, store: Store, tmp_path: Path, queue_prefix: str, stripe: StripeServer
 ) -> None:
-    print("START", __import__("time").monotonic())
     async with await _harness(temporal_client, store, tmp_path, queue_prefix, stripe, 48.0) as app:
-        print("IN", __import__("time").monotonic())
         order = await card_order(app, stripe, tickets=2)
         preview = await app.http.post(f"/orders/{order.code}/refunds/preview", json={"kind": "full", "reason": "ill"})
         assert preview.json()["needs_approval"] is True
@@ -105,8 +103,6 @@ async def test_a_second_finance_user_approves(
         approvals = [(h.type, h.actor) for h in history if h.type == "refund-approved"]
         assert approvals == [("refund-approved", "finance-2")]
         assert ("refunding-items", "finance-1") in [(h.type, h.actor) for h in history]
-        print("END", __import__("time").monotonic())
-    print("EXIT", __import__("time").monotonic())
 
 
 async def test_an_unapproved_refund_expires_and_releases_the_amount(

@@ -8,8 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
+from temporalio.exceptions import ApplicationError
 
+from activities.contracts import OpenPersonalisationRound, PersonalisationLinkEmail
+from activities.order_emails import OrderEmailActivities
+from activities.personalisation import PersonalisationActivities
 from tests.e2e.action_support import action, history, problem, seeded, stored
 from tests.harness import Harness
 from ticketing.personalisation_tokens import LinkClaims, make_token
@@ -127,3 +132,28 @@ async def test_order_without_personalised_tickets_is_refused(app: Harness) -> No
     transport = httpx.ASGITransport(app=app.extra["app"])
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as anon:
         problem(await anon.post(f"/orders/{order.code}/personalisation"), 401, "unauthorized")
+
+
+async def test_a_retried_reset_reopens_nothing_and_a_stale_round_mails_nothing(app: Harness) -> None:
+    """The activities as Temporal retries them: same operation id, possibly after a newer round."""
+    _, order = await seeded(app, personalised=True, tickets=0, vip=1)
+    [vip] = order.tickets
+    resets = PersonalisationActivities(app.deps)
+    req = OpenPersonalisationRound(order_code=order.code, operation_id="personalisation/x/op-a", actor="agent-7")
+    first = await resets.open_personalisation_round(req)
+    edit = await app.http.patch(f"/orders/{order.code}/tickets/{vip.id}", json={"name": "Kept", "email": "k@x.io"})
+    assert edit.status_code == 200
+    retried = await resets.open_personalisation_round(req)
+    assert retried == first and first.round == 1
+    assert (await stored(app, order.code)).ticket(vip.id).personalisation is not None  # not reset twice
+    assert len(await history(app, order.code, "personalisation-opened")) == 1
+
+    newer = await resets.open_personalisation_round(req.model_copy(update={"operation_id": "personalisation/x/op-b"}))
+    assert newer.round == 2
+    stale = PersonalisationLinkEmail(
+        order_code=order.code, operation_id=req.operation_id, actor="agent-7", round=1, expires_at=first.expires_at
+    )
+    with pytest.raises(ApplicationError) as info:
+        await OrderEmailActivities(app.deps).send_personalisation_link(stale)
+    assert info.value.type == "personalisation-link-superseded" and info.value.non_retryable
+    assert app.sink.messages == []

@@ -129,7 +129,8 @@ async def test_reschedule_moves_tickets_and_seats(app: Harness) -> None:
     assert sold == {eve: 0, late: 2}
     assert types[f"{event.id}_ga"] == 2  # the ticket type's count does not change
     assert _barcodes_in(app.sink.messages[0]) == {t.barcode for t in after.tickets[2:]}
-    assert "General admission, Late (ticket" in app.sink.messages[0].get_body(("plain",)).get_content()
+    text = app.sink.messages[0].get_body(("plain",))
+    assert text is not None and "General admission, Late (ticket" in text.get_content()
     history = await _history(app, order.code)
     assert history.index("tickets-rescheduled") < history.index("tickets-rescheduled-sent")
     old_scan = (await app.http.post("/scan", json={"barcode": order.tickets[0].barcode})).json()

@@ -233,3 +233,36 @@ api_keys = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime),
 )
+
+bulk_operations = sa.Table(
+    "bulk_operations",
+    metadata,
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("event_id", sa.ForeignKey("events.id"), nullable=False, index=True),
+    sa.Column("workflow_id", sa.String(300), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("counts", sa.JSON, nullable=False),
+    sa.Column("report_uri", sa.String(500)),
+    sa.Column("retry_of", sa.String(100)),
+    sa.Column("prepared_at", UTCDateTime),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+bulk_items = sa.Table(
+    "bulk_items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("bulk_id", sa.ForeignKey("bulk_operations.id"), nullable=False),
+    sa.Column("key", sa.String(320), nullable=False),
+    sa.Column("status", sa.String(30), nullable=False),
+    sa.Column("reason", sa.String(500)),
+    sa.Column("message_id", sa.String(300)),
+    sa.Column("refund_id", sa.String(40)),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("bulk_id", "key", name="uq_bulk_items_bulk_key"),
+    sa.Index("ix_bulk_items_bulk_status", "bulk_id", "status"),
+)

@@ -1,0 +1,1 @@
+"""Blob storage for reports and documents: a local folder, or S3 through boto3."""
