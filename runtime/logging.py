@@ -13,18 +13,34 @@ import structlog
 _PERSONAL_KEYS = {"email", "name", "mobile", "phone", "to", "recipient", "holder", "contact", "address"}
 _SECRET_KEYS = {"password", "api_key", "secret", "token", "authorization"}
 _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+_API_KEY_RE = re.compile(r"tk_[0-9a-f]+_[\w-]+")
+_JWT_RE = re.compile(r"eyJ[\w-]*\.[\w-]+\.[\w-]*")
+
+
+def _sensitive(key: str) -> bool:
+    lowered = key.lower()
+    return any(part in lowered for part in _SECRET_KEYS) or any(
+        part == lowered or lowered.endswith("_" + part) for part in _PERSONAL_KEYS
+    )
+
+
+def _scrub(value: Any) -> Any:
+    """Personal data and credentials inside free text and nested values."""
+    if isinstance(value, str):
+        value = _API_KEY_RE.sub("[api-key]", value)
+        value = _JWT_RE.sub("[token]", value)
+        return _EMAIL_RE.sub("[email]", value)
+    if isinstance(value, dict):
+        return {k: "[redacted]" if isinstance(k, str) and _sensitive(k) else _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_scrub(v) for v in value]
+    return value
 
 
 def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Drop personal data and secrets from every log line, whatever the caller passed."""
     for key in list(event):
-        lowered = key.lower()
-        if any(part in lowered for part in _SECRET_KEYS) or any(
-            part == lowered or lowered.endswith("_" + part) for part in _PERSONAL_KEYS
-        ):
-            event[key] = "[redacted]"
-        elif isinstance(event[key], str):
-            event[key] = _EMAIL_RE.sub("[email]", event[key])
+        event[key] = "[redacted]" if _sensitive(key) else _scrub(event[key])
     return event
 
 
@@ -33,13 +49,14 @@ def configure_logging(*, json: bool = False, level: str = "INFO") -> None:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,  # before redact: exception messages carry data too
         redact,
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
-        processors=[*processors, structlog.processors.format_exc_info, renderer],
+        processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,

@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import uuid
+from datetime import timedelta
 from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         ui=False,
         data_converter=data_converter(TEST_CODEC),
         dev_server_log_level="error",
+        dev_server_startup_timeout=timedelta(seconds=60),
     )
     yield env
     await env.shutdown()
@@ -170,6 +172,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         ui=False,
         data_converter=data_converter(TEST_CODEC),
         dev_server_log_level="error",
+        dev_server_startup_timeout=timedelta(seconds=60),
         dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
     )
     yield env

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts import BatchCounts, BulkBatch, BulkReport, FinishBulk, PrepareBulk
     from workflows import options
     from workflows.contracts import BulkInput, BulkProgress, BulkView
-    from workflows.search_attributes import BULK_DONE, BULK_FAILED, BULK_STATUS, BULK_TOTAL, EVENT_ID
+    from workflows.search_attributes import BULK_DONE, BULK_FAILED, BULK_STATUS, EVENT_ID
 
 BATCH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 FAILED_STATES = ("failed", "refund-error")
@@ -64,9 +64,7 @@ class BulkEngine:
             self.progress = BulkProgress(first=found.first, last=found.last, total=found.total, cursor=found.first)
         else:
             self.progress = inp.progress
-        workflow.upsert_search_attributes(
-            [EVENT_ID.value_set(inp.event_id), BULK_TOTAL.value_set(self.progress.total)]
-        )
+        workflow.upsert_search_attributes([EVENT_ID.value_set(inp.event_id)])
         batches_this_run = 0
         while self.progress.phase < len(self.phases) and not self.cancelled:
             phase = self.phases[self.progress.phase]
@@ -141,11 +139,16 @@ class BulkEngine:
 
     @workflow.signal(name="pause")
     def pause(self) -> None:
+        """Batches in flight finish; the next wave waits."""
         self.paused = True
+        if self.status == "running":
+            self.status = "paused"
 
     @workflow.signal(name="resume")
     def resume(self) -> None:
         self.paused = False
+        if self.status == "paused":
+            self.status = "running"
 
     @workflow.signal(name="cancel")
     def cancel(self) -> None:

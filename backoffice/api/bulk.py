@@ -198,7 +198,8 @@ async def _bulk_state(st: AppState, bulk_id: str) -> BulkState:
     progress = await st.operations.query(row.workflow_id, "progress")
     live = progress if isinstance(progress, dict) else (progress.model_dump() if progress is not None else {})
     status = row.status
-    if live.get("status") in ("paused", "running") and row.status not in ("completed", "cancelled"):
+    # The store knows scheduled and ended; the running workflow knows paused.
+    if live.get("status") in ("paused", "running") and row.status == BulkStatus.RUNNING.value:
         status = live["status"]
     return BulkState(
         bulk_id=bulk_id, kind=row.kind, event_id=row.event_id, operation_id=row.workflow_id, status=status,

@@ -7,6 +7,7 @@ enforced on identities the API proved, not on a header the client chose.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,9 @@ async def test_a_second_finance_user_approves(
         operation = (await app.http.get(f"/operations/{started['operation_id']}")).json()
         assert operation["status"] == "running"
         assert operation["details"] == "Waiting for approval by a second finance user"
+        began = time.monotonic()
+        waited = await app.http.get(f"/operations/{started['operation_id']}?wait=300ms")
+        assert waited.json()["status"] == "running" and 0.25 < time.monotonic() - began < 5
         assert desc.memo and await desc.memo_value("actor") == "finance-1"
 
         url = f"{started['refund_url']}/approve"

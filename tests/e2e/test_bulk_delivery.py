@@ -1,0 +1,156 @@
+"""Bulk delivery end to end: one email per address, a report, pause/resume, failures and retry."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from runtime.settings import BlobConfig, BulkConfig
+from tests.documents.qr import decode_qr_payloads_from_pdf
+from tests.e2e.bulk_support import buyers, event_with_orders, per_recipient, wait_bulk, with_holder
+from tests.harness import Harness, running, seed
+from tests.builders import make_event, make_order
+from ticketing.store.engine import Store
+from ticketing.store.orders import load_history
+
+
+@pytest_asyncio.fixture
+async def app(temporal_client: Client, store: Store, tmp_path: Path, queue_prefix: str) -> AsyncIterator[Harness]:
+    overrides = {
+        "blobs": BlobConfig(root=str(tmp_path / "blobs")),
+        "bulk": BulkConfig(batch_size=3, window=2, emails_per_second=200, continue_after_batches=4),
+    }
+    async with running(temporal_client, store, tmp_path, queue_prefix, settings_overrides=overrides) as harness:
+        yield harness
+
+
+async def _start(app: Harness, event_id: str, body: dict[str, object] | None = None) -> dict[str, str]:
+    resp = await app.http.post(f"/events/{event_id}/deliveries", json=body or {})
+    assert resp.status_code == 202, resp.text
+    return resp.json()  # type: ignore[no-any-return]
+
+
+async def test_tickets_to_every_buyer_once_merged_by_address(app: Harness, tmp_path: Path) -> None:
+    emails = buyers(16, shared=2)  # 14 addresses; buyer0 has three orders
+    event, _, orders = await event_with_orders(app, [*emails, None], tickets=2)
+    started = await _start(app, event.id)
+    done = await wait_bulk(app, started["bulk_id"])
+    assert done["counts"] == {"sent": 14, "skipped": 1}
+    received = per_recipient(app)
+    assert set(received) == set(emails) and set(received.values()) == {1}
+    merged = next(m for m in app.sink.messages if m["To"] == "buyer0@example.com")
+    codes = {o.code for o in orders if o.contact.email == "buyer0@example.com"}
+    barcodes = {t.barcode for o in orders if o.code in codes for t in o.tickets}
+    pdfs = [p.get_content() for p in merged.iter_attachments()]
+    assert {c for pdf in pdfs for c in decode_qr_payloads_from_pdf(pdf)} == barcodes
+    report = Path(done["report_uri"].removeprefix("file://")).read_text()
+    rows = list(csv.DictReader(io.StringIO(report)))
+    assert len(rows) == 15
+    assert {r["status"] for r in rows if r["recipient_or_order"].startswith("order:")} == {"skipped"}
+    async with app.store.transaction() as conn:
+        history = [h.type for h in await load_history(conn, orders[0].code)]
+    assert history.count("bulk-delivery-sent") == 1
+    # 5 batches at 4 per run: the run continued as new once, and still sent each email once.
+    query = f"WorkflowId = '{started['operation_id']}'"
+    for _ in range(50):
+        runs = [w.status async for w in app.client.list_workflows(query)]
+        if len(runs) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert sorted(runs, key=str) == sorted(
+        [WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.CONTINUED_AS_NEW], key=str
+    )
+
+
+async def test_message_to_attendees_and_unscanned_filter(app: Harness) -> None:
+    event, types, slots = make_event(event_id="evt_attend", personalised=True)
+    first = with_holder(make_order(event, types, tickets=0, vip=2, email="booker@example.com"), 0, "Ann", "ann@example.org")
+    second = make_order(event, types, tickets=1, email="solo@example.com")
+    await seed(app.store, event, types, slots, [first, second])
+    started = await _start(
+        app, event.id, {"template": "message", "subject": "Doors open at 18:30", "body": "See you.", "audience": "attendees"}
+    )
+    done = await wait_bulk(app, started["bulk_id"])
+    assert done["counts"] == {"sent": 3}
+    assert set(per_recipient(app)) == {"ann@example.org", "booker@example.com", "solo@example.com"}
+    assert {m["Subject"] for m in app.sink.messages} == {"Doors open at 18:30"}
+
+
+async def test_smtp_failures_are_reported_and_retried_alone(app: Harness) -> None:
+    emails = buyers(6)
+    event, _, _ = await event_with_orders(app, emails)
+    app.sink.fail_recipients = {"buyer2@example.com", "buyer4@example.com"}
+    started = await _start(app, event.id)
+    done = await wait_bulk(app, started["bulk_id"])
+    assert done["counts"] == {"sent": 4, "failed": 2}
+    report = await app.http.get(f"/bulk/{started['bulk_id']}/report.csv")
+    failed = {r["recipient_or_order"]: r["reason"] for r in csv.DictReader(io.StringIO(report.text)) if r["status"] == "failed"}
+    assert set(failed) == {"buyer2@example.com", "buyer4@example.com"} and all("550" in r for r in failed.values())
+    app.sink.fail_recipients = set()
+    before = len(app.sink.messages)
+    retry = await app.http.post(f"/bulk/{started['bulk_id']}/retry-failed")
+    assert retry.status_code == 202, retry.text
+    again = await wait_bulk(app, retry.json()["bulk_id"])
+    assert again["counts"] == {"sent": 2}
+    assert sorted(m["To"] for m in app.sink.messages[before:]) == ["buyer2@example.com", "buyer4@example.com"]
+    nothing = await app.http.post(f"/bulk/{retry.json()['bulk_id']}/retry-failed")
+    assert nothing.status_code == 409 and nothing.json()["type"].endswith("/nothing-to-retry")
+
+
+async def test_pause_resume_and_cancel(app: Harness) -> None:
+    event, _, _ = await event_with_orders(app, buyers(30))
+    app.settings.bulk.emails_per_second = 10  # slow enough to catch mid-run
+    started = await _start(app, event.id)
+    await app.sink.wait_for_messages(3, timeout=20)
+    paused = await app.http.post(f"/bulk/{started['bulk_id']}/pause")
+    assert paused.status_code == 200 and paused.json()["status"] == "paused"
+    await asyncio.sleep(1.5)  # batches in flight finish, then nothing moves
+    settled = len(app.sink.messages)
+    await asyncio.sleep(1.0)
+    assert len(app.sink.messages) == settled < 30
+    assert (await app.http.post(f"/bulk/{started['bulk_id']}/resume")).json()["status"] == "running"
+    done = await wait_bulk(app, started["bulk_id"], timeout=60)
+    assert done["counts"] == {"sent": 30} and set(per_recipient(app).values()) == {1}
+    ended = await app.http.post(f"/bulk/{started['bulk_id']}/pause")
+    assert ended.status_code == 409 and ended.json()["type"].endswith("/bulk-ended")
+
+    event2, _, _ = await event_with_orders(app, [f"late{i}@example.com" for i in range(30)])
+    second = await _start(app, event2.id)
+    await app.sink.wait_for_messages(len(app.sink.messages) + 2, timeout=20)
+    await app.http.post(f"/bulk/{second['bulk_id']}/cancel")
+    stopped = await wait_bulk(app, second["bulk_id"])
+    assert stopped["status"] == "cancelled"
+    assert stopped["counts"]["sent"] + stopped["counts"]["skipped"] == 30 and stopped["counts"]["skipped"] > 0
+
+
+async def test_bad_requests(app: Harness) -> None:
+    event, _, _ = await event_with_orders(app, buyers(1))
+    no_text = await app.http.post(f"/events/{event.id}/deliveries", json={"template": "message"})
+    assert no_text.status_code == 422
+    unknown = await app.http.post("/events/evt_nope/deliveries", json={})
+    assert unknown.status_code == 404 and unknown.json()["type"].endswith("/event-not-found")
+    bad_slot = await app.http.post(f"/events/{event.id}/deliveries", json={"time_slot_id": "slot_x"})
+    assert bad_slot.status_code == 409 and bad_slot.json()["type"].endswith("/slot-not-in-event")
+    assert (await app.http.get("/bulk/bk_missing")).status_code == 404
+    support = await app.headers_for("agent-1", role="support")
+    forbidden = await app.http.post(f"/events/{event.id}/deliveries", json={}, headers=support)
+    assert forbidden.status_code == 403
+    assert app.sink.messages == []
+
+
+async def test_scheduled_delivery_waits(app: Harness) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    event, _, _ = await event_with_orders(app, buyers(2))
+    later = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    started = await _start(app, event.id, {"scheduled_at": later})
+    state = (await app.http.get(f"/bulk/{started['bulk_id']}")).json()
+    assert state["status"] == "scheduled" and app.sink.messages == [], str(state)
+    done = await wait_bulk(app, started["bulk_id"], timeout=30)
+    assert done["counts"] == {"sent": 2}

@@ -1,0 +1,66 @@
+"""What the Temporal server stores is ciphertext; staff read it through the API's codec endpoint.
+
+The principal's name is an email address here (as OIDC subjects often are), so
+it travels in the workflow input, the memo and activity inputs: the history
+would hold it in plaintext without the codec.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
+
+from runtime.codec import ENCODING
+from tests.builders import make_event, make_order
+from tests.harness import Harness, seed
+
+AGENT = "clara.agent@backoffice.example"
+
+
+def _payloads(message: Message) -> list[Payload]:
+    found: list[Payload] = []
+    for _field, value in message.ListFields():
+        items = value if isinstance(value, list | tuple) or hasattr(value, "append") else [value]
+        if hasattr(value, "values") and callable(value.values):  # protobuf map fields
+            items = list(value.values())
+        for item in items:
+            if isinstance(item, Payload):
+                found.append(item)
+            elif isinstance(item, Message):
+                found.extend(_payloads(item))
+    return found
+
+
+async def test_resend_history_holds_no_plaintext_personal_data(app: Harness) -> None:
+    event, types, slots = make_event(event_id=f"evt_{uuid.uuid4().hex[:6]}")
+    order = make_order(event, types, tickets=1)
+    await seed(app.store, event, types, slots, [order])
+    resp = await app.http.post(f"/orders/{order.code}/resend?wait=10s", headers=await app.headers_for(AGENT))
+    assert resp.status_code == 200 and resp.json()["status"] == "completed", resp.text
+
+    history = await app.client.get_workflow_handle(resp.json()["operation_id"]).fetch_history()
+    raw = b"".join(e.SerializeToString() for e in history.events)
+    desc = await app.client.get_workflow_handle(resp.json()["operation_id"]).describe()
+    raw += desc.raw_description.SerializeToString()
+    for personal in (AGENT, order.contact.email, order.contact.name):
+        assert personal.encode() not in raw, personal
+    # Search attribute values (ids, statuses) must stay readable to the server; everything else is sealed.
+    sealed = [p for event in history.events for p in _payloads(event) if "type" not in p.metadata]
+    assert sealed and all(p.metadata["encoding"] == ENCODING for p in sealed)
+
+    # What the Web UI does for staff: post the stored payloads to the codec endpoint.
+    body = {
+        "payloads": [
+            {"metadata": {k: base64.b64encode(v).decode() for k, v in p.metadata.items()},
+             "data": base64.b64encode(p.data).decode()}
+            for p in sealed
+        ]
+    }
+    decoded = await app.http.post("/codec/decode", json=body, headers=await app.headers_for("agent-2", "support"))
+    assert decoded.status_code == 200, decoded.text
+    plain = b"".join(base64.b64decode(p["data"]) for p in decoded.json()["payloads"])
+    assert AGENT.encode() in plain and order.code.encode() in plain
+    assert await desc.memo_value("actor") == AGENT
