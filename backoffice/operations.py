@@ -70,6 +70,7 @@ class Operations:
         summary: str | None = None,
         memo: dict[str, Any] | None = None,
         start_delay: timedelta | None = None,
+        start_signal: tuple[str, BaseModel] | None = None,
     ) -> str:
         """Start the workflow unless it runs or ran already under this id."""
         from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -86,6 +87,8 @@ class Operations:
                 static_summary=summary,
                 memo=memo,
                 start_delay=start_delay,
+                start_signal=start_signal[0] if start_signal else None,
+                start_signal_args=[start_signal[1]] if start_signal else [],
             )
         return operation_id
 

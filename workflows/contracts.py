@@ -182,6 +182,7 @@ class BulkInput(BaseModel):
     continue_after_batches: int = 100
     progress: BulkProgress | None = None
     paused: bool = False
+    refund_timing: RefundTiming = RefundTiming()
 
 
 class BulkView(BaseModel):

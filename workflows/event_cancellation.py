@@ -42,7 +42,8 @@ class EventCancellationWorkflow(BulkEngine):
                 await workflow.start_child_workflow(
                     RefundWorkflow.run,
                     RefundInput(
-                        order_code=order_code, actor=self.inp.actor, refund_id=refund_id, existing_refund_id=refund_id
+                        order_code=order_code, actor=self.inp.actor, refund_id=refund_id, existing_refund_id=refund_id,
+                        timing=self.inp.refund_timing,
                     ),
                     id=workflow_id,
                     parent_close_policy=ParentClosePolicy.ABANDON,

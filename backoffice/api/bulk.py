@@ -25,7 +25,7 @@ from ticketing.errors import ActionNotAllowed
 from ticketing.states import OrderStatus
 from ticketing.store.bulk import create_bulk, load_bulk, status_counts
 from ticketing.store.orders import load_event, load_time_slots
-from workflows.contracts import BulkInput
+from workflows.contracts import BulkInput, RefundTiming
 from workflows.search_attributes import BULK_STATUS, EVENT_ID
 
 router = APIRouter(tags=["bulk"])
@@ -135,6 +135,7 @@ async def _start(
                 selection=selection.model_dump(mode="json"), params=params, retry_of=retry_of,
                 batch_size=bulk_settings.batch_size, window=bulk_settings.window, rate_per_second=rate,
                 continue_after_batches=bulk_settings.continue_after_batches,
+                refund_timing=RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"})),
             ),
             operation_id=operation_id,
             search_attributes=[

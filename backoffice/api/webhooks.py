@@ -24,7 +24,7 @@ from ticketing.refunds import late_failure_workflow_id
 from ticketing.states import RefundStatus
 from ticketing.store.refunds import find_refund_by_processor_id
 from ticketing.store.tables import webhook_events
-from workflows.contracts import ProcessorUpdate, RefundInput
+from workflows.contracts import ProcessorUpdate, RefundInput, RefundTiming
 
 router = APIRouter(tags=["webhooks"])
 log = structlog.get_logger(__name__)
@@ -72,6 +72,18 @@ async def _handle_refund(st: AppState, adapter: object, processor_refund_id: str
         ledger = await find_refund_by_processor_id(conn, fresh.id)
     if ledger is None:
         return "unknown-refund"
+    if ledger.status is RefundStatus.CONFIRMING and fresh.status in ("succeeded", "failed", "canceled"):
+        # A refund handed over by a bulk run whose follow-up has not started yet: start it with the news.
+        await st.operations.start(
+            "Refund",
+            RefundInput(
+                order_code=ledger.order_code, actor="processor", refund_id=ledger.id, existing_refund_id=ledger.id,
+                timing=RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"})),
+            ),
+            operation_id=ledger.workflow_id,
+            start_signal=("processor_update", update),
+        )
+        return "signalled-with-start"
     if ledger.status is RefundStatus.SUCCEEDED and fresh.status in ("failed", "canceled"):
         # Stripe failed a refund after it had succeeded; the original workflow is done.
         # Several events report one failure; the follow-up id collapses them into one run.
