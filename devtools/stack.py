@@ -158,6 +158,16 @@ def run_stack(*, fresh: bool = False) -> int:
             )
         )
         print(f"  demo data: {asyncio.run(_seed(env))}", flush=True)
+        from devtools.dev_keys import ensure_dev_keys
+        from runtime.settings import Settings
+
+        keys_file = VAR / "dev-api-keys.json"
+        made = ensure_dev_keys(Settings().database_url, keys_file)
+        print(
+            f"  API keys:  {'new, ' if made else ''}one per role in {keys_file} as {{role: key}}; send one as\n"
+            f"             Authorization: Bearer <key>  (e.g. jq -r .support {keys_file})",
+            flush=True,
+        )
         worker = subprocess.Popen(
             [_bin("ticketops"), "worker"],
             stdout=(VAR / "logs" / "worker.log").open("wb"),

@@ -109,6 +109,7 @@ class BulkConfig(BaseModel):
         default=25.0, description="The processor's refund rate limit: Stripe allows 100/s live, 25/s in test mode."
     )
     continue_after_batches: int = 100
+    heartbeat_seconds: float = Field(default=60.0, description="A batch whose worker died is retried after this.")
 
 
 class Settings(BaseSettings):

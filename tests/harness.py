@@ -7,6 +7,8 @@ FastAPI app over ASGI.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -83,6 +85,24 @@ async def seed(
             await insert_order(conn, order, [OrderEvent(type="order-created", actor="test", at=NOW)])
             for ticket in order.tickets:
                 await adjust_inventory(conn, ticket.ticket_type_id, ticket.time_slot_id, 1)
+
+
+def worker_env(app: Harness, **extra: str) -> dict[str, str]:
+    """Environment for a real worker process (`python -m workers.main`) serving this harness."""
+    codec = app.settings.codec
+    keys = {k: v.get_secret_value() for k, v in codec.keys.items()}
+    return {
+        **os.environ,
+        "TICKETOPS_DATABASE_URL": app.settings.database_url,
+        "TICKETOPS_TEMPORAL__ADDRESS": app.settings.temporal.address,
+        "TICKETOPS_TEMPORAL__QUEUE_PREFIX": app.prefix,
+        "TICKETOPS_EMAIL__SMTP__PORT": str(app.sink.port),
+        "TICKETOPS_BLOBS__ROOT": app.settings.blobs.root,
+        "TICKETOPS_CODEC__KEYS": json.dumps(keys),
+        "TICKETOPS_CODEC__ACTIVE_KEY_ID": codec.active_key_id,
+        "TICKETOPS_STRIPE__BASE_URL": app.settings.stripe.base_url or "",
+        **extra,
+    }
 
 
 def make_settings(store: Store, client: Client, prefix: str, smtp_port: int, **overrides: Any) -> Settings:

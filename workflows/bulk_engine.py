@@ -109,7 +109,7 @@ class BulkEngine:
                     BulkBatch(bulk_id=inp.bulk_id, first=first, last=last, rate=share, phase=phase),
                     task_queue=options.sibling_queue(workflow.info().task_queue, self.phase_queues.get(phase, "email")),
                     start_to_close_timeout=timedelta(minutes=30),
-                    heartbeat_timeout=timedelta(minutes=2),
+                    heartbeat_timeout=timedelta(seconds=inp.heartbeat_seconds),
                     retry_policy=BATCH_RETRY,
                 )
                 for first, last in ranges

@@ -180,6 +180,7 @@ class BulkInput(BaseModel):
     window: int = 4
     rate_per_second: float = 50.0
     continue_after_batches: int = 100
+    heartbeat_seconds: float = 60.0
     progress: BulkProgress | None = None
     paused: bool = False
     refund_timing: RefundTiming = RefundTiming()

@@ -135,6 +135,7 @@ async def _start(
                 selection=selection.model_dump(mode="json"), params=params, retry_of=retry_of,
                 batch_size=bulk_settings.batch_size, window=bulk_settings.window, rate_per_second=rate,
                 continue_after_batches=bulk_settings.continue_after_batches,
+                heartbeat_seconds=bulk_settings.heartbeat_seconds,
                 refund_timing=RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"})),
             ),
             operation_id=operation_id,

@@ -33,7 +33,7 @@ ActorDep = Annotated[str, Depends(actor)]
 
 class AmountBody(BaseModel):
     amount: int = Field(gt=0, description="Minor units (cents).")
-    currency: str = Field(min_length=3, max_length=3)
+    currency: str = Field(pattern="^[A-Za-z]{3}$", description="ISO-4217 code.")
 
 
 class RefundBody(BaseModel):

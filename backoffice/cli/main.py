@@ -12,8 +12,13 @@ from typing import Annotated
 
 import typer
 
+from backoffice.cli.actions_cmds import order_actions, scan_app
+from backoffice.cli.bulk_cmds import bulk_app, event_app
 from backoffice.cli.data import demo_app, orders_app
 from backoffice.cli.keys import keys_app
+from backoffice.cli.operations_cmds import operations_app
+from backoffice.cli.orders_cmds import order_reads
+from backoffice.cli.refunds_cmds import refunds_app
 
 app = typer.Typer(no_args_is_help=True, help="ticketops: order operations as durable workflows.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -66,7 +71,15 @@ def db_upgrade() -> None:
     typer.echo("database is at the newest schema")
 
 
-app.add_typer(orders_app, name="orders", help="Find, show and import orders.")
+# The agent commands talk to the API (backoffice/cli/client.py); `orders` merges them with `orders import`.
+orders_app.add_typer(order_reads)
+orders_app.add_typer(order_actions)
+app.add_typer(orders_app, name="orders", help="Find, show, act on and import orders.")
+app.add_typer(refunds_app, name="refunds")
+app.add_typer(operations_app, name="operations")
+app.add_typer(bulk_app, name="bulk")
+app.add_typer(event_app, name="event")
+app.add_typer(scan_app)
 app.add_typer(demo_app, name="demo", help="Demo data.")
 
 

@@ -8,7 +8,6 @@ Stripe answers with the same refund: one refund, a consistent ledger.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from devtools.stripe_server.config import StripeServerConfig
 from devtools.stripe_server.server import StripeServer
 from runtime.settings import RefundConfig
 from tests.e2e.refund_support import card_order, request_refund, stripe_refunds_for
-from tests.harness import Harness, running
+from tests.harness import Harness, running, worker_env
 from ticketing.states import RefundStatus, TicketState
 from ticketing.store.engine import Store
 from ticketing.store.orders import load_order
@@ -33,14 +32,7 @@ pytestmark = pytest.mark.slow
 
 
 def _worker(app: Harness, stripe: StripeServer, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "TICKETOPS_DATABASE_URL": app.settings.database_url,
-        "TICKETOPS_TEMPORAL__ADDRESS": app.settings.temporal.address,
-        "TICKETOPS_TEMPORAL__QUEUE_PREFIX": app.prefix,
-        "TICKETOPS_STRIPE__BASE_URL": stripe.base_url,
-        "TICKETOPS_EMAIL__SMTP__PORT": str(app.sink.port),
-    }
+    env = worker_env(app)
     return subprocess.Popen(
         [sys.executable, "-m", "workers.main"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
     )
