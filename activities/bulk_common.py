@@ -79,7 +79,9 @@ class BulkActivities:
         writer.writerow(["item", "recipient_or_order", "status", "reason", "message_id", "refund_id"])
         async with self.deps.store.transaction() as conn:
             async for row in iter_items(conn, req.bulk_id):
-                writer.writerow([row.id, row.key, row.status, row.reason or "", row.message_id or "", row.refund_id or ""])
+                writer.writerow(
+                    [row.id, row.key, row.status, row.reason or "", row.message_id or "", row.refund_id or ""]
+                )
         uri = await self.deps.blob_store().put(
             f"reports/{req.bulk_id.replace('/', '_')}.csv", buffer.getvalue().encode(), "text/csv"
         )

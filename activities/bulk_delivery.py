@@ -74,7 +74,11 @@ class BulkDeliveryActivities:
             wanted = await recipient_orders(conn, selection, item.key)
             found = await load_orders(conn, list(wanted))
             prior = await claim_delivery(
-                conn, message_id=mid, order_code=None, workflow_id=bulk_id, kind=f"bulk-{template}",
+                conn,
+                message_id=mid,
+                order_code=None,
+                workflow_id=bulk_id,
+                kind=f"bulk-{template}",
                 provider=self.deps.email.name,
             )
             if prior is DeliveryStatus.SENT:
@@ -86,8 +90,12 @@ class BulkDeliveryActivities:
         tickets = [(o, o.ticket(t)) for o in found for t in wanted[o.code]]
         tickets = [(o, t) for o, t in tickets if t.is_valid]
         first = found[0]
-        name = first.contact.name if selection.audience.value == "buyers" else (
-            tickets[0][1].personalisation.name if tickets and tickets[0][1].personalisation else first.contact.name
+        name = (
+            first.contact.name
+            if selection.audience.value == "buyers"
+            else (
+                tickets[0][1].personalisation.name if tickets and tickets[0][1].personalisation else first.contact.name
+            )
         )
         codes = ", ".join(o.code for o in found)
         attachments: list[Attachment] = []
@@ -101,19 +109,32 @@ class BulkDeliveryActivities:
             rendered = render_email(
                 "tickets",
                 {
-                    "event_name": event.name, "event_starts_at": event.starts_at, "venue": event.venue,
-                    "order_code": codes, "buyer_name": name, "tickets": [d.model_dump() for d in docs],
+                    "event_name": event.name,
+                    "event_starts_at": event.starts_at,
+                    "venue": event.venue,
+                    "order_code": codes,
+                    "buyer_name": name,
+                    "tickets": [d.model_dump() for d in docs],
                 },
             )
         else:
             rendered = render_email(
                 "custom_message",
-                {"subject": params.get("subject", ""), "body": params.get("body", ""), "buyer_name": name,
-                 "order_code": codes},
+                {
+                    "subject": params.get("subject", ""),
+                    "body": params.get("body", ""),
+                    "buyer_name": name,
+                    "order_code": codes,
+                },
             )
         email = OutgoingEmail(
-            message_id=mid, sender=self.deps.settings.email.sender, to=[item.key], subject=rendered.subject,
-            text=rendered.text, html=rendered.html, attachments=attachments,
+            message_id=mid,
+            sender=self.deps.settings.email.sender,
+            to=[item.key],
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            attachments=attachments,
         )
         try:
             await self.deps.email.send(email)
@@ -136,7 +157,9 @@ class BulkDeliveryActivities:
                     order.code,
                     [
                         OrderEvent(
-                            type="bulk-delivery-sent", actor=str(params.get("actor", "ticketops")), at=now,
+                            type="bulk-delivery-sent",
+                            actor=str(params.get("actor", "ticketops")),
+                            at=now,
                             data={"bulk_id": bulk_id, "template": template, "message_id": mid},
                             dedupe_key=f"bulk-delivery-sent:{mid}:{order.code}",
                         )

@@ -27,7 +27,7 @@ from ticketing import refund_ledger
 from ticketing.bulk import ItemStatus, RefundMode, RefundPlan
 from ticketing.cancellation import CancelRequest, cancel_order
 from ticketing.event_cancellation import fees_refundable, plan_refund
-from ticketing.models import Order, Refund
+from ticketing.models import Order, OrderEvent, Refund
 from ticketing.policies.actions import Refusal
 from ticketing.states import OrderStatus, RefundStatus
 from ticketing.store.bulk import items_in_range, load_bulk, mark_item
@@ -83,7 +83,11 @@ class EventCancellationActivities:
         mid = hashlib.sha256(f"cancel-notice|{bulk_id}|{order.code}".encode()).hexdigest()[:40] + "@ticketops"
         async with self.deps.store.transaction() as conn:
             prior = await claim_delivery(
-                conn, message_id=mid, order_code=order.code, workflow_id=bulk_id, kind="event-cancellation",
+                conn,
+                message_id=mid,
+                order_code=order.code,
+                workflow_id=bulk_id,
+                kind="event-cancellation",
                 provider=self.deps.email.name,
             )
         if prior is DeliveryStatus.SENT:
@@ -91,13 +95,21 @@ class EventCancellationActivities:
         rendered = render_email(
             "cancellation",
             {
-                "order_code": order.code, "event_name": event.name, "event_starts_at": event.starts_at,
-                "buyer_name": order.contact.name, "reason": reason, "refund_total": None,
+                "order_code": order.code,
+                "event_name": event.name,
+                "event_starts_at": event.starts_at,
+                "buyer_name": order.contact.name,
+                "reason": reason,
+                "refund_total": None,
             },
         )
         email = OutgoingEmail(
-            message_id=mid, sender=self.deps.settings.email.sender, to=[recipient], subject=rendered.subject,
-            text=rendered.text, html=rendered.html,
+            message_id=mid,
+            sender=self.deps.settings.email.sender,
+            to=[recipient],
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
         )
         try:
             await self.deps.email.send(email)
@@ -132,7 +144,9 @@ class EventCancellationActivities:
                 refund = await self._submit(refund, pacer)
                 status, why = _item_status(refund)
             if refund is not None and status in (
-                ItemStatus.REFUND_PENDING, ItemStatus.MANUAL_PENDING, ItemStatus.REFUND_ERROR
+                ItemStatus.REFUND_PENDING,
+                ItemStatus.MANUAL_PENDING,
+                ItemStatus.REFUND_ERROR,
             ):
                 follow_ups.append(f"{refund.id}|{refund.order_code}|{refund.workflow_id}")
             async with store.transaction() as conn:
@@ -163,7 +177,7 @@ class EventCancellationActivities:
                 order = await save_order(conn, order, done.order, done.history)
             if order.payment.status.value != "succeeded":
                 return ItemStatus.CANCELLED, "nothing was paid", None
-            history = []
+            history: list[OrderEvent] = []
             if plan.mode is RefundMode.FULL:
                 before = order
                 order, history = fees_refundable(order, actor=actor, now=now, bulk_id=bulk_id)
@@ -173,7 +187,12 @@ class EventCancellationActivities:
             if isinstance(quote, Refusal):
                 return ItemStatus.CANCELLED, quote.type, None
             after, refund, events = refund_ledger.open_refund(
-                order, quote, refund_id=refund_id_for(workflow_id), workflow_id=workflow_id, actor=actor, now=now,
+                order,
+                quote,
+                refund_id=refund_id_for(workflow_id),
+                workflow_id=workflow_id,
+                actor=actor,
+                now=now,
                 needs_approval=False,
             )
             await insert_refund(conn, refund)
@@ -192,7 +211,11 @@ class EventCancellationActivities:
                     payment_reference=order.payment.reference or "",
                     amount=refund.amount,
                     idempotency_key=refund.idempotency_key,
-                    metadata={"refund_id": refund.id, "order_code": refund.order_code, "workflow_id": refund.workflow_id},
+                    metadata={
+                        "refund_id": refund.id,
+                        "order_code": refund.order_code,
+                        "workflow_id": refund.workflow_id,
+                    },
                 )
                 break
             except ProcessorUnavailable as err:
@@ -232,6 +255,3 @@ def _item_status(refund: Refund) -> tuple[ItemStatus, str | None]:
         RefundStatus.CONFIRMING: (ItemStatus.REFUND_PENDING, "waiting for the processor to confirm"),
         RefundStatus.REFUNDING: (ItemStatus.REFUND_PENDING, "sending to the processor"),
     }.get(refund.status, (ItemStatus.REFUND_ERROR, refund.status.value))
-
-
-

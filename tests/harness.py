@@ -7,9 +7,9 @@ FastAPI app over ASGI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field

@@ -30,7 +30,7 @@ FAILED_STATES = ("failed", "refund-error")
 class BulkEngine:
     """Mixin with the run loop; subclasses name their phases, and each phase's activity and queue."""
 
-    phases: Sequence[str] = ()
+    phases: Sequence[str] = ()  # a subclass may narrow it per run (event cancellation without notices)
     phase_activities: dict[str, Any] = {}
     phase_queues: dict[str, str] = {}
 
@@ -54,9 +54,14 @@ class BulkEngine:
             found = await workflow.execute_activity_method(
                 BulkActivities.prepare_bulk,
                 PrepareBulk(
-                    bulk_id=inp.bulk_id, workflow_id=workflow.info().workflow_id, kind=inp.kind,
-                    event_id=inp.event_id, selection=inp.selection, params={**inp.params, "actor": inp.actor},
-                    actor=inp.actor, retry_of=inp.retry_of,
+                    bulk_id=inp.bulk_id,
+                    workflow_id=workflow.info().workflow_id,
+                    kind=inp.kind,
+                    event_id=inp.event_id,
+                    selection=inp.selection,
+                    params={**inp.params, "actor": inp.actor},
+                    actor=inp.actor,
+                    retry_of=inp.retry_of,
                 ),
                 start_to_close_timeout=timedelta(minutes=10),
                 retry_policy=options.STORE_RETRY,
@@ -131,9 +136,7 @@ class BulkEngine:
             BULK_FAILED.value_set(failed),
         ]
         workflow.upsert_search_attributes(pairs)
-        workflow.set_current_details(
-            f"{status}: {phase}, {done} of {self.progress.total} items done ({failed} failed)"
-        )
+        workflow.set_current_details(f"{status}: {phase}, {done} of {self.progress.total} items done ({failed} failed)")
 
     # --- control ----------------------------------------------------------------------------
 

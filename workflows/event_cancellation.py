@@ -7,6 +7,8 @@ own workflow id, so finance acts on them like any other refund.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from temporalio import workflow
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
@@ -21,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
 
 @workflow.defn(name="EventCancellation")
 class EventCancellationWorkflow(BulkEngine):
-    phases = ("notify", "cancel")
+    phases: Sequence[str] = ("notify", "cancel")
     phase_activities = {
         "notify": EventCancellationActivities.notify_cancellation_batch,
         "cancel": EventCancellationActivities.cancel_refund_batch,
@@ -42,7 +44,10 @@ class EventCancellationWorkflow(BulkEngine):
                 await workflow.start_child_workflow(
                     RefundWorkflow.run,
                     RefundInput(
-                        order_code=order_code, actor=self.inp.actor, refund_id=refund_id, existing_refund_id=refund_id,
+                        order_code=order_code,
+                        actor=self.inp.actor,
+                        refund_id=refund_id,
+                        existing_refund_id=refund_id,
                         timing=self.inp.refund_timing,
                     ),
                     id=workflow_id,

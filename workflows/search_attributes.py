@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 ORDER_ID = SearchAttributeKey.for_keyword("OrderId")
@@ -11,10 +13,18 @@ PAYMENT_PROCESSOR = SearchAttributeKey.for_keyword("PaymentProcessor")
 REFUND_AMOUNT = SearchAttributeKey.for_int("RefundAmount")
 BULK_STATUS = SearchAttributeKey.for_keyword("BulkStatus")
 
-ALL = (ORDER_ID, EVENT_ID, REFUND_STATUS, PAYMENT_PROCESSOR, REFUND_AMOUNT, BULK_STATUS)
 
 # The dev server's SQLite visibility takes three Int attributes at most: RefundAmount and these two.
 BULK_DONE = SearchAttributeKey.for_int("BulkDone")
 BULK_FAILED = SearchAttributeKey.for_int("BulkFailed")
 
-ALL = (*ALL, BULK_DONE, BULK_FAILED)
+ALL: tuple[SearchAttributeKey[Any], ...] = (
+    ORDER_ID,
+    EVENT_ID,
+    REFUND_STATUS,
+    PAYMENT_PROCESSOR,
+    REFUND_AMOUNT,
+    BULK_STATUS,
+    BULK_DONE,
+    BULK_FAILED,
+)

@@ -53,8 +53,18 @@ class DeliveryBody(BaseModel):
             raise ValueError("scheduled_at needs a time zone")
         return self
 
-    model_config = {"json_schema_extra": {"examples": [{"template": "message", "subject": "Doors open at 18:30",
-                                                        "body": "See you tonight.", "unscanned_only": True}]}}
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "template": "message",
+                    "subject": "Doors open at 18:30",
+                    "body": "See you tonight.",
+                    "unscanned_only": True,
+                }
+            ]
+        }
+    }
 
 
 class CancelEventBody(BaseModel):
@@ -63,8 +73,9 @@ class CancelEventBody(BaseModel):
     refund: RefundPlan = RefundPlan()
     notify: bool = Field(default=True, description="Email every buyer before the refunds start.")
 
-    model_config = {"json_schema_extra": {"examples": [{"reason": "the show was called off",
-                                                        "refund": {"mode": "full"}}]}}
+    model_config = {
+        "json_schema_extra": {"examples": [{"reason": "the show was called off", "refund": {"mode": "full"}}]}
+    }
 
 
 class BulkAccepted(BaseModel):
@@ -107,12 +118,16 @@ async def _start(
 ) -> JSONResponse:
     async with st.store.transaction() as conn:
         event = await load_event(conn, event_id)
-        if selection.time_slot_id and selection.time_slot_id not in {s.id for s in await load_time_slots(conn, event.id)}:
-            raise ActionNotAllowed(f"time slot {selection.time_slot_id} is not part of event {event.id}",
-                                   type="slot-not-in-event")
+        if selection.time_slot_id and selection.time_slot_id not in {
+            s.id for s in await load_time_slots(conn, event.id)
+        }:
+            raise ActionNotAllowed(
+                f"time slot {selection.time_slot_id} is not part of event {event.id}", type="slot-not-in-event"
+            )
     if kind is BulkKind.EVENT_CANCELLATION and event.cancelled and retry_of is None:
-        raise ActionNotAllowed(f"event {event.id} is cancelled already; retry the failed items instead",
-                               type="event-already-cancelled")
+        raise ActionNotAllowed(
+            f"event {event.id} is cancelled already; retry the failed items instead", type="event-already-cancelled"
+        )
     bulk_settings = st.settings.bulk
     rate = bulk_settings.refunds_per_second if kind is BulkKind.EVENT_CANCELLATION else bulk_settings.emails_per_second
 
@@ -124,16 +139,29 @@ async def _start(
             delay = None
         async with st.store.transaction() as conn:
             await create_bulk(
-                conn, bulk_id=bulk_id, kind=kind.value, event_id=event_id, workflow_id=operation_id,
-                params={"selection": selection.model_dump(mode="json"), **params, "actor": who}, created_by=who,
-                retry_of=retry_of, status=BulkStatus.SCHEDULED if delay else BulkStatus.RUNNING,
+                conn,
+                bulk_id=bulk_id,
+                kind=kind.value,
+                event_id=event_id,
+                workflow_id=operation_id,
+                params={"selection": selection.model_dump(mode="json"), **params, "actor": who},
+                created_by=who,
+                retry_of=retry_of,
+                status=BulkStatus.SCHEDULED if delay else BulkStatus.RUNNING,
             )
         await st.operations.start(
             "BulkDelivery" if kind is BulkKind.DELIVERY else "EventCancellation",
             BulkInput(
-                bulk_id=bulk_id, kind=kind.value, event_id=event_id, actor=who,
-                selection=selection.model_dump(mode="json"), params=params, retry_of=retry_of,
-                batch_size=bulk_settings.batch_size, window=bulk_settings.window, rate_per_second=rate,
+                bulk_id=bulk_id,
+                kind=kind.value,
+                event_id=event_id,
+                actor=who,
+                selection=selection.model_dump(mode="json"),
+                params=params,
+                retry_of=retry_of,
+                batch_size=bulk_settings.batch_size,
+                window=bulk_settings.window,
+                rate_per_second=rate,
                 continue_after_batches=bulk_settings.continue_after_batches,
                 heartbeat_seconds=bulk_settings.heartbeat_seconds,
                 refund_timing=RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"})),
@@ -163,14 +191,27 @@ async def deliver_to_event(
 ) -> JSONResponse:
     """Tickets, or a message, to every buyer (or personalised attendee) of the event; one email per address."""
     selection = Selection(
-        event_id=event_id, time_slot_id=body.time_slot_id, statuses=body.statuses,
-        unscanned_only=body.unscanned_only, audience=body.audience,
+        event_id=event_id,
+        time_slot_id=body.time_slot_id,
+        statuses=body.statuses,
+        unscanned_only=body.unscanned_only,
+        audience=body.audience,
     )
-    params = {"template": "tickets" if body.template == "tickets" else "message", "subject": body.subject,
-              "body": body.body}
+    params = {
+        "template": "tickets" if body.template == "tickets" else "message",
+        "subject": body.subject,
+        "body": body.body,
+    }
     return await _start(
-        st, request, who, kind=BulkKind.DELIVERY, event_id=event_id, selection=selection, params=params,
-        body=body.model_dump(mode="json") | {"event": event_id}, prefix="bulk-delivery",
+        st,
+        request,
+        who,
+        kind=BulkKind.DELIVERY,
+        event_id=event_id,
+        selection=selection,
+        params=params,
+        body=body.model_dump(mode="json") | {"event": event_id},
+        prefix="bulk-delivery",
         scheduled_at=body.scheduled_at,
     )
 
@@ -181,15 +222,24 @@ async def deliver_to_event(
     response_model=BulkAccepted,
     dependencies=[Depends(ADMIN), Depends(check_idempotency_key)],
 )
-async def cancel_event(event_id: str, body: CancelEventBody, request: Request, st: StateDep, who: ActorDep) -> JSONResponse:
+async def cancel_event(
+    event_id: str, body: CancelEventBody, request: Request, st: StateDep, who: ActorDep
+) -> JSONResponse:
     """Cancel every order of the event (or one time slot) and refund it under the plan, at the processor's pace."""
     selection = Selection(
         event_id=event_id, time_slot_id=body.time_slot_id, statuses=[OrderStatus.PAID, OrderStatus.RESERVED]
     )
     params = {"reason": body.reason, "refund": body.refund.model_dump(mode="json"), "notify": body.notify}
     return await _start(
-        st, request, who, kind=BulkKind.EVENT_CANCELLATION, event_id=event_id, selection=selection, params=params,
-        body=body.model_dump(mode="json") | {"event": event_id}, prefix="event-cancel",
+        st,
+        request,
+        who,
+        kind=BulkKind.EVENT_CANCELLATION,
+        event_id=event_id,
+        selection=selection,
+        params=params,
+        body=body.model_dump(mode="json") | {"event": event_id},
+        prefix="event-cancel",
     )
 
 
@@ -204,9 +254,17 @@ async def _bulk_state(st: AppState, bulk_id: str) -> BulkState:
     if live.get("status") in ("paused", "running") and row.status == BulkStatus.RUNNING.value:
         status = live["status"]
     return BulkState(
-        bulk_id=bulk_id, kind=row.kind, event_id=row.event_id, operation_id=row.workflow_id, status=status,
-        phase=live.get("phase"), total=sum(counts.values()), processed=live.get("processed"), counts=counts,
-        report_uri=row.report_uri, retry_of=row.retry_of,
+        bulk_id=bulk_id,
+        kind=row.kind,
+        event_id=row.event_id,
+        operation_id=row.workflow_id,
+        status=status,
+        phase=live.get("phase"),
+        total=sum(counts.values()),
+        processed=live.get("processed"),
+        counts=counts,
+        report_uri=row.report_uri,
+        retry_of=row.retry_of,
     )
 
 
@@ -260,8 +318,16 @@ async def retry_failed(bulk_id: str, request: Request, st: StateDep, who: ActorD
     params = {k: v for k, v in dict(row.params).items() if k not in ("selection", "actor")}
     selection = Selection.model_validate(row.params["selection"])
     return await _start(
-        st, request, who, kind=BulkKind(row.kind), event_id=row.event_id, selection=selection, params=params,
-        body={"retry_of": bulk_id}, prefix=f"bulk-retry/{bulk_id}", retry_of=bulk_id,
+        st,
+        request,
+        who,
+        kind=BulkKind(row.kind),
+        event_id=row.event_id,
+        selection=selection,
+        params=params,
+        body={"retry_of": bulk_id},
+        prefix=f"bulk-retry/{bulk_id}",
+        retry_of=bulk_id,
     )
 
 

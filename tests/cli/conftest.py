@@ -23,7 +23,7 @@ from tests.harness import Harness, running, seed, serve_http
 from ticketing.models import Event, Order
 from ticketing.store.engine import Store
 
-ADMIN = "admin"
+AUTO = "auto"  # key=AUTO: a key for (name, role), made in the test store
 
 
 @dataclass
@@ -32,10 +32,15 @@ class Cli:
     url: str
 
     async def run(
-        self, *args: str, key: str | None = ADMIN, role: Role = Role.ADMIN, name: str = "agent-cli", input: str | None = None
+        self,
+        *args: str,
+        key: str | None = AUTO,
+        role: Role = Role.ADMIN,
+        name: str = "agent-cli",
+        input: str | None = None,
     ) -> Result:
         """`ticketops *args` with the API url and a key for (name, role) in the environment; key=None sends none."""
-        api_key = await self.h.key_for(name, role) if key == ADMIN else key
+        api_key = await self.h.key_for(name, role) if key == AUTO else key
         env = {"TICKETOPS_API_URL": self.url, "TICKETOPS_API_KEY": api_key, "COLUMNS": "220"}
         return await asyncio.to_thread(CliRunner().invoke, ticketops, list(args), env=env, input=input)
 

@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from tests.builders import make_event, make_order
@@ -20,7 +21,7 @@ def buyers(n: int, *, shared: int = 0) -> list[str]:
 
 
 async def event_with_orders(
-    app: Harness, emails: list[str | None], *, tickets: int = 1, personalised: bool = False, **kw: Any
+    app: Harness, emails: Sequence[str | None], *, tickets: int = 1, personalised: bool = False, **kw: Any
 ) -> tuple[Event, list[TicketType], list[Order]]:
     event, types, slots = make_event(event_id=f"evt_{uuid.uuid4().hex[:6]}", personalised=personalised)
     orders = []
@@ -38,7 +39,9 @@ def with_holder(order: Order, index: int, name: str, email: str) -> Order:
     return order.model_copy(update={"tickets": tickets})
 
 
-async def wait_bulk(app: Harness, bulk_id: str, timeout: float = 60.0, until: tuple[str, ...] = ("completed", "cancelled")) -> dict[str, Any]:
+async def wait_bulk(
+    app: Harness, bulk_id: str, timeout: float = 60.0, until: tuple[str, ...] = ("completed", "cancelled")
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         resp = await app.http.get(f"/bulk/{bulk_id}")

@@ -30,7 +30,9 @@ pytestmark = pytest.mark.slow
 
 def _worker(app: Harness, log: Path) -> subprocess.Popen[bytes]:
     env = worker_env(app)
-    return subprocess.Popen([sys.executable, "-m", "workers.main"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "workers.main"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
 
 
 async def _quiet_for(app: Harness, seconds: float) -> None:

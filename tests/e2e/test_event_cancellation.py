@@ -8,6 +8,7 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest_asyncio
 import sqlalchemy as sa
@@ -51,8 +52,13 @@ async def app(
 async def _paid_by_card(stripe: StripeServer, order: Order, card: str) -> Order:
     client = stripe_client(stripe.base_url, stripe.config.api_key)
     intent = await client.v1.payment_intents.create_async(
-        params={"amount": order.payment.amount.amount, "currency": "eur", "payment_method": card, "confirm": True,
-                "allowed_payment_method_types": ["card"]}
+        params={
+            "amount": order.payment.amount.amount,
+            "currency": "eur",
+            "payment_method": card,
+            "confirm": True,
+            "allowed_payment_method_types": ["card"],
+        }
     )
     return order.model_copy(update={"payment": order.payment.model_copy(update={"reference": intent.id})})
 
@@ -73,7 +79,8 @@ async def test_event_cancellation_mixed_methods_under_a_429_storm(app: Harness, 
     rejected = await _paid_by_card(stripe, order("rejected"), "pm_card_visa")
     orders["rejected"] = rejected
     client = stripe_client(stripe.base_url, stripe.config.api_key)
-    await client.v1.refunds.create_async(params={"payment_intent": rejected.payment.reference})  # refunded elsewhere
+    elsewhere: Any = {"payment_intent": rejected.payment.reference}  # refunded outside ticketops
+    await client.v1.refunds.create_async(params=elsewhere)
     order("invoice", method=PaymentMethod.INVOICE)
     order("free", method=PaymentMethod.FREE)
     order("unpaid", status=OrderStatus.RESERVED)
@@ -129,7 +136,9 @@ async def test_event_cancellation_mixed_methods_under_a_429_storm(app: Harness, 
 
 async def _assert_processor_matches_ledger(app: Harness, stripe: StripeServer, *, exclude: str | None) -> None:
     at_stripe = sum(
-        r["amount"] for r in stripe.refunds() if r["status"] in ("succeeded", "pending") and r["payment_intent"] != exclude
+        r["amount"]
+        for r in stripe.refunds()
+        if r["status"] in ("succeeded", "pending") and r["payment_intent"] != exclude
     )
     async with app.store.transaction() as conn:
         rows = (

@@ -108,9 +108,7 @@ async def select_recipients(conn: AsyncConnection, bulk_id: str, selection: Sele
         .where(_order_filter(selection), key.is_not(None))
         .group_by(key)
     )
-    await conn.execute(
-        bulk_items.insert().from_select(["bulk_id", "key", "status", "updated_at"], grouped)
-    )
+    await conn.execute(bulk_items.insert().from_select(["bulk_id", "key", "status", "updated_at"], grouped))
     no_address = (
         sa.select(
             sa.literal(bulk_id),
@@ -202,7 +200,7 @@ async def mark_pending_as(conn: AsyncConnection, bulk_id: str, status: ItemStatu
         .where(bulk_items.c.bulk_id == bulk_id, bulk_items.c.status.in_(["pending", "notified"]))
         .values(status=status.value, reason=reason, updated_at=_now())
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)
 
 
 async def status_counts(conn: AsyncConnection, bulk_id: str) -> dict[str, int]:
