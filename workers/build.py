@@ -7,6 +7,7 @@ task-queue limits the server enforces across every worker process.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from typing import Any
 
 from temporalio.client import Client
@@ -32,6 +33,10 @@ from workflows.receipt import SendReceiptWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.reissue import ReissueAndResendWorkflow, RescheduleWorkflow
 from workflows.resend import ResendOrderWorkflow
+
+# An explicit build id: without one the SDK hashes the bytecode of every loaded module
+# at the first Worker(), which took ~25 s here (workers are not versioned; it is a label).
+BUILD_ID = f"ticketops-{version('ticketops')}"
 
 WORKFLOWS: Sequence[type] = (
     ResendOrderWorkflow,
@@ -103,6 +108,7 @@ def build_workers(
     made: dict[str, Callable[[], Worker]] = {
         "orders": lambda: Worker(
             client,
+            build_id=BUILD_ID,
             task_queue=f"{prefix}orders",
             workflows=list(WORKFLOWS),
             activities=order_activities(deps),
@@ -110,6 +116,7 @@ def build_workers(
         ),
         "email": lambda: Worker(
             client,
+            build_id=BUILD_ID,
             task_queue=f"{prefix}email",
             activities=email_activities(deps),
             max_concurrent_activities=32,
@@ -117,6 +124,7 @@ def build_workers(
         ),
         "payments": lambda: Worker(
             client,
+            build_id=BUILD_ID,
             task_queue=f"{prefix}payments",
             activities=payment_activities(deps),
             max_concurrent_activities=32,

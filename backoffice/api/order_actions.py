@@ -16,11 +16,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.common import SearchAttributePair
 
-from backoffice.api.auth import SUPPORT, principal_of
+from backoffice.api.auth import ADMIN, SUPPORT, principal_of
 from backoffice.api.deps import AppState, actor, state
 from backoffice.api.idempotency import check_idempotency_key, idempotent
 from backoffice.api.orders import Accepted, accepted
 from backoffice.api.problems import ProblemError
+from backoffice.api.waiting import accepts_wait
 from backoffice.principals import Role
 from ticketing.cancellation import CancelRequest, RefundDecision, cancel_order, refund_id_for, refund_operation_id
 from ticketing.reissue import reissue_tickets, reschedule_tickets
@@ -39,7 +40,10 @@ TicketIds = Annotated[
 
 
 class CancelBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "customer asked to cancel", "refund": True}]},
+    )
 
     reason: str = Field(min_length=3, max_length=500)
     refund: bool = Field(default=False, description="Refund right after cancelling; cancelling alone never refunds.")
@@ -47,13 +51,13 @@ class CancelBody(BaseModel):
 
 
 class ReissueBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"ticket_ids": ["tkt_4f2a9c01"]}]})
 
     ticket_ids: TicketIds = None
 
 
 class RescheduleBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"time_slot_id": "evt_concert_late"}]})
 
     time_slot_id: str = Field(min_length=1, max_length=64)
     ticket_ids: TicketIds = None
@@ -80,7 +84,7 @@ def _ids(body: BaseModel | None) -> list[str] | None:
     "/orders/{code}/cancel",
     status_code=202,
     response_model=CancelAccepted,
-    dependencies=[Depends(SUPPORT), Depends(check_idempotency_key)],
+    dependencies=[Depends(ADMIN), Depends(check_idempotency_key), Depends(accepts_wait)],
 )
 async def cancel(code: str, body: CancelBody, request: Request, st: StateDep, who: ActorDep) -> JSONResponse:
     """Cancel the order (or, where the event allows it, some tickets); refund only if asked."""
@@ -138,7 +142,7 @@ async def cancel(code: str, body: CancelBody, request: Request, st: StateDep, wh
     "/orders/{code}/reissue",
     status_code=202,
     response_model=ReissueAccepted,
-    dependencies=[Depends(SUPPORT), Depends(check_idempotency_key)],
+    dependencies=[Depends(SUPPORT), Depends(check_idempotency_key), Depends(accepts_wait)],
 )
 async def reissue(
     code: str, request: Request, st: StateDep, who: ActorDep, body: ReissueBody | None = None
@@ -171,7 +175,7 @@ async def reissue(
     "/orders/{code}/reschedule",
     status_code=202,
     response_model=ReissueAccepted,
-    dependencies=[Depends(SUPPORT), Depends(check_idempotency_key)],
+    dependencies=[Depends(ADMIN), Depends(check_idempotency_key), Depends(accepts_wait)],
 )
 async def reschedule(
     code: str, body: RescheduleBody, request: Request, st: StateDep, who: ActorDep

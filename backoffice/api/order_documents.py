@@ -23,6 +23,7 @@ from backoffice.api.auth import SUPPORT
 from backoffice.api.deps import AppState, actor, state
 from backoffice.api.idempotency import check_idempotency_key, idempotent
 from backoffice.api.orders import Accepted, accepted
+from backoffice.api.waiting import accepts_wait
 from documents.receipt_pdf import render_receipt_pdf
 from documents.ticket_pdf import render_ticket_pdf
 from ticketing.errors import ActionNotAllowed
@@ -61,7 +62,7 @@ def _merge(pdfs: list[bytes]) -> bytes:
     "/orders/{code}/receipt",
     status_code=202,
     response_model=Accepted,
-    dependencies=[Depends(check_idempotency_key)],
+    dependencies=[Depends(check_idempotency_key), Depends(accepts_wait)],
 )
 async def send_receipt(code: str, request: Request, st: StateDep, who: ActorDep) -> JSONResponse:
     """Email the payment receipt (PDF attached) to the order's contact."""

@@ -45,12 +45,18 @@ class _Edit(BaseModel):
 
 
 class TicketEdit(_Edit):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Grace Hopper", "email": "grace@example.com"}]})
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     email: str | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
     phone: str | None = Field(default=None, max_length=40, pattern=PHONE_PATTERN)
 
 
 class ContactEdit(_Edit):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"email": "ada@example.org", "mobile": "+31 6 1234 5678"}]}
+    )
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     email: str | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
     mobile: str | None = Field(default=None, max_length=40, pattern=PHONE_PATTERN)
@@ -69,7 +75,11 @@ class EditResult(BaseModel):
 
 
 class CommentBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"scope": "buyer", "text": "Prefers phone calls after 6 pm."}]},
+    )
 
     scope: CommentScope = Field(description="purchase: this order only; buyer: every order of this buyer")
     text: str = Field(min_length=1, max_length=2000)

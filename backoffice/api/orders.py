@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from temporalio.common import SearchAttributePair
 
 from backoffice.api.auth import SUPPORT
@@ -42,6 +42,8 @@ class Accepted(BaseModel):
 
 class ResendBody(BaseModel):
     """Resend takes no options; the body may be empty."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{}]})
 
 
 @router.get("/orders", response_model=list[OrderSummary], dependencies=[Depends(SUPPORT)])

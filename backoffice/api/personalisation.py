@@ -22,6 +22,7 @@ from backoffice.api.idempotency import check_idempotency_key, idempotent
 from backoffice.api.order_edits import EMAIL_PATTERN, PHONE_PATTERN
 from backoffice.api.orders import Accepted, accepted
 from backoffice.api.problems import ProblemError
+from backoffice.api.waiting import accepts_wait
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Event, Order, OrderEvent, Personalisation
 from ticketing.personalisation import link_refusal, personalisable, submit_personalisation
@@ -63,7 +64,14 @@ class HolderBody(BaseModel):
 
 
 class SubmitBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"tickets": [{"ticket_id": "tkt_4f2a9c01", "name": "Grace Hopper", "email": "grace@example.com"}]}
+            ]
+        },
+    )
 
     tickets: list[HolderBody] = Field(min_length=1, max_length=200)
 
@@ -72,7 +80,7 @@ class SubmitBody(BaseModel):
     "/orders/{code}/personalisation",
     status_code=202,
     response_model=Accepted,
-    dependencies=[Depends(SUPPORT), Depends(check_idempotency_key)],
+    dependencies=[Depends(SUPPORT), Depends(check_idempotency_key), Depends(accepts_wait)],
 )
 async def open_personalisation(code: str, request: Request, st: StateDep, who: ActorDep) -> JSONResponse:
     """Reset the personalisation of every personalised ticket and mail the booker a new link."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio.common import SearchAttributePair
 
 from backoffice.api.auth import FINANCE, SUPPORT
@@ -37,6 +37,16 @@ class AmountBody(BaseModel):
 
 
 class RefundBody(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"kind": "full", "reason": "customer cannot attend"},
+                {"kind": "tickets", "ticket_ids": ["tkt_4f2a9c01"], "reason": "duplicate purchase"},
+                {"kind": "amount", "amount": {"amount": 1000, "currency": "EUR"}, "reason": "goodwill: late start"},
+            ]
+        }
+    )
+
     kind: RefundKind = Field(description="full, tickets (with ticket_ids) or amount (goodwill, tickets stay valid)")
     reason: str = Field(min_length=3, max_length=500)
     ticket_ids: list[str] = Field(default=[], max_length=500)
@@ -48,6 +58,10 @@ class RefundBody(BaseModel):
 
 
 class ConfirmedRefundBody(RefundBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"kind": "full", "reason": "customer cannot attend", "quote_hash": "9f" * 32}]}
+    )
+
     quote_hash: str = Field(min_length=64, max_length=64, description="From the preview: what the agent confirmed.")
 
 
@@ -93,6 +107,8 @@ class RefundView(BaseModel):
 
 
 class ReferenceBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reference": "SEPA-2026-0042"}]})
+
     reference: str = Field(min_length=1, max_length=200, description="The payout's bank or voucher reference.")
 
 

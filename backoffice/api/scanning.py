@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from backoffice.api.auth import SUPPORT
+from backoffice.api.auth import ADMIN
 from backoffice.api.deps import AppState, actor, state
 from ticketing.errors import ConcurrentModification
 from ticketing.models import OrderEvent
@@ -16,13 +16,16 @@ from ticketing.scanning import UNKNOWN_BARCODE, ScanOutcome, ScanStatus, admit, 
 from ticketing.store.barcodes import order_code_for_barcode
 from ticketing.store.orders import load_event, load_order, save_order
 
-router = APIRouter(tags=["scanning"], dependencies=[Depends(SUPPORT)])
+# Gate scans and scan-state changes are operations work, not customer service.
+router = APIRouter(tags=["scanning"], dependencies=[Depends(ADMIN)])
 StateDep = Annotated[AppState, Depends(state)]
 ActorDep = Annotated[str, Depends(actor)]
 
 
 class ScanStatusBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"ticket_ids": ["tkt_4f2a9c01"], "status": "unscanned"}]}
+    )
 
     ticket_ids: list[str] = Field(min_length=1, max_length=500)
     status: ScanStatus
@@ -44,7 +47,11 @@ class ScanStatusResult(BaseModel):
 
 
 class ScanBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"barcode": "TK4F2A9C01QX", "access_point": "north-gate-1"}]},
+    )
 
     barcode: str = Field(min_length=1, max_length=64)
     access_point: str | None = Field(default=None, max_length=100)

@@ -15,6 +15,9 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.service import RPCError
+
+from ticketing.errors import DomainError
 
 MAX_WAIT_SECONDS = 30.0
 PATTERN = r"^[0-9]{1,5}(\.[0-9]{1,3})?(ms|s)?$"
@@ -102,7 +105,10 @@ async def _outcome(scope: Scope, body: bytes, seconds: float) -> dict[str, Any] 
     except (ValueError, KeyError, TypeError):
         return None
     operations = scope["app"].state.ticketops.operations
-    if not await operations.wait_closed(operation_id, seconds):
-        return None
-    view = await operations.view(operation_id)
+    try:
+        if not await operations.wait_closed(operation_id, seconds):
+            return None
+        view = await operations.view(operation_id)
+    except (RPCError, DomainError):
+        return None  # the 202 is still true; the client polls as it would have without `wait`
     return {**accepted, **view.model_dump(mode="json")}

@@ -108,7 +108,7 @@ async def test_corrections_comments_and_the_gate(cli: Cli) -> None:
     assert "(buyer)" in ok(await cli.run("orders", "comment", order.code, "called about parking", "--buyer"))
 
     admitted = ok(await cli.run("scan", first.barcode, "--access-point", "north", role=Role.SUPPORT))
-    assert admitted.startswith(f"admitted {order.code} {first.id}")
+    assert admitted.startswith(f"accepted {order.code} {first.id} (scanned-in)")
     again = await cli.run("scan", first.barcode)
     assert again.exit_code == 2 and again.stderr.startswith("rejected ")
     blacklisted = ok(await cli.run("orders", "scan-status", order.code, "blacklisted", "--ticket", second.id))

@@ -33,8 +33,8 @@ async def app(temporal_client: Client, store: Store, tmp_path: Path, queue_prefi
 async def _start(app: Harness, event_id: str, body: dict[str, object] | None = None) -> dict[str, str]:
     resp = await app.http.post(f"/events/{event_id}/deliveries", json=body or {})
     assert resp.status_code == 202, resp.text
-    body: dict[str, str] = resp.json()
-    return body
+    accepted: dict[str, str] = resp.json()
+    return accepted
 
 
 async def test_tickets_to_every_buyer_once_merged_by_address(app: Harness, tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ async def test_bulk_statuses_and_what_the_gate_says(api: Harness) -> None:
     _, order = await seeded(api, tickets=3)
     t0, t1, t2 = order.tickets
     url = f"/orders/{order.code}/tickets/scan-status"
-    agent = await api.headers_for("agent-5")
+    agent = await api.headers_for("agent-5", "admin")  # scan operations are for admins
     used = await api.http.post(url, json={"ticket_ids": [t0.id, t1.id], "status": "scanned-in"}, headers=agent)
     assert used.status_code == 200, used.text
     assert used.json()["changed"] == [t0.id, t1.id]

@@ -12,10 +12,11 @@ from temporalio.client import Client
 from backoffice.api.waiting import parse_wait
 from tests.builders import make_event, make_order
 from tests.harness import Harness, running, seed
+from ticketing.models import Order
 from ticketing.store.engine import Store
 
 
-async def _order(app: Harness):  # type: ignore[no-untyped-def]
+async def _order(app: Harness) -> Order:
     event, types, slots = make_event(event_id=f"evt_{uuid.uuid4().hex[:6]}")
     order = make_order(event, types, tickets=1)
     await seed(app.store, event, types, slots, [order])

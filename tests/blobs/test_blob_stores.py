@@ -1,0 +1,56 @@
+"""Blob stores: a local folder, and S3 through boto3 against moto's real server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from blob_storage.factory import make_blob_store
+from blob_storage.stores import LocalBlobStore, S3BlobStore, S3Settings
+from runtime.settings import BlobConfig
+
+
+async def test_local_store_round_trip_and_refuses_escape(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    uri = await store.put("reports/bk_1.csv", b"item,status\n1,sent\n", "text/csv")
+    assert uri == (tmp_path / "blobs" / "reports" / "bk_1.csv").as_uri()
+    assert await store.get("reports/bk_1.csv") == b"item,status\n1,sent\n"
+    assert not list((tmp_path / "blobs" / "reports").glob("*.tmp"))
+    with pytest.raises(ValueError, match="leaves the store"):
+        await store.put("../outside.csv", b"x", "text/csv")
+
+
+@pytest.fixture(scope="module")
+def moto_s3() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    boto3.client(
+        "s3", endpoint_url=url, region_name="eu-west-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    ).create_bucket(Bucket="ticketops-reports", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    yield url
+    server.stop()
+
+
+async def test_s3_store_round_trip(moto_s3: str) -> None:
+    config = BlobConfig(
+        kind="s3", s3_endpoint_url=moto_s3, s3_access_key_id="testing", s3_secret_access_key="testing"
+    )
+    store = make_blob_store(config)
+    assert isinstance(store, S3BlobStore)
+    uri = await store.put("reports/bk_2.csv", b"a,b\n", "text/csv")
+    assert uri == "s3://ticketops-reports/reports/bk_2.csv"
+    assert await store.get("reports/bk_2.csv") == b"a,b\n"
+
+
+async def test_s3_missing_bucket_is_an_error(moto_s3: str) -> None:
+    store = S3BlobStore(
+        S3Settings(bucket="no-such-bucket", endpoint_url=moto_s3, access_key_id="testing", secret_access_key="testing")
+    )
+    with pytest.raises(Exception, match="NoSuchBucket"):
+        await store.put("x.csv", b"x", "text/csv")
