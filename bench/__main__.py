@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
-from bench import pdf, refund, resend
+from bench import pdf, refund, reissue, resend
 from bench.report import OUT_DIR, Result
 from runtime.logging import configure_logging
 
-BENCHMARKS: dict[str, ModuleType] = {m.NAME: m for m in (resend, refund, pdf)}
+BENCHMARKS: dict[str, ModuleType] = {m.NAME: m for m in (resend, refund, pdf, reissue)}
 Runner = Callable[[argparse.Namespace, Path], Awaitable[Result]]
 
 

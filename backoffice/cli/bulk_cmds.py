@@ -42,7 +42,8 @@ def _summary(state: dict[str, Any]) -> None:
     console = out()
     table = Table(show_header=False, box=None, padding=(0, 2),
                   title=f"Bulk {state['bulk_id']} ({state['kind']}, event {state['event_id']})", title_justify="left")
-    table.add_row("Status", f"[bold]{state['status']}[/]" + (f" ({state['phase']})" if state.get("phase") else ""))
+    running = state.get("phase") and state["status"] not in ENDED
+    table.add_row("Status", f"[bold]{state['status']}[/]" + (f" ({state['phase']})" if running else ""))
     table.add_row("Processed", f"{_done(state)} of {state['total']}")
     for status, count in sorted(state["counts"].items()):
         table.add_row(f"  {status}", str(count))

@@ -76,8 +76,8 @@ def problem_failure(status: int, body: Any) -> CliFailure:
 
 
 def path(*segments: str) -> str:
-    """`/a/b`, each segment quoted (operation ids keep their slashes)."""
-    return "/" + "/".join(quote(s, safe="/:") for s in segments)
+    """`/a/b`, each segment quoted whole, so a typed code or id cannot reach another route."""
+    return "/" + "/".join(quote(s, safe="") for s in segments)
 
 
 class Api:
@@ -134,8 +134,8 @@ class Api:
 
 
 def resolve_key(api_key: str | None, role: DevRole | None, keys_file: Path = DEV_KEYS) -> str:
-    """The key given, else the dev stack's key for `role`; a clear refusal when neither is there."""
-    if api_key:
+    """The dev stack's key for `role` when one is asked for (it beats TICKETOPS_API_KEY), else the key given."""
+    if role is None and api_key:
         return api_key.strip()
     if role is None:
         raise CliFailure(
@@ -177,7 +177,9 @@ ApiKeyOption = Annotated[
 ]
 RoleOption = Annotated[
     DevRole | None,
-    typer.Option("--role", help=f"Use the dev stack's key for this role ({DEV_KEYS}).", rich_help_panel="API"),
+    typer.Option(
+        "--role", help=f"Use the dev stack's key for this role ({DEV_KEYS}), not --api-key.", rich_help_panel="API"
+    ),
 ]
 _CONNECTION = [
     inspect.Parameter("api_url", inspect.Parameter.KEYWORD_ONLY, default=DEFAULT_URL, annotation=ApiUrlOption),

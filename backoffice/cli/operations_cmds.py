@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -17,6 +18,11 @@ from rich.table import Table
 from backoffice.cli.client import Api, CliFailure, api_command, out, path
 
 LONG_POLL = "5s"
+SHORT_POLL = "1s"  # when something besides the operation is watched too
+
+# Asked between polls: None to go on, or a message to stop with while the operation still runs
+# (a refund waiting days for finance has done all an agent can wait for). It may raise CliFailure.
+Settled = Callable[[], str | None]
 EXIT_STILL_RUNNING = 3
 
 operations_app = typer.Typer(
@@ -32,16 +38,18 @@ def _value(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def follow(api: Api, operation_id: str, timeout: float | None = None) -> dict[str, Any]:
-    """Poll until the operation ends (or `timeout` seconds pass); a spinner shows its current step."""
+def follow(api: Api, operation_id: str, timeout: float | None = None, settled: Settled | None = None) -> dict[str, Any]:
+    """Poll until the operation ends, `timeout` seconds pass or `settled` says stop; a spinner shows its step."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    url = path("operations", operation_id)
+    url = path("operations", *operation_id.split("/"))  # the id's slashes are part of the route
     with out().status(f"{operation_id}: running") as spinner:
         while True:
-            view: dict[str, Any] = api.get(url, wait=LONG_POLL)
+            view: dict[str, Any] = api.get(url, wait=SHORT_POLL if settled else LONG_POLL)
             if view.get("status") != "running":
                 return view
             spinner.update(f"{operation_id}: {view.get('details') or 'running'}")
+            if settled is not None and (message := settled()) is not None:
+                return {**view, "settled": message}
             if deadline is not None and time.monotonic() >= deadline:
                 return view
 
@@ -50,6 +58,9 @@ def show_outcome(view: dict[str, Any]) -> None:
     """Completed: the result as a table. Failed: the problem as `type: detail`, exit 2."""
     operation_id = view.get("operation_id", "")
     status = view.get("status")
+    if view.get("settled"):
+        out().print(view["settled"])
+        return
     if status == "running":
         raise CliFailure(
             f"{operation_id} is still running ({view.get('details') or 'no details'}); "
@@ -72,7 +83,9 @@ def show_outcome(view: dict[str, Any]) -> None:
         console.print(_value(result))
 
 
-def started(api: Api, accepted: dict[str, Any], *, wait: bool, key: str, **extra: Any) -> None:
+def started(
+    api: Api, accepted: dict[str, Any], *, wait: bool, key: str, settled: Settled | None = None, **extra: Any
+) -> None:
     """What every action prints after its 202: the operation id and how to follow it; then follows if asked."""
     operation_id = str(accepted["operation_id"])
     console = out()
@@ -81,7 +94,7 @@ def started(api: Api, accepted: dict[str, Any], *, wait: bool, key: str, **extra
         if value not in (None, "", []):
             console.print(f"  {label.replace('_', ' ')}: {_value(value)}")
     if wait:
-        show_outcome(follow(api, operation_id))
+        show_outcome(follow(api, operation_id, settled=settled))
     else:
         console.print(f"  follow it: ticketops operations watch {operation_id}")
 

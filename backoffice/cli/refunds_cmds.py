@@ -25,7 +25,7 @@ from backoffice.cli.client import (
     path,
     to_minor,
 )
-from backoffice.cli.operations_cmds import started
+from backoffice.cli.operations_cmds import Settled, started
 
 refunds_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Refunds: preview, request, follow up.")
 
@@ -36,6 +36,7 @@ AmountOption = Annotated[
     str | None, typer.Option("--amount", help="A goodwill amount in the order's currency, e.g. 12.50; tickets stay.")
 ]
 ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="Why; recorded and shown to finance.")]
+WAITING_FOR_FINANCE = ("awaiting-manual", "awaiting-approval", "refund-error")
 
 
 def _body(
@@ -96,13 +97,37 @@ def request(
     body = _body(api, code, full, ticket, amount, reason)
     quote = api.post(path("orders", code, "refunds", "preview"), body)
     _print_quote(quote)
-    if not yes and not typer.confirm(f"Refund {money(quote['amount'])}?", default=False):
+    if not yes and not _confirmed(f"Refund {money(quote['amount'])}?"):
         out().print("not confirmed; nothing was requested")
         return
     key = idempotency_key or new_key()
     accepted = api.post(path("orders", code, "refunds"), {**body, "quote_hash": quote["quote_hash"]},
                         idempotency_key=key)
-    started(api, accepted, wait=wait, key=key, refund_id=accepted.get("refund_id"))
+    refund_id = str(accepted["refund_id"])
+    started(api, accepted, wait=wait, key=key, settled=_handed_to_finance(api, refund_id), refund_id=refund_id)
+
+
+def _handed_to_finance(api: Api, refund_id: str) -> Settled:
+    """`--wait` ends when the refund waits for finance (days, maybe): the agent's part is done then."""
+
+    def check() -> str | None:
+        refund = api.get(path("refunds", refund_id))
+        if refund["status"] == "refund-error":
+            raise CliFailure(f"{refund.get('failure_reason') or 'the processor refused'}; finance can retry it "
+                             f"(ticketops refunds retry {refund_id})", label="refund-error")
+        if refund["status"] in WAITING_FOR_FINANCE:
+            return f"refund {refund_id} is {refund['status']}: {refund.get('waiting_for') or 'finance acts next'}"
+        return None
+
+    return check
+
+
+def _confirmed(question: str) -> bool:
+    """No answer (end of input, Ctrl-C at the prompt) is a no, never a traceback."""
+    try:
+        return typer.confirm(question, default=False)
+    except typer.Abort:
+        return False
 
 
 def _refunds_table(refunds: list[dict[str, Any]]) -> Table:

@@ -56,6 +56,12 @@ def ok(result: Result) -> str:
     return result.stdout
 
 
+def refused(result: Result, line: str, code: int = 2) -> None:
+    """Exit `code` and a stderr line starting with `line` (workers in this process may log around it)."""
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    assert any(x.startswith(line) for x in result.stderr.splitlines()), result.stderr
+
+
 def lines(text: str, *needles: str) -> Sequence[str]:
     """The output lines that contain every needle (tables wrap whole cells, never a needle across lines)."""
     return [line for line in text.splitlines() if all(n in line for n in needles)]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from backoffice.principals import Role
-from tests.cli.conftest import Cli, lines, ok
+from tests.cli.conftest import Cli, lines, ok, refused
 from ticketing.states import TicketState
 from ticketing.store.orders import load_history, load_order, save_order
 
@@ -61,40 +61,42 @@ async def test_a_refused_action_exits_2_and_prints_the_problem_type(cli: Cli) ->
         cancelled = [t.model_copy(update={"state": TicketState.CANCELLED}) for t in current.tickets]
         await save_order(conn, current, current.model_copy(update={"tickets": cancelled}), [])
 
-    refused = await cli.run("orders", "resend", order.code, "--wait")
-    assert refused.exit_code == 2
-    assert refused.stderr.strip() == "no-valid-tickets: the order has no valid tickets to deliver"
-    assert "started" not in refused.stdout and cli.h.sink.messages == []
+    resend = await cli.run("orders", "resend", order.code, "--wait")
+    refused(resend, "no-valid-tickets: the order has no valid tickets to deliver")
+    assert resend.stderr.strip() == "no-valid-tickets: the order has no valid tickets to deliver"
+    assert "started" not in resend.stdout and cli.h.sink.messages == []
 
     missing = await cli.run("orders", "show", "NOSUCH")
-    assert missing.exit_code == 2 and missing.stderr.startswith("order-not-found: ")
+    refused(missing, "order-not-found: ")
     forbidden = await cli.run("refunds", "preview", order.code, "--full", "--reason", "cannot come", role=Role.SUPPORT)
-    assert forbidden.exit_code == 2
-    assert forbidden.stderr.strip() == "forbidden: this needs the finance role; you have support"
+    refused(forbidden, "forbidden: this needs the finance role; you have support")
     invalid = await cli.run("orders", "cancel", order.code, "--reason", "x")
-    assert invalid.exit_code == 2 and invalid.stderr.startswith("validation-error: the request is not valid (body.reason")
+    refused(invalid, "validation-error: the request is not valid (body.reason")
 
 
-async def test_without_a_key_or_an_api_the_cli_says_so(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_without_a_key_or_an_api_the_cli_says_so(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, order = await cli.order()
     no_key = await cli.run("orders", "show", order.code, key=None)
-    assert no_key.exit_code == 2
-    assert no_key.stderr.startswith("no-api-key: no API key: pass --api-key, set TICKETOPS_API_KEY")
+    refused(no_key, "no-api-key: no API key: pass --api-key, set TICKETOPS_API_KEY")
 
     bad_key = await cli.run("orders", "show", order.code, key="tk_000000000000_" + "x" * 43)
-    assert bad_key.exit_code == 2 and bad_key.stderr.startswith("unauthorized: ")
+    refused(bad_key, "unauthorized: ")
 
     monkeypatch.chdir(tmp_path)
     no_file = await cli.run("orders", "show", order.code, "--role", "support", key=None)
-    assert no_file.exit_code == 2 and "var/dev-api-keys.json, which is missing" in no_file.stderr
+    refused(no_file, "no-api-key: --role support reads var/dev-api-keys.json, which is missing")
     (tmp_path / "var").mkdir()
     key = await cli.h.key_for("dev-support", Role.SUPPORT)
     (tmp_path / "var" / "dev-api-keys.json").write_text(json.dumps({"support": key}))
     assert order.code in ok(await cli.run("orders", "show", order.code, "--role", "support", key=None))
+    # --role beats the (admin) key in the environment: the support key may not preview refunds.
+    as_support = await cli.run("refunds", "preview", order.code, "--full", "--reason", "nope", "--role", "support")
+    refused(as_support, "forbidden: this needs the finance role; you have support")
 
     down = await cli.run("orders", "show", order.code, "--api-url", "http://127.0.0.1:9")
-    assert down.exit_code == 1
-    assert down.stderr.startswith("unreachable: cannot reach the API at http://127.0.0.1:9")
+    refused(down, "unreachable: cannot reach the API at http://127.0.0.1:9", code=1)
 
 
 async def test_corrections_comments_and_the_gate(cli: Cli) -> None:
@@ -103,14 +105,14 @@ async def test_corrections_comments_and_the_gate(cli: Cli) -> None:
     edited = ok(await cli.run("orders", "edit-contact", order.code, "--name", "Ada King", role=Role.SUPPORT))
     assert f"order {order.code}: changed name" in edited
     nothing = await cli.run("orders", "edit-ticket", order.code, first.id)
-    assert nothing.exit_code == 2 and nothing.stderr.startswith("nothing-to-change: give at least one of --name")
+    refused(nothing, "nothing-to-change: give at least one of --name")
     assert "changed name" in ok(await cli.run("orders", "edit-ticket", order.code, first.id, "--name", "Grace"))
     assert "(buyer)" in ok(await cli.run("orders", "comment", order.code, "called about parking", "--buyer"))
 
-    admitted = ok(await cli.run("scan", first.barcode, "--access-point", "north", role=Role.SUPPORT))
+    admitted = ok(await cli.run("scan", first.barcode, "--access-point", "north", role=Role.ADMIN))  # gate: admin
     assert admitted.startswith(f"accepted {order.code} {first.id} (scanned-in)")
     again = await cli.run("scan", first.barcode)
-    assert again.exit_code == 2 and again.stderr.startswith("rejected ")
+    refused(again, "rejected ")
     blacklisted = ok(await cli.run("orders", "scan-status", order.code, "blacklisted", "--ticket", second.id))
     assert lines(blacklisted, second.id, "invalid: blacklisted")
 

@@ -1,0 +1,271 @@
+"""event-cancellation (issue 5): refunds/s of an event cancellation against the processor's rate limit.
+
+N paid card orders (`pm_card_visa`, so each refund succeeds at once) of one event on the
+Stripe stand-in, whose rate limit is then set to the product's `refunds_per_second` (25/s
+by default, Stripe test mode's limit): overshooting gives 429s. In the same run:
+
+1. product: `POST /events/{id}/cancel {"refund": {"mode": "full"}, "notify": ...}`. The clock
+   runs from the POST to the close of the `EventCancellation` workflow. The refund phase
+   is timed at the processor: every `POST /v1/refunds` the stand-in logged is timestamped
+   (its log is sampled every 10 ms), and the refund rate is (refunds - 1) / (last - first).
+2. baseline: M other orders refunded with the Stripe SDK straight from this process,
+   evenly paced at the same limit by one `Pacer` and 8 concurrent callers (retrying a 429
+   with the same idempotency key): what the stand-in and the limit allow with no product.
+
+Nothing is asserted, but the books are printed: refunds at the processor (count and
+total) against the ledger's `refunded` rows, payment intents refunded twice, orders left
+without a refund, and the 429s the product received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from activities.pacing import Pacer
+from bench.bulk_seed import bench_event, build_orders, insert_event_row, insert_orders
+from bench.report import Result
+from bench.stack import Cpu, Stack, attach_card_payments, product, temporal_server
+from devtools.stripe_server.client import stripe_client
+from devtools.stripe_server.server import StripeServer
+from runtime.settings import BlobConfig, BulkConfig
+from ticketing.models import Order
+from ticketing.store.tables import orders as orders_table
+from ticketing.store.tables import refunds as refunds_table
+
+NAME = "event-cancellation"
+TARGET = 0.9
+REFUNDS_PATH = "/v1/refunds"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("event-cancellation")
+    group.add_argument("--cancel-orders", type=int, default=500, help="card orders in the event (default 500)")
+    group.add_argument(
+        "--cancel-rate", type=float, default=25.0,
+        help="refunds_per_second, and the stand-in's rate limit (default 25, Stripe test mode's)",
+    )  # fmt: skip
+    group.add_argument("--cancel-batch", type=int, default=100, help="bulk batch_size (default 100)")
+    group.add_argument("--cancel-window", type=int, default=4, help="bulk window (default 4)")
+    group.add_argument(
+        "--cancel-notify", action="store_true", help="email every buyer first, as by default in the product (off here)"
+    )
+    group.add_argument(
+        "--cancel-baseline", type=int, default=250, help="refunds the raw SDK baseline makes (default 250)"
+    )
+
+
+class _RefundClock:
+    """Timestamps every `POST /v1/refunds` the Stripe stand-in logs, by sampling its request log."""
+
+    def __init__(self, stripe: StripeServer) -> None:
+        self.log = stripe.state.request_log
+        self.seen = len(self.log)
+        self.times: list[tuple[float, int]] = []  # (monotonic time seen, HTTP status)
+
+    def sample(self) -> None:
+        now = time.perf_counter()
+        end = len(self.log)
+        for entry in self.log[self.seen : end]:
+            if entry.method == "POST" and entry.path == REFUNDS_PATH:
+                self.times.append((now, entry.status))
+        self.seen = end
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[_RefundClock]:
+        async def loop() -> None:
+            while True:
+                self.sample()
+                await asyncio.sleep(0.01)
+
+        task = asyncio.create_task(loop())
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self.sample()
+
+    def summary(self) -> dict[str, Any]:
+        ok = [t for t, status in self.times if status == 200]
+        statuses = Counter(status for _, status in self.times)
+        span = ok[-1] - ok[0] if len(ok) > 1 else float("nan")
+        return {
+            "posts": len(self.times),
+            "statuses": dict(statuses),
+            "succeeded_posts": len(ok),
+            "rate_limited": statuses.get(429, 0),
+            "span_seconds": span,
+            "rate": (len(ok) - 1) / span if len(ok) > 1 else float("nan"),
+            "first": ok[0] if ok else float("nan"),
+            "last": ok[-1] if ok else float("nan"),
+        }
+
+
+async def _seed(stack: Stack, count: int) -> tuple[str, list[Order]]:
+    assert stack.stripe is not None
+    event, ga = bench_event()
+    made = build_orders(event, ga, 0, count, tickets=1)
+    paid = await attach_card_payments(stack.stripe, made)
+    await insert_event_row(stack.store, event, ga)
+    await insert_orders(stack.store, paid)
+    return event.id, paid
+
+
+async def _baseline(stripe: StripeServer, orders: list[Order], rate: float) -> tuple[float, int, int]:
+    """Full refunds of `orders` with the SDK, paced at `rate`: (seconds, refunds made, 429s received)."""
+    sdk = stripe_client(stripe.base_url, stripe.config.api_key)
+    pacer = Pacer(rate)
+    queue: asyncio.Queue[Order] = asyncio.Queue()
+    for order in orders:
+        queue.put_nowait(order)
+    made = 0
+    limited = 0
+
+    async def caller() -> None:
+        nonlocal made, limited
+        while not queue.empty():
+            order = queue.get_nowait()
+            for attempt in range(8):
+                await pacer.wait()
+                try:
+                    await sdk.v1.refunds.create_async(
+                        params={"payment_intent": order.payment.reference or "", "amount": order.payment.amount.amount},
+                        options={"idempotency_key": f"bench-baseline-{order.code}"},
+                    )
+                    made += 1
+                    break
+                except Exception as err:  # a 429: back off as the product does
+                    if getattr(err, "http_status", None) != 429:
+                        raise
+                    limited += 1
+                    pacer.back_off(min(8.0, 0.5 * 2**attempt))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(8)))
+    return time.perf_counter() - started, made, limited
+
+
+async def _books(stack: Stack, event_id: str, intents: set[str]) -> dict[str, Any]:
+    """The processor's refunds for this event's payment intents against the ledger's rows for its orders."""
+    assert stack.stripe is not None
+    at_processor = [r for r in stack.stripe.refunds() if r["payment_intent"] in intents]
+    per_intent = Counter(r["payment_intent"] for r in at_processor)
+    async with stack.store.transaction() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(refunds_table.c.order_code, refunds_table.c.amount, refunds_table.c.status)
+                .join(orders_table, orders_table.c.code == refunds_table.c.order_code)
+                .where(orders_table.c.event_id == event_id)
+            )
+        ).all()
+        order_count = (
+            await conn.execute(sa.select(sa.func.count()).where(orders_table.c.event_id == event_id))
+        ).scalar_one()
+    refunded = [r for r in rows if r.status == "refunded"]
+    per_order = Counter(r.order_code for r in rows)
+    return {
+        "processor_refunds": len(at_processor),
+        "processor_total": sum(r["amount"] for r in at_processor if r["status"] in ("succeeded", "pending")),
+        "processor_statuses": dict(Counter(r["status"] for r in at_processor)),
+        "intents_refunded_twice": sum(1 for n in per_intent.values() if n > 1),
+        "intents_never_refunded": len(intents - set(per_intent)),
+        "ledger_refunds": len(rows),
+        "ledger_refunded": len(refunded),
+        "ledger_total": sum(r.amount for r in refunded),
+        "ledger_statuses": dict(Counter(r.status for r in rows)),
+        "orders_with_two_ledger_refunds": sum(1 for n in per_order.values() if n > 1),
+        "orders_without_refund": order_count - len(per_order),
+    }
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> Result:
+    n = max(1, args.cancel_orders)
+    rate = args.cancel_rate
+    params = {"orders": n, "refunds_per_second": rate, "stand_in_rate_limit": rate, "batch_size": args.cancel_batch,
+              "window": args.cancel_window, "notify": args.cancel_notify, "temporal_db": args.temporal_db}  # fmt: skip
+    result = Result(NAME, params)
+    overrides = {
+        "blobs": BlobConfig(root=str(workdir / "blobs")),
+        "bulk": BulkConfig(batch_size=args.cancel_batch, window=args.cancel_window, refunds_per_second=rate,
+                           emails_per_second=1000.0),
+    }  # fmt: skip
+    timeout = max(300.0, 4 * n / rate)
+    async with (
+        temporal_server(workdir, in_memory=args.temporal_db == "memory") as client,
+        product(client, workdir / "stack", with_stripe=True, settings_overrides=overrides) as stack,
+    ):
+        assert stack.stripe is not None
+        seeding = time.perf_counter()
+        warm_event, _ = await _seed(stack, 4)
+        event_id, orders = await _seed(stack, n)
+        base_orders = (await _seed(stack, max(0, args.cancel_baseline)))[1] if args.cancel_baseline > 0 else []
+        seed_s = time.perf_counter() - seeding
+        stack.stripe.set_rate_limit(rate)
+        body = {"reason": "the show was called off", "refund": {"mode": "full"}, "notify": args.cancel_notify}
+
+        # Warm-up: the workers' first polls, the payment adapter's connection.
+        accepted = await stack.post(f"/events/{warm_event}/cancel", key="bench-warm", json=body)
+        await stack.wait_workflows([accepted["operation_id"]], timeout)
+        await asyncio.sleep(1.5)  # let the token bucket refill before the timed run
+
+        clock = _RefundClock(stack.stripe)
+        cpu = Cpu.now()
+        async with clock.running():
+            started = time.perf_counter()
+            accepted = await stack.post(f"/events/{event_id}/cancel", key="bench-run", json=body)
+            closed = await stack.wait_workflows([accepted["operation_id"]], timeout)
+        flow_s = closed[accepted["operation_id"]] - started
+        flow_cpu = Cpu.now().since(cpu)
+        state = await stack.get(f"/bulk/{accepted['bulk_id']}")
+        timeline = clock.summary()
+        books = await _books(stack, event_id, {o.payment.reference or "" for o in orders})
+
+        base_s, base_made, base_limited = 0.0, 0, 0
+        if base_orders:
+            await asyncio.sleep(1.5)
+            base_s, base_made, base_limited = await _baseline(stack.stripe, base_orders, rate)
+
+    refunded = int(state["counts"].get("refunded", 0))
+    result.add("product: refunds at the processor, refund phase", timeline["rate"], "refunds/s",
+               note=f"{timeline['succeeded_posts']} in {timeline['span_seconds']:.2f}s, first to last")  # fmt: skip
+    result.add("product: API -> workflow closed", refunded / flow_s, "refunds/s",
+               note=f"{refunded}/{n} refunded in {flow_s:.2f}s; {state['status']}")  # fmt: skip
+    result.add("limit: refunds_per_second = stand-in's rate limit", rate, "refunds/s")
+    base_rate = (base_made - 1) / base_s if base_made > 1 else float("nan")
+    if base_orders:
+        result.add("baseline: SDK refunds paced at the limit", base_rate, "refunds/s",
+                   note=f"{base_made}/{len(base_orders)} in {base_s:.2f}s, {base_limited} 429s")  # fmt: skip
+    result.ratio("refund phase / limit", timeline["rate"] / rate, target=TARGET)
+    result.ratio("end to end / limit", refunded / flow_s / rate)
+    if base_orders:
+        result.ratio("refund phase / baseline", timeline["rate"] / base_rate)
+    result.add("429s the product received", timeline["rate_limited"], "responses",
+               note=f"of {timeline['posts']} POST /v1/refunds")  # fmt: skip
+    per = 1000 / max(1, refunded)
+    result.add("CPU per refund (whole run)", per * flow_cpu.total, "ms",
+               note=f"python {per * flow_cpu.python:.1f} + temporal server {per * flow_cpu.server:.1f}")  # fmt: skip
+    result.add("processor: refunds (count)", books["processor_refunds"], "refunds",
+               note=f"ledger: {books['ledger_refunded']} refunded of {books['ledger_refunds']} rows")  # fmt: skip
+    result.add("processor: refund total", books["processor_total"] / 100, "EUR",
+               note=f"ledger: {books['ledger_total'] / 100:.2f} EUR")  # fmt: skip
+    result.add("intents refunded twice at the processor", books["intents_refunded_twice"], "intents")
+    result.add("orders without a refund (processor / ledger)", books["intents_never_refunded"], "orders",
+               note=f"ledger: {books['orders_without_refund']}")  # fmt: skip
+    if books["processor_total"] != books["ledger_total"] or books["processor_refunds"] != books["ledger_refunded"]:
+        result.notes.append(f"the processor and the ledger DISAGREE: {books}")
+    if refunded < n:
+        result.notes.append(f"not every order ended refunded: {state['counts']}")
+    result.details = {"seconds_seeding": seed_s, "product_seconds": flow_s, "product_cpu": flow_cpu,
+                      "counts": state["counts"], "timeline": timeline, "books": books,
+                      "baseline": {"seconds": base_s, "refunds": base_made, "rate_limited": base_limited}}  # fmt: skip
+    return result
