@@ -11,7 +11,7 @@ from ticketing.policies.actions import Refusal
 from ticketing.refunds import RefundQuote
 
 
-def _cancelled(**kw: object):  # type: ignore[no-untyped-def]
+def _cancelled(**kw: object):
     event, types, _ = make_event()
     order = make_order(event, types, tickets=2, service_fee=300, **kw)  # type: ignore[arg-type]
     done = cancel_order(order, event, CancelRequest(reason="called off"), actor="ops", now=NOW, operation_id="bk/x")
