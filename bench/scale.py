@@ -143,11 +143,14 @@ async def worker_process(h: Harness, log_path: Path) -> AsyncIterator[asyncio.su
                 await proc.wait()
 
 
-async def wait_pollers(client: Client, prefix: str, proc: asyncio.subprocess.Process, timeout: float = 180) -> float:
-    """Until the worker polls its orders (workflow) and email (activity) queues; seconds waited."""
+async def wait_pollers(
+    client: Client, prefix: str, proc: asyncio.subprocess.Process, activity_queues: tuple[str, ...] = ("email",),
+    timeout: float = 180,
+) -> float:  # fmt: skip
+    """Until the worker polls its orders queue (workflows) and `activity_queues`; seconds waited."""
     started = time.perf_counter()
-    wanted = [(f"{prefix}orders", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
-              (f"{prefix}email", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)]  # fmt: skip
+    wanted = [(f"{prefix}orders", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)]
+    wanted += [(f"{prefix}{q}", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY) for q in activity_queues]
     while time.perf_counter() - started < timeout:
         if proc.returncode is not None:
             raise RuntimeError(f"the worker process exited with {proc.returncode} before polling")
