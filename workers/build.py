@@ -12,6 +12,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.bulk_common import BulkActivities
 from activities.bulk_delivery import BulkDeliveryActivities
@@ -33,6 +34,16 @@ from workflows.receipt import SendReceiptWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.reissue import ReissueAndResendWorkflow, RescheduleWorkflow
 from workflows.resend import ResendOrderWorkflow
+
+# Our own packages are pure at import (class and function definitions, no global state), so the
+# sandbox shares them instead of re-executing them for every workflow run, which cost a measured
+# ~15% of the worker's CPU in refund bursts. The sandbox's restrictions on calls still apply.
+SANDBOX = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "workflows", "activities", "ticketing", "runtime", "documents", "email_providers", "payment_adapters",
+        "blob_storage", "pydantic", "pydantic_core", "sqlalchemy", "structlog",
+    )
+)
 
 # An explicit build id: without one the SDK hashes the bytecode of every loaded module
 # at the first Worker(), which took ~25 s here (workers are not versioned; it is a label).
@@ -111,6 +122,7 @@ def build_workers(
             build_id=BUILD_ID,
             task_queue=f"{prefix}orders",
             workflows=list(WORKFLOWS),
+            workflow_runner=SANDBOX,
             activities=order_activities(deps),
             max_concurrent_activities=50,
         ),
