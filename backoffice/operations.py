@@ -30,6 +30,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ticketing.errors import ActionNotAllowed, NotFound
 
+# A query needs a worker; when none polls, answer without the live details rather than hang.
+QUERY_TIMEOUT = timedelta(seconds=3)
+
 OperationState = Literal["running", "completed", "failed"]
 
 _STATE = {
@@ -173,14 +176,16 @@ class Operations:
 
     async def query(self, operation_id: str, name: str) -> Any:
         try:
-            return await self.client.get_workflow_handle(operation_id).query(name)
+            return await self.client.get_workflow_handle(operation_id).query(name, rpc_timeout=QUERY_TIMEOUT)
         except (RPCError, WorkflowQueryFailedError):
             return None
 
 
 async def _current_details(handle: Any) -> str | None:
     try:
-        meta = await handle.query("__temporal_workflow_metadata")
+        meta = await handle.query("__temporal_workflow_metadata", rpc_timeout=QUERY_TIMEOUT)
+        if isinstance(meta, dict):  # decoded as plain JSON: the proto's field names
+            return str(meta.get("currentDetails") or meta.get("current_details") or "") or None
         return str(getattr(meta, "current_details", "")) or None
     except Exception:
         return None

@@ -184,6 +184,8 @@ async def test_manual_refund_confirmed_by_finance(app: Harness, stripe: StripeSe
             break
         await asyncio.sleep(0.1)
     assert refund["status"] == "awaiting-manual"
+    waiting = (await app.http.get(f"/operations/{started['operation_id']}")).json()
+    assert waiting["status"] == "running" and "finance" in (waiting["details"] or ""), waiting
     empty = await app.http.post(f"{started['refund_url']}/mark-refunded", json={"reference": ""})
     assert empty.status_code == 422
     retry = await app.http.post(f"{started['refund_url']}/retry")
