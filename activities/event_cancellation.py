@@ -22,7 +22,7 @@ from activities.errors import domain_errors
 from activities.pacing import Pacer
 from documents.email_templates import render_email
 from email_providers.base import OutgoingEmail, PermanentEmailError
-from payment_adapters.base import ProcessorRejected, ProcessorUnavailable
+from payment_adapters.base import ProcessorRefund, ProcessorRejected, ProcessorUnavailable
 from ticketing import refund_ledger
 from ticketing.bulk import ItemStatus, RefundMode, RefundPlan
 from ticketing.cancellation import CancelRequest, cancel_order
@@ -204,6 +204,12 @@ class EventCancellationActivities:
         adapter = self.deps.payments[refund.processor]
         async with self.deps.store.transaction() as conn:
             order = await load_order(conn, refund.order_code)
+        if activity.info().attempt > 1:  # a retried batch: adopt what the processor may have made already
+            earlier = await adapter.find_refund(
+                payment_reference=order.payment.reference or "", idempotency_key=refund.idempotency_key
+            )
+            if earlier is not None:
+                return await self._settle(refund, earlier)
         for attempt in range(MAX_PROCESSOR_TRIES):
             await pacer.wait()
             try:
@@ -225,6 +231,9 @@ class EventCancellationActivities:
                 return await self._move(refund, "failed", reason=f"{err.code}: {err.message}")
         else:
             raise ProcessorUnavailable("the processor kept refusing; the batch will be retried")
+        return await self._settle(refund, result)
+
+    async def _settle(self, refund: Refund, result: ProcessorRefund) -> Refund:
         if result.status == "succeeded":
             return await self._move(refund, "succeeded", processor_refund_id=result.id)
         if result.status in ("failed", "canceled"):

@@ -62,7 +62,12 @@ class PaymentActivities:
 
     @activity.defn(name="submit_refund")
     async def submit_refund(self, req: SubmitRefund) -> ProcessorRefundView:
+        """Create the refund; a retry first adopts what an earlier attempt may have made."""
         adapter = self._adapter(req.processor)
+        if activity.info().attempt > 1:
+            earlier = await self._find(adapter, req)
+            if earlier is not None:
+                return _view(earlier)
         refund = await self._call(
             adapter.create_refund(
                 payment_reference=req.payment_reference,
@@ -72,6 +77,20 @@ class PaymentActivities:
             )
         )
         return _view(refund)
+
+    async def _find(self, adapter: PaymentAdapter, req: SubmitRefund) -> ProcessorRefund | None:
+        try:
+            return await adapter.find_refund(
+                payment_reference=req.payment_reference, idempotency_key=req.idempotency_key
+            )
+        except ProcessorUnavailable as err:
+            raise ApplicationError(err.message, type="processor-unavailable") from err
+
+    @activity.defn(name="find_refund")
+    async def find_refund(self, req: SubmitRefund) -> ProcessorRefundView | None:
+        """After a long outage: did the processor make this refund after all?"""
+        found = await self._find(self._adapter(req.processor), req)
+        return _view(found) if found else None
 
     @activity.defn(name="fetch_refund")
     async def fetch_refund(self, req: FetchRefund) -> ProcessorRefundView:

@@ -78,6 +78,14 @@ class PaymentAdapter(Protocol):
 
     async def get_refund(self, refund_id: str) -> ProcessorRefund: ...
 
+    async def find_refund(self, *, payment_reference: str, idempotency_key: str) -> ProcessorRefund | None:
+        """The refund an earlier attempt made under this key, if the processor has one.
+
+        Asked before a retry, so a refund whose answer was lost is adopted rather than made
+        again, even after the processor has forgotten the idempotency key (Stripe: 24 h).
+        """
+        ...
+
     async def void_payment(self, payment_reference: str) -> str:
         """Cancel an unpaid payment so it can never be captured; returns its final status.
 

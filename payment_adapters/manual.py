@@ -38,6 +38,9 @@ class ManualAdapter:
         """Nothing was collected through a processor: voiding is our ledger's alone."""
         return "voided"
 
+    async def find_refund(self, *, payment_reference: str, idempotency_key: str) -> ProcessorRefund | None:
+        return None
+
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
         raise WebhookRejected("manual refunds have no webhooks", code="no_webhooks")
 

@@ -84,7 +84,11 @@ class StripeAdapter:
     ) -> ProcessorRefund:
         try:
             refund = await self.client.v1.refunds.create_async(
-                params={"payment_intent": payment_reference, "amount": amount.amount, "metadata": metadata},
+                params={
+                    "payment_intent": payment_reference,
+                    "amount": amount.amount,
+                    "metadata": {**metadata, "idempotency_key": idempotency_key},
+                },
                 options={"idempotency_key": idempotency_key},
             )
         except stripe.StripeError as err:
@@ -95,6 +99,21 @@ class StripeAdapter:
                 f"Stripe refunded {result.amount.display()}, not {amount.display()}", code="amount_mismatch"
             )
         return result
+
+    async def find_refund(self, *, payment_reference: str, idempotency_key: str) -> ProcessorRefund | None:
+        params: dict[str, Any] = {"payment_intent": payment_reference, "limit": 100}
+        while True:
+            try:
+                page = await self.client.v1.refunds.list_async(params=cast(Any, params))
+            except stripe.StripeError as err:
+                raise _translate(err) from err
+            for item in page.data:
+                found = _refund(item)
+                if found.metadata.get("idempotency_key") == idempotency_key:
+                    return found
+            if not page.has_more or not page.data:
+                return None
+            params["starting_after"] = page.data[-1].id
 
     async def get_refund(self, refund_id: str) -> ProcessorRefund:
         try:

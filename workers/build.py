@@ -91,6 +91,7 @@ def payment_activities(deps: Deps) -> list[Callable[..., Any]]:
     payments = PaymentActivities(deps)
     return [
         payments.submit_refund,
+        payments.find_refund,
         payments.fetch_refund,
         VoidActivities(deps).void_payment,
         EventCancellationActivities(deps).cancel_refund_batch,

@@ -131,21 +131,22 @@ class RefundWorkflow:
     async def _submit(self, snap: RefundSnapshot) -> RefundSnapshot:
         self._waiting("Sending the refund to the processor")
         self.attempt_started = workflow.now()
+        request = SubmitRefund(
+            processor=snap.processor,
+            payment_reference=snap.payment_reference or "",
+            amount=snap.amount,
+            currency=snap.currency,
+            idempotency_key=snap.idempotency_key,
+            metadata={
+                "refund_id": snap.refund_id,
+                "order_code": snap.order_code,
+                "workflow_id": workflow.info().workflow_id,
+            },
+        )
         try:
             result = await workflow.execute_activity_method(
                 PaymentActivities.submit_refund,
-                SubmitRefund(
-                    processor=snap.processor,
-                    payment_reference=snap.payment_reference or "",
-                    amount=snap.amount,
-                    currency=snap.currency,
-                    idempotency_key=snap.idempotency_key,
-                    metadata={
-                        "refund_id": snap.refund_id,
-                        "order_code": snap.order_code,
-                        "workflow_id": workflow.info().workflow_id,
-                    },
-                ),
+                request,
                 task_queue=options.sibling_queue(workflow.info().task_queue, "payments"),
                 start_to_close_timeout=timedelta(seconds=self.timing.payment_timeout_seconds),
                 schedule_to_close_timeout=options.PAYMENT_SCHEDULE_TO_CLOSE,
@@ -156,10 +157,19 @@ class RefundWorkflow:
             if isinstance(cause, ApplicationError) and cause.type == "processor-rejected":
                 code = (cause.details[0] or {}).get("code") if cause.details else None
                 return await self._move(snap, "failed", reason=f"{code or 'rejected'}: {cause.message}")
-            if isinstance(cause, ApplicationError) and cause.type == "processor-unavailable":
-                # Out of retries for a day: the processor may or may not have it; finance decides.
+            # Out of time (a day of 429s, 5xx or no network): the processor may have made the refund
+            # without our hearing of it. Ask it, by our idempotency key, before saying it failed.
+            self._waiting("The processor was unreachable for a day; checking whether it made the refund")
+            found = await workflow.execute_activity_method(
+                PaymentActivities.find_refund,
+                request,
+                task_queue=options.sibling_queue(workflow.info().task_queue, "payments"),
+                start_to_close_timeout=timedelta(seconds=self.timing.payment_timeout_seconds),
+                retry_policy=options.PAYMENT_RETRY,
+            )
+            if found is None:
                 return await self._move(snap, "failed", reason="processor-unavailable")
-            raise
+            result = found
         return await self._apply_processor(snap, result)
 
     async def _apply_processor(self, snap: RefundSnapshot, result: ProcessorRefundView) -> RefundSnapshot:

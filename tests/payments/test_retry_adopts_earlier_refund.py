@@ -1,0 +1,71 @@
+"""A retried submission asks the processor first: a refund whose answer was lost is adopted, not made twice.
+
+Stripe keeps idempotency keys for 24 hours; after that the same key would make a
+second refund. The key is also written into the refund's metadata, and a retry
+looks it up, so the guarantee does not depend on the processor's memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest_asyncio
+from temporalio.testing import ActivityEnvironment
+
+from activities.contracts import SubmitRefund
+from activities.deps import Deps
+from activities.payments import PaymentActivities
+from devtools.stripe_server.client import stripe_client
+from devtools.stripe_server.server import StripeServer
+from payment_adapters.stripe import StripeAdapter
+from runtime.settings import Settings
+from ticketing.models import Processor
+from ticketing.money import Money
+
+
+@pytest_asyncio.fixture
+async def stripe() -> AsyncIterator[StripeServer]:
+    async with StripeServer() as server:
+        yield server
+
+
+async def _intent(stripe: StripeServer) -> str:
+    params: Any = {"amount": 5000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True,
+                   "allowed_payment_method_types": ["card"]}
+    intent = await stripe_client(stripe.base_url, stripe.config.api_key).v1.payment_intents.create_async(params=params)
+    return str(intent.id)
+
+
+def _request(intent: str, key: str) -> SubmitRefund:
+    return SubmitRefund(processor="stripe", payment_reference=intent, amount=2000, currency="EUR",
+                        idempotency_key=key, metadata={"refund_id": "rf_1"})
+
+
+async def test_a_retry_adopts_the_refund_the_first_attempt_made(stripe: StripeServer, tmp_path: Path) -> None:
+    adapter = StripeAdapter(stripe.config.api_key, stripe.config.webhook_secret, base_url=stripe.base_url)
+    deps = Deps(settings=Settings(), store=cast(Any, None), email=cast(Any, None), payments={Processor.STRIPE: adapter})
+    activities = PaymentActivities(deps)
+    intent = await _intent(stripe)
+    first = await ActivityEnvironment().run(activities.submit_refund, _request(intent, "refund/X/1/attempt-1"))
+    # Without the lookup, the same key after expiry makes a second refund: the stand-in is faithful.
+    blind = await adapter.create_refund(
+        payment_reference=intent, amount=Money(amount=100, currency="EUR"), idempotency_key="k-probe", metadata={}
+    )
+    stripe.state.store.prune_results(float("inf"))
+    again_blind = await adapter.create_refund(
+        payment_reference=intent, amount=Money(amount=100, currency="EUR"), idempotency_key="k-probe", metadata={}
+    )
+    assert again_blind.id != blind.id
+    # The processor forgets the key (as Stripe does after a day): a blind retry would refund again.
+    stripe.state.store.prune_results(float("inf"))
+    retry_env = ActivityEnvironment()
+    retry_env.info = dataclasses.replace(retry_env.info, attempt=2)
+    again = await retry_env.run(activities.submit_refund, _request(intent, "refund/X/1/attempt-1"))
+    assert again.id == first.id
+    assert [r["id"] for r in stripe.refunds() if r["amount"] == 2000] == [first.id]
+    looked_up = await adapter.find_refund(payment_reference=intent, idempotency_key="refund/X/1/attempt-1")
+    assert looked_up is not None and looked_up.id == first.id
+    assert await adapter.find_refund(payment_reference=intent, idempotency_key="refund/X/1/attempt-2") is None
