@@ -58,7 +58,12 @@ async def test_webhook_before_confirming(
         params: Any = {
             "payment_intent": order.payment.reference,
             "amount": refund.amount.amount,
-            "metadata": {"refund_id": refund.id, "order_code": order.code, "workflow_id": started["operation_id"]},
+            "metadata": {
+                "refund_id": refund.id,
+                "order_code": order.code,
+                "workflow_id": started["operation_id"],
+                "idempotency_key": refund.idempotency_key,
+            },
         }
         await client.v1.refunds.create_async(params=params, options={"idempotency_key": refund.idempotency_key})
         for _ in range(100):
