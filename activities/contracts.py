@@ -65,6 +65,7 @@ class RefundSnapshot(BaseModel):
     payment_reference: str | None
     processor_refund_id: str | None = None
     failure_reason: str | None = None
+    paid_manually: bool = False
 
 
 class RefundTransition(BaseModel):

@@ -44,6 +44,7 @@ def snapshot(refund: Refund, order: Order) -> RefundSnapshot:
         payment_reference=order.payment.reference,
         processor_refund_id=refund.processor_refund_id,
         failure_reason=refund.failure_reason,
+        paid_manually=refund.manual_reference is not None,
     )
 
 

@@ -71,7 +71,8 @@ class RefundWorkflow:
         if req.existing_refund_id:
             snap = await self._store(RefundActivities.get_refund_snapshot, req.existing_refund_id)
             self._publish(snap)
-            if req.late_failure_reason and snap.status == "refunded":
+            # Finance paid a refund by hand because the processor's failed: that failure is not news.
+            if req.late_failure_reason and snap.status == "refunded" and not snap.paid_manually:
                 snap = await self._move(snap, "failed", reason=req.late_failure_reason, actor="processor")
         else:
             snap = await self._store(

@@ -84,7 +84,10 @@ async def _handle_refund(st: AppState, adapter: object, processor_refund_id: str
             start_signal=("processor_update", update),
         )
         return "signalled-with-start"
-    if ledger.status is RefundStatus.SUCCEEDED and fresh.status in ("failed", "canceled"):
+    if ledger.status is RefundStatus.SUCCEEDED and ledger.manual_reference is None and fresh.status in (
+        "failed",
+        "canceled",
+    ):
         # Stripe failed a refund after it had succeeded; the original workflow is done.
         # Several events report one failure; the follow-up id collapses them into one run.
         follow_up = late_failure_workflow_id(ledger.id, ledger.attempt)

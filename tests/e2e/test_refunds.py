@@ -148,6 +148,54 @@ async def test_refund_failure_then_finance_marks_it_refunded(app: Harness, strip
     assert again.status_code == 409 and again.json()["type"].endswith("/operation-closed")
 
 
+async def _deliver_signed(app: Harness, stripe: StripeServer, event: dict[str, Any]) -> dict[str, Any]:
+    """POST an event to our webhook endpoint signed as the stand-in signs it."""
+    import json
+    import time
+
+    import stripe as stripe_sdk
+
+    payload = json.dumps(event)
+    ts = int(time.time())
+    sig = stripe_sdk.WebhookSignature._compute_signature(f"{ts}.{payload}", stripe.config.webhook_secret)
+    resp = await app.http.post("/webhooks/stripe", content=payload, headers={"Stripe-Signature": f"t={ts},v1={sig}"})
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+async def test_failure_news_after_finance_paid_by_hand_changes_nothing(app: Harness, stripe: StripeServer) -> None:
+    """Stripe reports one failure in three events; those arriving after finance paid by hand are not news.
+
+    Treating them as a failure after success once reopened the order: tickets valid again,
+    the refunded total taken back, although the customer had the money from finance.
+    """
+    order = await card_order(app, stripe, card="pm_card_refundFail")
+    started = await request_refund(app, order.code, {"kind": "full", "reason": "event moved"})
+    for _ in range(100):
+        refund = (await app.http.get(started["refund_url"])).json()
+        if refund["status"] == "refund-error" and refund["waiting_for"]:
+            break
+        await asyncio.sleep(0.1)
+    assert refund["status"] == "refund-error", refund
+    marked = await app.http.post(f"{started['refund_url']}/mark-refunded", json={"reference": "BANK-7"},
+                                 headers=await app.headers_for("finance-2", "finance"))
+    assert marked.status_code == 200, marked.text
+    await app.wait_operation(started["operation_id"])
+
+    late = dict(stripe.events("charge.refund.updated")[-1], id="evt_late_news_after_manual_payout")
+    assert await _deliver_signed(app, stripe, late) == {"status": "no-change"}
+    async with app.store.transaction() as conn:
+        final = await load_order(conn, order.code)
+    assert final.refunded_total.amount == 7000
+    assert {t.state for t in final.tickets} == {TicketState.REFUNDED}
+    refund = (await app.http.get(started["refund_url"])).json()
+    assert refund["status"] == "refunded" and refund["manual_reference"] == "BANK-7"
+    assert (await _history(app, order.code)).count("refund-error") == 1
+    again = await app.http.post(f"{started['refund_url']}/mark-refunded", json={"reference": "X"})
+    assert again.status_code == 409 and again.json()["type"].endswith("/operation-closed")
+
+
 async def test_retry_after_failure_uses_a_new_attempt(app: Harness, stripe: StripeServer) -> None:
     order = await card_order(app, stripe, card="pm_card_refundFail")
     started = await request_refund(app, order.code, {"kind": "full", "reason": "event moved"})
