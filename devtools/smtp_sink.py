@@ -53,6 +53,8 @@ class _Handler:
     ) -> str:
         if address.lower() in self._sink.fail_recipients:
             return "550 5.1.1 Recipient address rejected: unknown user"
+        if address.lower() in self._sink.defer_recipients:
+            return "451 4.7.1 Greylisted: try again later"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
@@ -100,6 +102,7 @@ class SmtpSink:
         self.host = host
         self.port = port
         self.fail_recipients = {address.lower() for address in fail_recipients or set()}
+        self.defer_recipients: set[str] = set()  # answered 451 (greylisting) until removed
         self.require_auth = require_auth
         self.tls_context = tls_context
         self.deliveries: list[Delivery] = []

@@ -8,15 +8,12 @@ classes onto Temporal retries: `TransientEmailError` is retried with backoff,
 from __future__ import annotations
 
 import re
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import formatdate
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
 _MESSAGE_ID = re.compile(r"^[^\s<>@]+@[^\s<>@]+$")
-# Set by build_mime; a second copy from `headers` would make an ambiguous message.
+# Set by email_providers.mime.build_mime; a second copy from `headers` would make an ambiguous message.
 _RESERVED_HEADERS = frozenset(
     {"message-id", "date", "from", "to", "subject", "mime-version", "content-type",
      "content-transfer-encoding", "bcc"}
@@ -96,14 +93,19 @@ class SendResult(BaseModel):
 class EmailError(Exception):
     """Base of the errors providers raise; `code` is the SMTP reply code when there is one."""
 
-    def __init__(self, reason: str, code: int | None = None) -> None:
+    def __init__(self, reason: str, code: int | None = None, *, recipient: bool = False) -> None:
         super().__init__(reason if code is None else f"{code} {reason}")
         self.reason = reason
         self.code = code
+        self.recipient = recipient  # about the recipient (greylisted, mailbox full), not the relay
 
 
 class TransientEmailError(EmailError):
-    """Try again later: connection refused or lost, timeouts, 4xx replies, throttling."""
+    """Try again later: connection refused or lost, timeouts, 4xx replies, throttling.
+
+    With `recipient` set, only this recipient is refused for now (a 4xx to RCPT): other
+    messages can go on, and this one is worth trying again in minutes, not seconds.
+    """
 
 
 class PermanentEmailError(EmailError):
@@ -116,27 +118,3 @@ class EmailProvider(Protocol):
     async def send(self, email: OutgoingEmail) -> SendResult: ...
 
     async def close(self) -> None: ...
-
-
-def build_mime(email: OutgoingEmail) -> bytes:
-    """The message as SMTP wire bytes (CRLF, 7-bit), flattened once.
-
-    Flattening a message with a PDF costs several milliseconds, so providers send these
-    bytes as they are instead of handing an EmailMessage to a client that flattens again.
-    """
-    msg = EmailMessage()
-    msg["Message-ID"] = f"<{email.message_id}>"
-    msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["From"] = email.sender
-    msg["To"] = ", ".join(email.to)
-    msg["Subject"] = email.subject
-    for name, value in email.headers.items():
-        msg[name] = value
-    msg.set_content(email.text)
-    msg.add_alternative(email.html, subtype="html")
-    for attachment in email.attachments:
-        maintype, subtype = attachment.content_type.split("/")
-        msg.add_attachment(
-            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
-        )
-    return msg.as_bytes(policy=SMTP)

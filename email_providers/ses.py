@@ -23,8 +23,8 @@ from email_providers.base import (
     PermanentEmailError,
     SendResult,
     TransientEmailError,
-    build_mime,
 )
+from email_providers.mime import build_mime
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,10 @@ class SesProvider:
         )
 
     async def send(self, email: OutgoingEmail) -> SendResult:
-        mime = build_mime(email)
+        try:
+            mime = build_mime(email)
+        except ValueError as exc:  # a header with a line break, an address that is none: never sendable
+            raise PermanentEmailError(f"message cannot be built: {exc}") from exc
         request: dict[str, Any] = {
             "FromEmailAddress": parseaddr(email.sender)[1] or email.sender,
             "Destination": {"ToAddresses": [addr for _, addr in getaddresses(email.to) if addr]},
@@ -107,7 +110,7 @@ class SesProvider:
                 "ses send failed",
                 extra={"message_id": email.message_id, "error_class": type(error).__name__},
             )
-            raise error from exc
+            raise error from (None if error is exc else exc)
         return SendResult(provider_message_id=response.get("MessageId"))
 
     async def close(self) -> None:

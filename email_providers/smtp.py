@@ -16,7 +16,6 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from email.utils import getaddresses, parseaddr
 from typing import Literal
 
 import aiosmtplib
@@ -37,8 +36,8 @@ from email_providers.base import (
     PermanentEmailError,
     SendResult,
     TransientEmailError,
-    build_mime,
 )
+from email_providers.mime import build_mime, envelope_address
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ def _all_refused(refusals: list[SMTPRecipientRefused]) -> EmailError:
     """Transient if any refusal is temporary (4xx: greylisting, full mailbox), else Permanent."""
     temporary = [exc for exc in refusals if 400 <= exc.code < 500]
     if temporary:
-        return TransientEmailError(temporary[0].message, temporary[0].code)
+        return TransientEmailError(temporary[0].message, temporary[0].code, recipient=True)
     return PermanentEmailError(refusals[0].message, refusals[0].code)
 
 
@@ -126,9 +125,12 @@ class SmtpProvider:
     async def send(self, email: OutgoingEmail) -> SendResult:
         if self._closed:
             raise RuntimeError("SmtpProvider is closed")
-        mime = build_mime(email)
-        sender = parseaddr(email.sender)[1]
-        recipients = [address for _, address in getaddresses(email.to) if address]
+        try:
+            mime = build_mime(email)
+        except ValueError as exc:  # a header with a line break, an address that is none: never sendable
+            raise PermanentEmailError(f"message cannot be built: {exc}") from exc
+        sender = envelope_address(email.sender)
+        recipients = [envelope_address(address) for address in email.to]
         if not sender or not recipients:
             raise PermanentEmailError("sender or recipient address is missing or malformed")
         async with self._slots:
@@ -141,7 +143,7 @@ class SmtpProvider:
                     extra={"message_id": email.message_id, "error_code": error.code,
                            "error_class": type(error).__name__},
                 )  # fmt: skip
-                raise error from exc
+                raise error from (None if error is exc else exc)
 
     async def _send_pooled(self, sender: str, recipients: list[str], mime: bytes) -> SendResult:
         connection = self._take_idle()

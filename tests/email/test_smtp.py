@@ -163,6 +163,19 @@ async def test_refused_recipient_is_permanent_with_550(sink: SmtpSink) -> None:
     assert provider.connections_opened == 1
 
 
+async def test_greylisted_recipient_is_transient_with_451_and_a_plain_cause(sink: SmtpSink) -> None:
+    sink.defer_recipients = {"ada@example.com"}
+    provider = _provider(sink)
+    with pytest.raises(TransientEmailError) as deferred:
+        await provider.send(make_email(1))
+    # its own cause would be a cycle: Temporal's failure converter recursed on it until RecursionError
+    assert deferred.value.code == 451 and deferred.value.__cause__ is not deferred.value
+    sink.defer_recipients = set()
+    await provider.send(make_email(1))
+    await provider.close()
+    assert len(sink.messages) == 1
+
+
 async def test_partly_refused_recipients_are_reported(sink: SmtpSink) -> None:
     provider = _provider(sink)
     result = await provider.send(make_email(1, to=["nobody@example.com", "ada@example.com"]))
