@@ -8,7 +8,6 @@ that a resend in that window is recognisable downstream as the same message.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -22,7 +21,6 @@ from activities.deps import Deps
 from activities.errors import domain_errors
 from activities.ticket_documents import ticket_document
 from documents.email_templates import render_email
-from documents.ticket_pdf import render_ticket_pdf
 from email_providers.base import Attachment, OutgoingEmail, PermanentEmailError, TransientEmailError
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Order, OrderEvent, Refund
@@ -130,7 +128,7 @@ class DeliveryActivities:
         docs = [ticket_document(order, event, t, types, slots) for t in deliverable]
 
         async def build(mid: str) -> OutgoingEmail:
-            pdfs = await asyncio.to_thread(lambda: [render_ticket_pdf(d) for d in docs])
+            pdfs = await self.deps.ticket_pdfs().get(docs)
             rendered = render_email(
                 "tickets",
                 {

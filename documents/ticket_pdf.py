@@ -11,7 +11,7 @@ from documents.models import TicketDocument
 from documents.pdf_fonts import Typeface, start_pdf
 from documents.receipt_pdf import render_receipt_pdf
 
-__all__ = ["render_receipt_pdf", "render_ticket_pdf"]
+__all__ = ["render_receipt_pdf", "render_ticket_pdf", "render_ticket_pdfs"]
 
 _MARGIN = 15.0
 _QR_SIZE_MM = 60.0  # ~1.5 mm per module for short barcodes: door scanners read it from paper
@@ -107,3 +107,8 @@ def render_ticket_pdf(doc: TicketDocument) -> bytes:
     for line in _FOOTER:
         pdf.cell(w=width, h=4.5, text=line, new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def render_ticket_pdfs(docs: list[TicketDocument]) -> list[bytes]:
+    """Several tickets, one PDF each: the unit of work a rendering process is handed."""
+    return [render_ticket_pdf(doc) for doc in docs]

@@ -52,6 +52,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         with contextlib.suppress(Exception):
             await task
     await deps.email.close()
+    if deps.pdfs is not None:
+        await asyncio.to_thread(deps.pdfs.close)
     await deps.store.dispose()
 
 

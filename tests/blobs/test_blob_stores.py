@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +21,10 @@ async def test_local_store_round_trip_and_refuses_escape(tmp_path: Path) -> None
     assert uri == (tmp_path / "blobs" / "reports" / "bk_1.csv").as_uri()
     assert await store.get("reports/bk_1.csv") == b"item,status\n1,sent\n"
     assert not list((tmp_path / "blobs" / "reports").glob("*.tmp"))
-    with pytest.raises(ValueError, match="leaves the store"):
-        await store.put("../outside.csv", b"x", "text/csv")
+    for escape in ("../outside.csv", "reports/../../outside.csv", "/etc/passwd", "a\\..\\b", "", "a/\0b"):
+        with pytest.raises(ValueError, match="leaves the store"):
+            await store.put(escape, b"x", "text/csv")
+    assert not (tmp_path / "outside.csv").exists()
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +57,32 @@ async def test_s3_missing_bucket_is_an_error(moto_s3: str) -> None:
     )
     with pytest.raises(Exception, match="NoSuchBucket"):
         await store.put("x.csv", b"x", "text/csv")
+
+
+async def test_find_tells_a_missing_blob_from_a_present_one(tmp_path: Path, moto_s3: str) -> None:
+    local = LocalBlobStore(tmp_path / "blobs")
+    s3 = make_blob_store(
+        BlobConfig(kind="s3", s3_endpoint_url=moto_s3, s3_access_key_id="testing", s3_secret_access_key="testing")
+    )
+    for store in (local, s3):
+        assert await store.find("ticket-pdfs/tkt_1/abc.pdf") is None
+        await store.put("ticket-pdfs/tkt_1/abc.pdf", b"%PDF-1.4", "application/pdf")
+        assert await store.find("ticket-pdfs/tkt_1/abc.pdf") == b"%PDF-1.4"
+        assert await store.find_many(["ticket-pdfs/tkt_1/abc.pdf", "ticket-pdfs/none.pdf"]) == [b"%PDF-1.4", None]
+        await store.put("ticket-pdfs/tkt_1/def.pdf", b"%PDF-1.5", "application/pdf")
+        await store.put("ticket-pdfs/tkt_10/abc.pdf", b"%PDF-1.4", "application/pdf")  # another ticket, same stem
+        assert await store.delete_others("ticket-pdfs/tkt_1", keep="ticket-pdfs/tkt_1/def.pdf") == 1
+        assert await store.find("ticket-pdfs/tkt_1/abc.pdf") is None
+        assert await store.find("ticket-pdfs/tkt_1/def.pdf") == b"%PDF-1.5"
+        assert await store.find("ticket-pdfs/tkt_10/abc.pdf") == b"%PDF-1.4"
+        assert await store.delete_others("ticket-pdfs/none", keep="ticket-pdfs/none/x.pdf") == 0
+    with pytest.raises(ValueError, match="leaves the store"):
+        await local.find("../outside.pdf")
+
+
+async def test_concurrent_writers_of_one_key_leave_one_whole_blob(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    blobs = [bytes([i]) * 200_000 for i in range(8)]
+    await asyncio.gather(*(store.put("ticket-pdfs/t/k.pdf", b, "application/pdf") for b in blobs))
+    assert await store.get("ticket-pdfs/t/k.pdf") in blobs
+    assert [p.name for p in (tmp_path / "ticket-pdfs" / "t").iterdir()] == ["k.pdf"]
