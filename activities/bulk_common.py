@@ -15,6 +15,7 @@ from ticketing.bulk import BulkKind, BulkStatus, ItemStatus, Selection
 from ticketing.store.bulk import (
     copy_retryable,
     create_bulk,
+    fail_deferred,
     item_range,
     iter_items,
     load_bulk,
@@ -73,6 +74,7 @@ class BulkActivities:
         async with self.deps.store.transaction() as conn:
             if req.status == BulkStatus.CANCELLED:
                 await mark_pending_as(conn, req.bulk_id, ItemStatus.SKIPPED, "cancelled-by-operator")
+            await fail_deferred(conn, req.bulk_id)
             counts = await status_counts(conn, req.bulk_id)
         buffer = io.StringIO()
         writer = csv.writer(buffer)

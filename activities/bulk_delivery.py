@@ -1,20 +1,39 @@
 """Bulk delivery: many recipients per activity, each sent at most once.
 
-Per recipient, the delivery log is claimed, the email sent, and the log, the
-item and every merged order's history are marked in one transaction. A batch
-retried after a crash skips what its items say was sent; the Message-ID is
-stable per (bulk, recipient), so the one window (sent, not yet recorded) is
-recognisable downstream.
+A batch reads its items, their orders and the delivery log in one transaction, and
+claims the log rows of everyone it will write to in a second one (recipients the log
+says have their email are marked sent, recipients left without a valid ticket are
+skipped). Then up to `bulk.batch_concurrency` emails are in flight at once, paced at
+the batch's share of the rate limit; ticket PDFs come from the render cache. Each
+email is recorded (log, item, every merged order's history) before its send counts
+as done, and records that arrive together share a transaction (`GroupCommit`).
+
+A recipient whose server answers "later" (a 4xx to RCPT: greylisting, a full
+mailbox) is marked deferred and the batch goes on; the engine passes over deferred
+recipients again after a doubling wait, and fails those still refused at the end. A
+relay that is down fails the batch instead: nothing new starts, and Temporal retries it.
+
+A batch retried after a crash skips what its items and the log say was sent. The
+Message-ID is stable per (bulk, recipient), so the one window left (the server
+accepted, the worker died before the commit: at most one email per sender in flight)
+is recognisable downstream. The orders are read once per batch: a ticket reissued
+while its batch is sending can still go out with the barcode it had a moment before,
+as it could with any read before a send; the reissue delivers the new one itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio import activity
 
 from activities.contracts import BatchCounts, BulkBatch
@@ -23,15 +42,21 @@ from activities.errors import domain_errors
 from activities.pacing import Pacer
 from activities.ticket_documents import ticket_document
 from documents.email_templates import render_email
-from documents.ticket_pdf import render_ticket_pdf
+from documents.models import TicketDocument
 from email_providers.base import Attachment, OutgoingEmail, PermanentEmailError, TransientEmailError
-from ticketing.bulk import ItemStatus, Selection
-from ticketing.models import OrderEvent
-from ticketing.store.bulk import items_in_range, load_bulk, mark_item, recipient_orders
-from ticketing.store.deliveries import DeliveryStatus, claim_delivery, mark_delivery
-from ticketing.store.orders import append_history, load_event, load_orders, load_ticket_types, load_time_slots
+from ticketing.bulk import Audience, ItemStatus, Selection
+from ticketing.models import Event, Order, OrderEvent, Ticket, TicketType, TimeSlot
+from ticketing.store.bulk import ItemMark, items_in_range, load_bulk, mark_items, recipients_orders
+from ticketing.store.deliveries import DeliveryClaim, DeliveryStatus, claim_deliveries, mark_deliveries
+from ticketing.store.group_commit import GroupCommit
+from ticketing.store.orders import append_histories, load_event, load_orders, load_ticket_types, load_time_slots
 
 log = structlog.get_logger(__name__)
+
+
+# Records wait this long for others to share their transaction. Sends do not wait for it (a
+# send's connection is free again before its record is written), so it costs no throughput.
+LINGER = 0.005
 
 
 def bulk_message_id(bulk_id: str, key: str, template: str) -> str:
@@ -39,73 +64,206 @@ def bulk_message_id(bulk_id: str, key: str, template: str) -> str:
     return f"{digest[:40]}@ticketops"
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """What one batch read: the operation's parameters, the event, and each pending recipient's orders."""
+
+    bulk_id: str
+    selection: Selection
+    params: dict[str, Any]
+    template: str
+    event: Event
+    types: dict[str, TicketType]
+    slots: dict[str, TimeSlot]
+    items: list[Any]
+    wanted: dict[str, dict[str, list[str]]]  # recipient -> order code -> ticket ids
+    orders: dict[str, Order]
+
+
+@dataclass(frozen=True)
+class _Recipient:
+    item_id: int
+    key: str
+    message_id: str
+    orders: list[Order]
+    ticket_ids: dict[str, list[str]]
+    was_deferred: bool  # a retry pass: its earlier "deferred" leaves the counts when it resolves
+
+
+@dataclass(frozen=True)
+class _Record:
+    """One send's outcome, written by the group commit."""
+
+    message_id: str
+    delivery: DeliveryStatus
+    reason: str | None
+    item: ItemMark | None
+    history: tuple[tuple[str, OrderEvent], ...] = ()
+
+
+async def _write_records(conn: AsyncConnection, records: Sequence[_Record]) -> None:
+    await mark_deliveries(conn, [(r.message_id, r.delivery, r.reason) for r in records])
+    await mark_items(conn, [r.item for r in records if r.item is not None])
+    await append_histories(conn, [entry for r in records for entry in r.history])
+
+
+def _counts(counts: Counter[str]) -> BatchCounts:
+    """Zero entries left out: a retry pass's -1 "deferred" and +1 "sent" may cancel out."""
+    return BatchCounts(counts={k: v for k, v in counts.items() if v})
+
+
+class _Heartbeat:
+    """Heartbeats at most every `every` seconds: each one encodes its details through the payload
+    codec and enters the SDK, which is a large share of an email's CPU when sent per email."""
+
+    def __init__(self, every: float = 1.0) -> None:
+        self.every = every
+        self.last = -every
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            activity.heartbeat(done)
+
+
 class BulkDeliveryActivities:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
+        # One per worker process: the batches running side by side share each transaction too,
+        # instead of queueing for the store's write lock with one writer each.
+        self.commits: GroupCommit[_Record] = GroupCommit(deps.store, _write_records, linger=LINGER)
 
     @activity.defn(name="deliver_bulk_batch")
     @domain_errors
     async def deliver_bulk_batch(self, batch: BulkBatch) -> BatchCounts:
-        store = self.deps.store
-        async with store.transaction() as conn:
+        loaded = await self._load(batch)
+        counts: Counter[str] = Counter()
+        recipients = await self._claim(loaded, counts)
+        if not recipients:
+            return _counts(counts)
+        tickets = {r.item_id: self._tickets(loaded, r) for r in recipients}
+        pdfs: dict[str, bytes] = {}
+        if loaded.template == "tickets":  # the whole batch's PDFs in one read of the cache
+            docs = [doc for found in tickets.values() for _, doc in found]
+            pdfs = {doc.ticket_id: pdf for doc, pdf in zip(docs, await self.deps.ticket_pdfs().get(docs), strict=True)}
+        pacer = Pacer(batch.rate)
+        commits = self.commits
+        transactions_before = commits.transactions
+        in_flight = asyncio.Semaphore(self.deps.settings.bulk.batch_concurrency)
+        stop = asyncio.Event()  # set by a transient failure: what has not started waits for the retry
+        beat = _Heartbeat()
+
+        async def one(recipient: _Recipient) -> None:
+            async with in_flight:
+                if stop.is_set():
+                    return
+                await pacer.wait()
+                if stop.is_set():
+                    return
+                try:
+                    status = await self._send(loaded, recipient, tickets[recipient.item_id], pdfs, commits)
+                except TransientEmailError:
+                    stop.set()
+                    raise
+                counts[status] += 1
+                if recipient.was_deferred:
+                    counts[ItemStatus.DEFERRED.value] -= 1
+                beat(sum(counts.values()))
+
+        results = await asyncio.gather(*(one(r) for r in recipients), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+        used = commits.transactions - transactions_before
+        log.debug("bulk.batch_done", bulk_id=batch.bulk_id, counts=dict(counts), transactions=used)
+        return _counts(counts)
+
+    async def _load(self, batch: BulkBatch) -> _Batch:
+        async with self.deps.store.transaction() as conn:
             bulk = await load_bulk(conn, batch.bulk_id)
-            items = await items_in_range(conn, batch.bulk_id, batch.first, batch.last, {ItemStatus.PENDING})
+            params: dict[str, Any] = dict(bulk.params)
+            selection = Selection.model_validate(params["selection"])
+            wanted_states = {ItemStatus.PENDING, ItemStatus.DEFERRED}
+            items = await items_in_range(conn, batch.bulk_id, batch.first, batch.last, wanted_states)
             event = await load_event(conn, bulk.event_id)
             types = {t.id: t for t in await load_ticket_types(conn, event.id)}
             slots = {s.id: s for s in await load_time_slots(conn, event.id)}
-        params: dict[str, Any] = dict(bulk.params)
-        selection = Selection.model_validate(params["selection"])
-        pacer = Pacer(batch.rate)
-        counts: dict[str, int] = {}
-        for done, item in enumerate(items):
-            activity.heartbeat(done)
-            await pacer.wait()
-            status = await self._deliver_one(batch.bulk_id, item, selection, params, event, types, slots)
-            counts[status] = counts.get(status, 0) + 1
-        return BatchCounts(counts=counts)
-
-    async def _deliver_one(
-        self, bulk_id: str, item: Any, selection: Selection, params: dict[str, Any], event: Any, types: Any, slots: Any
-    ) -> str:
-        store = self.deps.store
-        template = str(params.get("template", "tickets"))
-        mid = bulk_message_id(bulk_id, item.key, template)
-        async with store.transaction() as conn:
-            wanted = await recipient_orders(conn, selection, item.key)
-            found = await load_orders(conn, list(wanted))
-            prior = await claim_delivery(
-                conn,
-                message_id=mid,
-                order_code=None,
-                workflow_id=bulk_id,
-                kind=f"bulk-{template}",
-                provider=self.deps.email.name,
-            )
-            if prior is DeliveryStatus.SENT:
-                await mark_item(conn, item.id, ItemStatus.SENT, message_id=mid)
-                return ItemStatus.SENT.value
-            if not found:
-                await mark_item(conn, item.id, ItemStatus.SKIPPED, reason="no-valid-tickets-any-more")
-                return ItemStatus.SKIPPED.value
-        tickets = [(o, o.ticket(t)) for o in found for t in wanted[o.code]]
-        tickets = [(o, t) for o, t in tickets if t.is_valid]
-        first = found[0]
-        name = (
-            first.contact.name
-            if selection.audience.value == "buyers"
-            else (
-                tickets[0][1].personalisation.name if tickets and tickets[0][1].personalisation else first.contact.name
-            )
+            wanted = await recipients_orders(conn, selection, [item.key for item in items])
+            codes = sorted({code for found in wanted.values() for code in found})
+            orders = {o.code: o for o in await load_orders(conn, codes)}
+        return _Batch(
+            bulk_id=batch.bulk_id,
+            selection=selection,
+            params=params,
+            template=str(params.get("template", "tickets")),
+            event=event,
+            types=types,
+            slots=slots,
+            items=items,
+            wanted=wanted,
+            orders=orders,
         )
-        codes = ", ".join(o.code for o in found)
+
+    async def _claim(self, loaded: _Batch, counts: Counter[str]) -> list[_Recipient]:
+        """Mark what needs no email, claim the log for the rest; return the recipients to send to."""
+        candidates: list[_Recipient] = []
+        marks: list[ItemMark] = []
+        for item in loaded.items:
+            wanted = loaded.wanted.get(item.key, {})
+            found = [loaded.orders[code] for code in wanted if code in loaded.orders]
+            mid = bulk_message_id(loaded.bulk_id, item.key, loaded.template)
+            deferred = item.status == ItemStatus.DEFERRED.value
+            candidates.append(_Recipient(item.id, item.key, mid, found, wanted, deferred))
+        async with self.deps.store.transaction() as conn:
+            sendable = [r for r in candidates if r.orders]
+            prior = await claim_deliveries(
+                conn,
+                [
+                    DeliveryClaim(r.message_id, None, loaded.bulk_id, f"bulk-{loaded.template}", self.deps.email.name)
+                    for r in sendable
+                ],
+            )
+            for r in candidates:
+                if prior.get(r.message_id) is DeliveryStatus.SENT:
+                    marks.append(ItemMark(r.item_id, ItemStatus.SENT, message_id=r.message_id))
+                elif not r.orders:
+                    marks.append(ItemMark(r.item_id, ItemStatus.SKIPPED, reason="no-valid-tickets-any-more"))
+            await mark_items(conn, marks)
+        counts.update(m.status.value for m in marks)
+        done = {m.item_id for m in marks}
+        counts[ItemStatus.DEFERRED.value] -= sum(1 for r in candidates if r.was_deferred and r.item_id in done)
+        return [r for r in sendable if r.item_id not in done]
+
+    @staticmethod
+    def _tickets(loaded: _Batch, recipient: _Recipient) -> list[tuple[Ticket, TicketDocument]]:
+        """The recipient's tickets that are still valid, with their documents."""
+        return [
+            (ticket, ticket_document(order, loaded.event, ticket, loaded.types, loaded.slots))
+            for order in recipient.orders
+            for ticket in (order.ticket(t) for t in recipient.ticket_ids[order.code])
+            if ticket.is_valid
+        ]
+
+    def _build(
+        self,
+        loaded: _Batch,
+        recipient: _Recipient,
+        tickets: list[tuple[Ticket, TicketDocument]],
+        pdfs: dict[str, bytes],
+    ) -> OutgoingEmail:
+        name = recipient.orders[0].contact.name
+        if loaded.selection.audience is Audience.ATTENDEES and tickets and tickets[0][0].personalisation:
+            name = tickets[0][0].personalisation.name
+        codes = ", ".join(o.code for o in recipient.orders)
         attachments: list[Attachment] = []
-        if template == "tickets":
-            docs = [ticket_document(o, event, t, types, slots) for o, t in tickets]
-            pdfs = await asyncio.to_thread(lambda: [render_ticket_pdf(d) for d in docs])
+        if loaded.template == "tickets":
+            docs = [doc for _, doc in tickets]
             attachments = [
-                Attachment(filename=f"ticket-{d.ticket_id}.pdf", content_type="application/pdf", data=pdf)
-                for d, pdf in zip(docs, pdfs, strict=True)
+                Attachment(filename=f"ticket-{d.ticket_id}.pdf", content_type="application/pdf", data=pdfs[d.ticket_id])
+                for d in docs
             ]
+            event = loaded.event
             rendered = render_email(
                 "tickets",
                 {
@@ -121,48 +279,64 @@ class BulkDeliveryActivities:
             rendered = render_email(
                 "custom_message",
                 {
-                    "subject": params.get("subject", ""),
-                    "body": params.get("body", ""),
+                    "subject": loaded.params.get("subject", ""),
+                    "body": loaded.params.get("body", ""),
                     "buyer_name": name,
                     "order_code": codes,
                 },
             )
-        email = OutgoingEmail(
-            message_id=mid,
+        return OutgoingEmail(
+            message_id=recipient.message_id,
             sender=self.deps.settings.email.sender,
-            to=[item.key],
+            to=[recipient.key],
             subject=rendered.subject,
             text=rendered.text,
             html=rendered.html,
             attachments=attachments,
         )
+
+    async def _send(
+        self,
+        loaded: _Batch,
+        recipient: _Recipient,
+        tickets: list[tuple[Ticket, TicketDocument]],
+        pdfs: dict[str, bytes],
+        commits: GroupCommit[_Record],
+    ) -> str:
+        mid = recipient.message_id
+        email = self._build(loaded, recipient, tickets, pdfs)
         try:
             await self.deps.email.send(email)
         except PermanentEmailError as err:
-            async with store.transaction() as conn:
-                await mark_delivery(conn, mid, DeliveryStatus.FAILED, str(err))
-                await mark_item(conn, item.id, ItemStatus.FAILED, reason=str(err)[:500], message_id=mid)
+            reason = str(err)[:500]
+            await commits.record(
+                _Record(mid, DeliveryStatus.FAILED, reason, ItemMark(recipient.item_id, ItemStatus.FAILED, reason, mid))
+            )
             return ItemStatus.FAILED.value
         except TransientEmailError as err:
-            async with store.transaction() as conn:
-                await mark_delivery(conn, mid, DeliveryStatus.QUEUED, str(err))
+            reason = str(err)[:500]
+            if err.recipient:  # this mailbox only: the others go on, this one waits for a retry pass
+                deferred = ItemMark(recipient.item_id, ItemStatus.DEFERRED, reason)
+                await commits.record(_Record(mid, DeliveryStatus.QUEUED, reason, deferred))
+                return ItemStatus.DEFERRED.value
+            await commits.record(_Record(mid, DeliveryStatus.QUEUED, reason, None))
+            log.warning("bulk.send_failed_transient", bulk_id=loaded.bulk_id, item=recipient.item_id, code=err.code)
             raise
         now = datetime.now(UTC)
-        async with store.transaction() as conn:
-            await mark_delivery(conn, mid, DeliveryStatus.SENT)
-            await mark_item(conn, item.id, ItemStatus.SENT, message_id=mid)
-            for order in found:
-                await append_history(
-                    conn,
-                    order.code,
-                    [
-                        OrderEvent(
-                            type="bulk-delivery-sent",
-                            actor=str(params.get("actor", "ticketops")),
-                            at=now,
-                            data={"bulk_id": bulk_id, "template": template, "message_id": mid},
-                            dedupe_key=f"bulk-delivery-sent:{mid}:{order.code}",
-                        )
-                    ],
-                )
+        actor = str(loaded.params.get("actor", "ticketops"))
+        history = tuple(
+            (
+                order.code,
+                OrderEvent(
+                    type="bulk-delivery-sent",
+                    actor=actor,
+                    at=now,
+                    data={"bulk_id": loaded.bulk_id, "template": loaded.template, "message_id": mid},
+                    dedupe_key=f"bulk-delivery-sent:{mid}:{order.code}",
+                ),
+            )
+            for order in recipient.orders
+        )
+        sent = ItemMark(recipient.item_id, ItemStatus.SENT, message_id=mid)
+        await commits.record(_Record(mid, DeliveryStatus.SENT, None, sent, history))
         return ItemStatus.SENT.value

@@ -109,6 +109,15 @@ class BulkConfig(BaseModel):
         default=25.0, description="The processor's refund rate limit: Stripe allows 100/s live, 25/s in test mode."
     )
     continue_after_batches: int = 100
+    deferred_retries: int = Field(
+        default=3, ge=0, description="Passes over recipients whose server said 'later' (greylisting, full mailbox)."
+    )
+    deferred_retry_seconds: float = Field(
+        default=300.0, gt=0, description="Wait before the first such pass; each further pass waits twice as long."
+    )
+    batch_concurrency: int = Field(
+        default=4, ge=1, description="Emails one batch has in flight at once (the SMTP pool caps the total)."
+    )
     heartbeat_seconds: float = Field(default=60.0, description="A batch whose worker died is retried after this.")
 
 
@@ -127,6 +136,12 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     signing_secret: SecretStr = SecretStr("dev-signing-secret-change-me")
     log_json: bool = False
+    render_processes: int = Field(
+        default=0,
+        ge=0,
+        description="Processes that render ticket PDFs the cache does not have (0: a thread of the worker). "
+        "A first delivery of many tickets is bound by rendering; set it to the worker machine's cores.",
+    )
     log_level: str = "INFO"
 
 

@@ -185,4 +185,6 @@ async def running(
         harness.extra["build_workers"] = lambda *queues: build_workers(client, deps, prefix=prefix, queues=queues)
         yield harness
     await deps.email.close()
+    if deps.pdfs is not None:
+        deps.pdfs.close()
     await sink.stop()

@@ -33,6 +33,7 @@ class Audience(StrEnum):
 
 class ItemStatus(StrEnum):
     PENDING = "pending"
+    DEFERRED = "deferred"  # the recipient's server said "later" (4xx); tried again after a delay
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"

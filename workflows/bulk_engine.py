@@ -9,6 +9,7 @@ history stays bounded at any size.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -27,6 +28,15 @@ BATCH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interva
 FAILED_STATES = ("failed", "refund-error")
 
 
+def batch_rates(ranges: Sequence[tuple[int, int]], rate: float) -> list[float]:
+    """Each batch of a wave gets the share of the rate its size asks for, so the wave's batches
+    finish together: an even split left a short last batch idle early, and its share unused.
+    (Only an activity's input changes with this, which replaying older histories does not check.)"""
+    sizes = [last - first + 1 for first, last in ranges]
+    total = sum(sizes)
+    return [rate * size / total for size in sizes] if total > 0 else [rate for _ in sizes]
+
+
 class BulkEngine:
     """Mixin with the run loop; subclasses name their phases, and each phase's activity and queue."""
 
@@ -41,6 +51,7 @@ class BulkEngine:
         self.progress = BulkProgress()
         self.report: BulkReport | None = None
         self.inp: BulkInput | None = None
+        self.batches_this_run = 0
 
     async def after_batch(self, phase: str, result: BatchCounts) -> None:
         """Hook for follow-up work a batch asks for (event cancellation starts refund runs)."""
@@ -70,21 +81,14 @@ class BulkEngine:
         else:
             self.progress = inp.progress
         workflow.upsert_search_attributes([EVENT_ID.value_set(inp.event_id)])
-        batches_this_run = 0
-        while self.progress.phase < len(self.phases) and not self.cancelled:
-            phase = self.phases[self.progress.phase]
-            while self.progress.cursor <= self.progress.last and not self.cancelled:
-                self._publish("paused" if self.paused else "running", phase)
-                await workflow.wait_condition(lambda: not self.paused or self.cancelled)
-                if self.cancelled:
-                    break
-                if batches_this_run >= inp.continue_after_batches or workflow.info().is_continue_as_new_suggested():
-                    workflow.continue_as_new(inp.model_copy(update={"progress": self.progress, "paused": self.paused}))
-                await self._wave(phase, inp)
-                batches_this_run += inp.window
-            if not self.cancelled:
-                self.progress.phase += 1
-                self.progress.cursor = self.progress.first
+        self.batches_this_run = 0
+        await self._run_phases(inp)
+        while (
+            not self.cancelled
+            and self.progress.counts.get("deferred", 0) > 0
+            and self.progress.deferred_passes < inp.deferred_retries
+        ):
+            await self._retry_deferred(inp)
         final = "cancelled" if self.cancelled else "completed"
         self.report = await workflow.execute_activity_method(
             BulkActivities.finish_bulk,
@@ -96,6 +100,44 @@ class BulkEngine:
         self._publish(final, "done")
         return self.report
 
+    async def _run_phases(self, inp: BulkInput) -> None:
+        while self.progress.phase < len(self.phases) and not self.cancelled:
+            phase = self.phases[self.progress.phase]
+            while self.progress.cursor <= self.progress.last and not self.cancelled:
+                self._publish("paused" if self.paused else "running", phase)
+                await workflow.wait_condition(lambda: not self.paused or self.cancelled)
+                if self.cancelled:
+                    break
+                if (
+                    self.batches_this_run >= inp.continue_after_batches
+                    or workflow.info().is_continue_as_new_suggested()
+                ):
+                    workflow.continue_as_new(inp.model_copy(update={"progress": self.progress, "paused": self.paused}))
+                await self._wave(phase, inp)
+                self.batches_this_run += inp.window
+            if not self.cancelled:
+                self.progress.phase += 1
+                self.progress.cursor = self.progress.first
+
+    async def _retry_deferred(self, inp: BulkInput) -> None:
+        """Another pass of the last phase over the items a server deferred, after a doubling wait.
+
+        A greylisted or full mailbox must not hold up everyone else, nor be given up after a
+        few seconds: the first pass goes on without it, and it is tried again minutes later.
+        """
+        wait = inp.deferred_retry_seconds * 2**self.progress.deferred_passes
+        deferred = self.progress.counts.get("deferred", 0)
+        self.status = "running"
+        workflow.set_current_details(f"waiting {wait:.0f}s to retry {deferred} deferred recipient(s)")
+        with contextlib.suppress(TimeoutError):  # the wait ran out: time for the pass
+            await workflow.wait_condition(lambda: self.cancelled, timeout=timedelta(seconds=wait))
+        if self.cancelled:
+            return
+        self.progress.deferred_passes += 1
+        self.progress.phase = len(self.phases) - 1
+        self.progress.cursor = self.progress.first
+        await self._run_phases(inp)
+
     async def _wave(self, phase: str, inp: BulkInput) -> None:
         """Up to `window` batches at once over consecutive id ranges."""
         ranges = []
@@ -106,7 +148,6 @@ class BulkEngine:
             last = min(first + inp.batch_size - 1, self.progress.last)
             ranges.append((first, last))
             self.progress.cursor = last + 1
-        share = inp.rate_per_second / max(1, len(ranges))
         results = await asyncio.gather(
             *(
                 workflow.execute_activity_method(
@@ -117,7 +158,7 @@ class BulkEngine:
                     heartbeat_timeout=timedelta(seconds=inp.heartbeat_seconds),
                     retry_policy=BATCH_RETRY,
                 )
-                for first, last in ranges
+                for (first, last), share in zip(ranges, batch_rates(ranges, inp.rate_per_second), strict=True)
             )
         )
         for result in results:

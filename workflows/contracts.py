@@ -166,6 +166,7 @@ class BulkProgress(BaseModel):
     counts: dict[str, int] = {}
     batches: int = 0
     follow_ups: int = 0
+    deferred_passes: int = 0
 
 
 class BulkInput(BaseModel):
@@ -181,6 +182,8 @@ class BulkInput(BaseModel):
     rate_per_second: float = 50.0
     continue_after_batches: int = 100
     heartbeat_seconds: float = 60.0
+    deferred_retries: int = 3
+    deferred_retry_seconds: float = 300.0
     progress: BulkProgress | None = None
     paused: bool = False
     refund_timing: RefundTiming = RefundTiming()

@@ -164,6 +164,8 @@ async def _start(
                 rate_per_second=rate,
                 continue_after_batches=bulk_settings.continue_after_batches,
                 heartbeat_seconds=bulk_settings.heartbeat_seconds,
+                deferred_retries=bulk_settings.deferred_retries,
+                deferred_retry_seconds=bulk_settings.deferred_retry_seconds,
                 refund_timing=RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"})),
             ),
             operation_id=operation_id,

@@ -16,8 +16,10 @@ from tests.builders import make_event, make_order
 from tests.documents.qr import decode_qr_payloads_from_pdf
 from tests.e2e.bulk_support import buyers, event_with_orders, per_recipient, wait_bulk, with_holder
 from tests.harness import Harness, running, seed
+from ticketing.store.deliveries import deliveries_for
 from ticketing.store.engine import Store
 from ticketing.store.orders import load_history
+from ticketing.store.tables import tickets as tickets_table
 
 
 @pytest_asyncio.fixture
@@ -164,3 +166,83 @@ async def test_scheduled_delivery_waits(app: Harness) -> None:
     assert state["status"] == "scheduled" and app.sink.messages == [], str(state)
     done = await wait_bulk(app, started["bulk_id"], timeout=30)
     assert done["counts"] == {"sent": 2}
+
+
+async def test_greylisted_recipients_wait_for_a_later_pass_and_nobody_waits_for_them(app: Harness) -> None:
+    """A 451 to RCPT defers that recipient only; passes after a doubling wait retry it, then it fails."""
+    app.settings.bulk.deferred_retry_seconds = 1.0
+    app.settings.bulk.deferred_retries = 3
+    emails = buyers(9)
+    event, _, _ = await event_with_orders(app, emails)
+    app.sink.defer_recipients = {"buyer2@example.com", "buyer4@example.com"}
+    started = await _start(app, event.id)
+    await app.sink.wait_for_messages(7, timeout=20)  # everyone else, without waiting for the two
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:  # the last send's record may still be committing
+        state = (await app.http.get(f"/bulk/{started['bulk_id']}")).json()
+        if state["counts"] == {"sent": 7, "deferred": 2} or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert state["status"] == "running" and state["counts"] == {"sent": 7, "deferred": 2}, state
+    app.sink.defer_recipients = {"buyer4@example.com"}  # buyer2's server accepts on the next pass
+    done = await wait_bulk(app, started["bulk_id"], timeout=60)
+    assert done["counts"] == {"sent": 8, "failed": 1}, done
+    received = per_recipient(app)
+    assert set(received) == set(emails) - {"buyer4@example.com"} and set(received.values()) == {1}, received
+    report = (await app.http.get(f"/bulk/{started['bulk_id']}/report.csv")).text
+    [failed] = [r for r in csv.DictReader(io.StringIO(report)) if r["status"] == "failed"]
+    assert failed["recipient_or_order"] == "buyer4@example.com"
+    assert failed["reason"].startswith("still deferred after every retry: 451"), failed
+    async with app.store.transaction() as conn:
+        rows = {r.message_id: r for r in await deliveries_for(conn, started["bulk_id"])}
+    assert sorted(r.attempts for r in rows.values())[-1] == 4  # the first pass and three retries
+
+    app.sink.defer_recipients = set()
+    retry = await app.http.post(f"/bulk/{started['bulk_id']}/retry-failed")
+    again = await wait_bulk(app, retry.json()["bulk_id"], timeout=30)
+    assert again["counts"] == {"sent": 1} and per_recipient(app)["buyer4@example.com"] == 1
+
+
+async def test_relay_down_fails_the_batch_and_the_retry_sends_each_email_once(app: Harness) -> None:
+    emails = buyers(6)
+    event, _, _ = await event_with_orders(app, emails)
+    await app.sink.stop()
+    started = await _start(app, event.id)
+    await asyncio.sleep(2.0)
+    async with app.store.transaction() as conn:
+        queued = [r for r in await deliveries_for(conn, started["bulk_id"]) if r.status == "queued"]
+    tried = [r for r in queued if r.reason]  # the rest were claimed, and not started once the relay failed
+    assert tried and all("connection failed" in (r.reason or "").lower() for r in tried), queued
+    await app.sink.start()
+    done = await wait_bulk(app, started["bulk_id"], timeout=60)
+    assert done["counts"] == {"sent": 6}
+    received = per_recipient(app)
+    assert set(received) == set(emails) and set(received.values()) == {1}, received
+
+
+async def test_ticket_pdfs_are_rendered_once_and_again_when_the_ticket_changes(app: Harness) -> None:
+    emails = buyers(4)
+    event, _, orders = await event_with_orders(app, emails, tickets=2)
+    pdfs = app.deps.ticket_pdfs()
+    before = pdfs.rendered
+    first = await _start(app, event.id)
+    await wait_bulk(app, first["bulk_id"])
+    assert pdfs.rendered - before == 8
+    reminder = await _start(app, event.id)  # a week later: the same tickets again
+    await wait_bulk(app, reminder["bulk_id"])
+    assert pdfs.rendered - before == 8
+    by_address = {m["To"]: m for m in app.sink.messages[-4:]}
+    assert set(by_address) == set(emails)
+    attached = [p.get_content() for p in by_address["buyer1@example.com"].iter_attachments()]
+    assert {c for pdf in attached for c in decode_qr_payloads_from_pdf(pdf)} == {t.barcode for t in orders[1].tickets}
+
+    async with app.store.transaction() as conn:  # a reissued barcode is a new document
+        await conn.execute(
+            tickets_table.update().where(tickets_table.c.id == orders[1].tickets[0].id).values(barcode="NEWCODE42")
+        )
+    third = await _start(app, event.id)
+    await wait_bulk(app, third["bulk_id"])
+    assert pdfs.rendered - before == 9
+    latest = next(m for m in reversed(app.sink.messages) if m["To"] == "buyer1@example.com")
+    attached = [p.get_content() for p in latest.iter_attachments()]
+    assert "NEWCODE42" in {c for pdf in attached for c in decode_qr_payloads_from_pdf(pdf)}

@@ -7,7 +7,8 @@ through a workflow payload.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -161,19 +162,20 @@ async def item_range(conn: AsyncConnection, bulk_id: str) -> tuple[int, int, int
     return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
 
+def in_range(bulk_id: str, first: int, last: int, statuses: set[ItemStatus]) -> sa.ColumnElement[bool]:
+    """The operation's items with ids first..last in one of these states: a batch's share."""
+    return sa.and_(
+        bulk_items.c.bulk_id == bulk_id,
+        bulk_items.c.id >= first,
+        bulk_items.c.id <= last,
+        bulk_items.c.status.in_([s.value for s in statuses]),
+    )
+
+
 async def items_in_range(
     conn: AsyncConnection, bulk_id: str, first: int, last: int, statuses: set[ItemStatus]
 ) -> list[sa.Row[Any]]:
-    stmt = (
-        sa.select(bulk_items)
-        .where(
-            bulk_items.c.bulk_id == bulk_id,
-            bulk_items.c.id >= first,
-            bulk_items.c.id <= last,
-            bulk_items.c.status.in_([s.value for s in statuses]),
-        )
-        .order_by(bulk_items.c.id)
-    )
+    stmt = sa.select(bulk_items).where(in_range(bulk_id, first, last, statuses)).order_by(bulk_items.c.id)
     return list((await conn.execute(stmt)).all())
 
 
@@ -199,6 +201,20 @@ async def mark_pending_as(conn: AsyncConnection, bulk_id: str, status: ItemStatu
         bulk_items.update()
         .where(bulk_items.c.bulk_id == bulk_id, bulk_items.c.status.in_(["pending", "notified"]))
         .values(status=status.value, reason=reason, updated_at=_now())
+    )
+    return int(result.rowcount)
+
+
+async def fail_deferred(conn: AsyncConnection, bulk_id: str) -> int:
+    """Recipients still refused for now after every retry pass fail, with the server's last words."""
+    result = await conn.execute(
+        bulk_items.update()
+        .where(bulk_items.c.bulk_id == bulk_id, bulk_items.c.status == ItemStatus.DEFERRED.value)
+        .values(
+            status=ItemStatus.FAILED.value,
+            reason=sa.func.substr(sa.literal("still deferred after every retry: ") + bulk_items.c.reason, 1, 500),
+            updated_at=_now(),
+        )
     )
     return int(result.rowcount)
 
@@ -243,3 +259,50 @@ async def recipient_orders(conn: AsyncConnection, selection: Selection, key: str
     for code, ticket_id in rows:
         found.setdefault(code, []).append(ticket_id)
     return found
+
+
+async def recipients_orders(
+    conn: AsyncConnection, selection: Selection, keys: list[str]
+) -> dict[str, dict[str, list[str]]]:
+    """`recipient_orders` for many recipients in one query: key -> order code -> ticket ids."""
+    if not keys:
+        return {}
+    key = recipient_key(selection)
+    rows = await conn.execute(
+        sa.select(key.label("recipient"), orders.c.code, tickets.c.id)
+        .select_from(orders.join(tickets, _ticket_filter(selection)))
+        .where(_order_filter(selection), key.in_(keys))
+        .order_by(orders.c.created_at, tickets.c.position)
+    )
+    found: dict[str, dict[str, list[str]]] = {}
+    for recipient, code, ticket_id in rows:
+        found.setdefault(recipient, {}).setdefault(code, []).append(ticket_id)
+    return found
+
+
+@dataclass(frozen=True)
+class ItemMark:
+    item_id: int
+    status: ItemStatus
+    reason: str | None = None
+    message_id: str | None = None
+
+
+async def mark_items(conn: AsyncConnection, marks: Sequence[ItemMark]) -> None:
+    """`mark_item` for many items in one statement; a mark without a message id keeps the item's."""
+    if not marks:
+        return
+    await conn.execute(
+        bulk_items.update()
+        .where(bulk_items.c.id == sa.bindparam("b_id"))
+        .values(
+            status=sa.bindparam("b_status"),
+            reason=sa.bindparam("b_reason"),
+            message_id=sa.func.coalesce(sa.bindparam("b_message_id"), bulk_items.c.message_id),
+            updated_at=_now(),
+        ),
+        [
+            {"b_id": m.item_id, "b_status": m.status.value, "b_reason": m.reason, "b_message_id": m.message_id}
+            for m in marks
+        ],
+    )

@@ -5,6 +5,8 @@ A retried activity asks the log first and does not send what it says was sent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -70,3 +72,64 @@ async def mark_delivery(
 async def deliveries_for(conn: AsyncConnection, workflow_id: str) -> list[sa.Row[tuple[object, ...]]]:
     stmt = sa.select(deliveries).where(deliveries.c.workflow_id == workflow_id)
     return list((await conn.execute(stmt.order_by(deliveries.c.created_at))).all())
+
+
+@dataclass(frozen=True)
+class DeliveryClaim:
+    message_id: str
+    order_code: str | None
+    workflow_id: str
+    kind: str
+    provider: str
+
+
+async def claim_deliveries(conn: AsyncConnection, claims: Sequence[DeliveryClaim]) -> dict[str, DeliveryStatus]:
+    """`claim_delivery` for many messages in three statements: the prior status of each one known already."""
+    if not claims:
+        return {}
+    ids = [c.message_id for c in claims]
+    rows = await conn.execute(
+        sa.select(deliveries.c.message_id, deliveries.c.status).where(deliveries.c.message_id.in_(ids))
+    )
+    prior = {r.message_id: DeliveryStatus(r.status) for r in rows}
+    now = datetime.now(UTC)
+    if prior:
+        await conn.execute(
+            deliveries.update()
+            .where(deliveries.c.message_id.in_(list(prior)))
+            .values(attempts=deliveries.c.attempts + 1, updated_at=now)
+        )
+    fresh = {c.message_id: c for c in claims if c.message_id not in prior}
+    if fresh:
+        await conn.execute(
+            deliveries.insert(),
+            [
+                {
+                    "message_id": c.message_id,
+                    "order_code": c.order_code,
+                    "workflow_id": c.workflow_id,
+                    "kind": c.kind,
+                    "provider": c.provider,
+                    "status": DeliveryStatus.QUEUED.value,
+                    "attempts": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for c in fresh.values()
+            ],
+        )
+    return prior
+
+
+async def mark_deliveries(
+    conn: AsyncConnection, marks: Sequence[tuple[str, DeliveryStatus, str | None]]
+) -> None:
+    """`mark_delivery` for many messages in one statement: (message id, status, reason)."""
+    if not marks:
+        return
+    await conn.execute(
+        deliveries.update()
+        .where(deliveries.c.message_id == sa.bindparam("b_id"))
+        .values(status=sa.bindparam("b_status"), reason=sa.bindparam("b_reason"), updated_at=datetime.now(UTC)),
+        [{"b_id": mid, "b_status": status.value, "b_reason": reason} for mid, status, reason in marks],
+    )

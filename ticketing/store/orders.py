@@ -205,29 +205,36 @@ async def insert_order(conn: AsyncConnection, order: Order, history: Sequence[Or
 
 async def append_history(conn: AsyncConnection, code: str, history: Sequence[OrderEvent]) -> None:
     """Append events; one whose dedupe key is recorded already is skipped, not doubled."""
-    keys = [e.dedupe_key for e in history if e.dedupe_key]
+    await append_histories(conn, [(code, e) for e in history])
+
+
+async def append_histories(conn: AsyncConnection, entries: Sequence[tuple[str, OrderEvent]]) -> None:
+    """Append (order code, event) pairs of any orders in two statements, deduplicated as `append_history`."""
+    keys = [e.dedupe_key for _, e in entries if e.dedupe_key]
     seen: set[str] = set()
     if keys:
         rows = await conn.execute(
             sa.select(order_events.c.dedupe_key).where(order_events.c.dedupe_key.in_(keys))
         )
         seen = {r.dedupe_key for r in rows}
-    fresh = [e for e in history if not e.dedupe_key or e.dedupe_key not in seen]
-    if fresh:
-        await conn.execute(
-            order_events.insert(),
-            [
-                {
-                    "order_code": code,
-                    "type": e.type,
-                    "actor": e.actor,
-                    "at": e.at,
-                    "data": e.data,
-                    "dedupe_key": e.dedupe_key,
-                }
-                for e in fresh
-            ],
+    fresh = []
+    for code, e in entries:
+        if e.dedupe_key and e.dedupe_key in seen:
+            continue
+        if e.dedupe_key:
+            seen.add(e.dedupe_key)
+        fresh.append(
+            {
+                "order_code": code,
+                "type": e.type,
+                "actor": e.actor,
+                "at": e.at,
+                "data": e.data,
+                "dedupe_key": e.dedupe_key,
+            }
         )
+    if fresh:
+        await conn.execute(order_events.insert(), fresh)
 
 
 async def save_order(
