@@ -9,11 +9,16 @@ finance) are handed to a RefundWorkflow under that same id.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio import activity
 
 from activities.contracts import BatchCounts, BulkBatch
@@ -26,17 +31,30 @@ from payment_adapters.base import ProcessorRefund, ProcessorRejected, ProcessorU
 from ticketing import refund_ledger
 from ticketing.bulk import ItemStatus, RefundMode, RefundPlan
 from ticketing.cancellation import CancelRequest, cancel_order
+from ticketing.errors import ConcurrentModification, DomainError
 from ticketing.event_cancellation import fees_refundable, plan_refund
-from ticketing.models import Order, OrderEvent, Refund
+from ticketing.inventory import InventoryDelta
+from ticketing.models import Event, Order, OrderEvent, Refund
 from ticketing.policies.actions import Refusal
 from ticketing.states import OrderStatus, RefundStatus
 from ticketing.store.bulk import items_in_range, load_bulk, mark_item
 from ticketing.store.deliveries import DeliveryStatus, claim_delivery, mark_delivery
-from ticketing.store.orders import adjust_inventory, load_event, load_order, save_order
-from ticketing.store.refunds import find_refund_by_workflow, insert_refund, update_refund
+from ticketing.store.orders import adjust_inventory, load_event, load_order, load_orders, save_order
+from ticketing.store.refunds import (
+    find_refund_by_workflow,
+    find_refunds_by_workflows,
+    insert_refund,
+    load_refund,
+    refund_items_in_range,
+    update_refund,
+)
 
 log = structlog.get_logger(__name__)
 MAX_PROCESSOR_TRIES = 8
+IN_FLIGHT_SECONDS = 1.0  # the latency (store, processor, store) in flight covers; 0.3 s fell short on a busy machine
+MAX_IN_FLIGHT = 10
+FOLLOW_UP = (ItemStatus.REFUND_PENDING, ItemStatus.MANUAL_PENDING, ItemStatus.REFUND_ERROR)
+_T = TypeVar("_T")
 
 
 def refund_workflow_id(order_code: str, bulk_id: str) -> str:
@@ -124,97 +142,142 @@ class EventCancellationActivities:
     @activity.defn(name="cancel_refund_batch")
     @domain_errors
     async def cancel_refund_batch(self, batch: BulkBatch) -> BatchCounts:
+        """Cancel and refund the range's orders, several in flight at once, at this batch's share of the rate.
+
+        The batch's orders, refunds and event are read in one transaction; per order there are then
+        two: the cancellation with its ledger row, and the processor's answer with the item's mark.
+        An order that moved since the read is read again under its lock.
+        """
         store = self.deps.store
         async with store.transaction() as conn:
             bulk = await load_bulk(conn, batch.bulk_id)
             items = await items_in_range(
                 conn, batch.bulk_id, batch.first, batch.last, {ItemStatus.PENDING, ItemStatus.NOTIFIED}
             )
+            codes = [item.key for item in items]
+            orders = {order.code: order for order in await load_orders(conn, codes)}
+            ledger = await find_refunds_by_workflows(conn, [refund_workflow_id(c, batch.bulk_id) for c in codes])
+            events = {e: await load_event(conn, e) for e in sorted({o.event_id for o in orders.values()})}
         params: dict[str, Any] = dict(bulk.params)
-        plan = RefundPlan.model_validate(params.get("refund") or {})
-        reason = str(params.get("reason", "the event was cancelled"))
-        actor = str(params.get("actor", "ticketops"))
-        pacer = Pacer(batch.rate)
+        job = _Job(
+            bulk_id=batch.bulk_id,
+            plan=RefundPlan.model_validate(params.get("refund") or {}),
+            reason=str(params.get("reason", "the event was cancelled")),
+            actor=str(params.get("actor", "ticketops")),
+            orders=orders,
+            ledger=ledger,
+            events=events,
+            pacer=Pacer(batch.rate),
+        )
         counts: dict[str, int] = {}
-        follow_ups: list[str] = []
-        for done, item in enumerate(items):
-            activity.heartbeat(done)
-            status, why, refund = await self._cancel_one(batch.bulk_id, item.key, plan, reason, actor)
-            if refund is not None and refund.status is RefundStatus.REFUNDING:
-                refund = await self._submit(refund, pacer)
-                status, why = _item_status(refund)
-            if refund is not None and status in (
-                ItemStatus.REFUND_PENDING,
-                ItemStatus.MANUAL_PENDING,
-                ItemStatus.REFUND_ERROR,
-            ):
-                follow_ups.append(f"{refund.id}|{refund.order_code}|{refund.workflow_id}")
-            async with store.transaction() as conn:
-                await mark_item(conn, item.id, status, reason=why, refund_id=refund.id if refund else None)
-            counts[status.value] = counts.get(status.value, 0) + 1
-        return BatchCounts(counts=counts, follow_ups=follow_ups)
+        pending = iter(items)
+        failure: list[Exception] = []
 
-    async def _cancel_one(
-        self, bulk_id: str, code: str, plan: RefundPlan, reason: str, actor: str
-    ) -> tuple[ItemStatus, str | None, Refund | None]:
-        """Cancel the order and write its refund to the ledger, once; resumes where a crash left it."""
-        workflow_id = refund_workflow_id(code, bulk_id)
+        async def work() -> None:
+            for item in pending:
+                if failure:
+                    return
+                try:
+                    status = await self._one(job, item)
+                except Exception as err:  # the others finish the order they hold; then the batch fails
+                    failure.append(err)
+                    return
+                counts[status.value] = counts.get(status.value, 0) + 1
+                activity.heartbeat(sum(counts.values()))
+
+        await asyncio.gather(*(work() for _ in range(in_flight(batch.rate))))
+        if failure:
+            raise failure[0]
+        # Read back rather than collected: an earlier attempt that died after marking its items
+        # never returned their follow-ups, and the parent ignores a run that exists already.
+        async with store.transaction() as conn:
+            waiting = await refund_items_in_range(conn, batch.bulk_id, batch.first, batch.last, set(FOLLOW_UP))
+        return BatchCounts(counts=counts, follow_ups=["|".join(entry) for entry in waiting])
+
+    async def _one(self, job: _Job, item: Any) -> ItemStatus:
+        opened = await self._open(job, item)
+        refund = opened.refund
+        if refund is None or refund.status is not RefundStatus.REFUNDING:
+            return opened.status
+        return _item_status(await self._submit(job, item, opened))[0]
+
+    async def _open(self, job: _Job, item: Any) -> _Opened:
+        """Cancel the order and write its refund to the ledger, once; resumes where a crash left it.
+
+        One transaction: the cancellation, the refund's ledger row and, when nothing is left to do,
+        the item's mark. It starts from the batch's read of the order; the order's version guards
+        that read, and a moved order is read again under its lock.
+        """
+        code = item.key
+        workflow_id = refund_workflow_id(code, job.bulk_id)
+        order = job.orders.get(code)
+        if order is not None:
+            try:
+                return await self._open_from(job, item, order, job.ledger.get(workflow_id), fresh=False)
+            except ConcurrentModification:
+                log.info("event_cancellation.order_moved", order_code=code)
+        return await self._open_from(job, item, None, None, fresh=True)
+
+    async def _open_from(
+        self, job: _Job, item: Any, order: Order | None, existing: Refund | None, *, fresh: bool
+    ) -> _Opened:
+        code = item.key
+        workflow_id = refund_workflow_id(code, job.bulk_id)
         now = datetime.now(UTC)
         async with self.deps.store.transaction() as conn:
-            existing = await find_refund_by_workflow(conn, workflow_id)
+            if fresh:
+                existing = await find_refund_by_workflow(conn, workflow_id)
+                order = None if existing is not None else await load_order(conn, code, for_update=True)
             if existing is not None:
-                return (*_item_status(existing), existing)
-            order = await load_order(conn, code, for_update=True)
-            event = await load_event(conn, order.event_id)
-            if order.status is OrderStatus.EXPIRED:
-                return ItemStatus.SKIPPED, "order-expired", None
-            if order.status is not OrderStatus.CANCELLED:
-                done = cancel_order(
-                    order, event, CancelRequest(reason=reason), actor=actor, now=now, operation_id=f"{bulk_id}/{code}"
+                status, why = _item_status(existing)
+                if existing.status is not RefundStatus.REFUNDING:
+                    await mark_item(conn, item.id, status, reason=why, refund_id=existing.id)
+                return _Opened(status, existing, None if fresh else order, existed=True)
+            assert order is not None
+            event = job.events.get(order.event_id) or await load_event(conn, order.event_id)
+            try:
+                plan = _plan_order(
+                    order, event, job, now=now, refund_id=refund_id_for(workflow_id), workflow_id=workflow_id
                 )
-                for delta in done.inventory:
-                    await adjust_inventory(conn, delta.ticket_type_id, delta.time_slot_id, delta.delta)
-                order = await save_order(conn, order, done.order, done.history)
-            if order.payment.status.value != "succeeded":
-                return ItemStatus.CANCELLED, "nothing was paid", None
-            history: list[OrderEvent] = []
-            if plan.mode is RefundMode.FULL:
-                before = order
-                order, history = fees_refundable(order, actor=actor, now=now, bulk_id=bulk_id)
-                if history:
-                    order = await save_order(conn, before, order, history)
-            quote = plan_refund(order, event, plan, reason)
-            if isinstance(quote, Refusal):
-                return ItemStatus.CANCELLED, quote.type, None
-            after, refund, events = refund_ledger.open_refund(
-                order,
-                quote,
-                refund_id=refund_id_for(workflow_id),
-                workflow_id=workflow_id,
-                actor=actor,
-                now=now,
-                needs_approval=False,
-            )
-            await insert_refund(conn, refund)
-            await save_order(conn, order, after, events)
-        return (*_item_status(refund), refund)
+            except ConcurrentModification:
+                raise
+            except DomainError as err:  # this order cannot be cancelled as it stands: reported, the rest go on
+                reason = f"{err.type}: {err}"[:500]
+                await mark_item(conn, item.id, ItemStatus.FAILED, reason=reason)
+                log.warning("event_cancellation.order_refused", order_code=code, type=err.type)
+                return _Opened(ItemStatus.FAILED, None, order, existed=False)
+            saved = order
+            if plan.history or plan.order != order:
+                # The order row first: its version check (and, on PostgreSQL, its row lock) come before the rest.
+                saved = await save_order(conn, order, plan.order, plan.history)
+            for delta in plan.inventory:
+                await adjust_inventory(conn, delta.ticket_type_id, delta.time_slot_id, delta.delta)
+            if plan.refund is not None:
+                await insert_refund(conn, plan.refund)
+            if plan.refund is None or plan.refund.status is not RefundStatus.REFUNDING:
+                await mark_item(
+                    conn, item.id, plan.status, reason=plan.why, refund_id=plan.refund.id if plan.refund else None
+                )
+        return _Opened(plan.status, plan.refund, saved, existed=False)
 
-    async def _submit(self, refund: Refund, pacer: Pacer) -> Refund:
+    async def _submit(self, job: _Job, item: Any, opened: _Opened) -> Refund:
         """Call the processor at this batch's pace; back off on 429; the key makes repeats harmless."""
+        refund = opened.refund
+        assert refund is not None
         adapter = self.deps.payments[refund.processor]
-        async with self.deps.store.transaction() as conn:
-            order = await load_order(conn, refund.order_code)
-        if activity.info().attempt > 1:  # a retried batch: adopt what the processor may have made already
-            earlier = await adapter.find_refund(
-                payment_reference=order.payment.reference or "", idempotency_key=refund.idempotency_key
+        reference = await self._payment_reference(opened)
+        if opened.existed:  # opened by an earlier attempt, which may have reached the processor
+            earlier = await self._paced(
+                job.pacer,
+                lambda: adapter.find_refund(payment_reference=reference, idempotency_key=refund.idempotency_key),
             )
             if earlier is not None:
-                return await self._settle(refund, earlier)
-        for attempt in range(MAX_PROCESSOR_TRIES):
-            await pacer.wait()
-            try:
-                result = await adapter.create_refund(
-                    payment_reference=order.payment.reference or "",
+                return await self._settle(item, opened, earlier)
+        try:
+            result = await self._paced(
+                job.pacer,
+                lambda: adapter.create_refund(
+                    payment_reference=reference,
                     amount=refund.amount,
                     idempotency_key=refund.idempotency_key,
                     metadata={
@@ -222,38 +285,147 @@ class EventCancellationActivities:
                         "order_code": refund.order_code,
                         "workflow_id": refund.workflow_id,
                     },
-                )
-                break
+                ),
+            )
+        except ProcessorRejected as err:
+            return await self._move(item, opened, "failed", reason=f"{err.code}: {err.message}")
+        return await self._settle(item, opened, result)
+
+    async def _payment_reference(self, opened: _Opened) -> str:
+        if opened.order is not None:
+            return opened.order.payment.reference or ""
+        assert opened.refund is not None
+        async with self.deps.store.transaction() as conn:
+            return (await load_order(conn, opened.refund.order_code)).payment.reference or ""
+
+    @staticmethod
+    async def _paced(pacer: Pacer, call: Callable[[], Awaitable[_T]]) -> _T:
+        for attempt in range(MAX_PROCESSOR_TRIES):
+            await pacer.wait()
+            try:
+                return await call()
             except ProcessorUnavailable as err:
                 pacer.back_off(min(8.0, 0.5 * 2**attempt))
                 log.info("event_cancellation.processor_busy", status=err.status, attempt=attempt)
-            except ProcessorRejected as err:
-                return await self._move(refund, "failed", reason=f"{err.code}: {err.message}")
-        else:
-            raise ProcessorUnavailable("the processor kept refusing; the batch will be retried")
-        return await self._settle(refund, result)
+        raise ProcessorUnavailable("the processor kept refusing; the batch will be retried")
 
-    async def _settle(self, refund: Refund, result: ProcessorRefund) -> Refund:
+    async def _settle(self, item: Any, opened: _Opened, result: ProcessorRefund) -> Refund:
         if result.status == "succeeded":
-            return await self._move(refund, "succeeded", processor_refund_id=result.id)
+            return await self._move(item, opened, "succeeded", processor_refund_id=result.id)
         if result.status in ("failed", "canceled"):
-            return await self._move(refund, "failed", reason=result.failure_reason or result.status)
-        return await self._move(refund, "submitted", processor_refund_id=result.id)
+            return await self._move(item, opened, "failed", reason=result.failure_reason or result.status)
+        return await self._move(item, opened, "submitted", processor_refund_id=result.id)
 
-    async def _move(self, refund: Refund, action: str, **kw: Any) -> Refund:
-        now = datetime.now(UTC)
+    async def _move(self, item: Any, opened: _Opened, action: str, **kw: Any) -> Refund:
+        """The processor's answer in the ledger, and the item's mark, in one transaction."""
+        refund = opened.refund
+        assert refund is not None
+        if opened.order is not None:
+            try:
+                async with self.deps.store.transaction() as conn:
+                    return await _write_move(conn, item, opened.order, refund, action, **kw)
+            except ConcurrentModification:
+                log.info("event_cancellation.order_moved", order_code=refund.order_code)
         async with self.deps.store.transaction() as conn:
             order = await load_order(conn, refund.order_code, for_update=True)
-            if action == "succeeded":
-                change = refund_ledger.succeeded(order, refund, actor="ticketops", now=now, **kw)
-            elif action == "failed":
-                change = refund_ledger.failed(order, refund, actor="processor", now=now, **kw)
-            else:
-                change = refund_ledger.submitted(order, refund, actor="ticketops", now=now, **kw)
-            after_order, after_refund, history = change
-            await update_refund(conn, refund, after_refund)
-            await save_order(conn, order, after_order, history)
-        return after_refund
+            current = await load_refund(conn, refund.id)
+            if current.status is not refund.status or current.attempt != refund.attempt:
+                # Moved by someone else meanwhile (the processor's webhook): theirs is the newer word.
+                status, why = _item_status(current)
+                await mark_item(conn, item.id, status, reason=why, refund_id=current.id)
+                return current
+            return await _write_move(conn, item, order, refund, action, **kw)
+
+
+@dataclass
+class _Job:
+    """What every order of one batch shares: the plan, and what the batch read up front."""
+
+    bulk_id: str
+    plan: RefundPlan
+    reason: str
+    actor: str
+    orders: dict[str, Order]
+    ledger: dict[str, Refund]
+    events: dict[str, Event]
+    pacer: Pacer
+
+
+@dataclass
+class _Opened:
+    status: ItemStatus
+    refund: Refund | None
+    order: Order | None  # as written (its version known), or None when it must be read again
+    existed: bool  # the refund was in the ledger before this attempt: it may have reached the processor
+
+
+@dataclass
+class _Plan:
+    status: ItemStatus
+    why: str | None
+    order: Order
+    history: list[OrderEvent]
+    inventory: list[InventoryDelta]
+    refund: Refund | None = None
+
+
+def in_flight(rate: float) -> int:
+    """Orders a batch works on at once: enough to cover IN_FLIGHT_SECONDS of latency at its pace."""
+    if rate <= 0:
+        return MAX_IN_FLIGHT
+    return max(2, min(MAX_IN_FLIGHT, math.ceil(rate * IN_FLIGHT_SECONDS) + 1))
+
+
+def _plan_order(order: Order, event: Event, job: _Job, *, now: datetime, refund_id: str, workflow_id: str) -> _Plan:
+    """The cancellation, the fees made refundable and the refund's ledger row, as one change to the order."""
+    if order.status is OrderStatus.EXPIRED:
+        return _Plan(ItemStatus.SKIPPED, "order-expired", order, [], [])
+    after, history, inventory = order, [], []
+    if order.status is not OrderStatus.CANCELLED:
+        done = cancel_order(
+            order,
+            event,
+            CancelRequest(reason=job.reason),
+            actor=job.actor,
+            now=now,
+            operation_id=f"{job.bulk_id}/{order.code}",
+        )
+        after, history, inventory = done.order, list(done.history), list(done.inventory)
+    if after.payment.status.value != "succeeded":
+        return _Plan(ItemStatus.CANCELLED, "nothing was paid", after, history, inventory)
+    if job.plan.mode is RefundMode.FULL:
+        after, fees = fees_refundable(after, actor=job.actor, now=now, bulk_id=job.bulk_id)
+        history += fees
+    quote = plan_refund(after, event, job.plan, job.reason)
+    if isinstance(quote, Refusal):
+        return _Plan(ItemStatus.CANCELLED, quote.type, after, history, inventory)
+    after, refund, opened = refund_ledger.open_refund(
+        after,
+        quote,
+        refund_id=refund_id,
+        workflow_id=workflow_id,
+        actor=job.actor,
+        now=now,
+        needs_approval=False,
+    )
+    status, why = _item_status(refund)
+    return _Plan(status, why, after, history + opened, inventory, refund)
+
+
+async def _write_move(conn: AsyncConnection, item: Any, order: Order, refund: Refund, action: str, **kw: Any) -> Refund:
+    now = datetime.now(UTC)
+    if action == "succeeded":
+        change = refund_ledger.succeeded(order, refund, actor="ticketops", now=now, **kw)
+    elif action == "failed":
+        change = refund_ledger.failed(order, refund, actor="processor", now=now, **kw)
+    else:
+        change = refund_ledger.submitted(order, refund, actor="ticketops", now=now, **kw)
+    after_order, after_refund, history = change
+    await save_order(conn, order, after_order, history)  # the order's row (and lock) first
+    await update_refund(conn, refund, after_refund)
+    status, why = _item_status(after_refund)
+    await mark_item(conn, item.id, status, reason=why, refund_id=after_refund.id)
+    return after_refund
 
 
 def _item_status(refund: Refund) -> tuple[ItemStatus, str | None]:

@@ -148,3 +148,37 @@ async def _assert_processor_matches_ledger(app: Harness, stripe: StripeServer, *
         ).all()
     in_ledger = sum(r.amount for r in rows if r.status in ("refunded", "confirming-refund", "refunding"))
     assert at_stripe == in_ledger > 0
+
+
+async def test_an_order_that_cannot_be_cancelled_is_reported_and_the_rest_go_on(
+    app: Harness, stripe: StripeServer
+) -> None:
+    """One order refused by policy (a ticket in transfer) fails alone; a re-run cancels it once it is free."""
+    event, types, slots = make_event(event_id="evt_transfer")
+    orders = [await _paid_by_card(stripe, make_order(event, types, tickets=1), "pm_card_visa") for _ in range(4)]
+    stuck = orders[2]
+    stuck = stuck.model_copy(update={"tickets": [stuck.tickets[0].model_copy(update={"in_transfer": True})]})
+    orders[2] = stuck
+    await seed(app.store, event, types, slots, orders)
+
+    resp = await app.http.post(f"/events/{event.id}/cancel", json={"reason": "called off", "notify": False})
+    assert resp.status_code == 202, resp.text
+    done = await wait_bulk(app, resp.json()["bulk_id"], timeout=60)
+    assert done["status"] == "completed" and done["counts"] == {"refunded": 3, "failed": 1}, done
+    report = (await app.http.get(f"/bulk/{done['bulk_id']}/report.csv")).text
+    outcome = {r["recipient_or_order"]: (r["status"], r["reason"]) for r in csv.DictReader(io.StringIO(report))}
+    assert outcome[stuck.code][0] == "failed" and outcome[stuck.code][1].startswith("ticket-in-transfer: ")
+    async with app.store.transaction() as conn:
+        untouched = await load_order(conn, stuck.code)
+    assert untouched.status is OrderStatus.PAID and untouched.refunded_total.amount == 0
+    assert untouched.tickets[0].state is TicketState.VALID
+    created = {r.idempotency_key for r in stripe.request_log if r.method == "POST" and r.path == "/v1/refunds"}
+    assert len(created) == 3  # nothing was sent to the processor for the refused order
+
+    async with app.store.transaction() as conn:  # the transfer is finished or called off
+        await conn.execute(sa.text("UPDATE tickets SET in_transfer = false WHERE order_code = :c"), {"c": stuck.code})
+    retry = await app.http.post(f"/bulk/{done['bulk_id']}/retry-failed")
+    again = await wait_bulk(app, retry.json()["bulk_id"], timeout=60)
+    assert again["counts"] == {"refunded": 1}
+    async with app.store.transaction() as conn:
+        assert (await load_order(conn, stuck.code)).status is OrderStatus.CANCELLED

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ticketing.bulk import ItemStatus
 from ticketing.errors import ConcurrentModification, NotFound
 from ticketing.models import Processor, Refund, RefundKind
 from ticketing.money import Money
 from ticketing.states import RefundStatus
-from ticketing.store.tables import orders, refunds
+from ticketing.store.bulk import in_range
+from ticketing.store.tables import bulk_items, orders, refunds
 
 
 def _row(refund: Refund) -> dict[str, Any]:
@@ -80,10 +83,16 @@ async def find_refund_by_workflow(conn: AsyncConnection, workflow_id: str) -> Re
     return _from_row(row) if row else None
 
 
+async def find_refunds_by_workflows(conn: AsyncConnection, workflow_ids: Sequence[str]) -> dict[str, Refund]:
+    """The refunds opened under any of these workflow ids, by workflow id, in one query."""
+    if not workflow_ids:
+        return {}
+    rows = (await conn.execute(sa.select(refunds).where(refunds.c.workflow_id.in_(list(workflow_ids))))).all()
+    return {r.workflow_id: _from_row(r) for r in rows}
+
+
 async def find_refund_by_processor_id(conn: AsyncConnection, processor_refund_id: str) -> Refund | None:
-    row = (
-        await conn.execute(sa.select(refunds).where(refunds.c.processor_refund_id == processor_refund_id))
-    ).first()
+    row = (await conn.execute(sa.select(refunds).where(refunds.c.processor_refund_id == processor_refund_id))).first()
     return _from_row(row) if row else None
 
 
@@ -119,10 +128,21 @@ async def list_refunds(
     if order_code:
         stmt = stmt.where(refunds.c.order_code == order_code)
     if event_id:
-        stmt = stmt.where(
-            refunds.c.order_code.in_(sa.select(orders.c.code).where(orders.c.event_id == event_id))
-        )
+        stmt = stmt.where(refunds.c.order_code.in_(sa.select(orders.c.code).where(orders.c.event_id == event_id)))
     if updated_since:
         stmt = stmt.where(refunds.c.updated_at >= updated_since)
     rows = (await conn.execute(stmt.limit(limit).offset(offset))).all()
     return [_from_row(r) for r in rows]
+
+
+async def refund_items_in_range(
+    conn: AsyncConnection, bulk_id: str, first: int, last: int, statuses: set[ItemStatus]
+) -> list[tuple[str, str, str]]:
+    """(refund id, order code, refund workflow id) of the range's items in these states, in id order."""
+    stmt = (
+        sa.select(refunds.c.id, refunds.c.order_code, refunds.c.workflow_id)
+        .select_from(bulk_items.join(refunds, refunds.c.id == bulk_items.c.refund_id))
+        .where(in_range(bulk_id, first, last, statuses))
+        .order_by(bulk_items.c.id)
+    )
+    return [(r[0], r[1], r[2]) for r in (await conn.execute(stmt)).all()]
