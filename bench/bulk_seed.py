@@ -11,34 +11,37 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
+
+from activities.ticket_documents import ticket_document
+from activities.ticket_pdfs import TicketPdfs
+from bench.stack import SERVICE_FEE
+from bench.stack import bench_event as stack_event
 from ticketing.issuing import build_order, new_barcode, new_id, new_order_code
 from ticketing.models import Contact, Event, Fee, FeeKind, Order, PaymentMethod, TicketType
 from ticketing.money import Money
 from ticketing.store.engine import Store
-from ticketing.store.orders import _order_row, _ticket_row, adjust_inventory, insert_event
+from ticketing.store.orders import (
+    _order_row,
+    _ticket_row,
+    adjust_inventory,
+    insert_event,
+    load_event,
+    load_orders,
+    load_ticket_types,
+    load_time_slots,
+)
 from ticketing.store.tables import order_events, orders, tickets
 
-TICKET_PRICE = 3500
-SERVICE_FEE = 250
 CHUNK = 5000
 
 
 def bench_event(tag: str | None = None) -> tuple[Event, TicketType]:
-    """An event 30 days ahead with one general-admission type (quota large enough for any run)."""
-    event_id = f"evt_bulk_{tag or uuid.uuid4().hex[:8]}"
-    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
-    event = Event(id=event_id, name="Harbour Lights Concert", venue="Pier 4", starts_at=starts, currency="EUR")
-    ga = TicketType(
-        id=f"{event_id}_ga",
-        event_id=event_id,
-        name="General admission",
-        price=Money(amount=TICKET_PRICE, currency="EUR"),
-        quota=10_000_000,
-    )
-    return event, ga
+    """The benchmarks' event, with a quota large enough for any run."""
+    return stack_event(f"evt_bulk_{tag or uuid.uuid4().hex[:8]}", quota=10_000_000)
 
 
 def build_orders(event: Event, ticket_type: TicketType, first: int, count: int, *, tickets: int = 1) -> list[Order]:
@@ -139,3 +142,20 @@ async def seed_event(
     for first, size in _chunks(count, chunk):
         await _insert_rows(store, *templated_rows(template, first, size, suffix, codes))
     return event, time.perf_counter() - started
+
+
+async def prerender_tickets(store: Store, pdfs: TicketPdfs, event_id: str, chunk: int = 500) -> int:
+    """Render every valid ticket of the event into the PDF cache, as issuing or an earlier delivery would."""
+    rendered = 0
+    async with store.transaction() as conn:
+        event = await load_event(conn, event_id)
+        types = {t.id: t for t in await load_ticket_types(conn, event_id)}
+        slots = {s.id: s for s in await load_time_slots(conn, event_id)}
+        codes = [r.code for r in await conn.execute(sa.select(orders.c.code).where(orders.c.event_id == event_id))]
+    for start in range(0, len(codes), chunk):
+        async with store.transaction() as conn:
+            batch = await load_orders(conn, codes[start : start + chunk])
+        docs = [ticket_document(o, event, t, types, slots) for o in batch for t in o.tickets if t.is_valid]
+        await pdfs.get(docs)
+        rendered += len(docs)
+    return rendered

@@ -4,7 +4,7 @@
    before the stack starts (nothing else runs in the process): tickets/s and ms/ticket.
 2. share: R resends of a 10-ticket order, one at a time, each from `POST
    /orders/{code}/resend` to the workflow's close. During them the product's
-   `render_ticket_pdf` (as `activities.delivery` calls it) is wrapped by a timer, so the
+   `render_ticket_pdf` (as `activities.ticket_pdfs` calls it on a cache miss) is wrapped by a timer, so the
    rendering inside the workflow is measured where it happens (in the activity's
    thread, while the worker runs). Right after each resend the same 10 tickets are
    rendered again in this process, idle. Both are divided by the end-to-end time.
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import activities.delivery as delivery_module
+import activities.ticket_pdfs as ticket_pdfs_module
 from activities.ticket_documents import ticket_document
 from bench.report import Result
 from bench.stack import Cpu, make_orders, product, seed, temporal_server
@@ -79,16 +79,16 @@ class _RenderTimer:
 
 @contextmanager
 def _timed_renderer() -> Iterator[_RenderTimer | None]:
-    original = getattr(delivery_module, "render_ticket_pdf", None)
+    original = getattr(ticket_pdfs_module, "render_ticket_pdfs", None)
     if original is None:  # the activity no longer renders through this name: measure outside only
         yield None
         return
     timer = _RenderTimer(original)
-    setattr(delivery_module, "render_ticket_pdf", timer)  # noqa: B010 - patching a module global on purpose
+    setattr(ticket_pdfs_module, "render_ticket_pdfs", timer)  # noqa: B010 - patching a module global on purpose
     try:
         yield timer
     finally:
-        setattr(delivery_module, "render_ticket_pdf", original)  # noqa: B010
+        setattr(ticket_pdfs_module, "render_ticket_pdfs", original)  # noqa: B010
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> Result:
@@ -157,7 +157,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
         cpu_shares = [a / b for a, b in zip(inside_cpu, e2e_cpu, strict=True)]
         result.ratio("share of CPU: rendering inside / resend", statistics.median(cpu_shares))
     else:
-        result.notes.append("the delivery activity no longer calls activities.delivery.render_ticket_pdf: "
+        result.notes.append("the delivery activity no longer calls activities.ticket_pdfs.render_ticket_pdfs: "
                             "rendering inside the workflow was not measured")
     result.details = {
         "render_seconds": render_s,

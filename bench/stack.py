@@ -37,6 +37,7 @@ from backoffice.api.app import create_app
 from backoffice.api.deps import AppState
 from backoffice.operations import Operations
 from backoffice.principals import Role, create_api_key
+from bench.process_sink import ProcessSink
 from devtools.smtp_sink import SmtpSink
 from devtools.stripe_server.client import stripe_client
 from devtools.stripe_server.server import StripeServer
@@ -178,7 +179,7 @@ class Stack:
     store: Store
     settings: Settings
     deps: Deps
-    sink: SmtpSink
+    sink: SmtpSink | ProcessSink
     stripe: StripeServer | None
     http: httpx.AsyncClient
     prefix: str
@@ -218,14 +219,20 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def product(
-    client: Client, workdir: Path, *, with_stripe: bool = False, settings_overrides: dict[str, Any] | None = None
+    client: Client,
+    workdir: Path,
+    *,
+    with_stripe: bool = False,
+    settings_overrides: dict[str, Any] | None = None,
+    smtp_pool_size: int | None = None,
+    sink_process: bool = False,
 ) -> AsyncIterator[Stack]:
-    """Store, SMTP sink, (Stripe stand-in), the product's workers and its API."""
+    """Store, SMTP sink (a thread here, or its own process), (Stripe stand-in), the product's workers and its API."""
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     url = f"sqlite+aiosqlite:///{workdir / 'ticketops.sqlite'}"
     await upgrade(url)
     store = Store(url)
-    sink = SmtpSink(workdir / "mail")
+    sink: SmtpSink | ProcessSink = ProcessSink(workdir / "mail") if sink_process else SmtpSink(workdir / "mail")
     await sink.start()
     stripe: StripeServer | None = None
     overrides = dict(settings_overrides or {})
@@ -242,7 +249,7 @@ async def product(
     settings = Settings(
         database_url=url,
         temporal=TemporalSettings(address=client.service_client.config.target_host, queue_prefix=prefix),
-        email=EmailConfig(smtp=SmtpConfig(host="127.0.0.1", port=sink.port)),
+        email=EmailConfig(smtp=SmtpConfig(host="127.0.0.1", port=sink.port, pool_size=smtp_pool_size or 4)),
         **overrides,
     )
     payments = payment_adapters(settings)
@@ -266,6 +273,8 @@ async def product(
             yield Stack(client, store, settings, deps, sink, stripe, http, prefix, workdir)
     finally:
         await deps.email.close()
+        if deps.pdfs is not None:
+            deps.pdfs.close()  # the rendering processes, if any: `bench` ends with os._exit, past atexit
         await sink.stop()
         if stripe is not None:
             await stripe.stop()
@@ -275,8 +284,8 @@ async def product(
 # --- data --------------------------------------------------------------------------------------
 
 
-def _event(tag: str) -> tuple[Event, TicketType]:
-    event_id = f"evt_bench_{tag}"
+def bench_event(event_id: str, quota: int = 1_000_000) -> tuple[Event, TicketType]:
+    """An event 30 days ahead with one general-admission type, for every benchmark."""
     starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
     event = Event(id=event_id, name="Harbour Lights Concert", venue="Pier 4", starts_at=starts, currency="EUR")
     ga = TicketType(
@@ -284,14 +293,14 @@ def _event(tag: str) -> tuple[Event, TicketType]:
         event_id=event_id,
         name="General admission",
         price=Money(amount=TICKET_PRICE, currency="EUR"),
-        quota=1_000_000,
+        quota=quota,
     )
     return event, ga
 
 
 def make_orders(count: int, tickets: int, tag: str | None = None) -> tuple[Event, TicketType, list[Order]]:
     """`count` paid card orders of `tickets` general-admission tickets, one event."""
-    event, ga = _event(tag or uuid.uuid4().hex[:8])
+    event, ga = bench_event(f"evt_bench_{tag or uuid.uuid4().hex[:8]}")
     fee = Fee(kind=FeeKind.SERVICE, amount=Money(amount=SERVICE_FEE, currency="EUR"), refundable=False)
     orders = [
         build_order(
