@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
 
 BATCH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 FAILED_STATES = ("failed", "refund-error")
+SLIDING_WINDOW = "bulk-sliding-window"  # runs started before it keep their waves on replay
 
 
 def batch_rates(ranges: Sequence[tuple[int, int]], rate: float) -> list[float]:
@@ -35,6 +36,20 @@ def batch_rates(ranges: Sequence[tuple[int, int]], rate: float) -> list[float]:
     sizes = [last - first + 1 for first, last in ranges]
     total = sum(sizes)
     return [rate * size / total for size in sizes] if total > 0 else [rate for _ in sizes]
+
+
+def window_slots(first: int, last: int, batch_size: int, window: int) -> int:
+    """How many batches of a range can be in flight at once."""
+    return max(1, min(window, -(-(last - first + 1) // max(1, batch_size))))
+
+
+def staggered_size(batch_size: int, slots: int, nth_from_empty: int) -> int:
+    """Batches started together finish together, and then the sender idles while they all start
+    again (dispatch, read, claim). Filling an empty window with batches of 1/slots, 2/slots, ...
+    of the size spreads their ends, and every batch after them keeps that spread."""
+    if nth_from_empty >= slots - 1:
+        return batch_size
+    return max(1, batch_size * (nth_from_empty + 1) // slots)
 
 
 class BulkEngine:
@@ -103,16 +118,15 @@ class BulkEngine:
     async def _run_phases(self, inp: BulkInput) -> None:
         while self.progress.phase < len(self.phases) and not self.cancelled:
             phase = self.phases[self.progress.phase]
-            while self.progress.cursor <= self.progress.last and not self.cancelled:
+            if workflow.patched(SLIDING_WINDOW):
+                await self._slide(phase, inp)
+            while self.progress.cursor <= self.progress.last and not self.cancelled:  # runs before the patch
                 self._publish("paused" if self.paused else "running", phase)
                 await workflow.wait_condition(lambda: not self.paused or self.cancelled)
                 if self.cancelled:
                     break
-                if (
-                    self.batches_this_run >= inp.continue_after_batches
-                    or workflow.info().is_continue_as_new_suggested()
-                ):
-                    workflow.continue_as_new(inp.model_copy(update={"progress": self.progress, "paused": self.paused}))
+                if self._continue_due(inp):
+                    self._continue_as_new(inp)
                 await self._wave(phase, inp)
                 self.batches_this_run += inp.window
             if not self.cancelled:
@@ -137,6 +151,67 @@ class BulkEngine:
         self.progress.phase = len(self.phases) - 1
         self.progress.cursor = self.progress.first
         await self._run_phases(inp)
+
+    def _continue_due(self, inp: BulkInput) -> bool:
+        return self.batches_this_run >= inp.continue_after_batches or workflow.info().is_continue_as_new_suggested()
+
+    def _continue_as_new(self, inp: BulkInput) -> None:
+        workflow.continue_as_new(inp.model_copy(update={"progress": self.progress, "paused": self.paused}))
+
+    async def _slide(self, phase: str, inp: BulkInput) -> None:
+        """Up to `window` batches in flight over consecutive id ranges; the next starts as soon as one ends.
+
+        Waves (all of a window's batches, then the next window) left the sender idle while each
+        wave's slowest batch finished and while the next wave's batches all read and claimed at
+        once. Everything below the cursor is done whenever nothing is in flight, which is when the
+        run pauses or continues as new.
+        """
+        running: list[asyncio.Task[BatchCounts]] = []
+        slots = window_slots(self.progress.first, self.progress.last, inp.batch_size, inp.window)
+        share = inp.rate_per_second / slots  # in flight together, the batches never exceed the rate
+        while True:
+            from_empty = 0 if not running else slots
+            while (
+                len(running) < slots
+                and self.progress.cursor <= self.progress.last
+                and not (self.paused or self.cancelled or self._continue_due(inp))
+            ):
+                first = self.progress.cursor
+                size = staggered_size(inp.batch_size, slots, from_empty)
+                last = min(first + size - 1, self.progress.last)
+                self.progress.cursor = last + 1
+                self.batches_this_run += 1
+                from_empty += 1
+                running.append(self._batch(phase, inp, first, last, share))
+            if running:
+                self._publish("paused" if self.paused else "running", phase)
+                done, _ = await workflow.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    running.remove(task)
+                    result = task.result()  # a batch out of retries fails the run, as it did in a wave
+                    for status, n in result.counts.items():
+                        self.progress.counts[status] = self.progress.counts.get(status, 0) + n
+                    self.progress.batches += 1
+                    await self.after_batch(phase, result)
+                continue
+            if self.cancelled or self.progress.cursor > self.progress.last:
+                return
+            if self._continue_due(inp):
+                self._continue_as_new(inp)
+            self._publish("paused", phase)
+            await workflow.wait_condition(lambda: not self.paused or self.cancelled)
+
+    def _batch(self, phase: str, inp: BulkInput, first: int, last: int, rate: float) -> asyncio.Task[BatchCounts]:
+        return asyncio.ensure_future(
+            workflow.execute_activity_method(
+                self.phase_activities[phase],
+                BulkBatch(bulk_id=inp.bulk_id, first=first, last=last, rate=rate, phase=phase),
+                task_queue=options.sibling_queue(workflow.info().task_queue, self.phase_queues.get(phase, "email")),
+                start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=timedelta(seconds=inp.heartbeat_seconds),
+                retry_policy=BATCH_RETRY,
+            )
+        )
 
     async def _wave(self, phase: str, inp: BulkInput) -> None:
         """Up to `window` batches at once over consecutive id ranges."""

@@ -1,10 +1,10 @@
-"""A wave's batches share the rate limit by size, so they finish together and none idles early."""
+"""How batches share the rate limit: by size within a wave (runs before the sliding window), by slot when sliding."""
 
 from __future__ import annotations
 
 import pytest
 
-from workflows.bulk_engine import batch_rates
+from workflows.bulk_engine import batch_rates, staggered_size, window_slots
 
 
 def test_equal_batches_split_the_rate_evenly() -> None:
@@ -23,3 +23,17 @@ def test_a_short_last_batch_gets_a_smaller_share_and_the_wave_still_uses_the_who
 def test_a_single_batch_gets_the_whole_rate() -> None:
     assert batch_rates([(7, 7)], 25.0) == [25.0]
     assert batch_rates([], 25.0) == []
+
+
+def test_slots_are_the_batches_a_range_can_have_in_flight() -> None:
+    assert window_slots(1, 2000, 200, 4) == 4
+    assert window_slots(1, 85, 100, 4) == 1  # a small send: one batch, which then gets the whole rate
+    assert window_slots(1, 250, 100, 4) == 3
+    assert window_slots(5, 4, 100, 4) == 1  # an empty range still divides by something
+
+
+def test_a_window_filled_from_empty_is_staggered_then_full_size() -> None:
+    assert [staggered_size(200, 4, n) for n in range(6)] == [50, 100, 150, 200, 200, 200]
+    assert [staggered_size(3, 2, n) for n in range(3)] == [1, 3, 3]
+    assert staggered_size(100, 1, 0) == 100  # alone in its window: nothing to stagger against
+    assert staggered_size(1, 4, 0) == 1  # never an empty batch

@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
+from temporalio.worker import Replayer
 
+from activities.contracts import BulkBatch
 from runtime.settings import BlobConfig, BulkConfig
 from tests.builders import make_event, make_order
 from tests.documents.qr import decode_qr_payloads_from_pdf
@@ -20,6 +22,7 @@ from ticketing.store.deliveries import deliveries_for
 from ticketing.store.engine import Store
 from ticketing.store.orders import load_history
 from ticketing.store.tables import tickets as tickets_table
+from workflows.bulk_delivery import BulkDeliveryWorkflow
 
 
 @pytest_asyncio.fixture
@@ -246,3 +249,60 @@ async def test_ticket_pdfs_are_rendered_once_and_again_when_the_ticket_changes(a
     latest = next(m for m in reversed(app.sink.messages) if m["To"] == "buyer1@example.com")
     attached = [p.get_content() for p in latest.iter_attachments()]
     assert "NEWCODE42" in {c for pdf in attached for c in decode_qr_payloads_from_pdf(pdf)}
+
+
+async def _batches_per_run(
+    app: Harness, workflow_id: str
+) -> list[tuple[WorkflowHistory, list[tuple[str, int, BulkBatch]]]]:
+    """Each run's history, and its batch activities in history order: ("scheduled" | "completed",
+    scheduled event id, input)."""
+    runs = [w.run_id async for w in app.client.list_workflows(f"WorkflowId = '{workflow_id}'")]
+    found = []
+    for run_id in runs:
+        history = await app.client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        scheduled: dict[int, BulkBatch] = {}
+        steps: list[tuple[str, int, BulkBatch]] = []
+        for e in history.events:
+            if e.HasField("activity_task_scheduled_event_attributes"):
+                attrs = e.activity_task_scheduled_event_attributes
+                if attrs.activity_type.name != "deliver_bulk_batch":
+                    continue
+                [batch] = await app.client.data_converter.decode(attrs.input.payloads, [BulkBatch])
+                scheduled[e.event_id] = batch
+                steps.append(("scheduled", e.event_id, batch))
+            elif e.HasField("activity_task_completed_event_attributes"):
+                sid = e.activity_task_completed_event_attributes.scheduled_event_id
+                if sid in scheduled:
+                    steps.append(("completed", sid, scheduled[sid]))
+        found.append((history, steps))
+    return found
+
+
+async def test_batches_slide_staggered_and_together_never_exceed_the_rate(app: Harness) -> None:
+    """A batch starts as soon as another ends (not in waves), batches started together have staggered
+    sizes so they do not all end together, and those in flight never share more than the rate."""
+    event, _, _ = await event_with_orders(app, buyers(20))
+    started = await _start(app, event.id)
+    done = await wait_bulk(app, started["bulk_id"])
+    assert done["counts"] == {"sent": 20}
+    config = app.settings.bulk
+    covered: list[int] = []
+    overlapped_start = False
+    replayer = Replayer(workflows=[BulkDeliveryWorkflow], data_converter=app.client.data_converter, build_id="orders")
+    for history, steps in await _batches_per_run(app, started["operation_id"]):
+        await replayer.replay_workflow(history)  # the sliding engine is deterministic
+        running: dict[int, BulkBatch] = {}
+        first_sizes = [b.last - b.first + 1 for kind, _, b in steps if kind == "scheduled"][:2]
+        assert first_sizes[0] < config.batch_size, first_sizes  # a window filled from empty is staggered
+        for kind, sid, batch in steps:
+            if kind == "scheduled":
+                overlapped_start |= bool(running)
+                running[sid] = batch
+                covered.extend(range(batch.first, batch.last + 1))
+                assert len(running) <= config.window
+                assert sum(b.rate for b in running.values()) <= config.emails_per_second + 1e-9
+            else:
+                del running[sid]
+        assert not running  # a run continues as new only with nothing in flight
+    assert overlapped_start  # a batch started while another was still sending
+    assert len(covered) == len(set(covered)) == 20  # every item in exactly one batch, across the runs
