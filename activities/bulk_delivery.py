@@ -180,7 +180,7 @@ class BulkDeliveryActivities:
         return _counts(counts)
 
     async def _load(self, batch: BulkBatch) -> _Batch:
-        async with self.deps.store.transaction() as conn:
+        async with self.deps.store.read() as conn:
             bulk = await load_bulk(conn, batch.bulk_id)
             params: dict[str, Any] = dict(bulk.params)
             selection = Selection.model_validate(params["selection"])
