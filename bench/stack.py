@@ -52,6 +52,7 @@ from ticketing.store.engine import Store
 from ticketing.store.migrate import upgrade
 from ticketing.store.orders import adjust_inventory, insert_event, insert_order
 from workers.build import build_workers
+from workers.main import settle_heap
 from workflows import search_attributes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -249,7 +250,9 @@ async def product(
     settings = Settings(
         database_url=url,
         temporal=TemporalSettings(address=client.service_client.config.target_host, queue_prefix=prefix),
-        email=EmailConfig(smtp=SmtpConfig(host="127.0.0.1", port=sink.port, pool_size=smtp_pool_size or 4)),
+        email=EmailConfig(
+            smtp=SmtpConfig(host="127.0.0.1", port=sink.port, pool_size=smtp_pool_size or SmtpConfig().pool_size)
+        ),
         **overrides,
     )
     payments = payment_adapters(settings)
@@ -261,6 +264,7 @@ async def product(
         async with contextlib.AsyncExitStack() as stack:
             for worker in build_workers(client, deps, prefix=prefix):
                 await stack.enter_async_context(worker)
+            settle_heap()  # as `ticketops worker` does once its workers are built
             key, _ = await create_api_key(store, "bench", Role.ADMIN)
             http = await stack.enter_async_context(
                 httpx.AsyncClient(

@@ -55,7 +55,7 @@ class SmtpSettings(BaseModel):
     password: SecretStr | None = None
     security: Literal["none", "starttls", "tls"] = "none"
     timeout: float = 30.0
-    pool_size: int = Field(default=4, ge=1)
+    pool_size: int = Field(default=8, ge=1)
     ca_file: str | None = None  # extra CA bundle to trust, for a relay with a private CA
     validate_certs: bool = True
     idle_timeout: float = 60.0  # drop pooled connections idle longer than this

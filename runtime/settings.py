@@ -33,7 +33,7 @@ class SmtpConfig(BaseModel):
     password: SecretStr | None = None
     security: str = "none"
     timeout: float = 10.0
-    pool_size: int = 4
+    pool_size: int = 8
 
 
 class SesConfig(BaseModel):
@@ -116,7 +116,7 @@ class BulkConfig(BaseModel):
         default=300.0, gt=0, description="Wait before the first such pass; each further pass waits twice as long."
     )
     batch_concurrency: int = Field(
-        default=4, ge=1, description="Emails one batch has in flight at once (the SMTP pool caps the total)."
+        default=8, ge=1, description="Emails one batch has in flight at once (the SMTP pool caps the total)."
     )
     heartbeat_seconds: float = Field(default=60.0, description="A batch whose worker died is retried after this.")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 
@@ -37,12 +38,21 @@ async def build_deps(settings: Settings) -> Deps:
     )
 
 
+def settle_heap() -> None:
+    """Take what start-up built (modules, the SDK, templates: about 250,000 objects) out of the cyclic
+    collector's full scans, which otherwise stop the event loop for about 170 ms each time, in the
+    middle of a bulk send. They live as long as the process, so nothing is lost."""
+    gc.collect()
+    gc.freeze()
+
+
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     await upgrade(settings.database_url)
     client = await connect(settings.temporal, codec=settings.codec)
     await ensure_search_attributes(client)
     deps = await build_deps(settings)
     workers = build_workers(client, deps, prefix=settings.temporal.queue_prefix)
+    settle_heap()
     tasks = [asyncio.create_task(w.run()) for w in workers]
     log.info("worker.started", queues=[w.task_queue for w in workers])
     await stop.wait()
