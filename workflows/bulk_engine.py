@@ -43,13 +43,11 @@ def window_slots(first: int, last: int, batch_size: int, window: int) -> int:
     return max(1, min(window, -(-(last - first + 1) // max(1, batch_size))))
 
 
-def staggered_size(batch_size: int, slots: int, nth_from_empty: int) -> int:
-    """Batches started together finish together, and then the sender idles while they all start
-    again (dispatch, read, claim). Filling an empty window with batches of 1/slots, 2/slots, ...
-    of the size spreads their ends, and every batch after them keeps that spread."""
-    if nth_from_empty >= slots - 1:
-        return batch_size
-    return max(1, batch_size * (nth_from_empty + 1) // slots)
+def staggered_size(batch_size: int, slots: int, slot: int) -> int:
+    """Slot k of n takes batches of (n + k + 1) / 2n of the size: 5/8, 6/8, 7/8 and 8/8 for four.
+    Batches that start together end together, and then the sender idles while they all start
+    again (dispatch, read, claim); slots of different sizes keep their ends an eighth apart."""
+    return max(1, batch_size * (slots + slot + 1) // (2 * slots))
 
 
 class BulkEngine:
@@ -159,35 +157,44 @@ class BulkEngine:
         workflow.continue_as_new(inp.model_copy(update={"progress": self.progress, "paused": self.paused}))
 
     async def _slide(self, phase: str, inp: BulkInput) -> None:
-        """Up to `window` batches in flight over consecutive id ranges; the next starts as soon as one ends.
+        """Up to `window` batches in flight over consecutive id ranges; a slot starts its next batch as
+        soon as its last one ends.
 
         Waves (all of a window's batches, then the next window) left the sender idle while each
-        wave's slowest batch finished and while the next wave's batches all read and claimed at
-        once. Everything below the cursor is done whenever nothing is in flight, which is when the
-        run pauses or continues as new.
+        wave's slowest batch finished and the next wave's batches all read and claimed at once.
+        Here each slot keeps a size and a share of the rate in proportion: batches at a paced rate
+        all take the same time and use all of it, and a sender that is faster than the rate keeps
+        the slots' ends apart (the sizes are staggered), so while one slot starts the others send.
+        The last round's worth of items goes out as one wave sharing the whole rate, and the run
+        pauses or continues as new only with nothing in flight: everything below the cursor is done.
         """
-        running: list[asyncio.Task[BatchCounts]] = []
         slots = window_slots(self.progress.first, self.progress.last, inp.batch_size, inp.window)
-        share = inp.rate_per_second / slots  # in flight together, the batches never exceed the rate
+        sizes = [staggered_size(inp.batch_size, slots, k) for k in range(slots)]
+        shares = [inp.rate_per_second * size / sum(sizes) for size in sizes]
+        running: dict[asyncio.Task[BatchCounts], float] = {}  # in flight -> its share of the rate
+        slot_of: dict[asyncio.Task[BatchCounts], int] = {}
+        tail = False  # the last round: a wave, launched once the slots have drained
         while True:
-            from_empty = 0 if not running else slots
-            while (
-                len(running) < slots
-                and self.progress.cursor <= self.progress.last
-                and not (self.paused or self.cancelled or self._continue_due(inp))
-            ):
-                first = self.progress.cursor
-                size = staggered_size(inp.batch_size, slots, from_empty)
-                last = min(first + size - 1, self.progress.last)
-                self.progress.cursor = last + 1
-                self.batches_this_run += 1
-                from_empty += 1
-                running.append(self._batch(phase, inp, first, last, share))
+            ranges: list[tuple[int, int]] = []
+            free = [k for k in range(slots) if k not in slot_of.values()]
+            if self._may_start(inp) and not (tail and running):
+                left = self.progress.last - self.progress.cursor + 1
+                tail = tail or left <= sum(sizes)
+                if tail and not running:  # what is left, in batches sharing the whole rate by size
+                    while self.progress.cursor <= self.progress.last and len(ranges) < slots:
+                        ranges.append(self._take(inp.batch_size))
+                    wave = zip(ranges, batch_rates(ranges, inp.rate_per_second), strict=True)
+                    for k, ((first, last), share) in enumerate(wave):
+                        self._start(running, slot_of, phase, inp, first, last, share, k)
+                elif not tail:
+                    for k in free:
+                        first, last = self._take(sizes[k])
+                        self._start(running, slot_of, phase, inp, first, last, shares[k], k)
             if running:
                 self._publish("paused" if self.paused else "running", phase)
-                done, _ = await workflow.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    running.remove(task)
+                    del running[task], slot_of[task]
                     result = task.result()  # a batch out of retries fails the run, as it did in a wave
                     for status, n in result.counts.items():
                         self.progress.counts[status] = self.progress.counts.get(status, 0) + n
@@ -200,6 +207,34 @@ class BulkEngine:
                 self._continue_as_new(inp)
             self._publish("paused", phase)
             await workflow.wait_condition(lambda: not self.paused or self.cancelled)
+
+    def _may_start(self, inp: BulkInput) -> bool:
+        return self.progress.cursor <= self.progress.last and not (
+            self.paused or self.cancelled or self._continue_due(inp)
+        )
+
+    def _take(self, size: int) -> tuple[int, int]:
+        """The next `size` ids from the cursor (fewer at the end)."""
+        first = self.progress.cursor
+        last = min(first + size - 1, self.progress.last)
+        self.progress.cursor = last + 1
+        self.batches_this_run += 1
+        return first, last
+
+    def _start(
+        self,
+        running: dict[asyncio.Task[BatchCounts], float],
+        slot_of: dict[asyncio.Task[BatchCounts], int],
+        phase: str,
+        inp: BulkInput,
+        first: int,
+        last: int,
+        share: float,
+        slot: int,
+    ) -> None:
+        task = self._batch(phase, inp, first, last, share)
+        running[task] = share
+        slot_of[task] = slot
 
     def _batch(self, phase: str, inp: BulkInput, first: int, last: int, rate: float) -> asyncio.Task[BatchCounts]:
         return asyncio.ensure_future(

@@ -32,8 +32,8 @@ def test_slots_are_the_batches_a_range_can_have_in_flight() -> None:
     assert window_slots(5, 4, 100, 4) == 1  # an empty range still divides by something
 
 
-def test_a_window_filled_from_empty_is_staggered_then_full_size() -> None:
-    assert [staggered_size(200, 4, n) for n in range(6)] == [50, 100, 150, 200, 200, 200]
-    assert [staggered_size(3, 2, n) for n in range(3)] == [1, 3, 3]
+def test_slots_have_staggered_sizes_up_to_the_batch_size() -> None:
+    assert [staggered_size(200, 4, k) for k in range(4)] == [125, 150, 175, 200]
+    assert [staggered_size(3, 2, k) for k in range(2)] == [2, 3]
     assert staggered_size(100, 1, 0) == 100  # alone in its window: nothing to stagger against
     assert staggered_size(1, 4, 0) == 1  # never an empty batch
