@@ -171,12 +171,11 @@ class BulkEngine:
         slots = window_slots(self.progress.first, self.progress.last, inp.batch_size, inp.window)
         sizes = [staggered_size(inp.batch_size, slots, k) for k in range(slots)]
         shares = [inp.rate_per_second * size / sum(sizes) for size in sizes]
-        running: dict[asyncio.Task[BatchCounts], float] = {}  # in flight -> its share of the rate
-        slot_of: dict[asyncio.Task[BatchCounts], int] = {}
+        running: dict[asyncio.Task[BatchCounts], int] = {}  # in flight -> its slot
         tail = False  # the last round: a wave, launched once the slots have drained
         while True:
             ranges: list[tuple[int, int]] = []
-            free = [k for k in range(slots) if k not in slot_of.values()]
+            free = [k for k in range(slots) if k not in running.values()]
             if self._may_start(inp) and not (tail and running):
                 left = self.progress.last - self.progress.cursor + 1
                 tail = tail or left <= sum(sizes)
@@ -185,21 +184,17 @@ class BulkEngine:
                         ranges.append(self._take(inp.batch_size))
                     wave = zip(ranges, batch_rates(ranges, inp.rate_per_second), strict=True)
                     for k, ((first, last), share) in enumerate(wave):
-                        self._start(running, slot_of, phase, inp, first, last, share, k)
+                        running[self._batch(phase, inp, first, last, share)] = k
                 elif not tail:
                     for k in free:
                         first, last = self._take(sizes[k])
-                        self._start(running, slot_of, phase, inp, first, last, shares[k], k)
+                        running[self._batch(phase, inp, first, last, shares[k])] = k
             if running:
                 self._publish("paused" if self.paused else "running", phase)
                 done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    del running[task], slot_of[task]
-                    result = task.result()  # a batch out of retries fails the run, as it did in a wave
-                    for status, n in result.counts.items():
-                        self.progress.counts[status] = self.progress.counts.get(status, 0) + n
-                    self.progress.batches += 1
-                    await self.after_batch(phase, result)
+                    del running[task]
+                    await self._absorb(phase, task.result())  # a batch out of retries fails the run, as in a wave
                 continue
             if self.cancelled or self.progress.cursor > self.progress.last:
                 return
@@ -221,20 +216,12 @@ class BulkEngine:
         self.batches_this_run += 1
         return first, last
 
-    def _start(
-        self,
-        running: dict[asyncio.Task[BatchCounts], float],
-        slot_of: dict[asyncio.Task[BatchCounts], int],
-        phase: str,
-        inp: BulkInput,
-        first: int,
-        last: int,
-        share: float,
-        slot: int,
-    ) -> None:
-        task = self._batch(phase, inp, first, last, share)
-        running[task] = share
-        slot_of[task] = slot
+    async def _absorb(self, phase: str, result: BatchCounts) -> None:
+        """A finished batch's counts into the progress, then its follow-up work."""
+        for status, n in result.counts.items():
+            self.progress.counts[status] = self.progress.counts.get(status, 0) + n
+        self.progress.batches += 1
+        await self.after_batch(phase, result)
 
     def _batch(self, phase: str, inp: BulkInput, first: int, last: int, rate: float) -> asyncio.Task[BatchCounts]:
         return asyncio.ensure_future(
@@ -260,22 +247,12 @@ class BulkEngine:
             self.progress.cursor = last + 1
         results = await asyncio.gather(
             *(
-                workflow.execute_activity_method(
-                    self.phase_activities[phase],
-                    BulkBatch(bulk_id=inp.bulk_id, first=first, last=last, rate=share, phase=phase),
-                    task_queue=options.sibling_queue(workflow.info().task_queue, self.phase_queues.get(phase, "email")),
-                    start_to_close_timeout=timedelta(minutes=30),
-                    heartbeat_timeout=timedelta(seconds=inp.heartbeat_seconds),
-                    retry_policy=BATCH_RETRY,
-                )
+                self._batch(phase, inp, first, last, share)
                 for (first, last), share in zip(ranges, batch_rates(ranges, inp.rate_per_second), strict=True)
             )
         )
         for result in results:
-            for status, n in result.counts.items():
-                self.progress.counts[status] = self.progress.counts.get(status, 0) + n
-            await self.after_batch(phase, result)
-        self.progress.batches += len(ranges)
+            await self._absorb(phase, result)
 
     def _publish(self, status: str, phase: str) -> None:
         self.status = status
