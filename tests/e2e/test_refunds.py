@@ -17,6 +17,7 @@ from runtime.settings import RefundConfig
 from tests.e2e.refund_support import card_order, request_refund, stripe_refunds_for
 from tests.harness import Harness, running
 from ticketing.models import EventPolicy, PaymentMethod
+from ticketing.refunds import late_failure_workflow_id
 from ticketing.states import TicketState
 from ticketing.store.engine import Store
 from ticketing.store.orders import load_history, load_order
@@ -41,6 +42,23 @@ async def app(
         settings_overrides={"refunds": FAST},
     ) as harness:
         yield harness
+
+
+async def _waiting_in_refund_error(app: Harness, refund_url: str) -> dict[str, Any]:
+    """Poll the refund until it is in refund-error with its run waiting for finance."""
+    for _ in range(100):
+        refund: dict[str, Any] = (await app.http.get(refund_url)).json()
+        if refund["status"] == "refund-error" and refund["waiting_for"]:
+            break
+        await asyncio.sleep(0.1)
+    assert refund["status"] == "refund-error" and refund["waiting_for"], refund
+    return refund
+
+
+async def _follow_up_ended(app: Harness, refund_id: str) -> None:
+    """Wait for the run that took over a refund Stripe failed after its first success."""
+    done = await app.wait_operation(late_failure_workflow_id(refund_id, 1))
+    assert done["status"] == "completed" and done["result"]["status"] == "refunded", done
 
 
 async def _history(app: Harness, code: str) -> list[str]:
@@ -119,12 +137,7 @@ async def test_refund_failure_then_finance_marks_it_refunded(app: Harness, strip
     order = await card_order(app, stripe, card="pm_card_refundFail")
     started = await request_refund(app, order.code, {"kind": "full", "reason": "event moved"})
     refund_url = started["refund_url"]
-    for _ in range(100):
-        refund = (await app.http.get(refund_url)).json()
-        if refund["status"] == "refund-error" and refund["waiting_for"]:
-            break
-        await asyncio.sleep(0.1)
-    assert refund["status"] == "refund-error", refund
+    refund = await _waiting_in_refund_error(app, refund_url)
     assert refund["failure_reason"] == "expired_or_canceled_card"
     async with app.store.transaction() as conn:
         mid = await load_order(conn, order.code)
@@ -139,6 +152,9 @@ async def test_refund_failure_then_finance_marks_it_refunded(app: Harness, strip
     assert marked.json()["status"] == "refunded" and marked.json()["manual_reference"] == "BANK-2026-0042"
     done = await app.wait_operation(started["operation_id"])
     assert done["result"]["status"] == "refunded"
+    # The card's refund "succeeds" first, so the failure is handled by the late-failure run, which
+    # sends the receipt after the mark: until it ends, a second mark meets it (refund-not-markable).
+    await _follow_up_ended(app, refund["id"])
     async with app.store.transaction() as conn:
         final = await load_order(conn, order.code)
     assert final.refunded_total.amount == 7000
@@ -172,16 +188,12 @@ async def test_failure_news_after_finance_paid_by_hand_changes_nothing(app: Harn
     """
     order = await card_order(app, stripe, card="pm_card_refundFail")
     started = await request_refund(app, order.code, {"kind": "full", "reason": "event moved"})
-    for _ in range(100):
-        refund = (await app.http.get(started["refund_url"])).json()
-        if refund["status"] == "refund-error" and refund["waiting_for"]:
-            break
-        await asyncio.sleep(0.1)
-    assert refund["status"] == "refund-error", refund
+    refund = await _waiting_in_refund_error(app, started["refund_url"])
     marked = await app.http.post(f"{started['refund_url']}/mark-refunded", json={"reference": "BANK-7"},
                                  headers=await app.headers_for("finance-2", "finance"))
     assert marked.status_code == 200, marked.text
     await app.wait_operation(started["operation_id"])
+    await _follow_up_ended(app, refund["id"])
 
     late = dict(stripe.events("charge.refund.updated")[-1], id="evt_late_news_after_manual_payout")
     assert await _deliver_signed(app, stripe, late) == {"status": "no-change"}
@@ -199,11 +211,7 @@ async def test_failure_news_after_finance_paid_by_hand_changes_nothing(app: Harn
 async def test_retry_after_failure_uses_a_new_attempt(app: Harness, stripe: StripeServer) -> None:
     order = await card_order(app, stripe, card="pm_card_refundFail")
     started = await request_refund(app, order.code, {"kind": "full", "reason": "event moved"})
-    for _ in range(100):
-        refund = (await app.http.get(started["refund_url"])).json()
-        if refund["status"] == "refund-error" and refund["waiting_for"]:
-            break
-        await asyncio.sleep(0.1)
+    await _waiting_in_refund_error(app, started["refund_url"])
     finance_2 = await app.headers_for("finance-2", "finance")
     retried = await app.http.post(f"{started['refund_url']}/retry", headers=finance_2)
     assert retried.status_code == 200, retried.text
