@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: dev test lint typecheck pytest slow bench clean install
+.PHONY: dev test lint typecheck pytest slow bench clean install system-deps
 
 # Importing the product compiles ~200 modules; without cached bytecode every process
 # (pytest, each worker subprocess) pays ~20 s for it. Keep the cache on, and precompile.
@@ -22,10 +22,18 @@ $(VENV)/.synced: $(BIN)/uv pyproject.toml uv.lock
 
 install: $(VENV)/.synced
 
+# What the suite needs from the operating system: Debian's Chromium (the real-browser
+# test drives it through Playwright; nothing downloads a browser) and promtool (alert rules).
+# Installed only when missing.
+system-deps:
+	@command -v chromium >/dev/null && command -v promtool >/dev/null || \
+		{ echo "installing chromium and promtool from Debian's packages"; \
+		  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium prometheus >/dev/null; }
+
 dev: install
 	$(BIN)/ticketops dev
 
-test: install
+test: install system-deps
 	bash deploy/ensure-postgres.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
