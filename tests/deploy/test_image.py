@@ -61,7 +61,7 @@ def _dev_group() -> list[str]:
 
 def test_dockerfile_lints_clean_and_keeps_the_production_rules() -> None:
     dockerfile = ROOT / "deploy" / "docker" / "Dockerfile"
-    done = subprocess.run([str(BIN / "hadolint"), str(dockerfile)], capture_output=True, text=True)
+    done = subprocess.run([str(BIN / "hadolint"), str(dockerfile)], check=False, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     text = dockerfile.read_text()
     assert "uv sync --locked --no-dev" in text
