@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
 from backoffice.api import (
     bulk,
     codec,
+    metrics,
     openapi,
     operations,
     order_actions,
@@ -25,6 +29,8 @@ from backoffice.api import (
 from backoffice.api.auth import authenticated_unless_public
 from backoffice.api.deps import AppState
 from backoffice.api.waiting import WaitForOperation
+
+READY_TIMEOUT_SECONDS = 2.0
 
 
 def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> FastAPI:
@@ -63,4 +69,33 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
             await conn.execute(sa.text("SELECT 1"))
         return {"status": "ok"}
 
+    @app.get(
+        "/ready",
+        tags=["health"],
+        responses={503: {"description": "The database or Temporal is unreachable (problem details)."}},
+    )
+    async def ready(request: Request) -> Any:
+        """Readiness: the database answers and Temporal answers; a 503 problem otherwise, so the
+        load balancer stops sending requests this process cannot turn into workflows."""
+        state = app.state.ticketops
+        failing = []
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                async with state.store.transaction() as conn:
+                    await conn.execute(sa.text("SELECT 1"))
+        except Exception:
+            failing.append("database")
+        try:
+            await state.operations.client.workflow_service.get_system_info(
+                GetSystemInfoRequest(), timeout=timedelta(seconds=READY_TIMEOUT_SECONDS)
+            )
+        except Exception:
+            failing.append("temporal")
+        if failing:
+            return problems.problem_response(
+                request, 503, "not-ready", f"unreachable: {', '.join(failing)}", extra={"failing": failing}
+            )
+        return {"status": "ready"}
+
+    metrics.install(app)
     return app
