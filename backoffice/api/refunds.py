@@ -13,6 +13,7 @@ from temporalio.common import SearchAttributePair
 from backoffice.api.auth import FINANCE, SUPPORT
 from backoffice.api.deps import AppState, actor, state
 from backoffice.api.idempotency import check_idempotency_key, idempotent
+from backoffice.api.paging import Offset
 from backoffice.api.views import MoneyView
 from backoffice.api.waiting import accepts_wait
 from ticketing.errors import ActionNotAllowed
@@ -238,7 +239,7 @@ async def find_refunds(
     event: Annotated[str | None, Query(max_length=64)] = None,
     order: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[RefundView]:
     async with st.store.transaction() as conn:
         found = await list_refunds(
