@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from backoffice.api import (
     bulk,
     codec,
+    events,
     openapi,
     operations,
     order_actions,
@@ -55,6 +56,7 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
     app.include_router(personalisation.router)
     app.include_router(order_documents.router)
     app.include_router(bulk.router)
+    app.include_router(events.router)
     codec.install(app)
     app.add_middleware(WaitForOperation)
 

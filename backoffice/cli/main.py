@@ -15,6 +15,7 @@ import typer
 from backoffice.cli.actions_cmds import order_actions, scan_app
 from backoffice.cli.bulk_cmds import bulk_app, event_app
 from backoffice.cli.data import demo_app, orders_app
+from backoffice.cli.events_cmds import events_app
 from backoffice.cli.keys import keys_app
 from backoffice.cli.operations_cmds import operations_app
 from backoffice.cli.orders_cmds import order_reads
@@ -79,6 +80,7 @@ app.add_typer(refunds_app, name="refunds")
 app.add_typer(operations_app, name="operations")
 app.add_typer(bulk_app, name="bulk")
 app.add_typer(event_app, name="event")
+app.add_typer(events_app, name="events")
 app.add_typer(scan_app)
 app.add_typer(demo_app, name="demo", help="Demo data.")
 
