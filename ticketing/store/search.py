@@ -15,6 +15,7 @@ from ticketing.states import OrderStatus
 from ticketing.store.tables import orders, tickets
 
 TRIGRAM = 3
+_LAST_CODE_POINT = "\U0010ffff"  # sorts after every character in UTF-8 byte order
 _order_search = sa.table("order_search", sa.column("code"), sa.column("order_search"))
 
 
@@ -22,13 +23,21 @@ def _escaped(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _prefix(column: sa.Column[str], lowered: str) -> sa.ColumnElement[bool]:
+    """`column` starts with `lowered`, as a range SQLite's b-tree index can serve (its LIKE cannot)."""
+    return sa.and_(column >= lowered, column < lowered + _LAST_CODE_POINT)
+
+
 def _by_part(conn: AsyncConnection, lowered: str) -> sa.ColumnElement[bool]:
-    if len(lowered) < TRIGRAM:
+    postgres = conn.dialect.name == "postgresql"
+    if len(lowered) < TRIGRAM and not postgres:
+        return sa.or_(_prefix(orders.c.contact_email, lowered), _prefix(orders.c.contact_name_search, lowered))
+    if len(lowered) < TRIGRAM:  # pg_trgm pads the start of a string, so its index serves an anchored LIKE
         prefix = _escaped(lowered) + "%"
         return sa.or_(
             orders.c.contact_email.like(prefix, escape="\\"), orders.c.contact_name_search.like(prefix, escape="\\")
         )
-    if conn.dialect.name == "postgresql":
+    if postgres:
         part = "%" + _escaped(lowered) + "%"
         return sa.or_(
             orders.c.contact_email.like(part, escape="\\"), orders.c.contact_name_search.like(part, escape="\\")
