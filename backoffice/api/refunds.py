@@ -20,6 +20,7 @@ from ticketing.errors import ActionNotAllowed
 from ticketing.models import Refund, RefundKind
 from ticketing.money import Money
 from ticketing.processors import CAPABILITIES
+from ticketing.refund_waits import waiting_for
 from ticketing.refunds import RefundQuote, RefundRequest, late_failure_workflow_id, quote_refund
 from ticketing.states import RefundStatus
 from ticketing.store.orders import load_event, load_order
@@ -245,7 +246,7 @@ async def find_refunds(
         found = await list_refunds(
             conn, status=status, event_id=event, order_code=order.upper() if order else None, limit=limit, offset=offset
         )
-    return [refund_view(r) for r in found]
+    return [refund_view(r, waiting_for(r.status)) for r in found]
 
 
 async def _owner(st: AppState, refund: Refund) -> str:
@@ -264,7 +265,7 @@ async def get_refund(refund_id: str, st: StateDep) -> RefundView:
     waiting = getattr(progress, "waiting_for", None) or (
         progress.get("waiting_for") if isinstance(progress, dict) else None
     )
-    return refund_view(refund, waiting or None)
+    return refund_view(refund, waiting or waiting_for(refund.status))
 
 
 async def _refund_update(st: AppState, refund_id: str, name: str, arg: BaseModel) -> RefundView:
