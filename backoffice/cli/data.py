@@ -18,8 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from devtools.demo_data import DemoReport, seed_demo
 from runtime.settings import get_settings
-from ticketing.demo_data import DemoReport, seed_demo
 from ticketing.importing import ImportFailed, ImportReport, import_orders
 from ticketing.store.engine import Store
 from ticketing.store.migrate import upgrade
