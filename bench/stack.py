@@ -42,8 +42,8 @@ from devtools.smtp_sink import SmtpSink
 from devtools.stripe_server.client import stripe_client
 from devtools.stripe_server.server import StripeServer
 from email_providers.factory import make_provider
+from email_providers.from_settings import email_settings
 from payment_adapters.registry import payment_adapters
-from runtime.email_config import email_settings
 from runtime.settings import EmailConfig, Settings, SmtpConfig, StripeSettings, TemporalSettings
 from ticketing.issuing import build_order
 from ticketing.models import Contact, Event, Fee, FeeKind, Order, OrderEvent, PaymentMethod, TicketType

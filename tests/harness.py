@@ -28,8 +28,8 @@ from backoffice.principals import Role, create_api_key
 from devtools.smtp_sink import SmtpSink
 from devtools.stripe_server.server import StripeServer
 from email_providers.factory import make_provider
+from email_providers.from_settings import email_settings
 from payment_adapters.registry import payment_adapters
-from runtime.email_config import email_settings
 from runtime.settings import EmailConfig, Settings, SmtpConfig, StripeSettings, TemporalSettings
 from tests.builders import NOW
 from tests.codec_keys import TEST_CODEC

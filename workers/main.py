@@ -16,8 +16,8 @@ import structlog
 
 from activities.deps import Deps
 from email_providers.factory import make_provider
+from email_providers.from_settings import email_settings
 from payment_adapters.registry import payment_adapters
-from runtime.email_config import email_settings
 from runtime.logging import configure_logging
 from runtime.settings import Settings, get_settings
 from runtime.temporal import connect, ensure_search_attributes
