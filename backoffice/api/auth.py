@@ -19,8 +19,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from backoffice.api.problems import ProblemError
 from backoffice.api.rate_limit import RateLimiter, retry_after_header
-from backoffice.principals import Principal, Role, looks_like_api_key, principal_for_key
+from backoffice.principals import Principal, principal_for_key
 from backoffice.tokens import TokenRejected, principal_for_token
+from ticketing.roles import Role
+from ticketing.store.api_keys import looks_like_api_key
 
 log = structlog.get_logger(__name__)
 

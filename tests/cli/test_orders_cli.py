@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backoffice.principals import Role
 from tests.cli.conftest import Cli, lines, ok, refused
+from ticketing.roles import Role
 from ticketing.states import TicketState
 from ticketing.store.orders import load_history, load_order, save_order
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from backoffice.principals import Role
 from tests.cli.conftest import Cli, lines, ok, refused
 from ticketing.models import PaymentMethod
+from ticketing.roles import Role
 
 
 async def test_refund_request_with_yes_then_finance_marks_it_refunded(cli: Cli) -> None:
