@@ -12,10 +12,10 @@ import pytest_asyncio
 from fastapi import APIRouter
 from temporalio.client import Client
 
-from backoffice.principals import Role
 from tests.builders import make_event, make_order
 from tests.harness import Harness, running, seed
 from ticketing.models import Contact
+from ticketing.roles import Role
 from ticketing.store.engine import Store
 from ticketing.store.orders import load_order
 
