@@ -23,7 +23,6 @@ from temporalio.runtime import Runtime
 
 from runtime.codec import data_converter
 from runtime.settings import CodecSettings, TemporalSettings
-from workflows import search_attributes
 
 _KIND = {
     SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
@@ -59,22 +58,21 @@ async def connect(
     )
 
 
-async def ensure_search_attributes(
-    client: Client, keys: Sequence[SearchAttributeKey[Any]] | None = None
-) -> None:
-    """Register our search attributes on the server; a no-op for the ones it knows.
+async def ensure_search_attributes(client: Client, keys: Sequence[SearchAttributeKey[Any]]) -> None:
+    """Register `keys` on the server; a no-op for the ones it knows.
 
-    This goes through the OperatorService, which Temporal Cloud does not offer to workers: there
-    `temporal.register_search_attributes` is False and the attributes are created once per namespace
-    (`search_attribute_commands` prints the tcld commands).
+    The caller names the keys (`workflows.search_attributes.ALL`) so that `runtime/`
+    stays below `workflows/` and imports nothing of the layers above it. This goes
+    through the OperatorService, which Temporal Cloud does not offer to workers: there
+    `temporal.register_search_attributes` is False and the attributes are created once
+    per namespace (`search_attribute_commands` prints the tcld commands).
     """
-    wanted = keys or search_attributes.ALL
     listed = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=client.namespace)
     )
     missing = {
         k.name: _KIND[k.indexed_value_type]
-        for k in wanted
+        for k in keys
         if k.name not in listed.custom_attributes
     }
     if missing:
@@ -83,11 +81,11 @@ async def ensure_search_attributes(
         )
 
 
-def search_attribute_commands(namespace: str, keys: Sequence[SearchAttributeKey[Any]] | None = None) -> list[str]:
-    """The `tcld` commands that create our search attributes on a Temporal Cloud namespace."""
+def search_attribute_commands(namespace: str, keys: Sequence[SearchAttributeKey[Any]]) -> list[str]:
+    """The `tcld` commands that create `keys` (`workflows.search_attributes.ALL`) on a Temporal Cloud namespace."""
     kinds = {SearchAttributeIndexedValueType.KEYWORD: "Keyword", SearchAttributeIndexedValueType.INT: "Int"}
     return [
         f"tcld namespace search-attributes add --namespace {namespace} "
         f"--search-attribute '{k.name}={kinds[k.indexed_value_type]}'"
-        for k in keys or search_attributes.ALL
+        for k in keys
     ]

@@ -44,6 +44,7 @@ from runtime.settings import Settings
 from workflows.bulk_delivery import BulkDeliveryWorkflow
 from workflows.cancel import CancelOrderWorkflow
 from workflows.event_cancellation import EventCancellationWorkflow
+from workflows.options import queue_names
 from workflows.personalisation import OpenPersonalisationWorkflow
 from workflows.receipt import SendReceiptWorkflow
 from workflows.refund import RefundWorkflow
@@ -183,11 +184,12 @@ def build_workers(
     unknown = set(queues) - set(QUEUES)
     if unknown:
         raise ValueError(f"unknown task queues {sorted(unknown)}; known: {list(QUEUES)}")
+    orders_queue, payments_queue, email_queue = queue_names(prefix)
     made: dict[str, Callable[[], Worker]] = {
         "orders": lambda: Worker(
             client,
             **shared,
-            task_queue=f"{prefix}orders",
+            task_queue=orders_queue,
             workflows=list(WORKFLOWS),
             workflow_runner=SANDBOX,
             activities=order_activities(deps),
@@ -196,7 +198,7 @@ def build_workers(
         "email": lambda: Worker(
             client,
             **shared,
-            task_queue=f"{prefix}email",
+            task_queue=email_queue,
             activities=email_activities(deps),
             max_concurrent_activities=32,
             max_task_queue_activities_per_second=temporal.email_rate_per_second,
@@ -204,7 +206,7 @@ def build_workers(
         "payments": lambda: Worker(
             client,
             **shared,
-            task_queue=f"{prefix}payments",
+            task_queue=payments_queue,
             activities=payment_activities(deps),
             max_concurrent_activities=32,
             max_task_queue_activities_per_second=temporal.payments_rate_per_second,

@@ -20,8 +20,8 @@ import structlog
 
 from activities.deps import Deps
 from email_providers.factory import make_provider
+from email_providers.from_settings import email_settings
 from payment_adapters.registry import payment_adapters
-from runtime.email_config import email_settings
 from runtime.logging import configure_logging
 from runtime.settings import Settings, get_settings
 from runtime.telemetry import configure_tracing, temporal_runtime, tracing_interceptors
@@ -29,6 +29,7 @@ from runtime.temporal import connect, ensure_search_attributes
 from ticketing.store.engine import Store
 from ticketing.store.migrate import upgrade
 from workers.build import build_workers
+from workflows import search_attributes
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +63,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         interceptors=tracing_interceptors(settings.tracing),
     )
     if settings.temporal.register_search_attributes:
-        await ensure_search_attributes(client)
+        await ensure_search_attributes(client, search_attributes.ALL)
     deps = await build_deps(settings)
     workers = build_workers(client, deps, prefix=settings.temporal.queue_prefix, queues=settings.worker.queues)
     settle_heap()

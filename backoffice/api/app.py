@@ -13,6 +13,7 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from backoffice.api import (
     bulk,
     codec,
+    events,
     metrics,
     openapi,
     operations,
@@ -28,6 +29,7 @@ from backoffice.api import (
 )
 from backoffice.api.auth import authenticated_unless_public
 from backoffice.api.deps import AppState
+from backoffice.api.input_guard import guard_input
 from backoffice.api.tracing import RequestTracing
 from backoffice.api.waiting import WaitForOperation
 
@@ -41,7 +43,7 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
         # FastAPI's own OpenTelemetry spans record the URL path and query (search terms, emails):
         # RequestTracing below names spans by route template and records neither.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
-        dependencies=[Depends(authenticated_unless_public)],
+        dependencies=[Depends(authenticated_unless_public), Depends(guard_input)],
         title="ticketops backoffice API",
         version="0.1.0",
         description=(
@@ -64,6 +66,7 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
     app.include_router(personalisation.router)
     app.include_router(order_documents.router)
     app.include_router(bulk.router)
+    app.include_router(events.router)
     codec.install(app)
     app.add_middleware(WaitForOperation)
 

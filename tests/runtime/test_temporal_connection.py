@@ -48,7 +48,7 @@ def test_an_unknown_profile_is_an_error_not_a_silent_default() -> None:
 
 
 def test_cloud_search_attribute_commands_cover_every_attribute() -> None:
-    commands = search_attribute_commands("ticketops.a1b2c")
+    commands = search_attribute_commands("ticketops.a1b2c", search_attributes.ALL)
     assert len(commands) == len(search_attributes.ALL)
     assert "tcld namespace search-attributes add --namespace ticketops.a1b2c --search-attribute 'RefundAmount=Int'" \
         in commands
