@@ -65,7 +65,8 @@ SANDBOX = SandboxedWorkflowRunner(
 # at the first Worker(), which took ~25 s here. Unversioned workers use it as a label only.
 BUILD_ID = f"ticketops-{version('ticketops')}"
 
-QUEUES: tuple[str, ...] = ("orders", "email", "payments")
+# Every task queue a worker can serve (deploy/ has one worker Deployment per entry; tests/deploy checks it).
+QUEUES: tuple[str, ...] = queue_names("")
 
 WORKFLOWS: Sequence[type] = (
     ResendOrderWorkflow,
@@ -181,9 +182,6 @@ def build_workers(
     """One Worker per queue kind; `queues` lets a process (or a test) serve only some of them."""
     temporal = deps.settings.temporal
     shared = worker_options(deps.settings)
-    unknown = set(queues) - set(QUEUES)
-    if unknown:
-        raise ValueError(f"unknown task queues {sorted(unknown)}; known: {list(QUEUES)}")
     orders_queue, payments_queue, email_queue = queue_names(prefix)
     made: dict[str, Callable[[], Worker]] = {
         "orders": lambda: Worker(
@@ -212,4 +210,7 @@ def build_workers(
             max_task_queue_activities_per_second=temporal.payments_rate_per_second,
         ),
     }
+    unknown = set(queues) - set(made)
+    if unknown:
+        raise ValueError(f"unknown task queues {sorted(unknown)}; known: {sorted(made)}")
     return [made[name]() for name in queues]
