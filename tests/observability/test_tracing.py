@@ -86,6 +86,7 @@ async def test_one_trace_from_api_request_to_workflow_to_activity(
 
 def test_log_lines_carry_the_current_trace_id(exporter: Recorder) -> None:
     out = io.StringIO()
+    before = structlog.get_config()
     structlog.configure(
         processors=[add_trace_ids, structlog.processors.JSONRenderer()],
         logger_factory=structlog.PrintLoggerFactory(out),
@@ -96,7 +97,7 @@ def test_log_lines_carry_the_current_trace_id(exporter: Recorder) -> None:
             structlog.get_logger().info("inside")
         structlog.get_logger().info("outside")
     finally:
-        structlog.reset_defaults()
+        structlog.configure(**before)
     inside, outside = (json.loads(line) for line in out.getvalue().splitlines())
     assert inside["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert inside["span_id"] == format(span.get_span_context().span_id, "016x")
