@@ -276,3 +276,30 @@ class BulkReport(BaseModel):
     status: str
     counts: dict[str, int]
     report_uri: str | None
+
+
+class TransferStep(BaseModel):
+    """Open, accept, cancel or expire a ticket transfer; the store row holds the recipient."""
+
+    transfer_id: str
+    actor: str
+    acceptance_days: float = 7.0
+    status: str | None = None  # close_transfer: cancelled or expired
+    reason: str | None = None
+
+
+class TransferState(BaseModel):
+    transfer_id: str
+    order_code: str
+    event_id: str
+    ticket_id: str
+    status: str
+    expires_at: datetime | None = None
+    new_order_code: str | None = None
+    new_ticket_id: str | None = None
+
+
+class TransferOfferEmail(BaseModel):
+    transfer_id: str
+    operation_id: str
+    expires_at: datetime

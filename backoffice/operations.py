@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -65,7 +66,7 @@ class Operations:
 
     async def start(
         self,
-        workflow: str,
+        workflow: str | Callable[..., Any],
         arg: BaseModel,
         *,
         operation_id: str,
@@ -75,7 +76,11 @@ class Operations:
         start_delay: timedelta | None = None,
         start_signal: tuple[str, BaseModel] | None = None,
     ) -> str:
-        """Start the workflow unless it runs or ran already under this id."""
+        """Start the workflow unless it runs or ran already under this id.
+
+        `workflow` is the run method (`TransferTicketWorkflow.run`), so the argument is type
+        checked against it; older callers still pass the type's name.
+        """
         from temporalio.exceptions import WorkflowAlreadyStartedError
 
         with contextlib.suppress(WorkflowAlreadyStartedError):
@@ -122,11 +127,11 @@ class Operations:
         return view
 
 
-    async def update(self, operation_id: str, name: str, arg: BaseModel) -> Any:
+    async def update(self, operation_id: str, name: str | Callable[..., Any], arg: BaseModel) -> Any:
         """Run a workflow update; its validator's refusal comes back as a domain error."""
         handle = self.client.get_workflow_handle(operation_id)
         try:
-            return await handle.execute_update(name, arg)
+            return await handle.execute_update(name, arg)  # type: ignore[arg-type]
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):

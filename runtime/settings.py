@@ -115,6 +115,12 @@ class RefundConfig(BaseModel):
     )
 
 
+class TransferConfig(BaseModel):
+    acceptance_days: float = Field(
+        default=7.0, gt=0, description="Days a transfer recipient has to accept, never past the event's start."
+    )
+
+
 class AuthSettings(BaseModel):
     """API keys live hashed in the store; OIDC tokens are checked offline against a JWKS file."""
 
@@ -179,6 +185,7 @@ class Settings(BaseSettings):
     stripe: StripeSettings = StripeSettings()
     email: EmailConfig = EmailConfig()
     refunds: RefundConfig = RefundConfig()
+    transfers: TransferConfig = TransferConfig()
     auth: AuthSettings = AuthSettings()
     codec: CodecSettings = CodecSettings()
     blobs: BlobConfig = BlobConfig()

@@ -48,6 +48,7 @@ class EventPolicy(Model):
     refund_invalidates_tickets: bool = True
     allow_item_cancellation: bool = False
     cancellation_cutoff_hours: int = 0
+    allow_transfers: bool = Field(default=True, description="Holders may pass a ticket to someone else.")
     refund_approval_threshold: int | None = Field(
         default=None, description="Refunds above this many minor units need a second approver."
     )

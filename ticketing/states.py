@@ -149,3 +149,24 @@ def transition(table: dict[S, frozenset[S]], current: S, target: S, *, what: str
             target=target.value,
         )
     return target
+
+
+class TransferStatus(StrEnum):
+    """A ticket transfer (Intellitix: Item-transfer-created / Item-transfer-canceled)."""
+
+    REQUESTED = "requested"  # recorded by the API, the workflow has not opened it yet
+    OFFERED = "offered"  # the ticket is in transfer, the recipient has a link
+    ACCEPTED = "accepted"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+TRANSFER_TRANSITIONS: dict[TransferStatus, frozenset[TransferStatus]] = {
+    TransferStatus.REQUESTED: frozenset({TransferStatus.OFFERED, TransferStatus.CANCELLED}),
+    TransferStatus.OFFERED: frozenset(
+        {TransferStatus.ACCEPTED, TransferStatus.CANCELLED, TransferStatus.EXPIRED}
+    ),
+    TransferStatus.ACCEPTED: frozenset(),
+    TransferStatus.CANCELLED: frozenset(),
+    TransferStatus.EXPIRED: frozenset(),
+}

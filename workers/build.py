@@ -7,7 +7,8 @@ Worker Versioning (`worker.versioning`): each process polls as version
 `<deployment_name>.<build_id>` of a Worker Deployment, and every workflow has a versioning
 behaviour, chosen in `VERSIONING` below:
 - AUTO_UPGRADE: Refund (waits up to 10 business days), BulkDelivery and EventCancellation
-  (hours, paused for days, continue-as-new). They move to the current version at their next
+  (hours, paused for days, continue-as-new), TransferTicket (waits days for the recipient).
+  They move to the current version at their next
   workflow task, so any change to their command sequence goes behind `workflow.patched`.
 - PINNED: ResendOrder, SendReceipt, CancelOrder, ReissueAndResend, RescheduleOrder,
   OpenPersonalisation (seconds to minutes). They finish on the version they started on; no
@@ -40,6 +41,7 @@ from activities.payments import PaymentActivities
 from activities.personalisation import PersonalisationActivities
 from activities.refunds import RefundActivities
 from activities.reissue import ReissueActivities
+from activities.transfers import TransferActivities, TransferEmailActivities
 from runtime.settings import Settings
 from workflows.bulk_delivery import BulkDeliveryWorkflow
 from workflows.cancel import CancelOrderWorkflow
@@ -50,6 +52,7 @@ from workflows.receipt import SendReceiptWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.reissue import ReissueAndResendWorkflow, RescheduleWorkflow
 from workflows.resend import ResendOrderWorkflow
+from workflows.transfer import TransferTicketWorkflow
 
 # Our own packages are pure at import (class and function definitions, no global state), so the
 # sandbox shares them instead of re-executing them for every workflow run, which cost a measured
@@ -78,6 +81,7 @@ WORKFLOWS: Sequence[type] = (
     RescheduleWorkflow,
     BulkDeliveryWorkflow,
     EventCancellationWorkflow,
+    TransferTicketWorkflow,
 )
 
 # The versioning behaviour of each workflow (see the module docstring). It is not in `@workflow.defn`
@@ -87,6 +91,7 @@ VERSIONING: dict[type, VersioningBehavior] = {
     RefundWorkflow: VersioningBehavior.AUTO_UPGRADE,
     BulkDeliveryWorkflow: VersioningBehavior.AUTO_UPGRADE,
     EventCancellationWorkflow: VersioningBehavior.AUTO_UPGRADE,
+    TransferTicketWorkflow: VersioningBehavior.AUTO_UPGRADE,  # waits days for the recipient
     ResendOrderWorkflow: VersioningBehavior.PINNED,
     SendReceiptWorkflow: VersioningBehavior.PINNED,
     CancelOrderWorkflow: VersioningBehavior.PINNED,
@@ -114,6 +119,7 @@ def order_activities(deps: Deps) -> list[Callable[..., Any]]:
     personalisation = PersonalisationActivities(deps)
     cancellation = CancellationActivities(deps)
     reissue = ReissueActivities(deps)
+    transfers = TransferActivities(deps)
     return [
         orders.plan_resend,
         refunds.open_refund,
@@ -124,6 +130,9 @@ def order_activities(deps: Deps) -> list[Callable[..., Any]]:
         reissue.reissue_tickets,
         reissue.reschedule_tickets,
         personalisation.open_personalisation_round,
+        transfers.open_transfer,
+        transfers.accept_transfer,
+        transfers.close_transfer,
         *bulk_store_activities(deps),
     ]
 
@@ -153,6 +162,7 @@ def email_activities(deps: Deps) -> list[Callable[..., Any]]:
         CancellationEmailActivities(deps).send_cancellation_emails,
         order_emails.send_personalisation_link,
         order_emails.send_payment_receipt,
+        TransferEmailActivities(deps).send_transfer_offer,
         BulkDeliveryActivities(deps).deliver_bulk_batch,
         EventCancellationActivities(deps).notify_cancellation_batch,
     ]

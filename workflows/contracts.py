@@ -197,3 +197,31 @@ class BulkView(BaseModel):
     processed: int
     counts: dict[str, int]
     report_uri: str | None = None
+
+
+class TransferInput(BaseModel):
+    """The transfer id is the workflow id; the recipient's name and email are in the store only."""
+
+    order_code: str
+    ticket_id: str
+    actor: str
+    acceptance_days: float = 7.0
+
+
+class AcceptTransfer(BaseModel):
+    via: str = "link"
+
+
+class CancelTransfer(BaseModel):
+    actor: str
+    reason: str
+
+
+class TransferResult(BaseModel):
+    transfer_id: str
+    order_code: str
+    ticket_id: str
+    status: str
+    new_order_code: str | None = None
+    new_ticket_id: str | None = None
+    delivery: str | None = None

@@ -25,6 +25,7 @@ from backoffice.api import (
     problems,
     refunds,
     scanning,
+    transfers,
     webhooks,
 )
 from backoffice.api.auth import authenticated_unless_public
@@ -66,6 +67,7 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
     app.include_router(personalisation.router)
     app.include_router(order_documents.router)
     app.include_router(bulk.router)
+    app.include_router(transfers.router)
     app.include_router(events.router)
     codec.install(app)
     app.add_middleware(WaitForOperation)

@@ -36,6 +36,9 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
         # The buyer's personalisation link: the signed token in the path is the credential.
         ("GET", "/personalisation/{token}"),
         ("POST", "/personalisation/{token}"),
+        # The transfer recipient's link, likewise.
+        ("GET", "/transfers/{token}"),
+        ("POST", "/transfers/{token}/accept"),
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
         ("GET", "/docs/oauth2-redirect"),

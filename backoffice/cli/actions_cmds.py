@@ -1,4 +1,4 @@
-"""Order actions (`ticketops orders resend|cancel|reissue|...`) and the gate's `ticketops scan`.
+"""Order actions (`ticketops orders resend|cancel|reissue|transfer|...`) and the gate's `ticketops scan`.
 
 Workflow actions print their operation id and follow it with `--wait`;
 corrections (edits, comments, scan status) are answered at once and print
@@ -114,6 +114,37 @@ def personalisation(
 def receipt(api: Api, code: CodeArg, wait: WaitOption = False, idempotency_key: IdempotencyOption = None) -> None:
     """Email the payment receipt (PDF attached) to the order's contact."""
     _act(api, code, "receipt", None, idempotency_key, wait)
+
+
+@order_actions.command("transfer")
+@api_command
+def transfer(
+    api: Api,
+    code: CodeArg,
+    ticket: Annotated[str, typer.Argument(help="The ticket id.")],
+    name: Annotated[str, typer.Option(help="The recipient's name.")],
+    email: Annotated[str, typer.Option(help="The recipient's email; the accept link goes there.")],
+    wait: WaitOption = False,
+    idempotency_key: IdempotencyOption = None,
+) -> None:
+    """Offer a ticket to a new holder; it is theirs once they accept the emailed link in time."""
+    key = idempotency_key or new_key()
+    body = {"ticket_id": ticket, "name": name, "email": email}
+    accepted: dict[str, Any] = api.post(path("orders", code, "transfers"), body, idempotency_key=key)
+    started(api, accepted, wait=wait, key=key)
+
+
+@order_actions.command("transfer-cancel")
+@api_command
+def transfer_cancel(
+    api: Api,
+    code: CodeArg,
+    ticket: Annotated[str, typer.Argument(help="The ticket id.")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Recorded in the history; 3 characters or more.")],
+) -> None:
+    """Cancel a ticket's open transfer; the ticket is valid again for its holder."""
+    result = api.post(path("orders", code, "tickets", ticket, "transfer", "cancel"), {"reason": reason})
+    out().print(f"transfer of ticket {result['ticket_id']} on order {result['order_code']}: {result['status']}")
 
 
 def _edited(result: dict[str, Any]) -> None:

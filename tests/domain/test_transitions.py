@@ -18,15 +18,18 @@ from ticketing.states import (
     REFUND_TRANSITIONS,
     SCAN_TRANSITIONS,
     TICKET_TRANSITIONS,
+    TRANSFER_TRANSITIONS,
     OrderStatus,
     PaymentStatus,
     RefundStatus,
     ScanState,
     TicketState,
+    TransferStatus,
     transition,
 )
 
 O, P, R, T, S = OrderStatus, PaymentStatus, RefundStatus, TicketState, ScanState
+X = TransferStatus
 
 ALLOWED: dict[str, tuple[Any, set[tuple[Any, Any]]]] = {
     "order": (
@@ -84,6 +87,16 @@ ALLOWED: dict[str, tuple[Any, set[tuple[Any, Any]]]] = {
             (S.SCANNED_OUT, S.UNSCANNED),
         },
     ),
+    "transfer": (
+        TRANSFER_TRANSITIONS,
+        {
+            (X.REQUESTED, X.OFFERED),
+            (X.REQUESTED, X.CANCELLED),
+            (X.OFFERED, X.ACCEPTED),
+            (X.OFFERED, X.CANCELLED),
+            (X.OFFERED, X.EXPIRED),
+        },
+    ),
 }
 
 
@@ -109,7 +122,8 @@ def test_transition(what: str, current, target, allowed: bool) -> None:
 
 
 def test_every_state_has_a_row() -> None:
-    for enum, table in ((O, ORDER_TRANSITIONS), (R, REFUND_TRANSITIONS), (T, TICKET_TRANSITIONS)):
+    tables = ((O, ORDER_TRANSITIONS), (R, REFUND_TRANSITIONS), (T, TICKET_TRANSITIONS), (X, TRANSFER_TRANSITIONS))
+    for enum, table in tables:
         assert set(table) == set(enum)
 
 

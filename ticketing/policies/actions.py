@@ -7,10 +7,11 @@ acting, so a disabled button and a refused workflow give the same reason.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from ticketing.models import Event, Order, Processor, TimeSlot
+from ticketing.models import Event, Order, Processor, Ticket, TimeSlot
 from ticketing.states import OrderStatus, PaymentStatus, TicketState
 
 
@@ -40,6 +41,7 @@ ACTION_NAMES = (
     "download-tickets",
     "download-receipt",
     "add-comment",
+    "transfer",
 )
 
 
@@ -49,8 +51,14 @@ def _status_refusal(order: Order, allowed: set[OrderStatus]) -> Refusal | None:
     return Refusal(type=f"order-{order.status.value}", reason=f"the order is {order.status.value}")
 
 
+def _in_transfer_refusal(order: Order) -> Refusal | None:
+    if any(t.in_transfer for t in order.tickets):
+        return Refusal(type="ticket-in-transfer", reason="a ticket of this order is being transferred")
+    return None
+
+
 def resend_refusal(order: Order, event: Event) -> Refusal | None:
-    if refusal := _status_refusal(order, {OrderStatus.PAID}):
+    if refusal := _status_refusal(order, {OrderStatus.PAID}) or _in_transfer_refusal(order):
         return refusal
     if not order.valid_tickets:
         return Refusal(type="no-valid-tickets", reason="the order has no valid tickets to deliver")
@@ -82,6 +90,8 @@ def refund_refusal(order: Order, event: Event) -> Refusal | None:
         )
     if order.payment.dispute_open:
         return Refusal(type="dispute-open", reason="a dispute is open on the payment")
+    if refusal := _in_transfer_refusal(order):
+        return refusal
     if order.payment.processor is Processor.FREE:
         if not order.valid_tickets:
             return Refusal(type="nothing-to-refund", reason="no valid tickets are left")
@@ -96,9 +106,7 @@ def cancel_refusal(order: Order, event: Event) -> Refusal | None:
         return Refusal(type="order-already-cancelled", reason="the order is already cancelled")
     if order.status is OrderStatus.EXPIRED:
         return Refusal(type="order-expired", reason="the order has expired")
-    if any(t.in_transfer for t in order.tickets):
-        return Refusal(type="ticket-in-transfer", reason="a ticket of this order is being transferred")
-    return None
+    return _in_transfer_refusal(order)
 
 
 def reissue_refusal(order: Order, event: Event) -> Refusal | None:
@@ -171,6 +179,40 @@ def comment_refusal(order: Order, event: Event) -> Refusal | None:
     return None
 
 
+def transfer_refusal(
+    order: Order, event: Event, now: datetime | None = None, ticket_id: str | None = None
+) -> Refusal | None:
+    """Per event: transfers allowed or not; never once the event started; never a scanned ticket.
+
+    Without `ticket_id`: whether any ticket of the order could be transferred (the actions list).
+    """
+    if refusal := _status_refusal(order, {OrderStatus.PAID}):
+        return refusal
+    if not event.policy.allow_transfers:
+        return Refusal(type="transfers-not-allowed", reason="the event does not allow ticket transfers")
+    if event.cancelled:
+        return Refusal(type="event-cancelled", reason="the event is cancelled")
+    if (now or datetime.now(UTC)) >= event.starts_at:
+        return Refusal(type="event-started", reason="the event has started; tickets can no longer be transferred")
+    candidates: list[Ticket] = order.tickets if ticket_id is None else [order.ticket(ticket_id)]
+    refusals = [_ticket_transfer_refusal(t) for t in candidates]
+    if not refusals or any(r is None for r in refusals):
+        return None if refusals else Refusal(type="no-valid-tickets", reason="the order has no tickets")
+    if len({r.type for r in refusals if r is not None}) == 1:
+        return refusals[0]
+    return Refusal(type="no-transferable-tickets", reason="no ticket of this order can be transferred")
+
+
+def _ticket_transfer_refusal(ticket: Ticket) -> Refusal | None:
+    if not ticket.is_valid:
+        return Refusal(type="ticket-invalid", reason=f"ticket {ticket.id} is {ticket.state.value}")
+    if ticket.in_transfer:
+        return Refusal(type="ticket-in-transfer", reason=f"ticket {ticket.id} is already being transferred")
+    if ticket.used:
+        return Refusal(type="ticket-used", reason=f"ticket {ticket.id} has been scanned; it cannot be transferred")
+    return None
+
+
 RULES: dict[str, Callable[[Order, Event], Refusal | None]] = {
     "resend": resend_refusal,
     "open-personalisation": personalisation_refusal,
@@ -185,6 +227,7 @@ RULES: dict[str, Callable[[Order, Event], Refusal | None]] = {
     "download-tickets": download_tickets_refusal,
     "download-receipt": download_receipt_refusal,
     "add-comment": comment_refusal,
+    "transfer": transfer_refusal,
 }
 
 

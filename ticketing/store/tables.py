@@ -266,3 +266,20 @@ bulk_items = sa.Table(
     sa.UniqueConstraint("bulk_id", "key", name="uq_bulk_items_bulk_key"),
     sa.Index("ix_bulk_items_bulk_status", "bulk_id", "status"),
 )
+
+ticket_transfers = sa.Table(
+    "ticket_transfers",
+    metadata,
+    sa.Column("id", sa.String(300), primary_key=True),
+    sa.Column("order_code", sa.ForeignKey("orders.code"), nullable=False, index=True),
+    sa.Column("ticket_id", sa.ForeignKey("tickets.id"), nullable=False, index=True),
+    sa.Column("recipient_name", sa.String(200)),
+    sa.Column("recipient_email", sa.String(320), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, index=True),
+    sa.Column("expires_at", UTCDateTime),
+    sa.Column("new_order_code", sa.String(32)),
+    sa.Column("new_ticket_id", sa.String(40)),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

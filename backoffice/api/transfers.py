@@ -1,0 +1,204 @@
+"""Ticket transfers: an agent (for the holder) offers a ticket; the recipient accepts by link.
+
+`POST /orders/{code}/transfers` checks the policy on the order as it is now, records the
+recipient in the store (their name and email never enter a workflow payload) and starts
+`TransferTicket`, whose id is the transfer's id. `GET/POST /transfers/{token}` take no
+login: the signed token names the transfer and expires with it. They show the event and the
+ticket type only, nothing of the giver.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.common import SearchAttributePair
+
+from backoffice.api.auth import SUPPORT
+from backoffice.api.deps import AppState, actor, state
+from backoffice.api.fields import EmailAddress, PersonName
+from backoffice.api.idempotency import check_idempotency_key, idempotent
+from backoffice.api.orders import Accepted, accepted
+from backoffice.api.waiting import accepts_wait
+from ticketing.errors import ActionNotAllowed
+from ticketing.models import Contact
+from ticketing.signed_links import verify
+from ticketing.states import TransferStatus
+from ticketing.store.orders import load_event, load_order, load_ticket_types
+from ticketing.store.transfers import insert_transfer, load_transfer, open_transfer_of
+from ticketing.transfers import LINK_PURPOSE, TicketTransfer, check_request
+from workflows.contracts import AcceptTransfer, CancelTransfer, TransferInput
+from workflows.search_attributes import EVENT_ID, ORDER_ID
+from workflows.transfer import TransferTicketWorkflow
+
+router = APIRouter(tags=["transfers"])
+StateDep = Annotated[AppState, Depends(state)]
+ActorDep = Annotated[str, Depends(actor)]
+
+
+class TransferBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"ticket_id": "tkt_4f2a9c01", "name": "Grace Hopper",
+                                         "email": "grace@example.com"}]},
+    )
+
+    ticket_id: str = Field(min_length=1, max_length=40)
+    name: PersonName
+    email: EmailAddress
+
+
+class CancelTransferBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "holder changed their mind"}]})
+
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class TransferAccepted(Accepted):
+    transfer_id: str
+    ticket_id: str
+
+
+class TransferView(BaseModel):
+    transfer_id: str
+    order_code: str
+    ticket_id: str
+    status: str
+    expires_at: datetime | None
+    new_order_code: str | None = None
+    new_ticket_id: str | None = None
+
+
+class LinkView(BaseModel):
+    """What the recipient sees: the event and the ticket type, nothing of the giver."""
+
+    event_name: str
+    event_starts_at: datetime
+    ticket_type: str
+    status: str
+    expires_at: datetime | None
+
+
+class LinkAccepted(BaseModel):
+    status: str
+    ticket_id: str | None
+
+
+def _view(transfer: TicketTransfer) -> TransferView:
+    return TransferView(
+        transfer_id=transfer.id, order_code=transfer.order_code, ticket_id=transfer.ticket_id,
+        status=transfer.status.value, expires_at=transfer.expires_at,
+        new_order_code=transfer.new_order_code, new_ticket_id=transfer.new_ticket_id,
+    )
+
+
+@router.post(
+    "/orders/{code}/transfers",
+    status_code=202,
+    response_model=TransferAccepted,
+    dependencies=[Depends(SUPPORT), Depends(check_idempotency_key), Depends(accepts_wait)],
+)
+async def start_transfer(
+    code: str, body: TransferBody, request: Request, st: StateDep, who: ActorDep
+) -> JSONResponse:
+    """Offer one ticket to a new holder; they accept by the emailed link within the configured days."""
+    code = code.upper()
+
+    async def act(key: str) -> dict[str, Any]:
+        transfer_id = f"transfer/{code}/{body.ticket_id}/{key}"
+        now = datetime.now(UTC)
+        async with st.store.transaction() as conn:
+            order = await load_order(conn, code)
+            event = await load_event(conn, order.event_id)
+            check_request(order, event, body.ticket_id, now)
+            await insert_transfer(
+                conn,
+                TicketTransfer(
+                    id=transfer_id, order_code=code, ticket_id=body.ticket_id,
+                    recipient=Contact(name=body.name, email=body.email),
+                    status=TransferStatus.REQUESTED, created_by=who, created_at=now,
+                ),
+            )
+        await st.operations.start(
+            TransferTicketWorkflow.run,
+            TransferInput(
+                order_code=code, ticket_id=body.ticket_id, actor=who,
+                acceptance_days=st.settings.transfers.acceptance_days,
+            ),
+            operation_id=transfer_id,
+            search_attributes=[SearchAttributePair(ORDER_ID, code), SearchAttributePair(EVENT_ID, order.event_id)],
+            summary=f"Transfer ticket {body.ticket_id} of order {code}",
+            memo={"actor": who},
+        )
+        return accepted(transfer_id, transfer_id=transfer_id, ticket_id=body.ticket_id)
+
+    return await idempotent(st.store, request, who, body.model_dump(mode="json") | {"code": code}, act)
+
+
+async def _open_transfer(st: AppState, code: str, ticket_id: str) -> TicketTransfer:
+    async with st.store.transaction() as conn:
+        transfer = await open_transfer_of(conn, code.upper(), ticket_id)
+    if transfer is None:
+        raise ActionNotAllowed(f"ticket {ticket_id} has no open transfer", type="transfer-not-open")
+    return transfer
+
+
+@router.get(
+    "/orders/{code}/tickets/{ticket_id}/transfer", response_model=TransferView, dependencies=[Depends(SUPPORT)]
+)
+async def show_transfer(code: str, ticket_id: str, st: StateDep) -> TransferView:
+    """The ticket's open transfer: until when it is offered (the recipient is in the order history only by id)."""
+    return _view(await _open_transfer(st, code, ticket_id))
+
+
+@router.post(
+    "/orders/{code}/tickets/{ticket_id}/transfer/cancel",
+    response_model=TransferView,
+    dependencies=[Depends(SUPPORT)],
+)
+async def cancel_transfer(
+    code: str, ticket_id: str, body: CancelTransferBody, st: StateDep, who: ActorDep
+) -> TransferView:
+    """Cancel an open transfer: the ticket is valid again for its holder and the link dies."""
+    transfer = await _open_transfer(st, code, ticket_id)
+    cancel = CancelTransfer(actor=who, reason=body.reason)
+    await st.operations.update(transfer.id, TransferTicketWorkflow.cancel, cancel)
+    async with st.store.transaction() as conn:
+        return _view(await load_transfer(conn, transfer.id))
+
+
+async def _link_transfer(st: AppState, token: str) -> TicketTransfer:
+    transfer_id, _ = verify(st.settings.signing_secret.get_secret_value(), LINK_PURPOSE, token, now=datetime.now(UTC))
+    async with st.store.transaction() as conn:
+        return await load_transfer(conn, transfer_id)
+
+
+@router.get("/transfers/{token}", response_model=LinkView)
+async def get_link(token: str, st: StateDep) -> LinkView:
+    """What is on offer to the link's holder, and until when."""
+    transfer = await _link_transfer(st, token)
+    async with st.store.transaction() as conn:
+        order = await load_order(conn, transfer.order_code)
+        event = await load_event(conn, order.event_id)
+        types = {t.id: t.name for t in await load_ticket_types(conn, event.id)}
+    return LinkView(
+        event_name=event.name, event_starts_at=event.starts_at,
+        ticket_type=types.get(order.ticket(transfer.ticket_id).ticket_type_id, ""),
+        status=transfer.status.value, expires_at=transfer.expires_at,
+    )
+
+
+@router.post("/transfers/{token}/accept", response_model=LinkAccepted)
+async def accept_link(token: str, st: StateDep) -> LinkAccepted:
+    """Accept: the ticket is reissued to the recipient, on an order of their own, and emailed to them."""
+    transfer = await _link_transfer(st, token)
+    if transfer.status is not TransferStatus.OFFERED:
+        raise ActionNotAllowed(f"this transfer is {transfer.status.value}", type="transfer-closed")
+    done = await st.operations.update(transfer.id, TransferTicketWorkflow.accept, AcceptTransfer(via="link"))
+    status = done.get("status") if isinstance(done, dict) else getattr(done, "status", None)
+    new_ticket = done.get("new_ticket_id") if isinstance(done, dict) else getattr(done, "new_ticket_id", None)
+    return LinkAccepted(status=str(status), ticket_id=new_ticket)
