@@ -16,6 +16,7 @@ from ticketing.states import OrderStatus
 class BulkKind(StrEnum):
     DELIVERY = "delivery"
     EVENT_CANCELLATION = "event-cancellation"
+    IMPORT = "import"  # orders from a file, staged by the API (ticketing/store/importing.py)
 
 
 class BulkStatus(StrEnum):
@@ -43,6 +44,7 @@ class ItemStatus(StrEnum):
     REFUND_ERROR = "refund-error"
     MANUAL_PENDING = "manual-refund-pending"
     CANCELLED = "cancelled"
+    IMPORTED = "imported"
 
 
 # Item states a "retry failed" run picks up again.

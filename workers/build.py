@@ -7,7 +7,8 @@ Worker Versioning (`worker.versioning`): each process polls as version
 `<deployment_name>.<build_id>` of a Worker Deployment, and every workflow has a versioning
 behaviour, chosen in `VERSIONING` below:
 - AUTO_UPGRADE: Refund (waits up to 10 business days), BulkDelivery and EventCancellation
-  (hours, paused for days, continue-as-new), TransferTicket (waits days for the recipient).
+  (hours, paused for days, continue-as-new), ImportOrders (the same engine), TransferTicket (waits
+  days for the recipient).
   They move to the current version at their next
   workflow task, so any change to their command sequence goes behind `workflow.patched`.
 - PINNED: ResendOrder, SendReceipt, CancelOrder, ReissueAndResend, RescheduleOrder,
@@ -35,6 +36,7 @@ from activities.cancellation import CancellationActivities, CancellationEmailAct
 from activities.delivery import DeliveryActivities
 from activities.deps import Deps
 from activities.event_cancellation import EventCancellationActivities
+from activities.importing import ImportActivities, ImportDeliveryActivities
 from activities.order_emails import OrderEmailActivities
 from activities.orders import OrderActivities
 from activities.payments import PaymentActivities
@@ -46,6 +48,7 @@ from runtime.settings import Settings
 from workflows.bulk_delivery import BulkDeliveryWorkflow
 from workflows.cancel import CancelOrderWorkflow
 from workflows.event_cancellation import EventCancellationWorkflow
+from workflows.importing import ImportOrdersWorkflow
 from workflows.options import queue_names
 from workflows.personalisation import OpenPersonalisationWorkflow
 from workflows.receipt import SendReceiptWorkflow
@@ -82,6 +85,7 @@ WORKFLOWS: Sequence[type] = (
     BulkDeliveryWorkflow,
     EventCancellationWorkflow,
     TransferTicketWorkflow,
+    ImportOrdersWorkflow,
 )
 
 # The versioning behaviour of each workflow (see the module docstring). It is not in `@workflow.defn`
@@ -92,6 +96,7 @@ VERSIONING: dict[type, VersioningBehavior] = {
     BulkDeliveryWorkflow: VersioningBehavior.AUTO_UPGRADE,
     EventCancellationWorkflow: VersioningBehavior.AUTO_UPGRADE,
     TransferTicketWorkflow: VersioningBehavior.AUTO_UPGRADE,  # waits days for the recipient
+    ImportOrdersWorkflow: VersioningBehavior.AUTO_UPGRADE,  # the bulk engine: hours, paused, continue-as-new
     ResendOrderWorkflow: VersioningBehavior.PINNED,
     SendReceiptWorkflow: VersioningBehavior.PINNED,
     CancelOrderWorkflow: VersioningBehavior.PINNED,
@@ -133,6 +138,7 @@ def order_activities(deps: Deps) -> list[Callable[..., Any]]:
         transfers.open_transfer,
         transfers.accept_transfer,
         transfers.close_transfer,
+        ImportActivities(deps).import_batch,
         *bulk_store_activities(deps),
     ]
 
@@ -163,6 +169,7 @@ def email_activities(deps: Deps) -> list[Callable[..., Any]]:
         order_emails.send_personalisation_link,
         order_emails.send_payment_receipt,
         TransferEmailActivities(deps).send_transfer_offer,
+        ImportDeliveryActivities(deps).deliver_import_batch,
         BulkDeliveryActivities(deps).deliver_bulk_batch,
         EventCancellationActivities(deps).notify_cancellation_batch,
     ]

@@ -14,6 +14,7 @@ from backoffice.api import (
     bulk,
     codec,
     events,
+    imports,
     metrics,
     openapi,
     operations,
@@ -68,6 +69,7 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
     app.include_router(order_documents.router)
     app.include_router(bulk.router)
     app.include_router(transfers.router)
+    app.include_router(imports.router)
     app.include_router(events.router)
     codec.install(app)
     app.add_middleware(WaitForOperation)

@@ -313,6 +313,8 @@ async def retry_failed(bulk_id: str, request: Request, st: StateDep, who: ActorD
     async with st.store.transaction() as conn:
         row = await load_bulk(conn, bulk_id)
         counts = await status_counts(conn, bulk_id)
+    if row.kind == BulkKind.IMPORT.value:
+        raise ActionNotAllowed("an import is retried by importing the failed rows again", type="import-not-retryable")
     if row.status not in (BulkStatus.COMPLETED.value, BulkStatus.CANCELLED.value):
         raise ActionNotAllowed("wait until the operation has finished", type="bulk-still-running")
     if not (counts.get("failed", 0) or counts.get("refund-error", 0)):

@@ -12,15 +12,30 @@ import asyncio
 import getpass
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from backoffice.cli.bulk_cmds import watch_bulk
+from backoffice.cli.client import (
+    DEFAULT_URL,
+    EXIT_UNREACHABLE,
+    ApiKeyOption,
+    ApiUrlOption,
+    CliFailure,
+    IdempotencyOption,
+    RoleOption,
+    connect,
+    fail,
+    new_key,
+    problem_failure,
+)
 from devtools.demo_data import DemoReport, seed_demo
 from runtime.settings import get_settings
-from ticketing.importing import ImportFailed, ImportReport, parse_file
+from ticketing.importing import ImportFailed, ImportIssue, ImportReport, parse_file
 from ticketing.store.engine import Store
 from ticketing.store.importing import import_orders
 from ticketing.store.migrate import upgrade
@@ -71,24 +86,74 @@ def import_file(
         Path,
         typer.Argument(exists=True, dir_okay=False, readable=True, help="A .csv or .json file."),
     ],
+    deliver: Annotated[bool, typer.Option("--deliver", help="Email each order's tickets (API only).")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the import until it ends.")] = False,
+    direct: Annotated[
+        bool, typer.Option("--direct", help="Write straight to the database (TICKETOPS_DATABASE_URL), in one "
+                                             "transaction, without the API; for a stack that is not running.")
+    ] = False,
     actor: Annotated[
-        str | None, typer.Option(help="Recorded in each order's history [default: cli:<user>].")
+        str | None, typer.Option(help="--direct only: recorded in each order's history [default: cli:<user>].")
     ] = None,
+    idempotency_key: IdempotencyOption = None,
+    api_url: ApiUrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+    role: RoleOption = None,
 ) -> None:
-    """Import orders; a file with any error imports nothing and lists every error (exit 2).
+    """Import orders through `POST /imports`; a file with any error imports nothing and lists every error (exit 2).
 
-    The columns are described in `ticketing/importing.py`.
+    The API stages the checked file and the ImportOrders workflow writes it in batches
+    (`ticketops bulk show BULK_ID --follow`). The columns are described in `ticketing/importing.py`.
     """
-    who = actor or _default_actor()
+    if direct:
+        _import_direct(file, actor or _default_actor())
+        return
+    suffix = file.suffix.lower()
+    kind = {".csv": "text/csv", ".json": "application/json"}.get(suffix)
+    if kind is None:
+        _print_issues(file.name, ["file: expected a .csv or .json file"])
+        raise typer.Exit(2)
+    key = idempotency_key or new_key()
+    try:
+        with connect(api_url, api_key, role) as api:
+            resp = api.http.post(
+                "/imports", content=file.read_bytes(), params={"deliver": deliver, "filename": file.name},
+                headers={"Content-Type": kind, "Idempotency-Key": key},
+            )
+            body: Any = resp.json() if resp.content else {}
+            if resp.status_code == 422 and isinstance(body, dict) and body.get("issues") is not None:
+                _print_issues(file.name, [str(ImportIssue(e["message"], e.get("row"), e.get("field")))
+                                          for e in body["issues"]])
+                raise typer.Exit(2)
+            if resp.status_code >= 400:
+                raise problem_failure(resp.status_code, body)
+            out.print(f"importing {body['orders']} order(s), {body['tickets']} ticket(s) from {file.name}: "
+                      f"bulk [bold]{body['bulk_id']}[/] (operation {body['operation_id']}, Idempotency-Key {key})")
+            if wait:
+                watch_bulk(api, body["bulk_id"])
+            else:
+                out.print(f"  follow it: ticketops bulk show {body['bulk_id']} --follow")
+    except CliFailure as failure:
+        raise fail(failure) from None
+    except httpx.TransportError:
+        raise fail(CliFailure(f"cannot reach the API at {api_url}; is it running? (or use --direct)",
+                              EXIT_UNREACHABLE, label="unreachable")) from None
+
+
+def _print_issues(name: str, issues: list[str]) -> None:
+    err.print(f"[bold red]Nothing imported:[/] {len(issues)} problem(s) in {name}")
+    for issue in issues:
+        err.print(issue, markup=False, highlight=False, soft_wrap=True)
+
+
+def _import_direct(file: Path, who: str) -> None:
     try:
         parsed = parse_file(file)
         report: ImportReport = _with_store(
             lambda store: import_orders(store, parsed, source=file.name, actor=who)
         )
     except ImportFailed as failed:
-        err.print(f"[bold red]Nothing imported:[/] {len(failed.issues)} problem(s) in {file.name}")
-        for issue in failed.issues:
-            err.print(str(issue), markup=False, highlight=False, soft_wrap=True)
+        _print_issues(file.name, [str(issue) for issue in failed.issues])
         raise typer.Exit(2) from None
     table = Table(title=f"Imported {file.name}", show_header=False)
     table.add_row("Orders", str(report.orders))

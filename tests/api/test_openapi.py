@@ -55,7 +55,7 @@ def test_every_request_body_has_an_example_that_fits_its_schema(document: dict[s
             schema = media["schema"]
             options = [schema, *schema.get("anyOf", [])]
             models = [_ref(document, s) for s in options if "$ref" in s]
-            examples = [e for model in models for e in model.get("examples", [])]
+            examples = [e for model in models for e in model.get("examples", [])] + schema.get("examples", [])
             if not examples:
                 without.append(f"{method} {path}")
             for example in examples:

@@ -15,7 +15,7 @@ async def test_a_bad_file_exits_2_lists_every_error_and_imports_nothing(
     await seed_catalogue(cli_store)
     before = await snapshot(cli_store)
     rows = [base_row(), base_row(contact_email="ada at example.com"), base_row(event_id="evt_nope")]
-    result = await run_cli("orders", "import", str(write_csv(tmp_path / "bad.csv", rows)))
+    result = await run_cli("orders", "import", "--direct", str(write_csv(tmp_path / "bad.csv", rows)))
 
     assert result.exit_code == 2, result.output
     assert "Nothing imported: 2 problem(s) in bad.csv" in result.stderr
@@ -29,7 +29,7 @@ async def test_a_bad_file_exits_2_lists_every_error_and_imports_nothing(
 async def test_a_good_file_is_imported_with_the_actor_given(cli_store: Store, tmp_path: Path) -> None:
     await seed_catalogue(cli_store)
     path = write_csv(tmp_path / "good.csv", [base_row(order_code="CLI-1"), base_row(order_code="CLI-2")])
-    result = await run_cli("orders", "import", str(path), "--actor", "finance:joan")
+    result = await run_cli("orders", "import", "--direct", str(path), "--actor", "finance:joan")
 
     assert result.exit_code == 0, result.output
     assert "CLI-1, CLI-2" in result.stdout

@@ -283,3 +283,14 @@ ticket_transfers = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# An import's validated orders, one row per order, until its batch writes them (then deleted).
+import_rows = sa.Table(
+    "import_rows",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("bulk_id", sa.ForeignKey("bulk_operations.id"), nullable=False),
+    sa.Column("order_code", sa.String(32), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.UniqueConstraint("bulk_id", "order_code", name="uq_import_rows_bulk_code"),
+)

@@ -1,4 +1,4 @@
-"""ticket transfers: who a ticket is offered to, until when, and what it became
+"""ticket transfers (who a ticket is offered to, until when, what it became) and staged import rows
 
 Revision ID: 0009
 Revises: 0007
@@ -38,9 +38,20 @@ def upgrade() -> None:
     )
     for column in ("order_code", "ticket_id", "status"):
         op.create_index(op.f(f"ix_ticket_transfers_{column}"), "ticket_transfers", [column], unique=False)
+    op.create_table(
+        "import_rows",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("bulk_id", sa.String(length=100), nullable=False),
+        sa.Column("order_code", sa.String(length=32), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(["bulk_id"], ["bulk_operations.id"], name=op.f("fk_import_rows_bulk_id_bulk_operations")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_import_rows")),
+        sa.UniqueConstraint("bulk_id", "order_code", name="uq_import_rows_bulk_code"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("import_rows")
     for column in ("order_code", "ticket_id", "status"):
         op.drop_index(op.f(f"ix_ticket_transfers_{column}"), table_name="ticket_transfers")
     op.drop_table("ticket_transfers")
