@@ -303,3 +303,28 @@ class TransferOfferEmail(BaseModel):
     transfer_id: str
     operation_id: str
     expires_at: datetime
+
+
+class ReservationStep(BaseModel):
+    """Record a deadline, expire, or take the payment of a reserved order, once per operation."""
+
+    order_code: str
+    operation_id: str
+    actor: str
+    deadline: datetime | None = None
+    extended: bool = False
+    reference: str | None = None
+
+
+class ReservationState(BaseModel):
+    order_code: str
+    event_id: str
+    status: str
+    ticket_ids: list[str] = []
+
+
+class PaymentReminder(BaseModel):
+    order_code: str
+    operation_id: str
+    deadline: datetime
+    sequence: int

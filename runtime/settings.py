@@ -121,6 +121,14 @@ class TransferConfig(BaseModel):
     )
 
 
+class ReservationConfig(BaseModel):
+    default_days: float = Field(default=14.0, gt=0, description="Payment deadline of a reservation opened without one.")
+    reminder_hours: list[float] = Field(
+        default_factory=lambda: [72.0, 24.0],
+        description="Reminders with the payment link, this long before the deadline.",
+    )
+
+
 class AuthSettings(BaseModel):
     """API keys live hashed in the store; OIDC tokens are checked offline against a JWKS file."""
 
@@ -186,6 +194,7 @@ class Settings(BaseSettings):
     email: EmailConfig = EmailConfig()
     refunds: RefundConfig = RefundConfig()
     transfers: TransferConfig = TransferConfig()
+    reservations: ReservationConfig = ReservationConfig()
     auth: AuthSettings = AuthSettings()
     codec: CodecSettings = CodecSettings()
     blobs: BlobConfig = BlobConfig()

@@ -8,7 +8,7 @@ Worker Versioning (`worker.versioning`): each process polls as version
 behaviour, chosen in `VERSIONING` below:
 - AUTO_UPGRADE: Refund (waits up to 10 business days), BulkDelivery and EventCancellation
   (hours, paused for days, continue-as-new), ImportOrders (the same engine), TransferTicket (waits
-  days for the recipient).
+  days for the recipient), Reservation (waits weeks for a payment).
   They move to the current version at their next
   workflow task, so any change to their command sequence goes behind `workflow.patched`.
 - PINNED: ResendOrder, SendReceipt, CancelOrder, ReissueAndResend, RescheduleOrder,
@@ -43,6 +43,7 @@ from activities.payments import PaymentActivities
 from activities.personalisation import PersonalisationActivities
 from activities.refunds import RefundActivities
 from activities.reissue import ReissueActivities
+from activities.reservations import ReservationActivities, ReservationEmailActivities
 from activities.transfers import TransferActivities, TransferEmailActivities
 from runtime.settings import Settings
 from workflows.bulk_delivery import BulkDeliveryWorkflow
@@ -55,6 +56,7 @@ from workflows.receipt import SendReceiptWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.reissue import ReissueAndResendWorkflow, RescheduleWorkflow
 from workflows.resend import ResendOrderWorkflow
+from workflows.reservation import ReservationWorkflow
 from workflows.transfer import TransferTicketWorkflow
 
 # Our own packages are pure at import (class and function definitions, no global state), so the
@@ -86,6 +88,7 @@ WORKFLOWS: Sequence[type] = (
     EventCancellationWorkflow,
     TransferTicketWorkflow,
     ImportOrdersWorkflow,
+    ReservationWorkflow,
 )
 
 # The versioning behaviour of each workflow (see the module docstring). It is not in `@workflow.defn`
@@ -97,6 +100,7 @@ VERSIONING: dict[type, VersioningBehavior] = {
     EventCancellationWorkflow: VersioningBehavior.AUTO_UPGRADE,
     TransferTicketWorkflow: VersioningBehavior.AUTO_UPGRADE,  # waits days for the recipient
     ImportOrdersWorkflow: VersioningBehavior.AUTO_UPGRADE,  # the bulk engine: hours, paused, continue-as-new
+    ReservationWorkflow: VersioningBehavior.AUTO_UPGRADE,  # waits days or weeks for the payment
     ResendOrderWorkflow: VersioningBehavior.PINNED,
     SendReceiptWorkflow: VersioningBehavior.PINNED,
     CancelOrderWorkflow: VersioningBehavior.PINNED,
@@ -125,6 +129,7 @@ def order_activities(deps: Deps) -> list[Callable[..., Any]]:
     cancellation = CancellationActivities(deps)
     reissue = ReissueActivities(deps)
     transfers = TransferActivities(deps)
+    reservations = ReservationActivities(deps)
     return [
         orders.plan_resend,
         refunds.open_refund,
@@ -139,6 +144,9 @@ def order_activities(deps: Deps) -> list[Callable[..., Any]]:
         transfers.accept_transfer,
         transfers.close_transfer,
         ImportActivities(deps).import_batch,
+        reservations.record_deadline,
+        reservations.expire,
+        reservations.pay,
         *bulk_store_activities(deps),
     ]
 
@@ -170,6 +178,7 @@ def email_activities(deps: Deps) -> list[Callable[..., Any]]:
         order_emails.send_payment_receipt,
         TransferEmailActivities(deps).send_transfer_offer,
         ImportDeliveryActivities(deps).deliver_import_batch,
+        ReservationEmailActivities(deps).send_payment_reminder,
         BulkDeliveryActivities(deps).deliver_bulk_batch,
         EventCancellationActivities(deps).notify_cancellation_batch,
     ]

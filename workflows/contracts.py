@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel
 
 
@@ -224,4 +226,30 @@ class TransferResult(BaseModel):
     status: str
     new_order_code: str | None = None
     new_ticket_id: str | None = None
+    delivery: str | None = None
+
+
+class ReservationInput(BaseModel):
+    order_code: str
+    actor: str
+    deadline: datetime
+    reminder_hours: list[float] = [72.0, 24.0]
+
+
+class ExtendDeadline(BaseModel):
+    deadline: datetime
+    actor: str
+
+
+class ReservationPayment(BaseModel):
+    actor: str
+    reference: str | None = None
+    via: str = "finance"
+
+
+class ReservationResult(BaseModel):
+    order_code: str
+    status: str
+    deadline: datetime
+    reminders_sent: int
     delivery: str | None = None

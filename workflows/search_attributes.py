@@ -12,6 +12,8 @@ REFUND_STATUS = SearchAttributeKey.for_keyword("RefundStatus")
 PAYMENT_PROCESSOR = SearchAttributeKey.for_keyword("PaymentProcessor")
 REFUND_AMOUNT = SearchAttributeKey.for_int("RefundAmount")
 BULK_STATUS = SearchAttributeKey.for_keyword("BulkStatus")
+# A reservation's payment deadline: `PaymentDeadline < "<in two days>"` lists the ones due soon.
+PAYMENT_DEADLINE = SearchAttributeKey.for_datetime("PaymentDeadline")
 
 
 # The dev server's SQLite visibility takes three Int attributes at most: RefundAmount and these two.
@@ -27,4 +29,5 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
     BULK_STATUS,
     BULK_DONE,
     BULK_FAILED,
+    PAYMENT_DEADLINE,
 )

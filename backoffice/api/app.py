@@ -25,6 +25,7 @@ from backoffice.api import (
     personalisation,
     problems,
     refunds,
+    reservations,
     scanning,
     transfers,
     webhooks,
@@ -70,6 +71,7 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
     app.include_router(bulk.router)
     app.include_router(transfers.router)
     app.include_router(imports.router)
+    app.include_router(reservations.router)
     app.include_router(events.router)
     codec.install(app)
     app.add_middleware(WaitForOperation)

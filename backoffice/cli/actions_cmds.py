@@ -147,6 +147,46 @@ def transfer_cancel(
     out().print(f"transfer of ticket {result['ticket_id']} on order {result['order_code']}: {result['status']}")
 
 
+@order_actions.command("reserve")
+@api_command
+def reserve(
+    api: Api,
+    code: CodeArg,
+    days: Annotated[float | None, typer.Option(help="Days until the payment deadline [default: the setting].")] = None,
+    deadline: Annotated[str | None, typer.Option(help="The deadline, ISO 8601 with a time zone.")] = None,
+    idempotency_key: IdempotencyOption = None,
+) -> None:
+    """Hold a reserved order until its payment deadline; the buyer is reminded with the payment link."""
+    key = idempotency_key or new_key()
+    body = {k: v for k, v in {"days": days, "deadline": deadline}.items() if v is not None}
+    accepted: dict[str, Any] = api.post(path("orders", code, "reservation"), body or None, idempotency_key=key)
+    started(api, accepted, wait=False, key=key)
+
+
+@order_actions.command("extend-deadline")
+@api_command
+def extend_deadline(
+    api: Api,
+    code: CodeArg,
+    deadline: Annotated[str, typer.Argument(help="The new deadline, ISO 8601 with a time zone; later than now.")],
+) -> None:
+    """Move a reservation's payment deadline later."""
+    result = api.post(path("orders", code, "reservation", "extend"), {"deadline": deadline})
+    out().print(f"order {result['order_code']}: payment due {result['deadline']}")
+
+
+@order_actions.command("mark-paid")
+@api_command
+def mark_paid(
+    api: Api,
+    code: CodeArg,
+    reference: Annotated[str | None, typer.Option(help="The bank transfer's or invoice's id.")] = None,
+) -> None:
+    """Finance: the reservation's invoice is paid; the order becomes paid and its tickets are sent."""
+    result = api.post(path("orders", code, "reservation", "paid"), {"reference": reference})
+    out().print(f"order {result['order_code']}: {result['status']}")
+
+
 def _edited(result: dict[str, Any]) -> None:
     changed = result.get("changed") or []
     message = f"changed {', '.join(changed)}" if changed else "nothing changed (the values were the same)"

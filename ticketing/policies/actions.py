@@ -42,6 +42,8 @@ ACTION_NAMES = (
     "download-receipt",
     "add-comment",
     "transfer",
+    "mark-paid",
+    "extend-deadline",
 )
 
 
@@ -203,6 +205,15 @@ def transfer_refusal(
     return Refusal(type="no-transferable-tickets", reason="no ticket of this order can be transferred")
 
 
+def reservation_refusal(order: Order, event: Event | None = None) -> Refusal | None:
+    """A reserved order waiting for its payment: it can be marked paid, or its deadline extended."""
+    if refusal := _status_refusal(order, {OrderStatus.RESERVED}):
+        return refusal
+    if order.payment.status is not PaymentStatus.PENDING:
+        return Refusal(type="payment-not-pending", reason=f"the payment is {order.payment.status.value}")
+    return None
+
+
 def _ticket_transfer_refusal(ticket: Ticket) -> Refusal | None:
     if not ticket.is_valid:
         return Refusal(type="ticket-invalid", reason=f"ticket {ticket.id} is {ticket.state.value}")
@@ -228,6 +239,8 @@ RULES: dict[str, Callable[[Order, Event], Refusal | None]] = {
     "download-receipt": download_receipt_refusal,
     "add-comment": comment_refusal,
     "transfer": transfer_refusal,
+    "mark-paid": reservation_refusal,
+    "extend-deadline": reservation_refusal,
 }
 
 

@@ -1,0 +1,144 @@
+"""Reservations with a payment deadline end to end: API -> Reservation -> store -> SMTP sink, and its timers."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest_asyncio
+from temporalio.client import Client
+
+from runtime.settings import ReservationConfig
+from tests.builders import make_event, make_order
+from tests.e2e.action_support import action, history, problem, stored
+from tests.harness import Harness, running, seed
+from ticketing.models import Order, PaymentMethod
+from ticketing.signed_links import verify
+from ticketing.states import OrderStatus
+from ticketing.store.engine import Store
+from ticketing.store.orders import load_ticket_types, load_time_slots
+
+PAY_LINK = re.compile(r"/pay/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
+
+
+@pytest_asyncio.fixture
+async def quick(temporal_client: Client, store: Store, tmp_path: Path, queue_prefix: str) -> AsyncIterator[Harness]:
+    """Reminders 3 s and 1.5 s before the deadline."""
+    overrides = {"reservations": ReservationConfig(reminder_hours=[3 / 3600, 1.5 / 3600])}
+    async with running(temporal_client, store, tmp_path, queue_prefix, settings_overrides=overrides) as harness:
+        yield harness
+
+
+async def _reserved(app: Harness, **kw: Any) -> Order:
+    event, types, slots = make_event(event_id=f"evt_{uuid.uuid4().hex[:6]}")
+    order = make_order(event, types, tickets=2, slot=slots[0].id, method=PaymentMethod.INVOICE,
+                       status=OrderStatus.RESERVED, **kw)
+    await seed(app.store, event, types, slots, [order])
+    return order
+
+
+async def _open(app: Harness, code: str, deadline: datetime) -> str:
+    resp = await app.http.post(f"/orders/{code}/reservation", json={"deadline": deadline.isoformat()})
+    assert resp.status_code == 202, resp.text
+    op: str = resp.json()["operation_id"]
+    return op
+
+
+async def _seats(app: Harness, order: Order) -> tuple[int, int]:
+    event_id = order.event_id
+    async with app.store.transaction() as conn:
+        types = {t.id: t.sold for t in await load_ticket_types(conn, event_id)}
+        slots = {s.id: s.sold for s in await load_time_slots(conn, event_id)}
+    return types[order.tickets[0].ticket_type_id], slots[order.tickets[0].time_slot_id or ""]
+
+
+async def test_unpaid_reservation_is_reminded_then_expires_and_releases_its_seats(quick: Harness) -> None:
+    app = quick
+    order = await _reserved(app)
+    assert await _seats(app, order) == (2, 2)
+    detail = (await app.http.get(f"/orders/{order.code}")).json()
+    assert action(detail, "mark-paid")["enabled"] and action(detail, "extend-deadline")["enabled"]
+    deadline = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
+    op = await _open(app, order.code, deadline)
+    due = (await app.http.get("/reservations", params={"within_hours": 1})).json()
+    for _ in range(50):
+        if any(r["order_code"] == order.code for r in due):
+            break
+        await asyncio.sleep(0.2)  # visibility is eventually consistent
+        due = (await app.http.get("/reservations", params={"within_hours": 1})).json()
+    assert any(r["order_code"] == order.code and r["operation_id"] == op for r in due), due
+
+    done = await app.wait_operation(op, timeout=30)
+    assert done["status"] == "completed", done
+    assert (done["result"]["status"], done["result"]["reminders_sent"]) == ("expired", 2)
+    reminders = app.sink.messages
+    assert [m["To"] for m in reminders] == ["ada@example.com", "ada@example.com"]
+    text = reminders[0].get_body(("plain",))
+    assert text is not None
+    token = PAY_LINK.search(text.get_content())
+    assert token is not None
+    assert verify(app.settings.signing_secret.get_secret_value(), "payment", token.group(1),
+                  now=datetime.now(UTC) - timedelta(seconds=10))[0] == order.code
+
+    after = await stored(app, order.code)
+    assert (after.status.value, after.payment.status.value) == ("expired", "voided")
+    assert {t.state.value for t in after.tickets} == {"invalid:cancelled"}
+    assert await _seats(app, order) == (0, 0)
+    kinds = [e.type for e in await history(app, order.code)]
+    assert kinds.count("payment-reminder-sent") == 2
+    assert kinds.index("reservation-deadline-set") < kinds.index("reservation-expired")
+    problem(await app.http.post(f"/orders/{order.code}/reservation/paid", json={}), 409, "operation-closed")
+    detail = (await app.http.get(f"/orders/{order.code}")).json()
+    assert action(detail, "mark-paid")["reason_type"] == "order-expired"
+
+
+async def test_paid_reservation_is_delivered_and_extension_moves_the_deadline(app: Harness) -> None:
+    order = await _reserved(app)
+    deadline = (datetime.now(UTC) + timedelta(days=5)).replace(microsecond=0)
+    op = await _open(app, order.code, deadline)
+    later = deadline + timedelta(days=3)
+    earlier = {"deadline": (deadline - timedelta(days=1)).isoformat()}
+    problem(await app.http.post(f"/orders/{order.code}/reservation/extend", json=earlier), 409, "deadline-not-later")
+    extended = await app.http.post(f"/orders/{order.code}/reservation/extend", json={"deadline": later.isoformat()})
+    assert extended.status_code == 200, extended.text
+    assert datetime.fromisoformat(extended.json()["deadline"]) == later
+    finance = await app.headers_for("finance-1", "finance")
+    support = await app.headers_for("agent-7", "support")
+    problem(await app.http.post(f"/orders/{order.code}/reservation/paid", json={}, headers=support), 403, "forbidden")
+    paid = await app.http.post(f"/orders/{order.code}/reservation/paid", json={"reference": "INV-42"},
+                               headers=finance)
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["status"] == "paid"
+    done = await app.wait_operation(op)
+    assert (done["result"]["status"], done["result"]["delivery"]) == ("paid", "sent")
+    assert datetime.fromisoformat(done["result"]["deadline"]) == later
+    after = await stored(app, order.code)
+    assert (after.status.value, after.payment.status.value, after.payment.reference) == ("paid", "succeeded", "INV-42")
+    (mail,) = app.sink.messages
+    assert len([p for p in mail.iter_attachments() if p.get_content_type() == "application/pdf"]) == 2
+    kinds = [e.type for e in await history(app, order.code)]
+    assert kinds[-4:] == ["reservation-deadline-set", "reservation-deadline-extended", "payment-received",
+                          "tickets-sent"]
+    assert (await history(app, order.code, "payment-received"))[0].actor == "finance-1"
+    problem(await app.http.post(f"/orders/{order.code}/reservation/paid", json={}, headers=finance),
+            409, "operation-closed")
+
+
+async def test_reservation_refusals(app: Harness) -> None:
+    paid_event, types, slots = make_event(event_id=f"evt_{uuid.uuid4().hex[:6]}")
+    paid = make_order(paid_event, types)
+    await seed(app.store, paid_event, types, slots, [paid])
+    problem(await app.http.post(f"/orders/{paid.code}/reservation", json={"days": 3}), 409, "order-paid")
+    reserved = await _reserved(app)
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    problem(await app.http.post(f"/orders/{reserved.code}/reservation", json={"deadline": past}), 409,
+            "deadline-in-past")
+    problem(await app.http.post(f"/orders/{reserved.code}/reservation", json={"deadline": "2030-01-01T00:00:00"}),
+            422, "validation-error")
+    problem(await app.http.post(f"/orders/{reserved.code}/reservation/extend",
+                                json={"deadline": "2030-01-01T00:00:00Z"}), 409, "operation-closed")
