@@ -328,3 +328,27 @@ class PaymentReminder(BaseModel):
     operation_id: str
     deadline: datetime
     sequence: int
+
+
+class ReturnStep(BaseModel):
+    """Open, decline, approve or settle a return request, once per operation (history dedupes it)."""
+
+    order_code: str
+    operation_id: str
+    actor: str
+    reason: str = ""
+    via: str = "agent"
+    refund_status: str | None = None
+    refund_id: str | None = None
+
+
+class ReturnState(BaseModel):
+    order_code: str
+    event_id: str
+    status: str
+
+
+class ReturnDeclinedEmail(BaseModel):
+    order_code: str
+    operation_id: str
+    reason: str

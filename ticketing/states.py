@@ -17,6 +17,8 @@ class OrderStatus(StrEnum):
     PAID = "paid"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+    RETURN_REQUESTED = "return-requested"  # Liveto: the buyer asked to return it; finance decides
+    RETURNED = "returned"
 
 
 class PaymentStatus(StrEnum):
@@ -71,9 +73,12 @@ class ScanState(StrEnum):
 
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.RESERVED: frozenset({OrderStatus.PAID, OrderStatus.EXPIRED, OrderStatus.CANCELLED}),
-    OrderStatus.PAID: frozenset({OrderStatus.CANCELLED}),
+    OrderStatus.PAID: frozenset({OrderStatus.CANCELLED, OrderStatus.RETURN_REQUESTED}),
     OrderStatus.EXPIRED: frozenset(),
     OrderStatus.CANCELLED: frozenset(),
+    # Declined (or its refund failed): paid again. Approved and refunded: returned.
+    OrderStatus.RETURN_REQUESTED: frozenset({OrderStatus.PAID, OrderStatus.RETURNED}),
+    OrderStatus.RETURNED: frozenset(),
 }
 
 PAYMENT_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {

@@ -8,7 +8,8 @@ Worker Versioning (`worker.versioning`): each process polls as version
 behaviour, chosen in `VERSIONING` below:
 - AUTO_UPGRADE: Refund (waits up to 10 business days), BulkDelivery and EventCancellation
   (hours, paused for days, continue-as-new), ImportOrders (the same engine), TransferTicket (waits
-  days for the recipient), Reservation (waits weeks for a payment).
+  days for the recipient), Reservation (waits weeks for a payment), ReturnRequest (waits for
+  finance, then its refund).
   They move to the current version at their next
   workflow task, so any change to their command sequence goes behind `workflow.patched`.
 - PINNED: ResendOrder, SendReceipt, CancelOrder, ReissueAndResend, RescheduleOrder,
@@ -44,6 +45,7 @@ from activities.personalisation import PersonalisationActivities
 from activities.refunds import RefundActivities
 from activities.reissue import ReissueActivities
 from activities.reservations import ReservationActivities, ReservationEmailActivities
+from activities.returns import ReturnActivities, ReturnEmailActivities
 from activities.transfers import TransferActivities, TransferEmailActivities
 from runtime.settings import Settings
 from workflows.bulk_delivery import BulkDeliveryWorkflow
@@ -57,6 +59,7 @@ from workflows.refund import RefundWorkflow
 from workflows.reissue import ReissueAndResendWorkflow, RescheduleWorkflow
 from workflows.resend import ResendOrderWorkflow
 from workflows.reservation import ReservationWorkflow
+from workflows.returns import ReturnWorkflow
 from workflows.transfer import TransferTicketWorkflow
 
 # Our own packages are pure at import (class and function definitions, no global state), so the
@@ -89,6 +92,7 @@ WORKFLOWS: Sequence[type] = (
     TransferTicketWorkflow,
     ImportOrdersWorkflow,
     ReservationWorkflow,
+    ReturnWorkflow,
 )
 
 # The versioning behaviour of each workflow (see the module docstring). It is not in `@workflow.defn`
@@ -101,6 +105,7 @@ VERSIONING: dict[type, VersioningBehavior] = {
     TransferTicketWorkflow: VersioningBehavior.AUTO_UPGRADE,  # waits days for the recipient
     ImportOrdersWorkflow: VersioningBehavior.AUTO_UPGRADE,  # the bulk engine: hours, paused, continue-as-new
     ReservationWorkflow: VersioningBehavior.AUTO_UPGRADE,  # waits days or weeks for the payment
+    ReturnWorkflow: VersioningBehavior.AUTO_UPGRADE,  # waits for finance, then for its refund
     ResendOrderWorkflow: VersioningBehavior.PINNED,
     SendReceiptWorkflow: VersioningBehavior.PINNED,
     CancelOrderWorkflow: VersioningBehavior.PINNED,
@@ -130,6 +135,7 @@ def order_activities(deps: Deps) -> list[Callable[..., Any]]:
     reissue = ReissueActivities(deps)
     transfers = TransferActivities(deps)
     reservations = ReservationActivities(deps)
+    returns = ReturnActivities(deps)
     return [
         orders.plan_resend,
         refunds.open_refund,
@@ -147,6 +153,10 @@ def order_activities(deps: Deps) -> list[Callable[..., Any]]:
         reservations.record_deadline,
         reservations.expire,
         reservations.pay,
+        returns.open_return,
+        returns.decline_return,
+        returns.approve_return,
+        returns.settle_return,
         *bulk_store_activities(deps),
     ]
 
@@ -179,6 +189,7 @@ def email_activities(deps: Deps) -> list[Callable[..., Any]]:
         TransferEmailActivities(deps).send_transfer_offer,
         ImportDeliveryActivities(deps).deliver_import_batch,
         ReservationEmailActivities(deps).send_payment_reminder,
+        ReturnEmailActivities(deps).send_return_declined,
         BulkDeliveryActivities(deps).deliver_bulk_batch,
         EventCancellationActivities(deps).notify_cancellation_batch,
     ]

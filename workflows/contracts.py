@@ -253,3 +253,25 @@ class ReservationResult(BaseModel):
     deadline: datetime
     reminders_sent: int
     delivery: str | None = None
+
+
+class ReturnInput(BaseModel):
+    order_code: str
+    actor: str
+    reason: str
+    via: str = "agent"
+    timing: RefundTiming = RefundTiming()
+    approval_threshold: int | None = None
+
+
+class ReturnDecision(BaseModel):
+    actor: str
+    reason: str = ""
+
+
+class ReturnResult(BaseModel):
+    order_code: str
+    status: str  # returned, declined, or paid (the refund did not succeed)
+    refund_id: str | None = None
+    refund_status: str | None = None
+    delivery: str | None = None

@@ -26,6 +26,7 @@ from backoffice.api import (
     problems,
     refunds,
     reservations,
+    returns,
     scanning,
     transfers,
     webhooks,
@@ -72,6 +73,7 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
     app.include_router(transfers.router)
     app.include_router(imports.router)
     app.include_router(reservations.router)
+    app.include_router(returns.router)
     app.include_router(events.router)
     codec.install(app)
     app.add_middleware(WaitForOperation)

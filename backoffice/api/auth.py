@@ -39,6 +39,8 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
         # The transfer recipient's link, likewise.
         ("GET", "/transfers/{token}"),
         ("POST", "/transfers/{token}/accept"),
+        # The buyer's return link.
+        ("POST", "/returns/{token}"),
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
         ("GET", "/docs/oauth2-redirect"),

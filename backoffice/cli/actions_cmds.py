@@ -187,6 +187,40 @@ def mark_paid(
     out().print(f"order {result['order_code']}: {result['status']}")
 
 
+@order_actions.command("return")
+@api_command
+def request_return(
+    api: Api,
+    code: CodeArg,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why the buyer returns it; 3 characters or more.")],
+    wait: WaitOption = False,
+    idempotency_key: IdempotencyOption = None,
+) -> None:
+    """Ask, for the buyer, to return the order; it shows return-requested until finance decides."""
+    _act(api, code, "returns", {"reason": reason}, idempotency_key, wait)
+
+
+@order_actions.command("return-approve")
+@api_command
+def return_approve(api: Api, code: CodeArg) -> None:
+    """Finance: approve the return; a full refund runs with the event's policy, then the order is returned."""
+    result = api.post(path("orders", code, "returns", "approve"), {})
+    out().print(f"order {result['order_code']}: return approved, refund {result['refund_id']} "
+                f"(operation {result['operation_id']})")
+
+
+@order_actions.command("return-decline")
+@api_command
+def return_decline(
+    api: Api,
+    code: CodeArg,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Emailed to the buyer; 3 characters or more.")],
+) -> None:
+    """Decline the return; the buyer is told the reason and the order is paid again."""
+    result = api.post(path("orders", code, "returns", "decline"), {"reason": reason})
+    out().print(f"order {result['order_code']}: return declined")
+
+
 def _edited(result: dict[str, Any]) -> None:
     changed = result.get("changed") or []
     message = f"changed {', '.join(changed)}" if changed else "nothing changed (the values were the same)"

@@ -19,9 +19,12 @@ def test_paid_card_order_offers_everything_but_personalisation() -> None:
     acts = _actions(make_order(event, types), event)
     assert {n for n, a in acts.items() if a.enabled} == {
         "resend", "refund", "cancel", "reissue", "edit-ticket", "edit-contact", "send-receipt",
-        "set-scan-status", "download-tickets", "download-receipt", "add-comment",
+        "set-scan-status", "download-tickets", "download-receipt", "add-comment", "request-return",
     }
     assert acts["open-personalisation"].reason_type == "personalisation-not-required"
+    assert acts["transfer"].reason_type == "event-started"  # the builders' event started on 2026-12-01
+    assert acts["mark-paid"].reason_type == acts["extend-deadline"].reason_type == "order-paid"
+    assert acts["decide-return"].reason_type == "order-paid"
 
 
 def test_personalised_ticket_enables_open_personalisation() -> None:

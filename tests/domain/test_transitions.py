@@ -34,7 +34,15 @@ X = TransferStatus
 ALLOWED: dict[str, tuple[Any, set[tuple[Any, Any]]]] = {
     "order": (
         ORDER_TRANSITIONS,
-        {(O.RESERVED, O.PAID), (O.RESERVED, O.EXPIRED), (O.RESERVED, O.CANCELLED), (O.PAID, O.CANCELLED)},
+        {
+            (O.RESERVED, O.PAID),
+            (O.RESERVED, O.EXPIRED),
+            (O.RESERVED, O.CANCELLED),
+            (O.PAID, O.CANCELLED),
+            (O.PAID, O.RETURN_REQUESTED),
+            (O.RETURN_REQUESTED, O.PAID),
+            (O.RETURN_REQUESTED, O.RETURNED),
+        },
     ),
     "payment": (
         PAYMENT_TRANSITIONS,

@@ -44,6 +44,8 @@ ACTION_NAMES = (
     "transfer",
     "mark-paid",
     "extend-deadline",
+    "request-return",
+    "decide-return",
 )
 
 
@@ -83,7 +85,8 @@ def personalisation_refusal(order: Order, event: Event) -> Refusal | None:
 
 
 def refund_refusal(order: Order, event: Event) -> Refusal | None:
-    if refusal := _status_refusal(order, {OrderStatus.PAID, OrderStatus.CANCELLED}):
+    # A return request is decided by a refund (the return workflow runs it).
+    if refusal := _status_refusal(order, {OrderStatus.PAID, OrderStatus.CANCELLED, OrderStatus.RETURN_REQUESTED}):
         return refusal
     if order.payment.status is not PaymentStatus.SUCCEEDED:
         return Refusal(
@@ -214,6 +217,17 @@ def reservation_refusal(order: Order, event: Event | None = None) -> Refusal | N
     return None
 
 
+def return_refusal(order: Order, event: Event) -> Refusal | None:
+    """A buyer may ask to return a paid order that could be refunded now."""
+    if refusal := _status_refusal(order, {OrderStatus.PAID}):
+        return refusal
+    return refund_refusal(order, event)
+
+
+def return_decision_refusal(order: Order, event: Event) -> Refusal | None:
+    return _status_refusal(order, {OrderStatus.RETURN_REQUESTED})
+
+
 def _ticket_transfer_refusal(ticket: Ticket) -> Refusal | None:
     if not ticket.is_valid:
         return Refusal(type="ticket-invalid", reason=f"ticket {ticket.id} is {ticket.state.value}")
@@ -241,6 +255,8 @@ RULES: dict[str, Callable[[Order, Event], Refusal | None]] = {
     "transfer": transfer_refusal,
     "mark-paid": reservation_refusal,
     "extend-deadline": reservation_refusal,
+    "request-return": return_refusal,
+    "decide-return": return_decision_refusal,
 }
 
 
