@@ -263,7 +263,7 @@ class BulkBatch(BaseModel):
 
 class BatchCounts(BaseModel):
     counts: dict[str, int] = {}
-    follow_ups: list[str] = []
+    follow_ups: list[str] = []  # "refund id|order code|workflow id|summary" of refunds handed to Refund runs
 
 
 class FinishBulk(BaseModel):

@@ -36,6 +36,7 @@ from ticketing.event_cancellation import fees_refundable, plan_refund
 from ticketing.inventory import InventoryDelta
 from ticketing.models import Event, Order, OrderEvent, Refund
 from ticketing.policies.actions import Refusal
+from ticketing.refunds import refund_summary
 from ticketing.states import OrderStatus, RefundStatus
 from ticketing.store.bulk import items_in_range, load_bulk, mark_item
 from ticketing.store.deliveries import DeliveryStatus, claim_delivery, mark_delivery
@@ -192,7 +193,14 @@ class EventCancellationActivities:
         # never returned their follow-ups, and the parent ignores a run that exists already.
         async with store.transaction() as conn:
             waiting = await refund_items_in_range(conn, batch.bulk_id, batch.first, batch.last, set(FOLLOW_UP))
-        return BatchCounts(counts=counts, follow_ups=["|".join(entry) for entry in waiting])
+        then = f"handed over by event cancellation {batch.bulk_id}"
+        return BatchCounts(
+            counts=counts,
+            follow_ups=[
+                "|".join((refund_id, code, workflow_id, refund_summary(amount, code, tickets, kind, then=then)))
+                for refund_id, code, workflow_id, amount, tickets, kind in waiting
+            ],
+        )
 
     async def _one(self, job: _Job, item: Any) -> ItemStatus:
         opened = await self._open(job, item)

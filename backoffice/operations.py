@@ -28,6 +28,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
+from runtime.codec import PublicText
 from ticketing.errors import ActionNotAllowed, NotFound
 
 # A query needs a worker; when none polls, answer without the live details rather than hang.
@@ -87,7 +88,8 @@ class Operations:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 search_attributes=TypedSearchAttributes(search_attributes or []),
-                static_summary=summary,
+                # Summaries name ids and amounts only: stored in plaintext for every Web UI user.
+                static_summary=PublicText(summary) if summary else None,
                 memo=memo,
                 start_delay=start_delay,
                 start_signal=start_signal[0] if start_signal else None,

@@ -16,6 +16,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import BatchCounts, BulkReport
     from activities.event_cancellation import EventCancellationActivities
+    from runtime.codec import PublicText
     from workflows.bulk_engine import BulkEngine
     from workflows.contracts import BulkInput, RefundInput
     from workflows.refund import RefundWorkflow
@@ -39,7 +40,8 @@ class EventCancellationWorkflow(BulkEngine):
     async def after_batch(self, phase: str, result: BatchCounts) -> None:
         assert self.inp is not None
         for entry in result.follow_ups:
-            refund_id, order_code, workflow_id = entry.split("|", 2)
+            # refund id|order code|workflow id|summary (entries recorded before summaries have three fields)
+            refund_id, order_code, workflow_id, *summary = entry.split("|", 3)
             try:
                 await workflow.start_child_workflow(
                     RefundWorkflow.run,
@@ -52,7 +54,9 @@ class EventCancellationWorkflow(BulkEngine):
                     ),
                     id=workflow_id,
                     parent_close_policy=ParentClosePolicy.ABANDON,
-                    static_summary=f"Refund on order {order_code} (event cancellation {self.inp.bulk_id})",
+                    static_summary=PublicText(
+                        summary[0] if summary else f"Refund on order {order_code} (event {self.inp.bulk_id})"
+                    ),
                 )
                 self.progress.follow_ups += 1
             except WorkflowAlreadyStartedError:

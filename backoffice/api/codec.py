@@ -3,7 +3,10 @@
 The Web UI posts `{"payloads": [...]}` (protobuf JSON: base64 metadata values
 and data) to `/codec/decode` from the browser, so these two routes answer CORS
 for the UI's origins only. A caller without a support role gets 401/403 and
-the UI keeps showing ciphertext.
+the UI keeps showing ciphertext. In production the UI passes the signed-in
+user's OIDC access token (checked against the JWKS); under `ticketops dev` the
+UI on loopback is trusted without one (`codec.trust_local_ui`, see auth.py).
+The CLI sends `{}` when a command has no payloads: that is an empty list.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ class EncodedPayload(BaseModel):
 
 
 class PayloadsBody(BaseModel):
-    payloads: list[EncodedPayload] = Field(max_length=1000)
+    payloads: list[EncodedPayload] = Field(default_factory=list, max_length=1000)
 
     model_config = {
         "json_schema_extra": {
