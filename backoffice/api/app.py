@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from backoffice.api import (
     bulk,
@@ -28,8 +29,12 @@ from backoffice.api.waiting import WaitForOperation
 
 
 def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> FastAPI:
-    """With `app_state` the caller owns the resources (tests); else `lifespan` builds them."""
-    app = FastAPI(
+    """With `app_state` the caller owns the resources (tests); else `lifespan` builds them.
+
+    `/docs` and `/redoc` load Swagger UI and ReDoc from the assets fastapi-offline
+    ships (under `/static-offline-docs`), not from a CDN: they work offline.
+    """
+    app = FastAPIOffline(
         lifespan=lifespan,
         dependencies=[Depends(authenticated_unless_public)],
         title="ticketops backoffice API",
