@@ -19,6 +19,7 @@ from temporalio.api.common.v1 import Payload, WorkflowExecution
 from temporalio.api.query.v1 import WorkflowQuery
 from temporalio.api.workflowservice.v1 import QueryWorkflowRequest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 
 from devtools.stripe_server.config import StripeServerConfig
 from devtools.stripe_server.server import StripeServer
@@ -94,7 +95,7 @@ async def test_every_refund_run_names_order_and_amount_in_plaintext(app: Harness
         try:
             if (await _attrs(follow_up)).get("RefundStatus") == "refund-error":
                 break
-        except Exception:  # noqa: BLE001 - not started yet
+        except RPCError:  # not started yet
             pass
         await asyncio.sleep(0.1)
     desc = await follow_up.describe()
