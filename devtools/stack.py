@@ -82,9 +82,9 @@ def _stop(children: list[Child]) -> None:
 
 
 async def _seed(env: dict[str, str]) -> str:
+    from devtools.demo_data import seed_demo
     from devtools.demo_payments import stripe_payment_creator
     from runtime.settings import Settings
-    from ticketing.demo_data import seed_demo
     from ticketing.store.engine import Store
     from ticketing.store.migrate import upgrade
 

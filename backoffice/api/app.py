@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 from backoffice.api import (
     bulk,
     codec,
+    events,
     openapi,
     operations,
     order_actions,
@@ -25,6 +26,7 @@ from backoffice.api import (
 )
 from backoffice.api.auth import authenticated_unless_public
 from backoffice.api.deps import AppState
+from backoffice.api.input_guard import guard_input
 from backoffice.api.waiting import WaitForOperation
 
 
@@ -36,7 +38,7 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
     """
     app = FastAPIOffline(
         lifespan=lifespan,
-        dependencies=[Depends(authenticated_unless_public)],
+        dependencies=[Depends(authenticated_unless_public), Depends(guard_input)],
         title="ticketops backoffice API",
         version="0.1.0",
         description=(
@@ -59,6 +61,7 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
     app.include_router(personalisation.router)
     app.include_router(order_documents.router)
     app.include_router(bulk.router)
+    app.include_router(events.router)
     codec.install(app)
     app.add_middleware(WaitForOperation)
 

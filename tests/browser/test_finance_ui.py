@@ -29,7 +29,6 @@ from playwright.async_api import Browser, Locator, Page, async_playwright
 from playwright.async_api import Error as PlaywrightError
 from temporalio.testing import WorkflowEnvironment
 
-from backoffice.principals import Role
 from devtools.finance_links import finance_links
 from devtools.stripe_server.client import stripe_client
 from devtools.stripe_server.config import StripeServerConfig
@@ -40,6 +39,7 @@ from tests.codec_keys import TEST_CODEC
 from tests.conftest import ROOT, temporal_binary
 from tests.e2e.refund_support import card_order, request_refund
 from tests.harness import Harness, running
+from ticketing.roles import Role
 from ticketing.store.engine import Store
 from workflows import search_attributes
 

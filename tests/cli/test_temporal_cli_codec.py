@@ -20,12 +20,12 @@ from typing import Any
 import pytest_asyncio
 from temporalio.client import Client
 
-from backoffice.principals import Role
 from tests.builders import make_event, make_order
 from tests.conftest import temporal_binary
 from tests.e2e.refund_support import request_refund
 from tests.harness import Harness, running, seed, serve_http
 from ticketing.models import PaymentMethod
+from ticketing.roles import Role
 from ticketing.store.engine import Store
 
 FINANCE = "clara.finance@backoffice.example"  # an OIDC-style subject: personal data in the workflow input
