@@ -139,7 +139,7 @@ def run_stack(*, fresh: bool = False) -> int:
                     _bin("temporal"), "server", "start-dev",
                     "--db-filename", str(VAR / "temporal.sqlite"),
                     "--ip", "127.0.0.1", "--port", str(TEMPORAL_PORT), "--ui-port", str(UI_PORT),
-                    "--ui-codec-endpoint", f"http://127.0.0.1:{API_PORT}/codec",
+                    "--ui-codec-endpoint", f"http://127.0.0.1:{API_PORT}/codec", "--ui-disable-news-fetch",
                     "--log-level", "warn", *attrs,
                 ],
                 TEMPORAL_PORT,

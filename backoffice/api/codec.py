@@ -15,7 +15,7 @@ import base64
 import binascii
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel, Field, field_validator
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -75,12 +75,21 @@ class PayloadsBody(BaseModel):
     }
 
 
+# The Web UI (2.5x) adds `?preserveStorageRefs=true` to its codec calls: it concerns codecs that move
+# large payloads to external storage, which ours does not, so it is accepted and changes nothing.
+PreserveStorageRefs = Annotated[
+    bool, Query(alias="preserveStorageRefs", description="Sent by the Web UI; no effect here.")
+]
+
+
 def _codec(st: AppState) -> EncryptionCodec:
     return EncryptionCodec.from_settings(st.settings.codec)
 
 
 @router.post("/decode", response_model=PayloadsBody)
-async def decode(body: PayloadsBody, st: Annotated[AppState, Depends(state)]) -> PayloadsBody:
+async def decode(
+    body: PayloadsBody, st: Annotated[AppState, Depends(state)], _refs: PreserveStorageRefs = False
+) -> PayloadsBody:
     """Decrypt payloads for the Web UI; plaintext payloads come back as they are."""
     try:
         decoded = await _codec(st).decode([p.payload() for p in body.payloads])
@@ -90,7 +99,9 @@ async def decode(body: PayloadsBody, st: Annotated[AppState, Depends(state)]) ->
 
 
 @router.post("/encode", response_model=PayloadsBody)
-async def encode(body: PayloadsBody, st: Annotated[AppState, Depends(state)]) -> PayloadsBody:
+async def encode(
+    body: PayloadsBody, st: Annotated[AppState, Depends(state)], _refs: PreserveStorageRefs = False
+) -> PayloadsBody:
     """Encrypt payloads the Web UI sends (signal or start input typed by a user) with the active key."""
     encoded = await _codec(st).encode([p.payload() for p in body.payloads])
     return PayloadsBody(payloads=[EncodedPayload.of(p) for p in encoded])

@@ -83,6 +83,14 @@ async def test_an_empty_payload_list_is_what_the_cli_sends(api: Harness) -> None
         assert resp.json() == {"payloads": []}
 
 
+async def test_the_query_parameter_the_web_ui_sends_is_accepted(api: Harness) -> None:
+    for route in ("/codec/encode", "/codec/decode"):
+        resp = await api.http.post(f"{route}?preserveStorageRefs=true", json={"payloads": [PLAIN]})
+        assert resp.status_code == 200, resp.text
+    typo = await api.http.post("/codec/decode?preserveStorageRef=true", json={})
+    assert typo.status_code == 400 and typo.json()["type"].endswith("/unknown-query-parameter")
+
+
 async def test_public_payloads_pass_the_codec_untouched(api: Harness) -> None:
     summary = {
         "metadata": {"encoding": _b64(b"json/plain"), PUBLIC: _b64(b"1")},

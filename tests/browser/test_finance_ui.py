@@ -99,7 +99,7 @@ async def stack(store: Store, tmp_path: Path) -> AsyncIterator[Stack]:
         data_converter=data_converter(TEST_CODEC),
         dev_server_log_level="error",
         dev_server_startup_timeout=timedelta(seconds=60),
-        dev_server_extra_args=["--ui-codec-endpoint", f"http://127.0.0.1:{api_port}/codec"],
+        dev_server_extra_args=["--ui-codec-endpoint", f"http://127.0.0.1:{api_port}/codec", "--ui-disable-news-fetch"],
     )
     codec = TEST_CODEC.model_copy(update={"cors_origins": [ui, f"http://localhost:{ui_port}"]})
     try:
