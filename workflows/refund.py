@@ -10,11 +10,12 @@ webhook signal racing a durable poll timer, bounded by the business-day window.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
@@ -22,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         OpenRefund,
         ProcessorRefundView,
         RefundEmail,
+        RefundEmailKind,
         RefundSnapshot,
         RefundTransition,
         SettleRefund,
@@ -32,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.refunds import RefundActivities
     from ticketing import refund_ledger
     from ticketing.calendar import add_business_days
+    from ticketing.models import Processor
     from ticketing.reconciliation_records import ProcessorRefundStatus
     from ticketing.refund_ledger import ProcessorOutcome, RefundAction, Settlement
     from ticketing.states import RefundStatus
@@ -53,6 +56,9 @@ with workflow.unsafe.imports_passed_through():
         REFUND_AMOUNT,
         REFUND_STATUS,
     )
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 # Runs recorded before the processor's answer was settled by one activity (`settle_refund`).
 SETTLE_PATCH = "refund-settle-activity"
@@ -83,7 +89,7 @@ class RefundWorkflow:
             snap = await self._store(RefundActivities.get_refund_snapshot, req.existing_refund_id)
             self._publish(snap)
             # Finance paid a refund by hand because the processor's failed: that failure is not news.
-            if req.late_failure_reason and snap.status == "refunded" and snap.processor_refund_id:
+            if req.late_failure_reason and snap.status == RefundStatus.SUCCEEDED and snap.processor_refund_id:
                 news = ProcessorOutcome(
                     processor_refund_id=snap.processor_refund_id,
                     status=ProcessorRefundStatus.FAILED,
@@ -134,15 +140,15 @@ class RefundWorkflow:
         """Through the ledger's states until the refund is final or finance let it lie; the receipt last."""
         while True:
             status = snap.status
-            if status == "awaiting-approval":
+            if status is RefundStatus.AWAITING_APPROVAL:
                 snap = await self._await_approval(snap)
-            elif status == "awaiting-manual":
+            elif status is RefundStatus.AWAITING_MANUAL:
                 snap = await self._await_manual(snap)
-            elif status == "refunding":
+            elif status is RefundStatus.REFUNDING:
                 snap = await self._submit(snap)
-            elif status == "confirming-refund":
+            elif status is RefundStatus.CONFIRMING:
                 snap = await self._confirm(snap)
-            elif status == "refund-error":
+            elif status is RefundStatus.FAILED:
                 if self.finance_notices < snap.attempt:
                     self.finance_notices = snap.attempt
                     await self._email(snap, "refund-error")
@@ -152,7 +158,7 @@ class RefundWorkflow:
                 snap = next_snap
             else:
                 break
-        if snap.status == "refunded":
+        if snap.status == RefundStatus.SUCCEEDED:
             await self._email(snap, "receipt")
         return snap
 
@@ -339,8 +345,8 @@ class RefundWorkflow:
         """The same news as a signal: signal-with-start (a bulk hand-off) and runs signalled before the update."""
         self.updates[update.processor_refund_id] = update
 
-    def _status(self) -> str:
-        return self.snap.status if self.snap else "requested"
+    def _status(self) -> RefundStatus:
+        return self.snap.status if self.snap else RefundStatus.REQUESTED
 
     async def _finish_action(self) -> RefundProgress:
         target = self.actions_done + 1
@@ -354,7 +360,7 @@ class RefundWorkflow:
 
     @mark_refunded.validator
     def _validate_mark(self, action: MarkRefunded) -> None:
-        if self._status() not in ("awaiting-manual", "refund-error"):
+        if self._status() not in (RefundStatus.AWAITING_MANUAL, RefundStatus.FAILED):
             raise ApplicationError(
                 f"a {self._status()} refund cannot be marked refunded", type="refund-not-markable"
             )
@@ -370,9 +376,9 @@ class RefundWorkflow:
 
     @retry.validator
     def _validate_retry(self, action: RetryRefund) -> None:
-        if self._status() != "refund-error":
+        if self._status() != RefundStatus.FAILED:
             raise ApplicationError(f"a {self._status()} refund cannot be retried", type="refund-not-retryable")
-        if self.snap and self.snap.processor != "stripe":
+        if self.snap and self.snap.processor != Processor.STRIPE:
             raise ApplicationError("only processor refunds can be retried", type="refund-not-retryable")
         if self.pending_action is not None:
             raise ApplicationError("another finance action is being applied", type="action-in-progress")
@@ -384,7 +390,7 @@ class RefundWorkflow:
 
     @approve.validator
     def _validate_approve(self, action: ApproveRefund) -> None:
-        if self._status() != "awaiting-approval":
+        if self._status() != RefundStatus.AWAITING_APPROVAL:
             raise ApplicationError(f"a {self._status()} refund needs no approval", type="refund-not-awaiting-approval")
         if action.actor == self.requested_by:
             raise ApplicationError(
@@ -421,7 +427,7 @@ class RefundWorkflow:
             ]
         workflow.upsert_search_attributes(pairs)
 
-    async def _store(self, method, arg):
+    async def _store(self, method: MethodAsyncSingleParam[Any, A, R], arg: A) -> R:
         return await workflow.execute_activity_method(
             method, arg, start_to_close_timeout=options.STORE_TIMEOUT, retry_policy=options.STORE_RETRY
         )
@@ -451,7 +457,7 @@ class RefundWorkflow:
         self._publish(new)
         return new
 
-    async def _email(self, snap: RefundSnapshot, kind: str, sequence: int = 0) -> None:
+    async def _email(self, snap: RefundSnapshot, kind: RefundEmailKind, sequence: int = 0) -> None:
         """Best effort: a notification that cannot be sent must not undo a refund."""
         try:
             await workflow.execute_activity_method(
