@@ -77,6 +77,7 @@ class RefundWorkflow:
         self.requested_by = ""
         self.attempt_started: datetime | None = None
         self.finance_notices = 0  # the attempt finance was last told of
+        self.ending = False  # the states are done with; a finance action now is too late
         self.closing = False
 
     # --- the run --------------------------------------------------------------------------
@@ -117,11 +118,14 @@ class RefundWorkflow:
         while True:
             snap = await self._drive(snap)
             # News that came while the run was ending (a failure webhook during the receipt) is acted on:
-            # the handlers finish, then the ledger's rule judges whatever is unread, until nothing is.
+            # the handlers finish (a finance action that came too late is refused), then the ledger's rule
+            # judges whatever is unread, until nothing is.
+            self.ending = True
             await workflow.wait_condition(workflow.all_handlers_finished)
             unread = self._unread_news(snap)
             if unread is None:
                 break
+            self.ending = False
             snap = await self._settle(snap, unread, actor="processor")
         self.closing = True  # no await from here to the return: later news is refused, so its sender acts
         self.waiting_for = ""
@@ -350,7 +354,10 @@ class RefundWorkflow:
 
     async def _finish_action(self) -> RefundProgress:
         target = self.actions_done + 1
-        await workflow.wait_condition(lambda: self.actions_done >= target)
+        await workflow.wait_condition(lambda: self.actions_done >= target or self.ending)
+        if self.actions_done < target:  # e.g. finance's mark as the wait for finance ran out: refused, not hung
+            self.pending_action = None
+            raise ApplicationError("the refund's run has ended and takes no more actions", type="operation-closed")
         return self.progress()
 
     @workflow.update(name="mark_refunded")
