@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio import activity
 
-from activities.contracts import BatchCounts, BulkBatch
+from activities.contracts import BatchCounts, BulkBatch, FollowUp
 from activities.deps import Deps
 from activities.errors import domain_errors
 from activities.pacing import Pacer
@@ -198,13 +198,16 @@ class EventCancellationActivities:
         async with store.transaction() as conn:
             waiting = await refund_items_in_range(conn, batch.bulk_id, batch.first, batch.last, set(FOLLOW_UP))
         then = f"handed over by event cancellation {batch.bulk_id}"
-        return BatchCounts(
-            counts=counts,
-            follow_ups=[
-                "|".join((refund_id, code, workflow_id, refund_summary(amount, code, tickets, kind, then=then)))
-                for refund_id, code, workflow_id, amount, tickets, kind in waiting
-            ],
-        )
+        follow_ups = [
+            FollowUp(
+                refund_id=refund_id,
+                order_code=code,
+                workflow_id=workflow_id,
+                summary=refund_summary(amount, code, tickets, kind, then=then),
+            )
+            for refund_id, code, workflow_id, amount, tickets, kind in waiting
+        ]
+        return BatchCounts(counts=counts, follow_ups=follow_ups)
 
     async def _one(self, job: _Job, item: Any) -> ItemStatus:
         opened = await self._open(job, item)

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.event_cancellation import EventCancellationActivities
     from runtime.codec import PublicText
     from workflows.bulk_engine import BulkEngine
-    from workflows.contracts import BulkInput, RefundInput
+    from workflows.contracts import BulkInput, CancellationParams, RefundInput
     from workflows.refund import RefundWorkflow
 
 
@@ -33,15 +33,14 @@ class EventCancellationWorkflow(BulkEngine):
 
     @workflow.run
     async def run(self, inp: BulkInput) -> BulkReport:
-        if not inp.params.get("notify", True):
+        if isinstance(inp.params, CancellationParams) and not inp.params.notify:
             self.phases = ("cancel",)
         return await self.run_bulk(inp)
 
     async def after_batch(self, phase: str, result: BatchCounts) -> None:
         assert self.inp is not None
         for entry in result.follow_ups:
-            # refund id|order code|workflow id|summary (entries recorded before summaries have three fields)
-            refund_id, order_code, workflow_id, *summary = entry.split("|", 3)
+            refund_id, order_code, workflow_id = entry.refund_id, entry.order_code, entry.workflow_id
             try:
                 await workflow.start_child_workflow(
                     RefundWorkflow.run,
@@ -55,7 +54,7 @@ class EventCancellationWorkflow(BulkEngine):
                     id=workflow_id,
                     parent_close_policy=ParentClosePolicy.ABANDON,
                     static_summary=PublicText(
-                        summary[0] if summary else f"Refund on order {order_code} (event {self.inp.bulk_id})"
+                        entry.summary or f"Refund on order {order_code} (event {self.inp.bulk_id})"
                     ),
                 )
                 self.progress.follow_ups += 1
