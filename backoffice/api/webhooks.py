@@ -89,7 +89,7 @@ async def _handle_refund(st: AppState, adapter: object, processor_refund_id: str
             operation_id=ledger.workflow_id,
             summary=refund_summary(
                 ledger.amount, ledger.order_code, len(ledger.ticket_ids), ledger.kind.value,
-                then="handed over by an event cancellation",
+                then="handed over by event cancellation",
             ),
             start_signal=("processor_update", update),
         )
