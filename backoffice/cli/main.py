@@ -19,11 +19,13 @@ from backoffice.cli.keys import keys_app
 from backoffice.cli.operations_cmds import operations_app
 from backoffice.cli.orders_cmds import order_reads
 from backoffice.cli.refunds_cmds import refunds_app
+from backoffice.cli.schedules_cmds import schedules_app
 
 app = typer.Typer(no_args_is_help=True, help="ticketops: order operations as durable workflows.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(schedules_app, name="schedules")
 
 
 @app.command()
