@@ -107,7 +107,8 @@ async def test_apply_creates_the_schedule_with_its_spec_and_policies(
     handle = temporal_client.get_schedule_handle(schedule_id(settings, "stripe"))
     cleanup.append(handle)
     # Manual and free processors have nothing to reconcile: one schedule, for Stripe.
-    assert [(a.schedule_id, a.outcome, a.paused) for a in applied] == [(f"{queue_prefix}reconcile-stripe", "created", False)]
+    expected = [(f"{queue_prefix}reconcile-stripe", "created", False)]
+    assert [(a.schedule_id, a.outcome, a.paused) for a in applied] == expected
     desc = await handle.describe()
     spec, policy = desc.schedule.spec, desc.schedule.policy
     assert [(c.hour[0].start, c.minute[0].start) for c in spec.calendars] == [(5, 15)]
