@@ -17,8 +17,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from pydantic import BaseModel
-from temporalio import workflow
 from temporalio.client import Client, ScheduleActionStartWorkflow, ScheduleHandle, ScheduleOverlapPolicy
 from temporalio.common import SearchAttributeKey
 from temporalio.worker import Worker
@@ -33,34 +31,13 @@ from backoffice.schedules import (
 )
 from runtime.settings import ReconciliationSettings, Settings, TemporalSettings
 from tests.codec_keys import TEST_CODEC
+from tests.reconcile_support import WindowReporter
 from ticketing.errors import ActionNotAllowed
 from ticketing.reconciliation_records import ReconWindow
 from ticketing.reconciliation_windows import window_for_run
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 DAY = timedelta(days=1)
-
-
-class SeenInput(BaseModel):
-    processor: str
-    window: ReconWindow | None = None
-    window_hours: int = 24
-    settlement_lag_hours: int = 24
-
-
-@workflow.defn(name="Reconcile", sandboxed=False)
-class WindowReporter:
-    """Registered under the real workflow type; returns the window a run would reconcile."""
-
-    @workflow.run
-    async def run(self, req: SeenInput) -> dict[str, Any]:
-        scheduled = workflow.info().typed_search_attributes.get(SCHEDULED_START)
-        window = req.window or window_for_run(
-            scheduled or workflow.now(),
-            length=timedelta(hours=req.window_hours),
-            lag=timedelta(hours=req.settlement_lag_hours),
-        )
-        return {"label": window.label, "scheduled": scheduled.isoformat() if scheduled else None}
 
 
 def _settings(client: Client, prefix: str, **recon: Any) -> Settings:
