@@ -25,7 +25,7 @@ from ticketing.errors import ActionNotAllowed
 from ticketing.states import OrderStatus
 from ticketing.store.bulk import create_bulk, load_bulk, status_counts
 from ticketing.store.orders import load_event, load_time_slots
-from workflows.contracts import BulkInput, RefundTiming
+from workflows.contracts import BulkInput
 from workflows.search_attributes import BULK_STATUS, EVENT_ID
 
 router = APIRouter(tags=["bulk"])
@@ -166,7 +166,7 @@ async def _start(
                 heartbeat_seconds=bulk_settings.heartbeat_seconds,
                 deferred_retries=bulk_settings.deferred_retries,
                 deferred_retry_seconds=bulk_settings.deferred_retry_seconds,
-                refund_timing=RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"})),
+                refund_timing=st.settings.refunds.timing(),
             ),
             operation_id=operation_id,
             search_attributes=[

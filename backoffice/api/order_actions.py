@@ -26,7 +26,7 @@ from backoffice.principals import Role
 from ticketing.cancellation import CancelRequest, RefundDecision, cancel_order, refund_id_for, refund_operation_id
 from ticketing.reissue import reissue_tickets, reschedule_tickets
 from ticketing.store.orders import load_event, load_order, load_time_slots
-from workflows.contracts import CancelInput, RefundTiming, ReissueInput, RescheduleInput
+from workflows.contracts import CancelInput, ReissueInput, RescheduleInput
 from workflows.search_attributes import EVENT_ID, ORDER_ID
 
 router = APIRouter(tags=["order actions"])
@@ -91,7 +91,7 @@ async def cancel(code: str, body: CancelBody, request: Request, st: StateDep, wh
     code = code.upper()
     if body.refund and not (await principal_of(request)).role.includes(Role.FINANCE):
         raise ProblemError(403, "forbidden", "cancelling with a refund needs the finance role")
-    timing = RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"}))
+    timing = st.settings.refunds.timing()
 
     async def act(key: str) -> dict[str, Any]:
         operation_id = f"cancel/{code}/{key}"

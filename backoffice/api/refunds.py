@@ -23,7 +23,7 @@ from ticketing.refunds import RefundQuote, RefundRequest, late_failure_workflow_
 from ticketing.states import RefundStatus
 from ticketing.store.orders import load_event, load_order
 from ticketing.store.refunds import list_refunds, load_refund
-from workflows.contracts import ApproveRefund, MarkRefunded, RefundInput, RefundTiming, RetryRefund
+from workflows.contracts import ApproveRefund, MarkRefunded, RefundInput, RetryRefund
 from workflows.search_attributes import EVENT_ID, ORDER_ID, PAYMENT_PROCESSOR, REFUND_AMOUNT, REFUND_STATUS
 
 router = APIRouter(tags=["refunds"])
@@ -181,7 +181,7 @@ async def request_refund(
 ) -> JSONResponse:
     """Start the refund exactly as previewed; a changed order is refused (`quote-mismatch`)."""
     code = code.upper()
-    timing = RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"}))
+    timing = st.settings.refunds.timing()
 
     async def act(key: str) -> dict[str, Any]:
         quote, order, _ = await _quote(st, code, body)
