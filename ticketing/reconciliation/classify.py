@@ -27,11 +27,7 @@ from ticketing.reconciliation_records import (
     ProcessorRefundStatus,
     UndeliveredEvent,
 )
-
-try:
-    from ticketing.refund_ledger import ProcessorOutcome, Settlement, judge
-except ImportError:  # INTERIM until refund-engine lands (then this fallback and its module go)
-    from ticketing.reconciliation.interim_rule import ProcessorOutcome, Settlement, judge  # type: ignore[assignment]
+from ticketing.refund_ledger import ProcessorOutcome, Settlement, judge
 from ticketing.states import RefundStatus
 
 PAYING = frozenset(
