@@ -199,8 +199,7 @@ class ReconcileWorkflow:
         for step in steps:
             if await self._heal(req, step):
                 healed.append(step.item_id)
-                if step.event_id:
-                    events.append((step.event_id, step.event_type or "replayed"))
+                events += step.events
             else:
                 st.heal_failed += 1
         if healed:

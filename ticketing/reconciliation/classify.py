@@ -203,12 +203,13 @@ def classify_refund(
     )
     route = heal_route(side, settlement)
     if settlement in (Settlement.MOVE, Settlement.LATE_FAILURE):
-        missed = next((e for e in events if e.processor_refund_id == current.id), None)
-        if missed is not None:
+        missed = sorted((e for e in events if e.processor_refund_id == current.id), key=lambda e: e.id)
+        if missed:  # the news was sent and never reached us: one item, keyed by the first event
             found.append(
                 _finding(
-                    C.MISSED_WEBHOOK, missed.id, A.REPLAY_EVENT if route else A.INVESTIGATE, side, current,
-                    event_id=missed.id, event_type=missed.type, settlement=settlement.value,
+                    C.MISSED_WEBHOOK, missed[0].id, A.REPLAY_EVENT if route else A.INVESTIGATE, side, current,
+                    event_id=missed[0].id, event_type=missed[0].type,
+                    events=[[e.id, e.type] for e in missed], settlement=settlement.value,
                     route=route.value if route else None,
                 )
             )
