@@ -37,6 +37,7 @@ from ticketing.states import RefundStatus
 from ticketing.store import reconciliation as rs
 from ticketing.store.engine import Store
 from ticketing.store.refunds import load_refund
+from workflows.contracts import RefundResult
 from workflows.reconcile_contracts import reconcile_workflow_id
 
 RUN_ID = reconcile_workflow_id("stripe", WINDOW.label)
@@ -178,3 +179,20 @@ async def test_healing_is_idempotent_over_two_runs(world: World) -> None:
 
         seen = (await conn.execute(webhook_events.select().where(webhook_events.c.id == event_id))).first()
     assert seen is not None  # a late delivery of the replayed event is a duplicate
+
+
+async def test_closed_confirming_refund_is_restarted_with_the_news(world: World) -> None:
+    """The processor settled a refund whose run is gone: the run starts again by its id and is told, as a
+    webhook's signal-with-start would; the ledger moves through the refund rule in that run."""
+    order = await world.order()
+    pid = "re_settled_while_nobody_listened"
+    refund = await world.refund(order, RefundStatus.CONFIRMING, processor_refund_id=pid)
+    world.processor_refund(order, refund, pid=pid)
+    first = await reconcile(world.app.client, world.app.prefix)
+    (item,) = await _items(world.app)
+    assert (item.cls, item.suggested_action) == (C.STATUS_MISMATCH, SuggestedAction.RESTART_REFUND)
+    assert first.healed == 1
+    done = await world.app.client.get_workflow_handle(refund.workflow_id, result_type=RefundResult).result()
+    assert done.status == "refunded"
+    second = await reconcile(world.app.client, world.app.prefix)
+    assert second.healed == 0 and second.resolved == 1

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from ticketing.calendar import add_business_days
 from ticketing.models import Refund
+from ticketing.processor_news import NewsRoute, route_news
 from ticketing.reconciliation.items import DiscrepancyClass as C
 from ticketing.reconciliation.items import SuggestedAction as A
 from ticketing.reconciliation.models import Finding
@@ -134,17 +135,16 @@ def current_attempt(side: LedgerSide, records: Sequence[ProcessorRefundRecord]) 
     return next((p for p in records if p.idempotency_key == r.idempotency_key), None)
 
 
-def heal_route(side: LedgerSide, settlement: Settlement) -> A | None:
-    """How the run can make the refund rule's move happen, without writing the ledger itself."""
-    if settlement is Settlement.LATE_FAILURE:
-        return A.START_LATE_FAILURE  # the refund's run is over; its follow-up run owns the failure
-    if settlement is not Settlement.MOVE:
-        return None
-    if side.workflow_open:
-        return A.SIGNAL_REFUND
-    if side.refund.status is RefundStatus.CONFIRMING:
-        return A.RESTART_REFUND  # a restarted run in confirming polls; it never submits again
-    return None  # refunding with no run: restarting would submit again; finance decides
+_HEAL_BY_ROUTE = {
+    NewsRoute.SIGNAL_RUN: A.SIGNAL_REFUND,
+    NewsRoute.START_RUN_WITH_NEWS: A.RESTART_REFUND,
+    NewsRoute.START_LATE_FAILURE: A.START_LATE_FAILURE,
+}
+
+
+def heal_route(side: LedgerSide, outcome: ProcessorOutcome) -> A | None:
+    """How the run makes the refund rule's move happen: as the webhook would have (`route_news`)."""
+    return _HEAL_BY_ROUTE.get(route_news(side.refund, outcome, run_open=bool(side.workflow_open)))
 
 
 def classify_refund(
@@ -195,13 +195,11 @@ def classify_refund(
                 C.AMOUNT_MISMATCH, r.id, A.INVESTIGATE, side, current, difference=current.amount - r.amount.amount
             )
         )
-    settlement = judge(
-        r,
-        ProcessorOutcome(
-            processor_refund_id=current.id, status=current.status, failure_reason=current.failure_reason
-        ),
+    outcome = ProcessorOutcome(
+        processor_refund_id=current.id, status=current.status, failure_reason=current.failure_reason
     )
-    route = heal_route(side, settlement)
+    settlement = judge(r, outcome)
+    route = heal_route(side, outcome)
     if settlement in (Settlement.MOVE, Settlement.LATE_FAILURE):
         missed = sorted((e for e in events if e.processor_refund_id == current.id), key=lambda e: e.id)
         if missed:  # the news was sent and never reached us: one item, keyed by the first event
