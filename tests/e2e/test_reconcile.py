@@ -11,11 +11,22 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleBackfill,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    ScheduleSpec,
+    ScheduleState,
+    WorkflowExecutionStatus,
+)
 
 from tests.e2e.reconcile_support import (
     FAST,
@@ -32,13 +43,17 @@ from tests.harness import Harness, running
 from ticketing.models import Processor
 from ticketing.reconciliation import DiscrepancyClass as C
 from ticketing.reconciliation import ItemState, ReconItem, SuggestedAction
+from ticketing.reconciliation_records import ReconWindow
 from ticketing.refunds import late_failure_workflow_id
 from ticketing.states import RefundStatus
 from ticketing.store import reconciliation as rs
 from ticketing.store.engine import Store
 from ticketing.store.refunds import load_refund
+from ticketing.store.tables import refunds, webhook_events
 from workflows.contracts import RefundResult
-from workflows.reconcile_contracts import reconcile_workflow_id
+from workflows.reconcile import ReconcileWorkflow
+from workflows.reconcile_contracts import ReconcileInput, reconcile_workflow_id
+from workflows.search_attributes import RECON_OPEN_ITEMS
 
 RUN_ID = reconcile_workflow_id("stripe", WINDOW.label)
 
@@ -175,8 +190,6 @@ async def test_healing_is_idempotent_over_two_runs(world: World) -> None:
     assert len(runs) == 1
     ((_, event_id),) = webhook
     async with world.app.store.read() as conn:
-        from ticketing.store.tables import webhook_events
-
         seen = (await conn.execute(webhook_events.select().where(webhook_events.c.id == event_id))).first()
     assert seen is not None  # a late delivery of the replayed event is a duplicate
 
@@ -196,3 +209,66 @@ async def test_closed_confirming_refund_is_restarted_with_the_news(world: World)
     assert done.status == "refunded"
     second = await reconcile(world.app.client, world.app.prefix)
     assert second.healed == 0 and second.resolved == 1
+
+
+async def test_items_of_earlier_windows_are_rechecked_and_resolved(world: World) -> None:
+    ((_, refund_id),) = await INJECTIONS["status-mismatch-error-but-paid"](world)
+    first = await reconcile(world.app.client, world.app.prefix)
+    assert first.counts == {"status-mismatch": 1} and first.healed == 0 and first.open_items == 1
+    later = ReconWindow(start=WINDOW.end, end=WINDOW.end + timedelta(days=1))
+    # Still disagreeing: a later window's run re-checks the item at the processor and leaves it open.
+    assert (await reconcile(world.app.client, world.app.prefix, window=later)).resolved == 0
+    async with world.app.store.transaction() as conn:  # finance fixed the ledger by hand
+        await conn.execute(refunds.update().where(refunds.c.id == refund_id).values(status="refunded"))
+    dry = await reconcile(world.app.client, world.app.prefix, window=later, dry_run=True)
+    assert dry.resolved == 0  # a dry run resolves nothing
+    again = await reconcile(world.app.client, world.app.prefix, window=later)
+    assert again.resolved == 1 and again.open_items == 0
+    (item,) = await _items(world.app)
+    assert (item.state, item.actor, item.reason) == (ItemState.RESOLVED, "reconciliation", "both sides agree")
+
+
+async def test_scheduled_run_takes_its_window_from_the_scheduled_time(world: World) -> None:
+    """A backfilled schedule action at 2026-11-03 00:00 (lag 24 h) reconciles 2026-11-01; the run shows
+    `ReconStatus` and `ReconOpenItems` to the Web UI."""
+    await late_failure(world)
+    client, prefix = world.app.client, world.app.prefix
+    handle = await client.create_schedule(
+        f"{prefix}reconcile-stripe",
+        Schedule(
+            action=ScheduleActionStartWorkflow(
+                ReconcileWorkflow.run,
+                ReconcileInput(processor=Processor.STRIPE, settlement_lag_hours=24, dry_run=True, timing=FAST),
+                id=f"{prefix}reconcile/stripe/scheduled",
+                task_queue=f"{prefix}orders",
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(days=1))]),
+            state=ScheduleState(paused=True),
+        ),
+    )
+    try:
+        at = datetime(2026, 11, 3, tzinfo=UTC)
+        await handle.backfill(
+            ScheduleBackfill(start_at=at, end_at=at + timedelta(seconds=1), overlap=ScheduleOverlapPolicy.ALLOW_ALL)
+        )
+        run = None
+        for _ in range(200):
+            async with world.app.store.read() as conn:
+                runs = await rs.list_runs(conn)
+            run = runs[0] if runs else None
+            if run and run.status == "completed":
+                break
+            await asyncio.sleep(0.1)
+        assert run and run.id == RUN_ID and run.status == "completed", run
+        assert (run.window_start, run.window_end) == (WINDOW.start, WINDOW.end)
+        query = f"ReconStatus = 'open-items' AND WorkflowId STARTS_WITH '{prefix}reconcile/stripe/scheduled'"
+        found = []
+        for _ in range(100):
+            found = [w async for w in client.list_workflows(query)]
+            if found:
+                break
+            await asyncio.sleep(0.1)
+        assert len(found) == 1
+        assert found[0].typed_search_attributes.get(RECON_OPEN_ITEMS) == 1.0
+    finally:
+        await handle.delete()
