@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel
 
 # Defined once with the settings; the workflows' inputs carry it.
@@ -52,6 +54,14 @@ class ApproveRefund(BaseModel):
 
 # What a verified, re-fetched webhook tells the refund's run: the processor's outcome, as the ledger's rule reads it.
 ProcessorUpdate = ProcessorOutcome
+
+
+class NewsReceipt(StrEnum):
+    """What a Refund run did with processor news: taken (it will act on it before it ends) or ignored (it is
+    ending; whoever sent it acts, e.g. starts the late-failure run)."""
+
+    TAKEN = "taken"
+    IGNORED = "ignored"
 
 
 class RefundProgress(BaseModel):

@@ -33,12 +33,13 @@ with workflow.unsafe.imports_passed_through():
     from ticketing import refund_ledger
     from ticketing.calendar import add_business_days
     from ticketing.reconciliation_records import ProcessorRefundStatus
-    from ticketing.refund_ledger import ProcessorOutcome, RefundAction
+    from ticketing.refund_ledger import ProcessorOutcome, RefundAction, Settlement
     from ticketing.states import RefundStatus
     from workflows import options
     from workflows.contracts import (
         ApproveRefund,
         MarkRefunded,
+        NewsReceipt,
         ProcessorUpdate,
         RefundInput,
         RefundProgress,
@@ -55,6 +56,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Runs recorded before the processor's answer was settled by one activity (`settle_refund`).
 SETTLE_PATCH = "refund-settle-activity"
+# Runs recorded before a run read its unread processor news before returning.
+NEWS_PATCH = "refund-unread-news"
 
 
 @workflow.defn(name="Refund")
@@ -67,6 +70,8 @@ class RefundWorkflow:
         self.waiting_for = ""
         self.requested_by = ""
         self.attempt_started: datetime | None = None
+        self.finance_notices = 0  # the attempt finance was last told of
+        self.closing = False
 
     # --- the run --------------------------------------------------------------------------
 
@@ -103,29 +108,16 @@ class RefundWorkflow:
                 ),
             )
             self._publish(snap)
-        finance_notices = 0
         while True:
-            status = snap.status
-            if status == "awaiting-approval":
-                snap = await self._await_approval(snap)
-            elif status == "awaiting-manual":
-                snap = await self._await_manual(snap)
-            elif status == "refunding":
-                snap = await self._submit(snap)
-            elif status == "confirming-refund":
-                snap = await self._confirm(snap)
-            elif status == "refund-error":
-                if finance_notices < snap.attempt:
-                    finance_notices = snap.attempt
-                    await self._email(snap, "refund-error")
-                next_snap = await self._await_finance(snap)
-                if next_snap is None:
-                    break
-                snap = next_snap
-            else:
+            snap = await self._drive(snap)
+            # News that came while the run was ending (a failure webhook during the receipt) is acted on:
+            # the handlers finish, then the ledger's rule judges whatever is unread, until nothing is.
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            unread = self._unread_news(snap)
+            if unread is None:
                 break
-        if snap.status == "refunded":
-            await self._email(snap, "receipt")
+            snap = await self._settle(snap, unread, actor="processor")
+        self.closing = True  # no await from here to the return: later news is refused, so its sender acts
         self.waiting_for = ""
         workflow.set_current_details(f"Ended as {snap.status}")
         return RefundResult(
@@ -137,6 +129,39 @@ class RefundWorkflow:
             attempts=snap.attempt,
             failure_reason=snap.failure_reason,
         )
+
+    async def _drive(self, snap: RefundSnapshot) -> RefundSnapshot:
+        """Through the ledger's states until the refund is final or finance let it lie; the receipt last."""
+        while True:
+            status = snap.status
+            if status == "awaiting-approval":
+                snap = await self._await_approval(snap)
+            elif status == "awaiting-manual":
+                snap = await self._await_manual(snap)
+            elif status == "refunding":
+                snap = await self._submit(snap)
+            elif status == "confirming-refund":
+                snap = await self._confirm(snap)
+            elif status == "refund-error":
+                if self.finance_notices < snap.attempt:
+                    self.finance_notices = snap.attempt
+                    await self._email(snap, "refund-error")
+                next_snap = await self._await_finance(snap)
+                if next_snap is None:
+                    break
+                snap = next_snap
+            else:
+                break
+        if snap.status == "refunded":
+            await self._email(snap, "receipt")
+        return snap
+
+    def _unread_news(self, snap: RefundSnapshot) -> ProcessorUpdate | None:
+        """Buffered processor news about this refund that the ledger's rule says still matters."""
+        news = self.updates.get(snap.processor_refund_id or "")
+        if news is None or not workflow.patched(NEWS_PATCH):
+            return None
+        return news if _matters(snap, news) else None
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -199,11 +224,9 @@ class RefundWorkflow:
             self._publish(new)
             return new
         # A run recorded before the rule settled in one activity: the same steps, one move each.
-        status = RefundStatus(snap.status)
-        verdict = refund_ledger.judge_state(status, snap.processor_refund_id, snap.paid_manually, outcome)
-        if verdict not in (refund_ledger.Settlement.MOVE, refund_ledger.Settlement.LATE_FAILURE):
+        if not _matters(snap, outcome):
             return snap
-        for action in refund_ledger.steps(status, outcome.status):
+        for action in refund_ledger.steps(RefundStatus(snap.status), outcome.status):
             snap = await self._move(
                 snap,
                 action,
@@ -302,9 +325,18 @@ class RefundWorkflow:
 
     # --- handlers -------------------------------------------------------------------------
 
+    @workflow.update(name="processor_news")
+    def processor_news(self, update: ProcessorUpdate) -> NewsReceipt:
+        """Buffered by processor refund id (a webhook may arrive before we know the id) and read before the
+        run returns. Refused once the run has decided to end, so the webhook starts the follow-up run."""
+        if self.closing:
+            return NewsReceipt.IGNORED
+        self.updates[update.processor_refund_id] = update
+        return NewsReceipt.TAKEN
+
     @workflow.signal(name="processor_update")
     def processor_update(self, update: ProcessorUpdate) -> None:
-        """Buffered by processor refund id: a webhook may arrive before we know the id."""
+        """The same news as a signal: signal-with-start (a bulk hand-off) and runs signalled before the update."""
         self.updates[update.processor_refund_id] = update
 
     def _status(self) -> str:
@@ -435,3 +467,9 @@ class RefundWorkflow:
         except ActivityError:
             workflow.logger.warning("refund email %s for %s could not be sent", kind, snap.refund_id)
 
+
+def _matters(snap: RefundSnapshot, outcome: ProcessorOutcome) -> bool:
+    """The ledger's rule, on the run's snapshot: does this processor answer move the refund?"""
+    status = RefundStatus(snap.status)
+    verdict = refund_ledger.judge_state(status, snap.processor_refund_id, snap.paid_manually, outcome)
+    return verdict in (Settlement.MOVE, Settlement.LATE_FAILURE)
