@@ -58,9 +58,23 @@ from workflows.search_attributes import RECON_OPEN_ITEMS
 RUN_ID = reconcile_workflow_id("stripe", WINDOW.label)
 
 
+@pytest.fixture
+def world_store(request: pytest.FixtureRequest) -> Store:
+    """SQLite unless a test asks for PostgreSQL too (`BOTH_STORES`)."""
+    kind = getattr(request, "param", "sqlite")
+    return request.getfixturevalue({"sqlite": "sqlite_store", "postgres": "pg_store"}[kind])
+
+
+BOTH_STORES = pytest.mark.parametrize(
+    "world_store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
+
 @pytest_asyncio.fixture
-async def world(temporal_client: Client, store: Store, tmp_path: Path, queue_prefix: str) -> AsyncIterator[World]:
-    async with running(temporal_client, store, tmp_path, queue_prefix) as app:
+async def world(
+    temporal_client: Client, world_store: Store, tmp_path: Path, queue_prefix: str
+) -> AsyncIterator[World]:
+    async with running(temporal_client, world_store, tmp_path, queue_prefix) as app:
         fake = FakeSource()
         app.deps.recon_sources[Processor.STRIPE] = fake
         w = World(app=app, fake=fake, parked_queue=f"{queue_prefix}parked")
@@ -133,6 +147,7 @@ async def test_clean_window_of_1000_refunds_has_no_items(world: World) -> None:
     assert run.totals == {"EUR": {"processor": 3_500_000, "ledger": 3_500_000, "difference": 0}}
 
 
+@BOTH_STORES
 async def test_random_mix_is_found_in_full_and_nothing_else(world: World) -> None:
     rng = random.Random(11)
     expected: set[tuple[C, str]] = set()
@@ -147,6 +162,7 @@ async def test_random_mix_is_found_in_full_and_nothing_else(world: World) -> Non
     assert result.found == len(expected)
 
 
+@BOTH_STORES
 async def test_healing_is_idempotent_over_two_runs(world: World) -> None:
     late = await late_failure(world)
     orphan = await orphaned(world)
