@@ -59,6 +59,11 @@ from ticketing.store.refunds import (
 from ticketing.store.tables import webhook_events
 
 T = TypeVar("T")
+# Found from what only the item's own window holds (balance entries, records without a ledger row):
+# re-checked by that window's re-run or resolved by finance, never from another window.
+WINDOW_BOUND = frozenset(
+    {DiscrepancyClass.MONEY_MOVEMENT, DiscrepancyClass.MISSING_IN_LEDGER, DiscrepancyClass.FOREIGN}
+)
 KINDS = ("refund", "balance", "event")
 
 
@@ -474,7 +479,7 @@ class ReconciliationActivities:
                 after = item.id
                 if item.last_seen_run == req.run_id:
                     agree = True  # this window, read in full again, no longer shows it
-                elif item.refund_id and item.cls is not DiscrepancyClass.MISSING_IN_LEDGER:
+                elif item.refund_id and item.cls not in WINDOW_BOUND:
                     agree = not await self._still_found(item.refund_id, item.cls, item.key, source, pacer, req.ages)
                 else:
                     continue  # found from processor records only: finance resolves it, or its window's re-run
@@ -503,6 +508,8 @@ class ReconciliationActivities:
             ref = side.payment_reference
             records = await _paced(pacer, lambda: source.refunds_for_payment(ref))
         found = classify_ledger_refund(side, records, balance=None, ages=ages, complete=True)
+        if cls is DiscrepancyClass.MISSED_WEBHOOK:  # its events are not at hand here: the refund still disagrees
+            return any(f.cls is DiscrepancyClass.STATUS_MISMATCH and f.refund_id == refund_id for f in found)
         return any(f.cls is cls and f.key == key for f in found)
 
     # --- healing ------------------------------------------------------------------------------
