@@ -265,11 +265,17 @@ class ReconciliationActivities:
     @activity.defn(name="begin_reconciliation")
     async def begin_reconciliation(self, req: BeginRun) -> int:
         """The run's row, and a new pass number (a re-run of the window is pass 2, 3, ...)."""
-        async with self.deps.store.transaction() as conn:
-            return await recon_store.begin_run(
-                conn, run_id=req.run_id, processor=req.processor.value, window=req.window, dry_run=req.dry_run,
-                now=_now(),
-            )
+        owner = activity.info().workflow_id
+        try:
+            async with self.deps.store.transaction() as conn:
+                return await recon_store.begin_run(
+                    conn, run_id=req.run_id, processor=req.processor.value, window=req.window, dry_run=req.dry_run,
+                    now=_now(), workflow_id=owner, owner_alive=self._workflow_open,
+                )
+        except recon_store.WindowBusy as busy:
+            raise ApplicationError(
+                f"{req.run_id} is being reconciled by {busy.owner}", type="recon-window-busy", non_retryable=True
+            ) from busy
 
     # --- stage the processor's side -----------------------------------------------------------
 
