@@ -469,6 +469,18 @@ async def staged_ids(conn: AsyncConnection, run_id: str, kind: str, record_ids: 
     return {str(r[0]) for r in (await conn.execute(stmt)).all()}
 
 
+async def staged_by_ledger_ids(conn: AsyncConnection, run_id: str, ledger_refund_ids: Sequence[str]) -> set[str]:
+    """Which of these ledger refunds a staged processor refund names."""
+    if not ledger_refund_ids:
+        return set()
+    stmt = sa.select(recon_staged.c.ledger_refund_id).where(
+        recon_staged.c.run_id == run_id,
+        recon_staged.c.kind == "refund",
+        recon_staged.c.ledger_refund_id.in_(list(ledger_refund_ids)),
+    )
+    return {str(r[0]) for r in (await conn.execute(stmt)).all()}
+
+
 async def staged_counts(conn: AsyncConnection, run_id: str) -> dict[str, int]:
     stmt = (
         sa.select(recon_staged.c.kind, sa.func.count())
