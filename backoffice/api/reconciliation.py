@@ -117,7 +117,7 @@ async def start_run(body: RunBody, request: Request, st: StateDep, who: ActorDep
         if body.window is None:
             return _accepted(await run_now(client, st.settings, body.processor))
         window = ReconWindow(start=body.window.start, end=body.window.end)
-        return _accepted(await run_window(client, st.settings, body.processor, window))
+        return _accepted(await run_window(client, st.settings, body.processor, window, actor=who))
 
     return await idempotent(st.store, request, who, body.model_dump(mode="json"), act)
 
@@ -132,7 +132,9 @@ async def start_backfill(body: BackfillBody, request: Request, st: StateDep, who
     """One run per whole window from `start` to `end`, one after another, as the schedule would have run them."""
 
     async def act(_key: str) -> dict[str, Any]:
-        return _accepted(await backfill(st.operations.client, st.settings, body.processor, body.start, body.end))
+        return _accepted(
+            await backfill(st.operations.client, st.settings, body.processor, body.start, body.end, actor=who)
+        )
 
     return await idempotent(st.store, request, who, body.model_dump(mode="json"), act)
 
