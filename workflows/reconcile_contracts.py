@@ -11,16 +11,14 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from ticketing.models import Processor
+from ticketing.reconciliation_records import ReconWindow
 from workflows.contracts import RefundTiming
 
 
 class ReconTiming(BaseModel):
     """How the run paces, pages and judges time; passed in so the workflow stays deterministic."""
 
-    window_hours: float = 24.0
-    # Refunds created in the last `settlement_lag_hours` before the scheduled start are left to the
-    # next run: webhooks, pending -> succeeded and balance transactions have not all landed yet.
-    settlement_lag_hours: float = 24.0
     page_size: int = 100  # Stripe's list maximum
     pages_per_activity: int = 50  # then the activity returns its cursor to the workflow
     read_rate_per_second: float = 20.0  # under Stripe's read limit (25/s test, 100/s live)
@@ -39,8 +37,7 @@ class ReconCursor(BaseModel):
 
     run_id: str
     pass_no: int
-    window_start: datetime
-    window_end: datetime
+    window: ReconWindow
     as_of: datetime  # "now" for age rules: the scheduled start, so a re-run judges alike
     phase: str = "stage-refund"  # stage-refund, stage-balance, stage-event, classify, recheck, heal, finish
     cursor: str | None = None  # the processor's page cursor, or the last item id for heal
@@ -53,12 +50,15 @@ class ReconCursor(BaseModel):
 
 
 class ReconcileInput(BaseModel):
-    """`window_start`/`window_end` (UTC) for a run now or a backfill; a scheduled run leaves them unset
-    and takes its window from `TemporalScheduledStartTime` minus the settlement lag."""
+    """`window` for an explicit run; a scheduled run leaves it unset and reconciles the window that
+    `ticketing.reconciliation_windows.window_for_run` gives for its `TemporalScheduledStartTime`
+    (the last whole window that ended `settlement_lag_hours` before it: webhooks, pending ->
+    succeeded and balance transactions have landed by then)."""
 
-    processor: str = "stripe"
-    window_start: datetime | None = None
-    window_end: datetime | None = None
+    processor: Processor = Processor.STRIPE
+    window: ReconWindow | None = None
+    window_hours: int = 24
+    settlement_lag_hours: int = 24
     dry_run: bool = False  # find and report; heal nothing, resolve nothing
     actor: str = "schedule"
     timing: ReconTiming = ReconTiming()
@@ -68,9 +68,8 @@ class ReconcileInput(BaseModel):
 
 class ReconcileResult(BaseModel):
     run_id: str
-    processor: str
-    window_start: datetime
-    window_end: datetime
+    processor: Processor
+    window: ReconWindow
     status: str
     dry_run: bool
     counts: dict[str, int]  # {discrepancy class: items found this pass}

@@ -151,7 +151,7 @@ def classify_refund(
     side: LedgerSide,
     records: Sequence[ProcessorRefundRecord],
     *,
-    balance: Sequence[BalanceEntry] = (),
+    balance: Sequence[BalanceEntry] | None = (),
     events: Sequence[UndeliveredEvent] = (),
     ages: Ages,
     complete: bool,
@@ -160,6 +160,7 @@ def classify_refund(
 
     `complete`: the records are every refund the processor has on the payment (not just the window),
     so an absent current attempt is missing at the processor rather than outside the window.
+    `balance` None: the balance entries are not at hand (a refund from another window); not judged.
     """
     r = side.refund
     found: list[Finding] = []
@@ -226,7 +227,7 @@ def classify_refund(
             )
     elif settlement is Settlement.NO_CHANGE:
         found += _unhealable_status(side, current, ages)
-    if current.status is ProcessorRefundStatus.SUCCEEDED and not _moved(current, balance):
+    if balance is not None and current.status is ProcessorRefundStatus.SUCCEEDED and not _moved(current, balance):
         found.append(
             _finding(
                 C.MONEY_MOVEMENT, current.id, A.INVESTIGATE, side, current,
@@ -329,3 +330,26 @@ def classify_payment(
             currency=currency,
         )
     ]
+
+
+_HEALED_BY_STATUS = frozenset({C.STATUS_MISMATCH, C.MISSED_WEBHOOK})
+
+
+def classify_ledger_refund(
+    side: LedgerSide,
+    records: Sequence[ProcessorRefundRecord],
+    *,
+    balance: Sequence[BalanceEntry] | None,
+    events: Sequence[UndeliveredEvent] = (),
+    ages: Ages,
+    complete: bool,
+) -> list[Finding]:
+    """Everything about one ledger refund: against the processor, and whether it still waits too long.
+
+    An orphan whose status disagreement is already found is that one item (its heal restarts the run).
+    """
+    found = classify_refund(side, records, balance=balance, events=events, ages=ages, complete=complete)
+    waiting = classify_waiting(side, ages)
+    if any(f.cls in _HEALED_BY_STATUS for f in found):
+        waiting = [f for f in waiting if f.cls is not C.ORPHANED]
+    return found + waiting

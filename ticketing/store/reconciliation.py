@@ -210,18 +210,22 @@ async def record_findings(
             "updated_at": now,
         }
         row = existing.get(iid)
+        counted_only = f.severity is Severity.INFO  # foreign: in the report, never in finance's queue
         if row is None:
             counts["new"] += 1
+            state = ItemState.RESOLVED if counted_only else ItemState.OPEN
             await conn.execute(
                 recon_items.insert().values(
-                    id=iid, processor=processor, cls=f.cls.value, key=f.key, state=ItemState.OPEN.value,
+                    id=iid, processor=processor, cls=f.cls.value, key=f.key, state=state.value,
+                    reason="counted only" if counted_only else None,
+                    actor=RECONCILIATION_ACTOR if counted_only else None,
                     state_at=now, first_seen_run=run_id, created_at=now, **evidence,
                 )
             )
             continue
         counts["seen"] += 1
         values: dict[str, Any] = dict(evidence)
-        if ItemState(row.state) is ItemState.RESOLVED:
+        if ItemState(row.state) is ItemState.RESOLVED and not counted_only:
             counts["reopened"] += 1
             values |= {
                 "state": move_item(ItemState.RESOLVED, ItemState.OPEN).value,
@@ -275,14 +279,24 @@ async def list_items(
 
 
 async def count_items(
-    conn: AsyncConnection, *, run_id: str | None = None, state: ItemState | None = None
+    conn: AsyncConnection,
+    *,
+    run_id: str | None = None,
+    state: ItemState | None = None,
+    processor: str | None = None,
+    open_only: bool = False,
 ) -> dict[str, int]:
-    """{class: n} for the run's report (items last seen by the run) or the whole queue."""
+    """{class: n} for the run's report (every item last seen by the run, whatever its state), or
+    the queue (`open_only`: open and acknowledged)."""
     stmt = sa.select(recon_items.c.cls, sa.func.count()).group_by(recon_items.c.cls)
     if run_id is not None:
         stmt = stmt.where(recon_items.c.last_seen_run == run_id)
     if state is not None:
         stmt = stmt.where(recon_items.c.state == state.value)
+    if processor is not None:
+        stmt = stmt.where(recon_items.c.processor == processor)
+    if open_only:
+        stmt = stmt.where(recon_items.c.state.in_([ItemState.OPEN.value, ItemState.ACKNOWLEDGED.value]))
     return {str(r[0]): int(r[1]) for r in (await conn.execute(stmt)).all()}
 
 
@@ -412,6 +426,15 @@ async def staged_by_ledger(
         recon_staged.c.ledger_refund_id.in_(list(ledger_refund_ids)),
     )
     return [dict(r.data) for r in (await conn.execute(stmt)).all()]
+
+
+async def staged_ids(conn: AsyncConnection, run_id: str, kind: str, record_ids: Sequence[str]) -> set[str]:
+    if not record_ids:
+        return set()
+    stmt = sa.select(recon_staged.c.record_id).where(
+        recon_staged.c.run_id == run_id, recon_staged.c.kind == kind, recon_staged.c.record_id.in_(list(record_ids))
+    )
+    return {str(r[0]) for r in (await conn.execute(stmt)).all()}
 
 
 async def staged_counts(conn: AsyncConnection, run_id: str) -> dict[str, int]:
