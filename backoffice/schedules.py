@@ -47,7 +47,7 @@ from ticketing.reconciliation_windows import schedule_times_for, windows_between
 from workflows.contracts import RefundTiming
 from workflows.options import queue_names
 from workflows.reconcile import ReconcileWorkflow
-from workflows.reconcile_contracts import ReconcileInput, ReconTiming, reconcile_workflow_id
+from workflows.reconcile_contracts import ReconcileInput, reconcile_workflow_id
 
 MANAGED_BY = "ticketops schedules apply"
 
@@ -98,11 +98,11 @@ def reconcile_input(
     """The one place the workflow's input is made: by the schedule (no window), run now, or an explicit window."""
     config = settings.reconciliation
     return ReconcileInput(
-        processor=processor.value,
-        window_start=window.start if window else None,
-        window_end=window.end if window else None,
+        processor=processor,
+        window=window,
+        window_hours=config.window_hours,
+        settlement_lag_hours=config.settlement_lag_hours,
         actor=actor,
-        timing=ReconTiming(window_hours=config.window_hours, settlement_lag_hours=config.settlement_lag_hours),
         refund_timing=RefundTiming(**settings.refunds.model_dump(exclude={"approval_threshold"})),
     )
 

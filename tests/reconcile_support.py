@@ -14,7 +14,6 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 
-from ticketing.reconciliation_records import ReconWindow
 from ticketing.reconciliation_windows import window_for_run
 from workflows.reconcile_contracts import ReconcileInput
 
@@ -28,13 +27,9 @@ class WindowReporter:
     @workflow.run
     async def run(self, req: ReconcileInput) -> dict[str, Any]:
         scheduled = workflow.info().typed_search_attributes.get(SCHEDULED_START)
-        window = (
-            ReconWindow(start=req.window_start, end=req.window_end)
-            if req.window_start and req.window_end
-            else window_for_run(
-                scheduled or workflow.now(),
-                length=timedelta(hours=req.timing.window_hours),
-                lag=timedelta(hours=req.timing.settlement_lag_hours),
-            )
+        window = req.window or window_for_run(
+            scheduled or workflow.now(),
+            length=timedelta(hours=req.window_hours),
+            lag=timedelta(hours=req.settlement_lag_hours),
         )
         return {"label": window.label, "scheduled": scheduled.isoformat() if scheduled else None}
