@@ -24,6 +24,7 @@ from activities.deps import Deps
 from activities.pacing import Pacer
 from payment_adapters.base import ProcessorUnavailable
 from payment_adapters.reconciliation import ReconciliationSource
+from payment_adapters.registry import reconciliation_source
 from ticketing.models import Order, Processor, Refund
 from ticketing.reconciliation.classify import (
     PAYING,
@@ -213,6 +214,10 @@ class ReconciliationActivities:
     def _source(self, processor: Processor) -> ReconciliationSource:
         source = self.deps.recon_sources.get(processor)
         if source is None:
+            source = reconciliation_source(self.deps.settings, processor)
+            if source is not None:
+                self.deps.recon_sources[processor] = source
+        if source is None:
             raise ApplicationError(
                 f"{processor.value} has no reconciliation source", type="recon-source-missing", non_retryable=True
             )
@@ -273,11 +278,14 @@ class ReconciliationActivities:
         if details:
             cursor, staged = details[0], int(details[1])
         pacer = Pacer(req.rate_per_second)
-        fetch: Callable[[str | None], Awaitable[Page[Any]]] = {
-            "refund": lambda c: source.refund_page(req.window, c, req.page_size),
-            "balance": lambda c: source.balance_page(req.window, c, req.page_size),
-            "event": lambda c: source.undelivered_event_page(req.window, c, req.page_size),
-        }[req.kind]
+
+        async def fetch(at: str | None) -> Page[Any]:
+            if req.kind == "refund":
+                return await source.refund_page(req.window, at, req.page_size)
+            if req.kind == "balance":
+                return await source.balance_page(req.window, at, req.page_size)
+            return await source.undelivered_event_page(req.window, at, req.page_size)
+
         for _ in range(req.max_pages):
             page = await _paced(pacer, lambda: fetch(cursor))  # noqa: B023 - called at once
             async with self.deps.store.transaction() as conn:

@@ -283,7 +283,7 @@ class ReconcileWorkflow:
         )
         return summary
 
-    async def _activity(self, method, arg, *, long: bool = False):  # type: ignore[no-untyped-def]
+    async def _activity(self, method, arg, *, long: bool = False):
         return await workflow.execute_activity_method(
             method,
             arg,
