@@ -96,7 +96,7 @@ async def test_report_csv_and_json_in_blob_storage_and_email_to_finance(h: Harne
     await _seed_run(h.store)
     acts = ReconciliationReportActivities(h.deps)
     outcome = await acts.write_reconciliation_report(ReconReportRequest(run_id=RUN_ID))
-    assert (outcome.items, outcome.open_items) == (3, 3)
+    assert (outcome.items, outcome.open_items) == (3, 2)  # a foreign refund is counted, never queued
     blobs = h.deps.blob_store()
     csv_key, json_key = report_keys(RUN_ID)
     assert csv_key == "reconciliation/reconcile_stripe_2026-12-01T0000Z..2026-12-02T0000Z.csv"
@@ -107,7 +107,7 @@ async def test_report_csv_and_json_in_blob_storage_and_email_to_finance(h: Harne
     assert [(r["class"], r["severity"], r["state"]) for r in rows] == [
         ("duplicate-at-processor", "critical", "open"),
         ("status-mismatch", "high", "open"),
-        ("foreign", "info", "open"),
+        ("foreign", "info", "resolved"),
     ]
     lost = rows[1]
     assert lost["order_code"] == "3QNY9PJS"
@@ -127,7 +127,7 @@ async def test_report_csv_and_json_in_blob_storage_and_email_to_finance(h: Harne
     ]
     assert summary["by_class"] == {"duplicate-at-processor": 1, "foreign": 1, "status-mismatch": 1}
     assert summary["by_severity"] == {"critical": 1, "high": 1, "info": 1}
-    assert (summary["items"], summary["open_items"], summary["healed"], summary["processor_refunds"]) == (3, 3, 1, 5)
+    assert (summary["items"], summary["open_items"], summary["healed"], summary["processor_refunds"]) == (3, 2, 1, 5)
     assert summary["window"] == {"start": WINDOW.start.isoformat(), "end": WINDOW.end.isoformat()}
 
     # The same run written again gives the same bytes (a retried activity, a re-run finding the same).
@@ -141,7 +141,7 @@ async def test_report_csv_and_json_in_blob_storage_and_email_to_finance(h: Harne
     assert len(h.sink.messages) == 1
     msg = h.sink.messages[0]
     assert msg["To"] == h.settings.email.finance_address
-    assert msg["Subject"] == f"Reconciliation stripe {WINDOW.label}: 3 open item(s)"
+    assert msg["Subject"] == f"Reconciliation stripe {WINDOW.label}: 2 open item(s)"
     body = msg.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "duplicate-at-processor: 1" in body and "status-mismatch: 1" in body
     assert "EUR 109.00 / EUR 148.00 / EUR -39.00" in body
@@ -181,10 +181,10 @@ async def test_runs_reports_and_the_item_queue_through_the_api(h: Harness) -> No
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/csv")
     assert report.text.splitlines()[0] == ",".join(CSV_COLUMNS)
     summary = (await h.http.get(run["reports"]["json"], headers=fin)).json()
-    assert summary["open_items"] == 3
+    assert summary["open_items"] == 2
 
     open_items = (await h.http.get("/reconciliation/items", params={"state": "open"}, headers=fin)).json()
-    assert [i["kind"] for i in open_items] == ["duplicate-at-processor", "status-mismatch", "foreign"]
+    assert [i["kind"] for i in open_items] == ["duplicate-at-processor", "status-mismatch"]
     mismatch = (
         await h.http.get("/reconciliation/items", params={"state": "open", "class": "status-mismatch"}, headers=fin)
     ).json()
@@ -200,7 +200,7 @@ async def test_runs_reports_and_the_item_queue_through_the_api(h: Harness) -> No
     back = await h.http.post(f"/reconciliation/items/{iid}/acknowledge", json={"reason": "oops"}, headers=fin)
     assert (back.status_code, back.json()["type"]) == (409, PROBLEM + "invalid-reconciliation-item-transition")
     left = (await h.http.get("/reconciliation/items", params={"state": "open"}, headers=fin)).json()
-    assert len(left) == 2
+    assert len(left) == 1
 
     refusals = [
         (await h.http.post(f"/reconciliation/items/{iid}/resolve", json={"reason": ""}, headers=fin), 422,
