@@ -237,7 +237,32 @@ async def one_size(
         out["rss_peak"] = max((b for _, b in rss.samples), default=0)
     out["result"] = result.model_dump(mode="json")
     out["runs"] = await run_histories(plain, wid)
+    out["activity_seconds"] = await activity_split(plain, wid)
     return out
+
+
+async def activity_split(client: Client, workflow_id: str) -> dict[str, float]:
+    """Seconds spent in each activity type (started -> completed, every run of the chain)."""
+    split: dict[str, float] = {}
+    run_id: str | None = None
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        names: dict[int, str] = {}
+        started: dict[int, datetime] = {}
+        for e in history.events:
+            if e.HasField("activity_task_scheduled_event_attributes"):
+                names[e.event_id] = e.activity_task_scheduled_event_attributes.activity_type.name
+            elif e.HasField("activity_task_started_event_attributes"):
+                started[e.activity_task_started_event_attributes.scheduled_event_id] = e.event_time.ToDatetime()
+            elif e.HasField("activity_task_completed_event_attributes"):
+                sid = e.activity_task_completed_event_attributes.scheduled_event_id
+                if sid in started:
+                    took = (e.event_time.ToDatetime() - started[sid]).total_seconds()
+                    split[names[sid]] = split.get(names[sid], 0.0) + took
+        first = history.events[0].workflow_execution_started_event_attributes
+        if not first.continued_execution_run_id:
+            return {k: round(v, 2) for k, v in sorted(split.items(), key=lambda kv: -kv[1])}
+        run_id = first.continued_execution_run_id
 
 
 def _mib(b: int) -> float:
@@ -290,7 +315,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
                    note=json.dumps(o["result"]["counts"]))  # fmt: skip
         result.add(f"{tag} worker RSS: start / peak / end", _mib(o["rss_peak"]), "MiB peak",
                    note=f"{_mib(o['rss_start']):.0f} / {_mib(o['rss_peak']):.0f} / {_mib(o['rss_end']):.0f} MiB")
-        result.add(f"{tag} worker CPU per refund", 1000 * o["worker_cpu_seconds"] / n, "ms")
+        result.add(f"{tag} worker CPU per refund", 1000 * o["worker_cpu_seconds"] / n, "ms",
+                   note="activity seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in o["activity_seconds"].items()))
         events = [r["events"] for r in o["runs"]]
         result.add(f"{tag} history events per run (max)", max(events), "events",
                    note=f"{len(events)} runs: {', '.join(map(str, events))}; largest payload "
