@@ -126,7 +126,7 @@ class HealStep(BaseModel):
     processor_status: str | None = None
     failure_reason: str | None = None
     event_id: str | None = None
-    event_type: str | None = None
+    events: list[tuple[str, str]] = []  # (id, type) of every undelivered event the replay stands for
 
 
 class HealDone(BaseModel):
@@ -533,7 +533,7 @@ class ReconciliationActivities:
                     processor_status=proc.get("status"),
                     failure_reason=proc.get("failure_reason"),
                     event_id=proc.get("event_id"),
-                    event_type=proc.get("event_type"),
+                    events=[(str(e[0]), str(e[1])) for e in proc.get("events") or []],
                 )
             )
         return steps

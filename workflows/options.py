@@ -22,7 +22,7 @@ EMAIL_RETRY = RetryPolicy(
 )
 EMAIL_SCHEDULE_TO_CLOSE = timedelta(days=1)
 
-PAYMENT_TIMEOUT = timedelta(seconds=60)
+# The processor call's own timeout is RefundTiming.payment_timeout_seconds (settings), passed in each input.
 PAYMENT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -43,6 +43,7 @@ def sibling_queue(orders_queue: str, kind: str) -> str:
 
 
 def queue_names(prefix: str = "") -> tuple[str, str, str]:
+    """(orders, payments, email): the one naming scheme, used by the workers and the API."""
     return f"{prefix}orders", f"{prefix}payments", f"{prefix}email"
 
 PAYMENT_SCHEDULE_TO_CLOSE = timedelta(days=1)

@@ -202,8 +202,7 @@ class ReconcileWorkflow:
         for step in steps:
             if await self._heal(req, step):
                 healed.append(step.item_id)
-                if step.event_id:
-                    events.append((step.event_id, step.event_type or "replayed"))
+                events += step.events
             else:
                 st.heal_failed += 1
         if healed:
@@ -217,18 +216,19 @@ class ReconcileWorkflow:
     async def _heal(self, req: ReconcileInput, step: HealStep) -> bool:
         """One idempotent step through the refund's own workflow; False when it could not be taken."""
         how = step.route if step.action == "replay-event" else step.action
-        if how == "signal-refund":
-            update = ProcessorUpdate(
-                processor_refund_id=step.processor_refund_id or "",
-                status=step.processor_status or "",
+        news = (
+            ProcessorUpdate(
+                processor_refund_id=step.processor_refund_id,
+                status=step.processor_status,
                 failure_reason=step.failure_reason,
             )
-            try:
-                await workflow.get_external_workflow_handle(step.workflow_id).signal("processor_update", update)
-            except FailureError:
-                workflow.logger.warning("refund run %s closed before the signal", step.workflow_id)
-                return False
-            return True
+            if step.processor_refund_id and step.processor_status
+            else None
+        )
+        if how == "signal-refund":
+            return news is not None and await self._signal(step.workflow_id, news)
+        if how not in ("start-late-failure", "restart-refund"):
+            return False
         late = how == "start-late-failure"
         inp = RefundInput(
             order_code=step.order_code,
@@ -238,10 +238,8 @@ class ReconcileWorkflow:
             late_failure_reason=(step.failure_reason or step.processor_status) if late else None,
             timing=req.refund_timing,
         )
-        if how not in ("start-late-failure", "restart-refund"):
-            return False
         try:
-            await workflow.start_child_workflow(
+            child = await workflow.start_child_workflow(
                 RefundWorkflow.run,
                 inp,
                 id=late_failure_workflow_id(step.refund_id, step.attempt) if late else step.workflow_id,
@@ -258,7 +256,19 @@ class ReconcileWorkflow:
                 ),
             )
         except WorkflowAlreadyStartedError:
-            return True  # already there: the step was taken before
+            # Already there: the step was taken before (a follow-up), or the run is back (a restart),
+            # in which case it still gets the news, as the webhook's signal-with-start gives it.
+            return late or news is None or await self._signal(step.workflow_id, news)
+        if news is not None and not late:
+            await child.signal(RefundWorkflow.processor_update, news)
+        return True
+
+    async def _signal(self, workflow_id: str, news: ProcessorUpdate) -> bool:
+        try:
+            await workflow.get_external_workflow_handle(workflow_id).signal("processor_update", news)
+        except FailureError:
+            workflow.logger.warning("refund run %s closed before the signal", workflow_id)
+            return False
         return True
 
     async def _finish(

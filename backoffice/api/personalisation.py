@@ -18,8 +18,8 @@ from temporalio.common import SearchAttributePair
 
 from backoffice.api.auth import SUPPORT
 from backoffice.api.deps import AppState, actor, state
+from backoffice.api.fields import EmailAddress, PersonName, PhoneNumber
 from backoffice.api.idempotency import check_idempotency_key, idempotent
-from backoffice.api.order_edits import EMAIL_PATTERN, PHONE_PATTERN
 from backoffice.api.orders import Accepted, accepted
 from backoffice.api.problems import ProblemError
 from backoffice.api.waiting import accepts_wait
@@ -31,6 +31,7 @@ from ticketing.policies.actions import personalisation_refusal
 from ticketing.store.orders import load_event, load_order, load_ticket_types, load_time_slots, save_order
 from ticketing.store.personalisation import current_round
 from workflows.contracts import OpenPersonalisationRequest
+from workflows.personalisation import OpenPersonalisationWorkflow
 from workflows.search_attributes import EVENT_ID, ORDER_ID
 
 router = APIRouter(tags=["personalisation"])
@@ -58,9 +59,9 @@ class HolderBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     ticket_id: str = Field(min_length=1, max_length=40)
-    name: str = Field(min_length=1, max_length=200)
-    email: str = Field(max_length=320, pattern=EMAIL_PATTERN)
-    phone: str | None = Field(default=None, max_length=40, pattern=PHONE_PATTERN)
+    name: PersonName
+    email: EmailAddress
+    phone: PhoneNumber | None = None
 
 
 class SubmitBody(BaseModel):
@@ -93,7 +94,7 @@ async def open_personalisation(code: str, request: Request, st: StateDep, who: A
         if refusal := personalisation_refusal(order, event):
             raise ActionNotAllowed(refusal.reason, type=refusal.type)
         op = await st.operations.start(
-            "OpenPersonalisation",
+            OpenPersonalisationWorkflow.run,
             OpenPersonalisationRequest(order_code=code, actor=who),
             operation_id=f"personalisation/{code}/{key}",
             search_attributes=[SearchAttributePair(ORDER_ID, code), SearchAttributePair(EVENT_ID, order.event_id)],

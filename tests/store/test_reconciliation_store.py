@@ -18,7 +18,7 @@ RUN = f"reconcile/stripe/{WINDOW.label}"
 
 
 def _finding(cls: DiscrepancyClass, key: str, **kw: object) -> Finding:
-    return Finding(cls=cls, key=key, action=SuggestedAction.INVESTIGATE, ledger={"refund_id": key}, **kw)  # type: ignore[arg-type]
+    return Finding(cls=cls, key=key, action=SuggestedAction.INVESTIGATE, ledger={"refund_id": key}, **kw)
 
 
 async def test_run_passes_and_listing(any_store: Store) -> None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from ticketing.calendar import add_business_days
 from ticketing.models import Refund
+from ticketing.processor_news import NewsRoute, route_news
 from ticketing.reconciliation.items import DiscrepancyClass as C
 from ticketing.reconciliation.items import SuggestedAction as A
 from ticketing.reconciliation.models import Finding
@@ -27,11 +28,7 @@ from ticketing.reconciliation_records import (
     ProcessorRefundStatus,
     UndeliveredEvent,
 )
-
-try:
-    from ticketing.refund_ledger import ProcessorOutcome, Settlement, judge
-except ImportError:  # INTERIM until refund-engine lands (then this fallback and its module go)
-    from ticketing.reconciliation.interim_rule import ProcessorOutcome, Settlement, judge  # type: ignore[assignment]
+from ticketing.refund_ledger import ProcessorOutcome, Settlement, judge
 from ticketing.states import RefundStatus
 
 PAYING = frozenset(
@@ -138,17 +135,16 @@ def current_attempt(side: LedgerSide, records: Sequence[ProcessorRefundRecord]) 
     return next((p for p in records if p.idempotency_key == r.idempotency_key), None)
 
 
-def heal_route(side: LedgerSide, settlement: Settlement) -> A | None:
-    """How the run can make the refund rule's move happen, without writing the ledger itself."""
-    if settlement is Settlement.LATE_FAILURE:
-        return A.START_LATE_FAILURE  # the refund's run is over; its follow-up run owns the failure
-    if settlement is not Settlement.MOVE:
-        return None
-    if side.workflow_open:
-        return A.SIGNAL_REFUND
-    if side.refund.status is RefundStatus.CONFIRMING:
-        return A.RESTART_REFUND  # a restarted run in confirming polls; it never submits again
-    return None  # refunding with no run: restarting would submit again; finance decides
+_HEAL_BY_ROUTE = {
+    NewsRoute.SIGNAL_RUN: A.SIGNAL_REFUND,
+    NewsRoute.START_RUN_WITH_NEWS: A.RESTART_REFUND,
+    NewsRoute.START_LATE_FAILURE: A.START_LATE_FAILURE,
+}
+
+
+def heal_route(side: LedgerSide, outcome: ProcessorOutcome) -> A | None:
+    """How the run makes the refund rule's move happen: as the webhook would have (`route_news`)."""
+    return _HEAL_BY_ROUTE.get(route_news(side.refund, outcome, run_open=bool(side.workflow_open)))
 
 
 def classify_refund(
@@ -199,20 +195,19 @@ def classify_refund(
                 C.AMOUNT_MISMATCH, r.id, A.INVESTIGATE, side, current, difference=current.amount - r.amount.amount
             )
         )
-    settlement = judge(
-        r,
-        ProcessorOutcome(
-            processor_refund_id=current.id, status=current.status, failure_reason=current.failure_reason
-        ),
+    outcome = ProcessorOutcome(
+        processor_refund_id=current.id, status=current.status, failure_reason=current.failure_reason
     )
-    route = heal_route(side, settlement)
+    settlement = judge(r, outcome)
+    route = heal_route(side, outcome)
     if settlement in (Settlement.MOVE, Settlement.LATE_FAILURE):
-        missed = next((e for e in events if e.processor_refund_id == current.id), None)
-        if missed is not None:
+        missed = sorted((e for e in events if e.processor_refund_id == current.id), key=lambda e: e.id)
+        if missed:  # the news was sent and never reached us: one item, keyed by the first event
             found.append(
                 _finding(
-                    C.MISSED_WEBHOOK, missed.id, A.REPLAY_EVENT if route else A.INVESTIGATE, side, current,
-                    event_id=missed.id, event_type=missed.type, settlement=settlement.value,
+                    C.MISSED_WEBHOOK, missed[0].id, A.REPLAY_EVENT if route else A.INVESTIGATE, side, current,
+                    event_id=missed[0].id, event_type=missed[0].type,
+                    events=[[e.id, e.type] for e in missed], settlement=settlement.value,
                     route=route.value if route else None,
                 )
             )
@@ -297,7 +292,10 @@ def classify_waiting(side: LedgerSide, ages: Ages) -> list[Finding]:
     if r.status not in NON_FINAL_LEDGER:
         return []
     if side.workflow_open is False:
-        action = A.RESTART_REFUND if r.status is not RefundStatus.REFUNDING else A.INVESTIGATE
+        # A restarted run resumes from the ledger's state; in refunding it would submit again, and a
+        # requested row was never opened by its run: both are finance's to look at.
+        restartable = r.status not in (RefundStatus.REFUNDING, RefundStatus.REQUESTED)
+        action = A.RESTART_REFUND if restartable else A.INVESTIGATE
         return [_finding(C.ORPHANED, r.id, action, side, None)]
     if r.status is RefundStatus.AWAITING_MANUAL and ages.as_of - r.updated_at > timedelta(
         days=ages.manual_stale_days
