@@ -44,8 +44,10 @@ from ticketing.models import Processor
 from ticketing.processors import reconcilable
 from ticketing.reconciliation_records import ReconWindow
 from ticketing.reconciliation_windows import schedule_times_for, windows_between
+from workflows.contracts import RefundTiming
 from workflows.options import queue_names
-from workflows.reconcile import ReconcileInput, ReconcileWorkflow
+from workflows.reconcile import ReconcileWorkflow
+from workflows.reconcile_contracts import ReconcileInput, reconcile_workflow_id
 
 MANAGED_BY = "ticketops schedules apply"
 
@@ -90,7 +92,9 @@ def reconciled_processors(config: ReconciliationSettings) -> list[Processor]:
     return found
 
 
-def reconcile_input(settings: Settings, processor: Processor, window: ReconWindow | None = None) -> ReconcileInput:
+def reconcile_input(
+    settings: Settings, processor: Processor, window: ReconWindow | None = None, *, actor: str = "schedule"
+) -> ReconcileInput:
     """The one place the workflow's input is made: by the schedule (no window), run now, or an explicit window."""
     config = settings.reconciliation
     return ReconcileInput(
@@ -98,6 +102,8 @@ def reconcile_input(settings: Settings, processor: Processor, window: ReconWindo
         window=window,
         window_hours=config.window_hours,
         settlement_lag_hours=config.settlement_lag_hours,
+        actor=actor,
+        refund_timing=RefundTiming(**settings.refunds.model_dump(exclude={"approval_threshold"})),
     )
 
 
@@ -274,19 +280,17 @@ async def run_now(client: Client, settings: Settings, processor_name: str, *, wa
     return RunStarted(processor=processor.value, how="trigger", schedule_id=handle.id, operation_ids=ids)
 
 
-def window_operation_id(processor: Processor, window: ReconWindow) -> str:
-    return f"reconcile/{processor.value}/{window.label}"
-
-
-async def run_window(client: Client, settings: Settings, processor_name: str, window: ReconWindow) -> RunStarted:
+async def run_window(
+    client: Client, settings: Settings, processor_name: str, window: ReconWindow, *, actor: str = "schedule"
+) -> RunStarted:
     """Start (or find running) the run of one explicit window; a finished window may run again."""
     processor = _processor(settings, processor_name)
     if window.end > datetime.now(UTC):
         raise ActionNotAllowed("the window has not ended yet", type="window-not-ended")
-    operation_id = window_operation_id(processor, window)
+    operation_id = reconcile_workflow_id(processor.value, window.label)
     await client.start_workflow(
         ReconcileWorkflow.run,
-        reconcile_input(settings, processor, window),
+        reconcile_input(settings, processor, window, actor=actor),
         id=operation_id,
         task_queue=queue_names(settings.temporal.queue_prefix)[0],
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
@@ -300,7 +304,7 @@ MAX_BACKFILL_WINDOWS = 400
 
 
 async def backfill(
-    client: Client, settings: Settings, processor_name: str, start: datetime, end: datetime
+    client: Client, settings: Settings, processor_name: str, start: datetime, end: datetime, *, actor: str = "schedule"
 ) -> RunStarted:
     """One run per whole window in `[start, end)`: the schedule's backfill when there is a schedule, else direct starts.
 
@@ -322,7 +326,7 @@ async def backfill(
     handle = await _schedule_handle(client, settings, processor)
     if handle is None or windows[-1].end + lag > now:
         # No schedule, or the last window's scheduled time is still ahead: start each window directly.
-        started = [await run_window(client, settings, processor.value, w) for w in windows]
+        started = [await run_window(client, settings, processor.value, w, actor=actor) for w in windows]
         return RunStarted(
             processor=processor.value,
             how="start",

@@ -38,10 +38,12 @@ with workflow.unsafe.imports_passed_through():
         RunSummary,
         StagePage,
     )
+    from activities.reconciliation_report import ReconciliationReportActivities, ReconReportRequest  # recon-ops
     from ticketing.reconciliation.classify import Ages
     from ticketing.reconciliation.models import ReconRunStatus
     from ticketing.reconciliation_windows import window_for_run
     from ticketing.refunds import late_failure_workflow_id
+    from workflows import options  # recon-ops
     from workflows.contracts import ProcessorUpdate, RefundInput
     from workflows.reconcile_contracts import (
         ReconcileInput,
@@ -88,6 +90,7 @@ class ReconcileWorkflow:
             await self._finish(req, st, ReconRunStatus.FAILED, error=str(err.cause or err)[:500])
             raise ApplicationError(f"reconciliation failed: {err.cause or err}", type="recon-failed") from err
         summary = await self._finish(req, st, ReconRunStatus.COMPLETED)
+        await self._report(req, st)  # recon-ops: report to blob storage, email to finance
         return ReconcileResult(
             run_id=st.run_id,
             processor=req.processor,
@@ -311,3 +314,27 @@ class ReconcileWorkflow:
             heartbeat_timeout=timedelta(minutes=2) if long else None,
             retry_policy=READ_RETRY,
         )
+
+    # --- recon-ops: the report and finance's email -------------------------------------------
+
+    async def _report(self, req: ReconcileInput, st: ReconCursor) -> None:
+        """CSV + JSON summary in blob storage; an email to finance when this run left items open.
+
+        Written after the run's row is final, so the report and the row agree; a re-run of the
+        window rewrites the same report and emails again only for its own pass.
+        """
+        report = await workflow.execute_activity_method(
+            ReconciliationReportActivities.write_reconciliation_report,
+            ReconReportRequest(run_id=st.run_id),
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=options.STORE_RETRY,
+        )
+        if report.open_items and not req.dry_run:
+            await workflow.execute_activity_method(
+                ReconciliationReportActivities.send_reconciliation_email,
+                ReconReportRequest(run_id=st.run_id),
+                task_queue=options.sibling_queue(workflow.info().task_queue, "email"),
+                start_to_close_timeout=options.EMAIL_TIMEOUT,
+                schedule_to_close_timeout=options.EMAIL_SCHEDULE_TO_CLOSE,
+                retry_policy=options.EMAIL_RETRY,
+            )
