@@ -2,7 +2,7 @@
 healed where the refund rule allows it and the step is idempotent, the rest queued for finance.
 
 Phases: stage the processor's refunds, balance entries and undelivered events
-(pages into the store, a cursor here) -> classify -> heal -> re-check earlier
+(side by side, sharing the read rate; pages into the store, cursors here) -> classify -> heal -> re-check earlier
 items -> finish. Only ids and counts cross the history; the run continues as
 new after `continue_after_steps` activities with its cursor. Healing never
 writes the ledger: it tells the refund's own workflow (a signal), starts the
@@ -17,6 +17,7 @@ scheduled run's own workflow id is the schedule's, with its time appended.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -56,11 +57,9 @@ with workflow.unsafe.imports_passed_through():
 __all__ = ["ReconcileInput", "ReconcileResult", "ReconcileWorkflow"]
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
-STAGES = {"stage-refund": "refund", "stage-balance": "balance", "stage-event": "event"}
+KINDS = ("refund", "balance", "event")
 NEXT = {
-    "stage-refund": "stage-balance",
-    "stage-balance": "stage-event",
-    "stage-event": "classify",
+    "stage": "classify",
     "classify": "heal",
     "heal": "recheck",
     "recheck": "finish",
@@ -138,24 +137,8 @@ class ReconcileWorkflow:
             manual_stale_days=timing.manual_stale_days,
             approval_expiry_hours=timing.approval_expiry_hours,
         )
-        if st.phase in STAGES:
-            kind = STAGES[st.phase]
-            workflow.set_current_details(
-                f"Reading {req.processor.value} {kind} records for {st.window.label}: {st.staged.get(kind, 0)} so far"
-            )
-            result = await self._activity(
-                ReconciliationActivities.stage_processor_page,
-                StagePage(
-                    run_id=st.run_id, processor=req.processor, window=st.window, kind=kind, cursor=st.cursor,
-                    page_size=timing.page_size, max_pages=timing.pages_per_activity,
-                    rate_per_second=timing.read_rate_per_second,
-                ),
-                long=True,
-            )
-            st.staged[kind] = st.staged.get(kind, 0) + result.staged
-            st.cursor = result.cursor
-            if result.done:
-                self._next(st)
+        if st.phase == "stage":
+            await self._stage(req, st)
         elif st.phase == "classify":
             workflow.set_current_details(f"Comparing the ledger with {req.processor.value} for {st.window.label}")
             found = await self._activity(
@@ -183,6 +166,36 @@ class ReconcileWorkflow:
             self._next(st)
         elif st.phase == "finish":
             st.phase = "done"
+
+    async def _stage(self, req: ReconcileInput, st: ReconCursor) -> None:
+        """Refunds, balance entries and undelivered events read side by side, sharing the read rate."""
+        timing = req.timing
+        kinds = [k for k in KINDS if k not in st.staged_done]
+        workflow.set_current_details(
+            f"Reading {req.processor.value} records for {st.window.label}: "
+            + ", ".join(f"{st.staged.get(k, 0)} {k}" for k in KINDS)
+        )
+        results = await asyncio.gather(
+            *(
+                self._activity(
+                    ReconciliationActivities.stage_processor_page,
+                    StagePage(
+                        run_id=st.run_id, processor=req.processor, window=st.window, kind=kind,
+                        cursor=st.stage_cursors.get(kind), page_size=timing.page_size,
+                        max_pages=timing.pages_per_activity, rate_per_second=timing.read_rate_per_second / len(kinds),
+                    ),
+                    long=True,
+                )
+                for kind in kinds
+            )
+        )
+        for kind, result in zip(kinds, results, strict=True):
+            st.staged[kind] = st.staged.get(kind, 0) + result.staged
+            st.stage_cursors[kind] = result.cursor
+            if result.done:
+                st.staged_done.append(kind)
+        if len(st.staged_done) == len(KINDS):
+            self._next(st)
 
     def _next(self, st: ReconCursor, skip_to: str | None = None) -> None:
         st.phase = skip_to or NEXT[st.phase]

@@ -81,6 +81,7 @@ class ReconRun(BaseModel):
     status: str
     dry_run: bool
     passes: int
+    workflow_id: str | None = None
     counts: dict[str, int]
     totals: dict[str, dict[str, int]]
     staged: dict[str, int]

@@ -279,6 +279,7 @@ recon_runs = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("dry_run", sa.Boolean, nullable=False, default=False),
     sa.Column("passes", sa.Integer, nullable=False, default=1),  # executions of this window's run
+    sa.Column("workflow_id", sa.String(300)),  # the execution doing the latest pass (a schedule's differs)
     sa.Column("counts", sa.JSON, nullable=False),  # {class: n} found in the latest pass
     sa.Column("totals", sa.JSON, nullable=False),  # {currency: {processor, ledger, difference}}
     sa.Column("staged", sa.JSON, nullable=False),  # {refund|balance|event: n} read from the processor
