@@ -112,7 +112,6 @@ def render(run: ReconRun, lines: list[ReportLine]) -> tuple[bytes, bytes, dict[s
         window_start=run.window_start,
         window_end=run.window_end,
         processor_refunds=int(run.staged.get("refund", 0)),
-        ledger_refunds=int(run.counts.get("ledger", 0)) if "ledger" in run.counts else 0,
         healed=run.healed,
     )
     summary = report_summary(header, lines, currency_totals(run))

@@ -79,7 +79,6 @@ class ReportHeader(BaseModel):
     window_end: datetime
     finished_at: datetime | None = None
     processor_refunds: int = 0
-    ledger_refunds: int = 0
     healed: int = 0
 
 
@@ -141,7 +140,6 @@ def report_summary(header: ReportHeader, lines: list[ReportLine], totals: list[C
         "window": {"start": header.window_start.isoformat(), "end": header.window_end.isoformat()},
         "finished_at": header.finished_at.isoformat() if header.finished_at else None,
         "processor_refunds": header.processor_refunds,
-        "ledger_refunds": header.ledger_refunds,
         "healed": header.healed,
         "totals": [
             {
