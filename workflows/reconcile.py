@@ -318,7 +318,7 @@ class ReconcileWorkflow:
     # --- recon-ops: the report and finance's email -------------------------------------------
 
     async def _report(self, req: ReconcileInput, st: ReconCursor) -> None:
-        """CSV + JSON summary in blob storage; an email to finance when this run left items open.
+        """CSV + JSON summary in blob storage; an email to finance when this run left items open it did not heal.
 
         Written after the run's row is final, so the report and the row agree; a re-run of the
         window rewrites the same report and emails again only for its own pass.
@@ -329,7 +329,7 @@ class ReconcileWorkflow:
             start_to_close_timeout=timedelta(minutes=10),
             retry_policy=options.STORE_RETRY,
         )
-        if report.open_items and not req.dry_run:
+        if report.for_finance and not req.dry_run:
             await workflow.execute_activity_method(
                 ReconciliationReportActivities.send_reconciliation_email,
                 ReconReportRequest(run_id=st.run_id),
