@@ -104,16 +104,15 @@ def _finance_text(ui_base: str) -> str:
     return "\n".join(lines)
 
 
-async def _apply_schedules() -> str:
-    """The reconciliation schedules, as `ticketops schedules apply` makes them (Web UI: Schedules)."""
-    from backoffice.schedules import apply_schedules
-    from runtime.settings import Settings
-    from runtime.temporal import connect
-
-    settings = Settings()
-    client = await connect(settings.temporal, codec=settings.codec)
-    applied = await apply_schedules(client, settings)
-    return ", ".join(f"{a.schedule_id} {a.outcome}" for a in applied) or "none configured"
+def _apply_schedules(env: dict[str, str]) -> str:
+    """`ticketops schedules apply`, as an operator runs it (its own process, as the worker is):
+    the reconciliation schedules appear in the Web UI's Schedules page."""
+    done = subprocess.run(
+        [_bin("ticketops"), "schedules", "apply"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    if done.returncode != 0:
+        return f"not applied ({(done.stdout + done.stderr).strip()[-300:]}); run `ticketops schedules apply`"
+    return "; ".join(line.strip() for line in done.stdout.splitlines() if line.strip()) or "none configured"
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -197,7 +196,7 @@ def run_stack(*, fresh: bool = False) -> int:
             )
         )
         print(f"  demo data: {asyncio.run(_seed(env))}", flush=True)
-        print(f"  schedules: {asyncio.run(_apply_schedules())}", flush=True)
+        print(f"  schedules: {_apply_schedules(env)}", flush=True)
         from devtools.dev_keys import ensure_dev_keys
         from runtime.settings import Settings
 
