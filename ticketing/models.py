@@ -51,6 +51,10 @@ class EventPolicy(Model):
     refund_approval_threshold: int | None = Field(
         default=None, description="Refunds above this many minor units need a second approver."
     )
+    # What the buyer's emails show; None takes the ticket office's defaults (settings.email).
+    organiser_name: str | None = Field(default=None, description="Sender display name and email heading.")
+    brand_colour: str | None = Field(default=None, pattern=r"^#[0-9A-Fa-f]{6}$", description="Email accent, #rrggbb.")
+    reply_to: str | None = Field(default=None, description="Where buyers' replies go.")
 
 
 class TimeSlot(Model):
@@ -111,6 +115,7 @@ class Payment(Model):
     status: PaymentStatus
     amount: Money
     dispute_open: bool = False
+    card_last4: str | None = Field(default=None, pattern=r"^[0-9]{4}$", description="Shown to the buyer.")
 
 
 class Personalisation(Model):
@@ -220,6 +225,13 @@ class Order(Model):
     @property
     def valid_tickets(self) -> list[Ticket]:
         return [t for t in self.tickets if t.is_valid]
+
+    def ticket_code(self, ticket_id: str) -> str:
+        """What a buyer sees for a ticket: the order code and its place in the order (`K7QX2P-2`)."""
+        for position, t in enumerate(self.tickets, start=1):
+            if t.id == ticket_id:
+                return f"{self.code}-{position}"
+        return self.ticket(ticket_id).id  # raises NotFound
 
     def ticket(self, ticket_id: str) -> Ticket:
         for t in self.tickets:
