@@ -116,7 +116,7 @@ class ProcessorRefundView(BaseModel):
 
 
 class RefundEmail(BaseModel):
-    """A refund email: `receipt` to the customer, `refund-error` or `manual-reminder` to finance."""
+    """A refund email: `receipt` or `failed-later` to the customer, `refund-error` or `manual-reminder` to finance."""
 
     refund_id: str
     kind: str

@@ -206,6 +206,20 @@ class Order(Model):
         return left if left.amount > 0 else Money.zero(self.currency)
 
     @property
+    def fully_refunded(self) -> bool:
+        """Money went back and nothing refundable is left or on its way: the one test of `refunded`."""
+        return (
+            self.refunded_total.amount > 0 and self.pending_refund_total.is_zero and self.refundable_total.is_zero
+        )
+
+    @property
+    def display_status(self) -> str:
+        """The status as people read it: a paid order with money returned is `partly-refunded`."""
+        if self.status is OrderStatus.PAID and self.refunded_total.amount > 0:
+            return "partly-refunded"
+        return self.status.value
+
+    @property
     def lines(self) -> list[OrderLine]:
         """Order contents grouped by ticket type, as the receipt shows them."""
         grouped: dict[str, list[Ticket]] = {}
