@@ -207,7 +207,11 @@ class Order(Model):
 
     @property
     def fully_refunded(self) -> bool:
-        """Money went back and nothing refundable is left or on its way: the one test of `refunded`."""
+        """Money went back and nothing refundable is left or on its way: the one test of `refunded`.
+
+        A free order has no money to give back: it is refunded when its refunds took every ticket."""
+        if self.payment.method is PaymentMethod.FREE:
+            return not self.valid_tickets and any(t.state is TicketState.REFUNDED for t in self.tickets)
         return (
             self.refunded_total.amount > 0 and self.pending_refund_total.is_zero and self.refundable_total.is_zero
         )

@@ -234,7 +234,7 @@ def open_refund(
     if quote.processor is Processor.FREE:
         refund = move_refund(refund, RefundStatus.SUCCEEDED, now)
         events.append(history_event("item-refunded", actor, now, refund))
-        return order, refund, events
+        return _refund_status(order), refund, events
     order = _totals(order, pending=quote.amount.amount)
     if needs_approval:
         target = RefundStatus.AWAITING_APPROVAL

@@ -7,7 +7,7 @@ import pytest
 from tests.builders import NOW, eur, make_event, make_order
 from ticketing import refund_ledger
 from ticketing.errors import InvalidTransition
-from ticketing.models import EventPolicy, RefundKind
+from ticketing.models import EventPolicy, PaymentMethod, RefundKind
 from ticketing.processors import CAPABILITIES
 from ticketing.reconciliation_records import ProcessorRefundStatus as P
 from ticketing.refund_ledger import ProcessorOutcome, RefundAction, Settlement
@@ -165,3 +165,12 @@ def test_a_cancelled_order_keeps_its_status_when_refunded() -> None:
     pending, refund = _refund_of(order, event, RefundKind.FULL)
     after, _, _ = refund_ledger.settle(pending, refund, _out(P.SUCCEEDED), actor="t", now=NOW)
     assert after.status is OrderStatus.CANCELLED and after.refunded_total.amount > 0
+
+
+def test_a_free_order_is_refunded_when_its_refund_takes_every_ticket() -> None:
+    event, types, _ = make_event()
+    order = make_order(event, types, tickets=2, method=PaymentMethod.FREE)
+    one, _ = _refund_of(order, event, RefundKind.TICKETS, ticket_ids=[order.tickets[0].id])
+    assert one.status is OrderStatus.PAID
+    every, _ = _refund_of(one, event, RefundKind.TICKETS, ticket_ids=[order.tickets[1].id])
+    assert every.status is OrderStatus.REFUNDED
