@@ -190,7 +190,14 @@ def _shows(now: datetime, scale: int) -> dict[str, _Show]:
         venue="Dunes Park",
         starts_at=festival_at,
         currency="EUR",
-        policy=EventPolicy(refund_booking_fees=False, allow_item_cancellation=True),
+        # Its own organiser in the buyers' emails (sender name, colour, reply-to); the others use the defaults.
+        policy=EventPolicy(
+            refund_booking_fees=False,
+            allow_item_cancellation=True,
+            organiser_name="Dunes Open Air",
+            brand_colour="#b45309",
+            reply_to="crew@dunes-open-air.example",
+        ),
     )
     picnic = Event(
         id="evt_demo_picnic",
