@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
+
+from ticketing.bulk import BulkKind
+from ticketing.models import Processor, RefundKind
+from ticketing.reconciliation_records import ProcessorRefundStatus
+from ticketing.refund_ledger import ProcessorOutcome, RefundAction
+from ticketing.states import RefundStatus
+
+# The customer's receipt or notice of a refund that failed later, or finance's notice of a failed or a waiting refund.
+RefundEmailKind = Literal["receipt", "failed-later", "refund-error", "manual-reminder"]
 
 
 class OrderRef(BaseModel):
@@ -37,7 +47,7 @@ class DeliveryOutcome(BaseModel):
 
 class OpenRefund(BaseModel):
     order_code: str
-    kind: str
+    kind: RefundKind
     reason: str
     ticket_ids: list[str] = []
     amount: int | None = None
@@ -55,8 +65,8 @@ class RefundSnapshot(BaseModel):
     refund_id: str
     order_code: str
     event_id: str
-    status: str
-    processor: str
+    status: RefundStatus
+    processor: Processor
     amount: int
     currency: str
     ticket_count: int
@@ -69,13 +79,10 @@ class RefundSnapshot(BaseModel):
 
 
 class RefundTransition(BaseModel):
-    """Move a refund in the ledger; `expect_attempt` makes a retried activity a no-op.
-
-    `action` is one of: submitted, succeeded, failed, retry, approve, reject.
-    """
+    """Move a refund in the ledger; `expect_attempt` makes a retried activity a no-op."""
 
     refund_id: str
-    action: str
+    action: RefundAction
     actor: str
     expect_attempt: int
     processor_refund_id: str | None = None
@@ -83,8 +90,17 @@ class RefundTransition(BaseModel):
     reference: str | None = None
 
 
+class SettleRefund(BaseModel):
+    """Hand the processor's answer to the ledger, which judges what it means (`refund_ledger.judge`)."""
+
+    refund_id: str
+    expect_attempt: int
+    outcome: ProcessorOutcome
+    actor: str = "ticketops"
+
+
 class SubmitRefund(BaseModel):
-    processor: str
+    processor: Processor
     payment_reference: str
     amount: int
     currency: str
@@ -93,21 +109,24 @@ class SubmitRefund(BaseModel):
 
 
 class FetchRefund(BaseModel):
-    processor: str
+    processor: Processor
     processor_refund_id: str
 
 
 class ProcessorRefundView(BaseModel):
     id: str
-    status: str
+    status: ProcessorRefundStatus
     failure_reason: str | None = None
+
+    def outcome(self) -> ProcessorOutcome:
+        return ProcessorOutcome(processor_refund_id=self.id, status=self.status, failure_reason=self.failure_reason)
 
 
 class RefundEmail(BaseModel):
-    """A refund email: `receipt` to the customer, `refund-error` or `manual-reminder` to finance."""
+    """A refund email: `receipt` or `failed-later` to the customer, `refund-error` or `manual-reminder` to finance."""
 
     refund_id: str
-    kind: str
+    kind: RefundEmailKind
     operation_id: str
     sequence: int = 0
 
@@ -157,12 +176,12 @@ class RefundToStart(BaseModel):
     """The refund a cancellation asks for, priced on the cancelled order; the child re-quotes it."""
 
     refund_id: str
-    kind: str
+    kind: RefundKind
     amount: int
     currency: str
     quote_hash: str
     reason: str
-    processor: str
+    processor: Processor
 
 
 class CancelOutcome(BaseModel):
@@ -171,7 +190,7 @@ class CancelOutcome(BaseModel):
     whole_order: bool
     ticket_ids: list[str]
     payment_voided: bool
-    processor: str
+    processor: Processor
     payment_reference: str | None = None
     refund: str
     refund_refusal: str | None = None
@@ -179,7 +198,7 @@ class CancelOutcome(BaseModel):
 
 
 class VoidPayment(BaseModel):
-    processor: str
+    processor: Processor
     payment_reference: str
 
 
@@ -237,7 +256,7 @@ class ReissueOutcome(BaseModel):
 class PrepareBulk(BaseModel):
     bulk_id: str
     workflow_id: str
-    kind: str
+    kind: BulkKind
     event_id: str
     selection: dict[str, object]
     params: dict[str, object]
@@ -261,9 +280,27 @@ class BulkBatch(BaseModel):
     phase: str = "deliver"
 
 
+class FollowUp(BaseModel):
+    """A refund a cancellation batch handed over: it waits (confirmation, finance) in its own Refund run."""
+
+    refund_id: str
+    order_code: str
+    workflow_id: str
+    summary: str | None = None  # the Refund run's summary: order and amount, no personal data (shown unencrypted)
+
+
 class BatchCounts(BaseModel):
     counts: dict[str, int] = {}
-    follow_ups: list[str] = []
+    follow_ups: list[FollowUp] = []
+
+    @field_validator("follow_ups", mode="before")
+    @classmethod
+    def _recorded_as_text(cls, value: object) -> object:
+        """Histories recorded before the model carry `refund_id|order_code|workflow_id` strings."""
+        if not isinstance(value, list):
+            return value
+        keys = ("refund_id", "order_code", "workflow_id")
+        return [dict(zip(keys, v.split("|", 2), strict=True)) if isinstance(v, str) else v for v in value]
 
 
 class FinishBulk(BaseModel):

@@ -116,7 +116,8 @@ class ReservationEmailActivities(DeliveryActivities):
         async def build(mid: str) -> OutgoingEmail:
             rendered = render_email("custom_message", {
                 "subject": f"Reminder: pay reservation {order.code} before {req.deadline:%Y-%m-%d}",
-                "body": body, "buyer_name": order.contact.name, "order_code": order.code,
+                "body": body, "event_name": event.name, "event_starts_at": event.starts_at,
+                "buyer_name": order.contact.name, "order_code": order.code,
             })
             return OutgoingEmail(message_id=mid, sender=self.deps.settings.email.sender, to=[recipient],
                                  subject=rendered.subject, text=rendered.text, html=rendered.html)

@@ -114,6 +114,7 @@ class ReturnEmailActivities(DeliveryActivities):
         async def build(mid: str) -> OutgoingEmail:
             rendered = render_email("custom_message", {
                 "subject": f"Your return request for order {order.code}", "body": body,
+                "event_name": event.name, "event_starts_at": event.starts_at,
                 "buyer_name": order.contact.name, "order_code": order.code,
             })
             return OutgoingEmail(message_id=mid, sender=self.deps.settings.email.sender, to=[recipient],

@@ -129,7 +129,8 @@ class TransferEmailActivities(DeliveryActivities):
             rendered = render_email(
                 "custom_message",
                 {"subject": f"A ticket for {event.name} is waiting for you", "body": body,
-                 "buyer_name": transfer.recipient.name, "order_code": None},
+                 "event_name": event.name, "event_starts_at": event.starts_at,
+                "buyer_name": transfer.recipient.name, "order_code": None},
             )
             return OutgoingEmail(
                 message_id=mid, sender=self.deps.settings.email.sender, to=[recipient],

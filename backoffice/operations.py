@@ -2,15 +2,17 @@
 
 An operation id is the workflow id, which carries the request's idempotency
 key (`resend/{order}/{key}`), so a repeated request finds the same workflow.
+Workflows are started, updated, signalled and queried by method reference
+(`operations.start(RefundWorkflow.run, RefundInput(...))`), so mypy checks each
+argument against the workflow's own signature.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import (
@@ -28,13 +30,19 @@ from temporalio.common import (
 )
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.types import MethodAsyncSingleParam, MethodSyncOrAsyncNoParam
+from temporalio.workflow import UpdateMethodMultiParam
 
+from runtime.codec import PublicText
 from ticketing.errors import ActionNotAllowed, NotFound
 
 # A query needs a worker; when none polls, answer without the live details rather than hang.
 QUERY_TIMEOUT = timedelta(seconds=3)
 
 OperationState = Literal["running", "completed", "failed"]
+W = TypeVar("W")  # the workflow class
+A = TypeVar("A")  # the argument
+R = TypeVar("R")  # the result
 
 _STATE = {
     WorkflowExecutionStatus.RUNNING: "running",
@@ -66,8 +74,8 @@ class Operations:
 
     async def start(
         self,
-        workflow: str | Callable[..., Any],
-        arg: BaseModel,
+        run: MethodAsyncSingleParam[W, A, Any],
+        arg: A,
         *,
         operation_id: str,
         search_attributes: list[SearchAttributePair[Any]] | None = None,
@@ -85,14 +93,15 @@ class Operations:
 
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await self.client.start_workflow(
-                workflow,
+                run,
                 arg,
                 id=operation_id,
                 task_queue=self.orders_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 search_attributes=TypedSearchAttributes(search_attributes or []),
-                static_summary=summary,
+                # Summaries name ids and amounts only: stored in plaintext for every Web UI user.
+                static_summary=PublicText(summary) if summary else None,
                 memo=memo,
                 start_delay=start_delay,
                 start_signal=start_signal[0] if start_signal else None,
@@ -127,21 +136,36 @@ class Operations:
         return view
 
 
-    async def update(self, operation_id: str, name: str | Callable[..., Any], arg: BaseModel) -> Any:
-        """Run a workflow update; its validator's refusal comes back as a domain error."""
+    async def update(self, operation_id: str, update: UpdateMethodMultiParam[[Any, A], Any], arg: A) -> Any:
+        """Run a workflow update; its validator's refusal comes back as a domain error.
+
+        (The SDK types an async update's result as its coroutine, so the result is Any; the argument is checked.)
+        """
         handle = self.client.get_workflow_handle(operation_id)
         try:
-            return await handle.execute_update(name, arg)  # type: ignore[arg-type]
+            return await handle.execute_update(update, arg)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):
                 raise ActionNotAllowed(cause.message, type=cause.type or "update-refused") from err
             raise
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND or "completed" in err.message:
+            if _closed(err):
                 raise ActionNotAllowed(
                     f"operation {operation_id} has ended and takes no more actions", type="operation-closed"
                 ) from err
+            raise
+
+    async def offer(self, operation_id: str, update: UpdateMethodMultiParam[[Any, A], R], arg: A) -> R | None:
+        """Hand news to a run by update; None when no run took it (ended, ending, unknown, or refused)."""
+        handle = self.client.get_workflow_handle(operation_id)
+        try:
+            return await handle.execute_update(update, arg)
+        except WorkflowUpdateFailedError:
+            return None  # refused, or the run completed before it handled the update
+        except RPCError as err:
+            if _closed(err):
+                return None
             raise
 
     async def wait_closed(self, operation_id: str, seconds: float) -> bool:
@@ -165,25 +189,29 @@ class Operations:
             raise
         return desc.status is WorkflowExecutionStatus.RUNNING
 
-    async def signal(self, operation_id: str, name: str, arg: BaseModel | None = None) -> bool:
-        """Signal a running workflow; False when it has ended or never existed."""
-        handle = self.client.get_workflow_handle(operation_id)
+    async def signal(self, operation_id: str, signal: MethodSyncOrAsyncNoParam[W, None]) -> bool:
+        """Signal a running workflow (pause, resume, cancel); False when it has ended or never existed.
+
+        Processor news goes by update (`offer`), so its sender learns whether a run took it.
+        """
         try:
-            if arg is None:
-                await handle.signal(name)
-            else:
-                await handle.signal(name, arg)
+            await self.client.get_workflow_handle(operation_id).signal(signal)
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND or "completed" in err.message:
+            if _closed(err):
                 return False
             raise
         return True
 
-    async def query(self, operation_id: str, name: str) -> Any:
+    async def query(self, operation_id: str, query: MethodSyncOrAsyncNoParam[W, R]) -> R | None:
+        """A query's typed answer, or None when no worker answers in time or the run is gone."""
         try:
-            return await self.client.get_workflow_handle(operation_id).query(name, rpc_timeout=QUERY_TIMEOUT)
+            return await self.client.get_workflow_handle(operation_id).query(query, rpc_timeout=QUERY_TIMEOUT)
         except (RPCError, WorkflowQueryFailedError):
             return None
+
+
+def _closed(err: RPCError) -> bool:
+    return err.status == RPCStatusCode.NOT_FOUND or "completed" in err.message
 
 
 async def _current_details(handle: Any) -> str | None:

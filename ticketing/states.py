@@ -15,6 +15,9 @@ from ticketing.errors import InvalidTransition
 class OrderStatus(StrEnum):
     RESERVED = "reserved"
     PAID = "paid"
+    # Every refundable cent is back with the buyer (refund_ledger sets it; a later failure reopens
+    # the order as paid). A partly refunded order stays `paid`; `Order.display_status` shows it.
+    REFUNDED = "refunded"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
     RETURN_REQUESTED = "return-requested"  # Liveto: the buyer asked to return it; finance decides
@@ -73,7 +76,9 @@ class ScanState(StrEnum):
 
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.RESERVED: frozenset({OrderStatus.PAID, OrderStatus.EXPIRED, OrderStatus.CANCELLED}),
-    OrderStatus.PAID: frozenset({OrderStatus.CANCELLED, OrderStatus.RETURN_REQUESTED}),
+    OrderStatus.PAID: frozenset({OrderStatus.CANCELLED, OrderStatus.REFUNDED, OrderStatus.RETURN_REQUESTED}),
+    # A refund that fails after success gives the money back to us: the order is paid again.
+    OrderStatus.REFUNDED: frozenset({OrderStatus.PAID, OrderStatus.CANCELLED}),
     OrderStatus.EXPIRED: frozenset(),
     OrderStatus.CANCELLED: frozenset(),
     # Declined (or its refund failed): paid again. Approved and refunded: returned.

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, model_validator
+
+# Defined once with the settings; the workflows' inputs carry it.
+from runtime.settings import RefundTiming as RefundTiming  # noqa: PLC0414 (a re-export)
+from ticketing.bulk import BulkKind, RefundPlan
+from ticketing.models import RefundKind
+from ticketing.refund_ledger import ProcessorOutcome
+from ticketing.states import RefundStatus
 
 
 class ResendRequest(BaseModel):
@@ -19,23 +28,11 @@ class ResendResult(BaseModel):
     delivery: str
 
 
-class RefundTiming(BaseModel):
-    """Durations the refund waits, passed in so the workflow stays deterministic and testable."""
-
-    confirmation_business_days: int = 10
-    poll_initial_seconds: float = 30.0
-    poll_max_seconds: float = 6 * 3600.0
-    manual_reminder_days: float = 3.0
-    finance_action_days: float = 30.0
-    approval_expiry_hours: float = 48.0
-    payment_timeout_seconds: float = 60.0
-
-
 class RefundInput(BaseModel):
     order_code: str
     actor: str
     refund_id: str
-    kind: str = "full"
+    kind: RefundKind = RefundKind.FULL
     reason: str = ""
     ticket_ids: list[str] = []
     amount: int | None = None
@@ -60,17 +57,21 @@ class ApproveRefund(BaseModel):
     actor: str
 
 
-class ProcessorUpdate(BaseModel):
-    """What a verified, re-fetched webhook tells the workflow."""
+# What a verified, re-fetched webhook tells the refund's run: the processor's outcome, as the ledger's rule reads it.
+ProcessorUpdate = ProcessorOutcome
 
-    processor_refund_id: str
-    status: str
-    failure_reason: str | None = None
+
+class NewsReceipt(StrEnum):
+    """What a Refund run did with processor news: taken (it will act on it before it ends) or ignored (it is
+    ending; whoever sent it acts, e.g. starts the late-failure run)."""
+
+    TAKEN = "taken"
+    IGNORED = "ignored"
 
 
 class RefundProgress(BaseModel):
     refund_id: str
-    status: str
+    status: RefundStatus
     attempt: int
     waiting_for: str
     failure_reason: str | None = None
@@ -79,7 +80,7 @@ class RefundProgress(BaseModel):
 class RefundResult(BaseModel):
     refund_id: str
     order_code: str
-    status: str
+    status: RefundStatus
     amount: int
     currency: str
     attempts: int
@@ -171,13 +172,41 @@ class BulkProgress(BaseModel):
     deferred_passes: int = 0
 
 
+class DeliveryParams(BaseModel):
+    """A bulk delivery: the tickets again, or a message with its subject and body."""
+
+    kind: Literal[BulkKind.DELIVERY] = BulkKind.DELIVERY
+    template: Literal["tickets", "message"] = "tickets"
+    subject: str | None = None
+    body: str | None = None
+
+
+class CancellationParams(BaseModel):
+    """An event cancellation: why, how much each order gets back, and whether buyers hear first."""
+
+    kind: Literal[BulkKind.EVENT_CANCELLATION] = BulkKind.EVENT_CANCELLATION
+    reason: str = "the event was cancelled"
+    refund: RefundPlan = RefundPlan()
+    notify: bool = True
+
+
+class ImportParams(BaseModel):
+    """An order import (`POST /imports`): whether the imported orders' tickets are emailed."""
+
+    kind: Literal[BulkKind.IMPORT] = BulkKind.IMPORT
+    deliver: bool = False
+
+
+BulkParams = Annotated[DeliveryParams | CancellationParams | ImportParams, Field(discriminator="kind")]
+
+
 class BulkInput(BaseModel):
     bulk_id: str
-    kind: str
+    kind: BulkKind
     event_id: str
     actor: str
     selection: dict[str, object]
-    params: dict[str, object] = {}
+    params: BulkParams
     retry_of: str | None = None
     batch_size: int = 100
     window: int = 4
@@ -189,6 +218,14 @@ class BulkInput(BaseModel):
     progress: BulkProgress | None = None
     paused: bool = False
     refund_timing: RefundTiming = RefundTiming()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _params_of_kind(cls, data: Any) -> Any:
+        """The parameters are of the run's kind; runs recorded before the typed model carry a plain dict."""
+        if isinstance(data, dict) and isinstance(data.get("params", {}), dict):
+            data = {**data, "params": {**data.get("params", {}), "kind": data.get("kind")}}
+        return data
 
 
 class BulkView(BaseModel):

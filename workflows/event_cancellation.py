@@ -16,8 +16,9 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import BatchCounts, BulkReport
     from activities.event_cancellation import EventCancellationActivities
+    from runtime.codec import PublicText
     from workflows.bulk_engine import BulkEngine
-    from workflows.contracts import BulkInput, RefundInput
+    from workflows.contracts import BulkInput, CancellationParams, RefundInput
     from workflows.refund import RefundWorkflow
 
 
@@ -32,14 +33,14 @@ class EventCancellationWorkflow(BulkEngine):
 
     @workflow.run
     async def run(self, inp: BulkInput) -> BulkReport:
-        if not inp.params.get("notify", True):
+        if isinstance(inp.params, CancellationParams) and not inp.params.notify:
             self.phases = ("cancel",)
         return await self.run_bulk(inp)
 
     async def after_batch(self, phase: str, result: BatchCounts) -> None:
         assert self.inp is not None
         for entry in result.follow_ups:
-            refund_id, order_code, workflow_id = entry.split("|", 2)
+            refund_id, order_code, workflow_id = entry.refund_id, entry.order_code, entry.workflow_id
             try:
                 await workflow.start_child_workflow(
                     RefundWorkflow.run,
@@ -52,7 +53,9 @@ class EventCancellationWorkflow(BulkEngine):
                     ),
                     id=workflow_id,
                     parent_close_policy=ParentClosePolicy.ABANDON,
-                    static_summary=f"Refund on order {order_code} (event cancellation {self.inp.bulk_id})",
+                    static_summary=PublicText(
+                        entry.summary or f"Refund on order {order_code} (event {self.inp.bulk_id})"
+                    ),
                 )
                 self.progress.follow_ups += 1
             except WorkflowAlreadyStartedError:

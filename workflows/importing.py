@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts import BulkReport
     from activities.importing import ImportActivities, ImportDeliveryActivities
     from workflows.bulk_engine import BulkEngine
-    from workflows.contracts import BulkInput
+    from workflows.contracts import BulkInput, ImportParams
 
 
 @workflow.defn(name="ImportOrders")
@@ -29,6 +29,6 @@ class ImportOrdersWorkflow(BulkEngine):
 
     @workflow.run
     async def run(self, inp: BulkInput) -> BulkReport:
-        if not inp.params.get("deliver"):
+        if not (isinstance(inp.params, ImportParams) and inp.params.deliver):
             self.phases = ("import",)
         return await self.run_bulk(inp)

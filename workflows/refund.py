@@ -10,11 +10,12 @@ webhook signal racing a durable poll timer, bounded by the business-day window.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
@@ -22,18 +23,26 @@ with workflow.unsafe.imports_passed_through():
         OpenRefund,
         ProcessorRefundView,
         RefundEmail,
+        RefundEmailKind,
         RefundSnapshot,
         RefundTransition,
+        SettleRefund,
         SubmitRefund,
     )
     from activities.delivery import DeliveryActivities
     from activities.payments import PaymentActivities
     from activities.refunds import RefundActivities
+    from ticketing import refund_ledger
     from ticketing.calendar import add_business_days
+    from ticketing.models import Processor
+    from ticketing.reconciliation_records import ProcessorRefundStatus
+    from ticketing.refund_ledger import ProcessorOutcome, RefundAction, Settlement
+    from ticketing.states import RefundStatus
     from workflows import options
     from workflows.contracts import (
         ApproveRefund,
         MarkRefunded,
+        NewsReceipt,
         ProcessorUpdate,
         RefundInput,
         RefundProgress,
@@ -45,10 +54,20 @@ with workflow.unsafe.imports_passed_through():
         ORDER_ID,
         PAYMENT_PROCESSOR,
         REFUND_AMOUNT,
+        REFUND_CURRENCY,
+        REFUND_FAILURE,
         REFUND_STATUS,
     )
 
-FINAL_PROCESSOR_STATES = {"succeeded", "failed", "canceled"}
+A = TypeVar("A")
+R = TypeVar("R")
+
+# Runs recorded before the processor's answer was settled by one activity (`settle_refund`).
+SETTLE_PATCH = "refund-settle-activity"
+# Runs recorded before a run read its unread processor news before returning.
+NEWS_PATCH = "refund-unread-news"
+# The buyer hears of a refund that failed after they were told it succeeded (runs before it: finance only).
+BUYER_LATE_FAILURE_PATCH = "refund-buyer-late-failure"
 
 
 @workflow.defn(name="Refund")
@@ -61,6 +80,10 @@ class RefundWorkflow:
         self.waiting_for = ""
         self.requested_by = ""
         self.attempt_started: datetime | None = None
+        self.finance_notices = 0  # the attempt finance was last told of
+        self.buyer_late_notice_due = False  # a refund the buyer was told of failed later; tell them too
+        self.ending = False  # the states are done with; a finance action now is too late
+        self.closing = False
 
     # --- the run --------------------------------------------------------------------------
 
@@ -72,8 +95,13 @@ class RefundWorkflow:
             snap = await self._store(RefundActivities.get_refund_snapshot, req.existing_refund_id)
             self._publish(snap)
             # Finance paid a refund by hand because the processor's failed: that failure is not news.
-            if req.late_failure_reason and snap.status == "refunded" and not snap.paid_manually:
-                snap = await self._move(snap, "failed", reason=req.late_failure_reason, actor="processor")
+            if req.late_failure_reason and snap.status == RefundStatus.SUCCEEDED and snap.processor_refund_id:
+                news = ProcessorOutcome(
+                    processor_refund_id=snap.processor_refund_id,
+                    status=ProcessorRefundStatus.FAILED,
+                    failure_reason=req.late_failure_reason,
+                )
+                snap = await self._settle(snap, news, actor="processor")
         else:
             snap = await self._store(
                 RefundActivities.open_refund,
@@ -92,29 +120,19 @@ class RefundWorkflow:
                 ),
             )
             self._publish(snap)
-        finance_notices = 0
         while True:
-            status = snap.status
-            if status == "awaiting-approval":
-                snap = await self._await_approval(snap)
-            elif status == "awaiting-manual":
-                snap = await self._await_manual(snap)
-            elif status == "refunding":
-                snap = await self._submit(snap)
-            elif status == "confirming-refund":
-                snap = await self._confirm(snap)
-            elif status == "refund-error":
-                if finance_notices < snap.attempt:
-                    finance_notices = snap.attempt
-                    await self._email(snap, "refund-error")
-                next_snap = await self._await_finance(snap)
-                if next_snap is None:
-                    break
-                snap = next_snap
-            else:
+            snap = await self._drive(snap)
+            # News that came while the run was ending (a failure webhook during the receipt) is acted on:
+            # the handlers finish (a finance action that came too late is refused), then the ledger's rule
+            # judges whatever is unread, until nothing is.
+            self.ending = True
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            unread = self._unread_news(snap)
+            if unread is None:
                 break
-        if snap.status == "refunded":
-            await self._email(snap, "receipt")
+            self.ending = False
+            snap = await self._settle(snap, unread, actor="processor")
+        self.closing = True  # no await from here to the return: later news is refused, so its sender acts
         self.waiting_for = ""
         workflow.set_current_details(f"Ended as {snap.status}")
         return RefundResult(
@@ -126,6 +144,42 @@ class RefundWorkflow:
             attempts=snap.attempt,
             failure_reason=snap.failure_reason,
         )
+
+    async def _drive(self, snap: RefundSnapshot) -> RefundSnapshot:
+        """Through the ledger's states until the refund is final or finance let it lie; the receipt last."""
+        while True:
+            status = snap.status
+            if status is RefundStatus.AWAITING_APPROVAL:
+                snap = await self._await_approval(snap)
+            elif status is RefundStatus.AWAITING_MANUAL:
+                snap = await self._await_manual(snap)
+            elif status is RefundStatus.REFUNDING:
+                snap = await self._submit(snap)
+            elif status is RefundStatus.CONFIRMING:
+                snap = await self._confirm(snap)
+            elif status is RefundStatus.FAILED:
+                if self.finance_notices < snap.attempt:
+                    self.finance_notices = snap.attempt
+                    await self._email(snap, "refund-error")
+                if self.buyer_late_notice_due and workflow.patched(BUYER_LATE_FAILURE_PATCH):
+                    self.buyer_late_notice_due = False
+                    await self._email(snap, "failed-later")
+                next_snap = await self._await_finance(snap)
+                if next_snap is None:
+                    break
+                snap = next_snap
+            else:
+                break
+        if snap.status == RefundStatus.SUCCEEDED:
+            await self._email(snap, "receipt")
+        return snap
+
+    def _unread_news(self, snap: RefundSnapshot) -> ProcessorUpdate | None:
+        """Buffered processor news about this refund that the ledger's rule says still matters."""
+        news = self.updates.get(snap.processor_refund_id or "")
+        if news is None or not workflow.patched(NEWS_PATCH):
+            return None
+        return news if _matters(snap, news) else None
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -157,7 +211,7 @@ class RefundWorkflow:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == "processor-rejected":
                 code = (cause.details[0] or {}).get("code") if cause.details else None
-                return await self._move(snap, "failed", reason=f"{code or 'rejected'}: {cause.message}")
+                return await self._move(snap, RefundAction.FAILED, reason=f"{code or 'rejected'}: {cause.message}")
             # Out of time (a day of 429s, 5xx or no network): the processor may have made the refund
             # without our hearing of it. Ask it, by our idempotency key, before saying it failed.
             self._waiting("The processor was unreachable for a day; checking whether it made the refund")
@@ -169,19 +223,42 @@ class RefundWorkflow:
                 retry_policy=options.PAYMENT_RETRY,
             )
             if found is None:
-                return await self._move(snap, "failed", reason="processor-unavailable")
+                return await self._move(snap, RefundAction.FAILED, reason="processor-unavailable")
             result = found
         return await self._apply_processor(snap, result)
 
     async def _apply_processor(self, snap: RefundSnapshot, result: ProcessorRefundView) -> RefundSnapshot:
-        if result.status == "succeeded":
-            return await self._move(snap, "succeeded", processor_refund_id=result.id)
-        if result.status in ("failed", "canceled"):
-            if snap.status == "refunding":
-                snap = await self._move(snap, "submitted", processor_refund_id=result.id)
-            return await self._move(snap, "failed", reason=result.failure_reason or result.status)
-        if snap.status == "refunding":
-            return await self._move(snap, "submitted", processor_refund_id=result.id)
+        return await self._settle(snap, result.outcome())
+
+    async def _settle(
+        self, snap: RefundSnapshot, outcome: ProcessorOutcome, actor: str = "ticketops"
+    ) -> RefundSnapshot:
+        """Settle the processor's answer; a refund the buyer was told of that failed later is to be told to them."""
+        new = await self._settle_ledger(snap, outcome, actor)
+        if snap.status == "refunded" and new.status == "refund-error":
+            self.buyer_late_notice_due = True  # sent after finance's notice (_drive)
+        return new
+
+    async def _settle_ledger(self, snap: RefundSnapshot, outcome: ProcessorOutcome, actor: str) -> RefundSnapshot:
+        """Hand the processor's answer to the ledger, whose rule decides what it means (one activity)."""
+        if workflow.patched(SETTLE_PATCH):
+            new = await self._store(
+                RefundActivities.settle_refund,
+                SettleRefund(refund_id=snap.refund_id, expect_attempt=snap.attempt, outcome=outcome, actor=actor),
+            )
+            self._publish(new)
+            return new
+        # A run recorded before the rule settled in one activity: the same steps, one move each.
+        if not _matters(snap, outcome):
+            return snap
+        for action in refund_ledger.steps(RefundStatus(snap.status), outcome.status):
+            snap = await self._move(
+                snap,
+                action,
+                actor=actor,
+                processor_refund_id=outcome.processor_refund_id,
+                reason=outcome.failure_reason or outcome.status.value,
+            )
         return snap
 
     async def _confirm(self, snap: RefundSnapshot) -> RefundSnapshot:
@@ -192,17 +269,17 @@ class RefundWorkflow:
         refund_id = snap.processor_refund_id or ""
         while True:
             update = self.updates.get(refund_id)
-            if update and update.status in FINAL_PROCESSOR_STATES:
+            if update and update.status.final:
                 view = ProcessorRefundView(id=refund_id, status=update.status, failure_reason=update.failure_reason)
                 return await self._apply_processor(snap, view)
             left = (deadline - workflow.now()).total_seconds()
             if left <= 0:
-                return await self._move(snap, "failed", reason="confirmation-timeout")
+                return await self._move(snap, RefundAction.FAILED, reason="confirmation-timeout")
             self._waiting(f"Waiting for the processor to confirm refund {refund_id} (webhook or poll)")
             try:
                 await workflow.wait_condition(
                     lambda: refund_id in self.updates
-                    and self.updates[refund_id].status in FINAL_PROCESSOR_STATES,
+                    and self.updates[refund_id].status.final,
                     timeout=timedelta(seconds=min(interval, left)),
                 )
             except TimeoutError:
@@ -254,7 +331,7 @@ class RefundWorkflow:
                 timeout=timedelta(hours=self.timing.approval_expiry_hours),
             )
         except TimeoutError:
-            return await self._move(snap, "reject", reason="approval-expired", actor="ticketops")
+            return await self._move(snap, RefundAction.REJECT, reason="approval-expired", actor="ticketops")
         return await self._take_action(snap)
 
     async def _take_action(self, snap: RefundSnapshot) -> RefundSnapshot:
@@ -262,28 +339,40 @@ class RefundWorkflow:
         self.pending_action = None
         try:
             if isinstance(action, MarkRefunded):
-                snap = await self._move(snap, "succeeded", reference=action.reference, actor=action.actor)
+                snap = await self._move(snap, RefundAction.SUCCEEDED, reference=action.reference, actor=action.actor)
             elif isinstance(action, RetryRefund):
-                snap = await self._move(snap, "retry", actor=action.actor)
+                snap = await self._move(snap, RefundAction.RETRY, actor=action.actor)
             elif isinstance(action, ApproveRefund):
-                snap = await self._move(snap, "approve", actor=action.actor)
+                snap = await self._move(snap, RefundAction.APPROVE, actor=action.actor)
         finally:
             self.actions_done += 1
         return snap
 
     # --- handlers -------------------------------------------------------------------------
 
+    @workflow.update(name="processor_news")
+    def processor_news(self, update: ProcessorUpdate) -> NewsReceipt:
+        """Buffered by processor refund id (a webhook may arrive before we know the id) and read before the
+        run returns. Refused once the run has decided to end, so the webhook starts the follow-up run."""
+        if self.closing:
+            return NewsReceipt.IGNORED
+        self.updates[update.processor_refund_id] = update
+        return NewsReceipt.TAKEN
+
     @workflow.signal(name="processor_update")
     def processor_update(self, update: ProcessorUpdate) -> None:
-        """Buffered by processor refund id: a webhook may arrive before we know the id."""
+        """The same news as a signal: signal-with-start (a bulk hand-off) and runs signalled before the update."""
         self.updates[update.processor_refund_id] = update
 
-    def _status(self) -> str:
-        return self.snap.status if self.snap else "requested"
+    def _status(self) -> RefundStatus:
+        return self.snap.status if self.snap else RefundStatus.REQUESTED
 
     async def _finish_action(self) -> RefundProgress:
         target = self.actions_done + 1
-        await workflow.wait_condition(lambda: self.actions_done >= target)
+        await workflow.wait_condition(lambda: self.actions_done >= target or self.ending)
+        if self.actions_done < target:  # e.g. finance's mark as the wait for finance ran out: refused, not hung
+            self.pending_action = None
+            raise ApplicationError("the refund's run has ended and takes no more actions", type="operation-closed")
         return self.progress()
 
     @workflow.update(name="mark_refunded")
@@ -293,7 +382,7 @@ class RefundWorkflow:
 
     @mark_refunded.validator
     def _validate_mark(self, action: MarkRefunded) -> None:
-        if self._status() not in ("awaiting-manual", "refund-error"):
+        if self._status() not in (RefundStatus.AWAITING_MANUAL, RefundStatus.FAILED):
             raise ApplicationError(
                 f"a {self._status()} refund cannot be marked refunded", type="refund-not-markable"
             )
@@ -309,9 +398,9 @@ class RefundWorkflow:
 
     @retry.validator
     def _validate_retry(self, action: RetryRefund) -> None:
-        if self._status() != "refund-error":
+        if self._status() != RefundStatus.FAILED:
             raise ApplicationError(f"a {self._status()} refund cannot be retried", type="refund-not-retryable")
-        if self.snap and self.snap.processor != "stripe":
+        if self.snap and self.snap.processor != Processor.STRIPE:
             raise ApplicationError("only processor refunds can be retried", type="refund-not-retryable")
         if self.pending_action is not None:
             raise ApplicationError("another finance action is being applied", type="action-in-progress")
@@ -323,7 +412,7 @@ class RefundWorkflow:
 
     @approve.validator
     def _validate_approve(self, action: ApproveRefund) -> None:
-        if self._status() != "awaiting-approval":
+        if self._status() != RefundStatus.AWAITING_APPROVAL:
             raise ApplicationError(f"a {self._status()} refund needs no approval", type="refund-not-awaiting-approval")
         if action.actor == self.requested_by:
             raise ApplicationError(
@@ -350,17 +439,22 @@ class RefundWorkflow:
     def _publish(self, snap: RefundSnapshot) -> None:
         first = self.snap is None
         self.snap = snap
-        pairs: list[SearchAttributeUpdate[Any]] = [REFUND_STATUS.value_set(snap.status)]
+        failure = (snap.failure_reason or "").split(":", 1)[0].strip()[:100] if snap.status == "refund-error" else ""
+        pairs: list[SearchAttributeUpdate[Any]] = [
+            REFUND_STATUS.value_set(snap.status),
+            REFUND_FAILURE.value_set(failure) if failure else REFUND_FAILURE.value_unset(),
+        ]
         if first:
             pairs += [
                 ORDER_ID.value_set(snap.order_code),
                 EVENT_ID.value_set(snap.event_id),
                 PAYMENT_PROCESSOR.value_set(snap.processor),
                 REFUND_AMOUNT.value_set(snap.amount),
+                REFUND_CURRENCY.value_set(snap.currency),
             ]
         workflow.upsert_search_attributes(pairs)
 
-    async def _store(self, method, arg):
+    async def _store(self, method: MethodAsyncSingleParam[Any, A, R], arg: A) -> R:
         return await workflow.execute_activity_method(
             method, arg, start_to_close_timeout=options.STORE_TIMEOUT, retry_policy=options.STORE_RETRY
         )
@@ -368,7 +462,7 @@ class RefundWorkflow:
     async def _move(
         self,
         snap: RefundSnapshot,
-        action: str,
+        action: RefundAction,
         *,
         actor: str = "ticketops",
         processor_refund_id: str | None = None,
@@ -390,7 +484,7 @@ class RefundWorkflow:
         self._publish(new)
         return new
 
-    async def _email(self, snap: RefundSnapshot, kind: str, sequence: int = 0) -> None:
+    async def _email(self, snap: RefundSnapshot, kind: RefundEmailKind, sequence: int = 0) -> None:
         """Best effort: a notification that cannot be sent must not undo a refund."""
         try:
             await workflow.execute_activity_method(
@@ -406,3 +500,9 @@ class RefundWorkflow:
         except ActivityError:
             workflow.logger.warning("refund email %s for %s could not be sent", kind, snap.refund_id)
 
+
+def _matters(snap: RefundSnapshot, outcome: ProcessorOutcome) -> bool:
+    """The ledger's rule, on the run's snapshot: does this processor answer move the refund?"""
+    status = RefundStatus(snap.status)
+    verdict = refund_ledger.judge_state(status, snap.processor_refund_id, snap.paid_manually, outcome)
+    return verdict in (Settlement.MOVE, Settlement.LATE_FAILURE)

@@ -8,12 +8,13 @@ scheduled delivery is visible before it starts.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 from temporalio.common import SearchAttributePair
 
 from backoffice.api.auth import ADMIN, SUPPORT
@@ -25,11 +26,15 @@ from ticketing.errors import ActionNotAllowed
 from ticketing.states import OrderStatus
 from ticketing.store.bulk import create_bulk, load_bulk, status_counts
 from ticketing.store.orders import load_event, load_time_slots
-from workflows.contracts import BulkInput, RefundTiming
+from workflows.bulk_delivery import BulkDeliveryWorkflow
+from workflows.bulk_engine import BulkEngine
+from workflows.contracts import BulkInput, BulkParams, CancellationParams, DeliveryParams, ImportParams
+from workflows.event_cancellation import EventCancellationWorkflow
 from workflows.search_attributes import BULK_STATUS, EVENT_ID
 
 router = APIRouter(tags=["bulk"])
 StateDep = Annotated[AppState, Depends(state)]
+BULK_PARAMS: TypeAdapter[DeliveryParams | CancellationParams | ImportParams] = TypeAdapter(BulkParams)
 ActorDep = Annotated[str, Depends(actor)]
 
 
@@ -110,7 +115,7 @@ async def _start(
     kind: BulkKind,
     event_id: str,
     selection: Selection,
-    params: dict[str, Any],
+    params: DeliveryParams | CancellationParams,
     body: Any,
     prefix: str,
     scheduled_at: datetime | None = None,
@@ -144,13 +149,17 @@ async def _start(
                 kind=kind.value,
                 event_id=event_id,
                 workflow_id=operation_id,
-                params={"selection": selection.model_dump(mode="json"), **params, "actor": who},
+                params={
+                    "selection": selection.model_dump(mode="json"),
+                    **params.model_dump(mode="json", exclude={"kind"}),
+                    "actor": who,
+                },
                 created_by=who,
                 retry_of=retry_of,
                 status=BulkStatus.SCHEDULED if delay else BulkStatus.RUNNING,
             )
         await st.operations.start(
-            "BulkDelivery" if kind is BulkKind.DELIVERY else "EventCancellation",
+            BulkDeliveryWorkflow.run if kind is BulkKind.DELIVERY else EventCancellationWorkflow.run,
             BulkInput(
                 bulk_id=bulk_id,
                 kind=kind.value,
@@ -166,7 +175,7 @@ async def _start(
                 heartbeat_seconds=bulk_settings.heartbeat_seconds,
                 deferred_retries=bulk_settings.deferred_retries,
                 deferred_retry_seconds=bulk_settings.deferred_retry_seconds,
-                refund_timing=RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"})),
+                refund_timing=st.settings.refunds.timing(),
             ),
             operation_id=operation_id,
             search_attributes=[
@@ -199,11 +208,7 @@ async def deliver_to_event(
         unscanned_only=body.unscanned_only,
         audience=body.audience,
     )
-    params = {
-        "template": "tickets" if body.template == "tickets" else "message",
-        "subject": body.subject,
-        "body": body.body,
-    }
+    params = DeliveryParams(template=body.template, subject=body.subject, body=body.body)
     return await _start(
         st,
         request,
@@ -231,7 +236,7 @@ async def cancel_event(
     selection = Selection(
         event_id=event_id, time_slot_id=body.time_slot_id, statuses=[OrderStatus.PAID, OrderStatus.RESERVED]
     )
-    params = {"reason": body.reason, "refund": body.refund.model_dump(mode="json"), "notify": body.notify}
+    params = CancellationParams(reason=body.reason, refund=body.refund, notify=body.notify)
     return await _start(
         st,
         request,
@@ -249,8 +254,8 @@ async def _bulk_state(st: AppState, bulk_id: str) -> BulkState:
     async with st.store.transaction() as conn:
         row = await load_bulk(conn, bulk_id)
         counts = await status_counts(conn, bulk_id)
-    progress = await st.operations.query(row.workflow_id, "progress")
-    live = progress if isinstance(progress, dict) else (progress.model_dump() if progress is not None else {})
+    progress = await st.operations.query(row.workflow_id, BulkEngine.view)
+    live = progress.model_dump() if progress is not None else {}
     status = row.status
     # The store knows scheduled and ended; the running workflow knows paused.
     if live.get("status") in ("paused", "running") and row.status == BulkStatus.RUNNING.value:
@@ -275,12 +280,12 @@ async def get_bulk(bulk_id: str, st: StateDep) -> BulkState:
     return await _bulk_state(st, bulk_id)
 
 
-async def _control(st: AppState, bulk_id: str, signal: str) -> BulkState:
+async def _control(st: AppState, bulk_id: str, signal: Callable[[BulkEngine], None]) -> BulkState:
     async with st.store.transaction() as conn:
         row = await load_bulk(conn, bulk_id)
     if row.status in (BulkStatus.COMPLETED.value, BulkStatus.CANCELLED.value):
         raise ActionNotAllowed(f"bulk operation {bulk_id} has ended ({row.status})", type="bulk-ended")
-    if not await st.operations.signal(row.workflow_id, signal, None):
+    if not await st.operations.signal(row.workflow_id, signal):
         raise ActionNotAllowed(f"bulk operation {bulk_id} is not running", type="bulk-not-running")
     return await _bulk_state(st, bulk_id)
 
@@ -288,18 +293,18 @@ async def _control(st: AppState, bulk_id: str, signal: str) -> BulkState:
 @router.post("/bulk/{bulk_id}/pause", response_model=BulkState, dependencies=[Depends(ADMIN)])
 async def pause_bulk(bulk_id: str, st: StateDep) -> BulkState:
     """Batches in flight finish; no new batch starts until resumed."""
-    return await _control(st, bulk_id, "pause")
+    return await _control(st, bulk_id, BulkEngine.pause)
 
 
 @router.post("/bulk/{bulk_id}/resume", response_model=BulkState, dependencies=[Depends(ADMIN)])
 async def resume_bulk(bulk_id: str, st: StateDep) -> BulkState:
-    return await _control(st, bulk_id, "resume")
+    return await _control(st, bulk_id, BulkEngine.resume)
 
 
 @router.post("/bulk/{bulk_id}/cancel", response_model=BulkState, dependencies=[Depends(ADMIN)])
 async def cancel_bulk(bulk_id: str, st: StateDep) -> BulkState:
     """Stop: what was not reached is reported as skipped."""
-    return await _control(st, bulk_id, "cancel")
+    return await _control(st, bulk_id, BulkEngine.cancel)
 
 
 @router.post(
@@ -319,7 +324,9 @@ async def retry_failed(bulk_id: str, request: Request, st: StateDep, who: ActorD
         raise ActionNotAllowed("wait until the operation has finished", type="bulk-still-running")
     if not (counts.get("failed", 0) or counts.get("refund-error", 0)):
         raise ActionNotAllowed("nothing failed", type="nothing-to-retry")
-    params = {k: v for k, v in dict(row.params).items() if k not in ("selection", "actor")}
+    kept = {k: v for k, v in dict(row.params).items() if k not in ("selection", "actor")}
+    params = BULK_PARAMS.validate_python({**kept, "kind": row.kind})
+    assert not isinstance(params, ImportParams)  # refused above
     selection = Selection.model_validate(row.params["selection"])
     return await _start(
         st,

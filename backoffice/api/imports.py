@@ -26,7 +26,7 @@ from backoffice.api.problems import ProblemError
 from ticketing.bulk import BulkKind
 from ticketing.importing import ImportFailed, parse_text
 from ticketing.store.importing import stage_import
-from workflows.contracts import BulkInput
+from workflows.contracts import BulkInput, ImportParams
 from workflows.importing import ImportOrdersWorkflow
 from workflows.search_attributes import BULK_STATUS, EVENT_ID
 
@@ -84,7 +84,10 @@ async def import_orders(
     filename: Annotated[str, Query(min_length=1, max_length=200, description="Recorded in each order's history.")]
     = "upload",
 ) -> JSONResponse:
-    """Import orders; a file with any error imports nothing and the answer lists every error (`issues`: row, field, message)."""
+    """Import orders; a file with any error imports nothing and the answer lists every error.
+
+    The 422 answer's `issues` name the row, the field and the problem of each.
+    """
     suffix = _suffix(request)
     raw = await request.body()
     if len(raw) > MAX_BYTES:
@@ -113,9 +116,9 @@ async def import_orders(
         await st.operations.start(
             ImportOrdersWorkflow.run,
             BulkInput(
-                bulk_id=bulk_id, kind=BulkKind.IMPORT.value, event_id=staged.event_id, actor=who,
+                bulk_id=bulk_id, kind=BulkKind.IMPORT, event_id=staged.event_id, actor=who,
                 selection={"event_id": staged.event_id},  # what the engine's prepare step reads; unused
-                params={"deliver": deliver}, batch_size=bulk.batch_size, window=bulk.window,
+                params=ImportParams(deliver=deliver), batch_size=bulk.batch_size, window=bulk.window,
                 rate_per_second=bulk.emails_per_second, continue_after_batches=bulk.continue_after_batches,
                 heartbeat_seconds=bulk.heartbeat_seconds, deferred_retries=0,
             ),

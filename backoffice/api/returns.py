@@ -26,7 +26,7 @@ from ticketing.policies.actions import return_decision_refusal, return_refusal
 from ticketing.returns import LINK_PURPOSE, REQUESTED_EVENT
 from ticketing.signed_links import sign, verify
 from ticketing.store.orders import load_event, load_history, load_order
-from workflows.contracts import RefundTiming, ReturnDecision, ReturnInput
+from workflows.contracts import ReturnDecision, ReturnInput
 from workflows.returns import ReturnWorkflow
 from workflows.search_attributes import EVENT_ID, ORDER_ID
 
@@ -71,7 +71,7 @@ async def _start(st: AppState, code: str, reason: str, who: str, via: str, key: 
     await st.operations.start(
         ReturnWorkflow.run,
         ReturnInput(order_code=code, actor=who, reason=reason, via=via,
-                    timing=RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"})),
+                    timing=st.settings.refunds.timing(),
                     approval_threshold=st.settings.refunds.approval_threshold),
         operation_id=operation_id,
         search_attributes=[SearchAttributePair(ORDER_ID, code), SearchAttributePair(EVENT_ID, order.event_id)],

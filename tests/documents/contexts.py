@@ -16,9 +16,9 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "buyer_name": "Ada Lovelace",
         "tickets": [
             {"ticket_type": "Adult", "holder_name": "Ada Lovelace", "time_slot_label": None,
-             "ticket_id": "T-1"},
+             "ticket_code": "A1B2C3-1", "event_starts_at": STARTS},
             {"ticket_type": "Child", "holder_name": None, "time_slot_label": "20:00 entry",
-             "ticket_id": "T-2"},
+             "ticket_code": "A1B2C3-2", "event_starts_at": STARTS},
         ],
     },
     "refund_receipt": {
@@ -77,5 +77,35 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "body": "Doors open at 18:30.\nParking is free.\n\nSee you there.",
         "buyer_name": "Ada Lovelace",
         "order_code": "A1B2C3",
+        "event_name": "Spring Gala",
+        "event_starts_at": STARTS,
+    },
+    "refund_failed": {
+        "order_code": "A1B2C3",
+        "event_name": "Spring Gala",
+        "buyer_name": "Ada Lovelace",
+        "refund_total": "EUR 35.00",
+        "payment_method": "card ending 4242",
+        "reason": "Your card has expired or was cancelled, so your bank sent the money back to us.",
+        "tickets_valid_again": True,
+    },
+    "finance_reconciliation": {
+        "processor": "stripe",
+        "window_label": "2026-12-02T00:00Z..2026-12-03T00:00Z",
+        "run_id": "reconcile/stripe/2026-12-02T00:00Z..2026-12-03T00:00Z",
+        "items": 3,
+        "open_items": 2,
+        "healed": 1,
+        "by_class": [{"kind": "status_mismatch", "count": 2}],
+        "totals": [
+            {
+                "currency": "EUR",
+                "processor_display": "EUR 817.00",
+                "ledger_display": "EUR 0.00",
+                "difference_display": "EUR 817.00",
+            }
+        ],
+        "report_csv": "reconciliation/run.csv",
+        "report_json": "reconciliation/run.json",
     },
 }

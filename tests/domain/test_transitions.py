@@ -42,6 +42,9 @@ ALLOWED: dict[str, tuple[Any, set[tuple[Any, Any]]]] = {
             (O.PAID, O.RETURN_REQUESTED),
             (O.RETURN_REQUESTED, O.PAID),
             (O.RETURN_REQUESTED, O.RETURNED),
+            (O.PAID, O.REFUNDED),
+            (O.REFUNDED, O.PAID),
+            (O.REFUNDED, O.CANCELLED),
         },
     ),
     "payment": (

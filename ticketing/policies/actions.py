@@ -85,8 +85,11 @@ def personalisation_refusal(order: Order, event: Event) -> Refusal | None:
 
 
 def refund_refusal(order: Order, event: Event) -> Refusal | None:
-    # A return request is decided by a refund (the return workflow runs it).
-    if refusal := _status_refusal(order, {OrderStatus.PAID, OrderStatus.CANCELLED, OrderStatus.RETURN_REQUESTED}):
+    # A refunded order is asked too, so that it answers "nothing is left to refund"; a return request
+    # is decided by a refund (the return workflow runs it).
+    if refusal := _status_refusal(
+        order, {OrderStatus.PAID, OrderStatus.REFUNDED, OrderStatus.CANCELLED, OrderStatus.RETURN_REQUESTED}
+    ):
         return refusal
     if order.payment.status is not PaymentStatus.SUCCEEDED:
         return Refusal(
@@ -142,7 +145,9 @@ def edit_ticket_refusal(order: Order, event: Event) -> Refusal | None:
 
 
 def edit_contact_refusal(order: Order, event: Event) -> Refusal | None:
-    return _status_refusal(order, {OrderStatus.PAID, OrderStatus.RESERVED, OrderStatus.CANCELLED})
+    return _status_refusal(
+        order, {OrderStatus.PAID, OrderStatus.RESERVED, OrderStatus.REFUNDED, OrderStatus.CANCELLED}
+    )
 
 
 def receipt_refusal(order: Order, event: Event) -> Refusal | None:
@@ -154,8 +159,8 @@ def receipt_refusal(order: Order, event: Event) -> Refusal | None:
 
 
 def download_receipt_refusal(order: Order, event: Event) -> Refusal | None:
-    """A receipt shows a settled payment; a cancelled order keeps its receipt (with refunds)."""
-    if refusal := _status_refusal(order, {OrderStatus.PAID, OrderStatus.CANCELLED}):
+    """A receipt shows a settled payment; a cancelled or refunded order keeps its receipt (with refunds)."""
+    if refusal := _status_refusal(order, {OrderStatus.PAID, OrderStatus.REFUNDED, OrderStatus.CANCELLED}):
         return refusal
     if order.payment.status is not PaymentStatus.SUCCEEDED:
         return Refusal(type="payment-not-settled", reason=f"the payment is {order.payment.status.value}")

@@ -1,7 +1,7 @@
 """ticket transfers (who a ticket is offered to, until when, what it became) and staged import rows
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import ticketing.store.tables
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
