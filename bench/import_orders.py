@@ -1,0 +1,81 @@
+"""import (issue 16): orders through `POST /imports` and the ImportOrders workflow, against the
+same file written straight to the store in one transaction (`ticketops orders import --direct`).
+
+N one-ticket orders in a CSV: the API checks and stages the whole file in the request, then the
+workflow writes it in batches (no delivery). Figures: the request's time, the workflow's time,
+and orders per second end to end; the ratio is that rate over the direct import's rate, measured
+on a second event of the same store. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import time
+from pathlib import Path
+
+from bench.report import Result
+from bench.stack import bench_event, product, temporal_server
+from ticketing.importing import COLUMNS, parse_text
+from ticketing.store.importing import import_orders
+from ticketing.store.orders import insert_event
+
+NAME = "import"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("import")
+    group.add_argument("--import-orders", type=int, default=5000, help="orders in the file (default 5000)")
+
+
+def _csv(event_id: str, type_id: str, count: int) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS))
+    writer.writeheader()
+    for i in range(count):
+        writer.writerow({
+            "event_id": event_id, "ticket_type_id": type_id, "quantity": "1", "contact_name": f"Buyer {i}",
+            "contact_email": f"buyer{i}@example.com", "contact_mobile": "+31 6 1234 5678",
+            "payment_method": "invoice", "status": "paid",
+        })
+    return buffer.getvalue()
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> Result:
+    count = max(1, args.import_orders)
+    result = Result(NAME, {"orders": count, "temporal_db": args.temporal_db})
+    async with temporal_server(workdir, in_memory=args.temporal_db == "memory") as client, product(
+        client, workdir / "stack"
+    ) as stack:
+        via_api, ga = bench_event("evt_bench_import_api")
+        direct, ga_direct = bench_event("evt_bench_import_direct")
+        async with stack.store.transaction() as conn:
+            await insert_event(conn, via_api, [ga], [])
+            await insert_event(conn, direct, [ga_direct], [])
+
+        begun = time.perf_counter()
+        resp = await stack.http.post("/imports", content=_csv(via_api.id, ga.id, count).encode(),
+                                     headers={"Content-Type": "text/csv", "Idempotency-Key": "bench-import"})
+        if resp.status_code != 202:
+            raise RuntimeError(f"POST /imports answered {resp.status_code}: {resp.text[:500]}")
+        accepted = time.perf_counter()
+        await stack.wait_workflows([resp.json()["operation_id"]], timeout=3600)
+        done = time.perf_counter()
+        state = await stack.get(f"/bulk/{resp.json()['bulk_id']}")
+        if state["counts"] != {"imported": count}:
+            raise RuntimeError(f"the import ended with {state['counts']}")
+
+        text = _csv(direct.id, ga_direct.id, count)
+        started = time.perf_counter()
+        await import_orders(stack.store, parse_text(text, ".csv"), source="bench.csv", actor="bench")
+        direct_s = time.perf_counter() - started
+
+    total = done - begun
+    result.add(f"POST /imports of {count} orders: checked and staged (request)", accepted - begun, "s")
+    result.add("  ImportOrders: written in batches", done - accepted, "s")
+    result.add("  end to end", count / total, "orders/s")
+    result.add("direct import, one transaction (baseline)", count / direct_s, "orders/s")
+    result.ratio("API import rate / direct import rate", (count / total) / (count / direct_s))
+    result.details = {"request_s": accepted - begun, "workflow_s": done - accepted, "direct_s": direct_s}
+    return result
