@@ -1,0 +1,222 @@
+"""Fake activities under the real activity names, for testing a workflow's state machine on its own.
+
+The pattern of samples-python's `tests/hello/hello_activity_test.py`: a function registered with
+`@activity.defn(name="open_refund")` stands in for the real one, so the workflow code runs
+unchanged against a real Temporal dev server while the store, Stripe and SMTP stay out of it.
+Each fake records its call (name, input, the queue kind it ran on) and answers with what the test
+scripted: a value, a list of values taken in turn, or a function of the input (which may raise).
+`test_fakes.py` checks every fake against the real activity of the same name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from activities.contracts import (
+    BatchCounts,
+    BulkBatch,
+    BulkRange,
+    BulkReport,
+    CancellationEmails,
+    CancellationNote,
+    CancelOrder,
+    CancelOutcome,
+    DeliverTickets,
+    DeliveryOutcome,
+    EmailsOutcome,
+    FinishBulk,
+    OpenPersonalisationRound,
+    OrderRef,
+    PersonalisationLinkEmail,
+    PersonalisationRound,
+    PrepareBulk,
+    ReceiptEmail,
+    ReissueOutcome,
+    ReissueTickets,
+    ResendPlan,
+    VoidOutcome,
+    VoidPayment,
+)
+from workers.build import BUILD_ID, SANDBOX
+from workflows.options import queue_names
+
+
+@dataclass
+class Call:
+    name: str
+    arg: Any
+    queue: str  # the queue kind it ran on: orders, payments or email
+
+
+Answer = Any  # a value, a list of values (taken in turn), or a callable of the input
+
+
+class Fakes:
+    """Every fake activity, recording its calls; `on(name, answer)` scripts what it returns."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.answers: dict[str, Answer] = {}
+        self.gates: dict[str, asyncio.Event] = {}
+
+    def on(self, name: str, answer: Answer) -> Fakes:
+        self.answers[name] = answer
+        return self
+
+    def hold(self, name: str) -> asyncio.Event:
+        """Calls to `name` wait until the returned event is set (to put a run in a given step)."""
+        self.gates[name] = asyncio.Event()
+        return self.gates[name]
+
+    def args(self, name: str) -> list[Any]:
+        return [c.arg for c in self.calls if c.name == name]
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.calls]
+
+    def queues(self, name: str) -> set[str]:
+        return {c.queue for c in self.calls if c.name == name}
+
+    async def answer(self, name: str, arg: Any) -> Any:
+        queue = activity.info().task_queue.rsplit("-", 1)[-1]
+        self.calls.append(Call(name, arg, queue))
+        gate = self.gates.get(name)
+        if gate is not None:
+            await gate.wait()
+        if name not in self.answers:
+            raise ApplicationError(f"the test scripted no answer for {name}", type="unscripted", non_retryable=True)
+        answer = self.answers[name]
+        if isinstance(answer, list):
+            if not answer:
+                raise ApplicationError(f"no scripted answers left for {name}", type="unscripted", non_retryable=True)
+            answer = answer.pop(0) if len(answer) > 1 else answer[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        if callable(answer):
+            answer = answer(arg)
+            if inspect.isawaitable(answer):
+                answer = await answer
+        return answer
+
+    # --- orders queue (store) -------------------------------------------------------------
+
+    @activity.defn(name="plan_resend")
+    async def plan_resend(self, ref: OrderRef) -> ResendPlan:
+        return await self.answer("plan_resend", ref)
+
+    @activity.defn(name="open_personalisation_round")
+    async def open_personalisation_round(self, req: OpenPersonalisationRound) -> PersonalisationRound:
+        return await self.answer("open_personalisation_round", req)
+
+    @activity.defn(name="reissue_tickets")
+    async def reissue_tickets(self, req: ReissueTickets) -> ReissueOutcome:
+        return await self.answer("reissue_tickets", req)
+
+    @activity.defn(name="reschedule_tickets")
+    async def reschedule_tickets(self, req: ReissueTickets) -> ReissueOutcome:
+        return await self.answer("reschedule_tickets", req)
+
+    @activity.defn(name="cancel_order")
+    async def cancel_order(self, req: CancelOrder) -> CancelOutcome:
+        return await self.answer("cancel_order", req)
+
+    @activity.defn(name="record_cancellation_note")
+    async def record_cancellation_note(self, req: CancellationNote) -> None:
+        await self.answer("record_cancellation_note", req)
+
+    @activity.defn(name="prepare_bulk")
+    async def prepare_bulk(self, req: PrepareBulk) -> BulkRange:
+        return await self.answer("prepare_bulk", req)
+
+    @activity.defn(name="finish_bulk")
+    async def finish_bulk(self, req: FinishBulk) -> BulkReport:
+        return await self.answer("finish_bulk", req)
+
+    # --- payments queue -------------------------------------------------------------------
+
+    @activity.defn(name="void_payment")
+    async def void_payment(self, req: VoidPayment) -> VoidOutcome:
+        return await self.answer("void_payment", req)
+
+    @activity.defn(name="cancel_refund_batch")
+    async def cancel_refund_batch(self, batch: BulkBatch) -> BatchCounts:
+        return await self.answer("cancel_refund_batch", batch)
+
+    # --- email queue ----------------------------------------------------------------------
+
+    @activity.defn(name="deliver_tickets")
+    async def deliver_tickets(self, req: DeliverTickets) -> DeliveryOutcome:
+        return await self.answer("deliver_tickets", req)
+
+    @activity.defn(name="send_cancellation_emails")
+    async def send_cancellation_emails(self, req: CancellationEmails) -> EmailsOutcome:
+        return await self.answer("send_cancellation_emails", req)
+
+    @activity.defn(name="send_personalisation_link")
+    async def send_personalisation_link(self, req: PersonalisationLinkEmail) -> DeliveryOutcome:
+        return await self.answer("send_personalisation_link", req)
+
+    @activity.defn(name="send_payment_receipt")
+    async def send_payment_receipt(self, req: ReceiptEmail) -> DeliveryOutcome:
+        return await self.answer("send_payment_receipt", req)
+
+    @activity.defn(name="deliver_bulk_batch")
+    async def deliver_bulk_batch(self, batch: BulkBatch) -> BatchCounts:
+        return await self.answer("deliver_bulk_batch", batch)
+
+    @activity.defn(name="notify_cancellation_batch")
+    async def notify_cancellation_batch(self, batch: BulkBatch) -> BatchCounts:
+        return await self.answer("notify_cancellation_batch", batch)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """Every fake, as bound methods a Worker registers."""
+        return [
+            getattr(self, name)
+            for name, member in inspect.getmembers(type(self))
+            if hasattr(member, "__temporal_activity_definition")
+        ]
+
+
+def refused(type_: str, message: str = "refused", *details: Any) -> ApplicationError:
+    """A business refusal, as the real activities raise it (non-retryable, with a stable type)."""
+    return ApplicationError(message, *details, type=type_, non_retryable=True)
+
+
+@asynccontextmanager
+async def running(
+    client: Client, fakes: Fakes, workflows: Sequence[type], *, activities: Sequence[Callable[..., Any]] = ()
+) -> AsyncIterator[str]:
+    """Workers on a fresh `{prefix}orders` / `payments` / `email` trio, each with every fake; yields
+    the orders queue. The fakes record which queue each call ran on, so routing is asserted too."""
+    orders, payments, email = queue_names(f"w{uuid.uuid4().hex[:10]}-")
+    fake_activities = [*fakes.activities(), *activities]
+    workers = [
+        Worker(
+            client,
+            task_queue=queue,
+            build_id=BUILD_ID,
+            workflows=list(workflows) if queue == orders else [],
+            workflow_runner=SANDBOX,
+            activities=fake_activities,
+            graceful_shutdown_timeout=timedelta(seconds=1),
+        )
+        for queue in (orders, payments, email)
+    ]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        yield orders
+    finally:
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
