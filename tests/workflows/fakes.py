@@ -43,6 +43,7 @@ from activities.contracts import (
     PersonalisationRound,
     PrepareBulk,
     ReceiptEmail,
+    RefundSnapshot,
     ReissueOutcome,
     ReissueTickets,
     ResendPlan,
@@ -135,6 +136,10 @@ class Fakes:
     @activity.defn(name="record_cancellation_note")
     async def record_cancellation_note(self, req: CancellationNote) -> None:
         await self.answer("record_cancellation_note", req)
+
+    @activity.defn(name="get_refund_snapshot")
+    async def get_refund_snapshot(self, refund_id: str) -> RefundSnapshot:
+        return await self.answer("get_refund_snapshot", refund_id)
 
     @activity.defn(name="prepare_bulk")
     async def prepare_bulk(self, req: PrepareBulk) -> BulkRange:
