@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from temporalio import activity
+from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
@@ -51,6 +51,7 @@ from activities.contracts import (
     VoidPayment,
 )
 from workers.build import BUILD_ID, SANDBOX
+from workflows.contracts import RefundInput, RefundResult
 from workflows.options import queue_names
 
 
@@ -71,6 +72,7 @@ class Fakes:
         self.calls: list[Call] = []
         self.answers: dict[str, Answer] = {}
         self.gates: dict[str, asyncio.Event] = {}
+        self.changed = asyncio.Condition()
 
     def on(self, name: str, answer: Answer) -> Fakes:
         self.answers[name] = answer
@@ -80,6 +82,11 @@ class Fakes:
         """Calls to `name` wait until the returned event is set (to put a run in a given step)."""
         self.gates[name] = asyncio.Event()
         return self.gates[name]
+
+    async def wait_for(self, name: str, count: int = 1, timeout: float = 10.0) -> None:
+        """Until `name` has been called `count` times (the run is then in that step)."""
+        async with asyncio.timeout(timeout), self.changed:
+            await self.changed.wait_for(lambda: len(self.args(name)) >= count)
 
     def args(self, name: str) -> list[Any]:
         return [c.arg for c in self.calls if c.name == name]
@@ -93,6 +100,8 @@ class Fakes:
     async def answer(self, name: str, arg: Any) -> Any:
         queue = activity.info().task_queue.rsplit("-", 1)[-1]
         self.calls.append(Call(name, arg, queue))
+        async with self.changed:
+            self.changed.notify_all()
         gate = self.gates.get(name)
         if gate is not None:
             await gate.wait()
@@ -192,6 +201,23 @@ class Fakes:
             for name, member in inspect.getmembers(type(self))
             if hasattr(member, "__temporal_activity_definition")
         ]
+
+
+@workflow.defn(name="Refund")
+class StandInRefund:
+    """A child refund for the parents' tests; `reason` is its script: `end:<status>`, `fail:<type>`,
+    anything else runs until the test terminates it."""
+
+    @workflow.run
+    async def run(self, req: RefundInput) -> RefundResult:
+        verb, _, arg = req.reason.partition(":")
+        if verb == "fail":
+            raise ApplicationError("the order changed under the quote", type=arg, non_retryable=True)
+        if verb != "end":
+            await workflow.wait_condition(lambda: False)
+        return RefundResult(
+            refund_id=req.refund_id, order_code=req.order_code, status=arg, amount=1500, currency="EUR", attempts=1
+        )
 
 
 def refused(type_: str, message: str = "refused", *details: Any) -> ApplicationError:

@@ -1,6 +1,6 @@
 """CancelOrder on its own: the cancellation, the void, the child refund and the wait for it, the emails.
 
-The child is a stand-in workflow registered as `Refund`, which does what the plan's `reason`
+The child is `StandInRefund`, registered as `Refund`, which does what the plan's `reason`
 says (end with a status, fail with a type, or run on), so the parent's wait is tested without
 the refund's own state machine (tested in `test_refund.py`).
 """
@@ -10,31 +10,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from temporalio import workflow
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import CancelOutcome, EmailsOutcome, RefundSnapshot, RefundToStart, VoidOutcome
-from tests.workflows.fakes import Fakes, refused, running
+from tests.workflows.fakes import Fakes, StandInRefund, refused, running
 from ticketing.cancellation import refund_operation_id
 from workflows.cancel import CancelOrderWorkflow
-from workflows.contracts import CancelInput, CancelResult, RefundInput, RefundResult
-
-
-@workflow.defn(name="Refund")
-class StandInRefund:
-    """`reason` is the script: `end:<status>`, `fail:<type>`, or anything else to run until terminated."""
-
-    @workflow.run
-    async def run(self, req: RefundInput) -> RefundResult:
-        verb, _, arg = req.reason.partition(":")
-        if verb == "fail":
-            raise ApplicationError("the order changed under the quote", type=arg, non_retryable=True)
-        if verb != "end":
-            await workflow.wait_condition(lambda: False)
-        return RefundResult(
-            refund_id=req.refund_id, order_code=req.order_code, status=arg, amount=1500, currency="EUR", attempts=1
-        )
+from workflows.contracts import CancelInput, CancelResult
 
 
 def _outcome(*, voided: bool = False, reference: str | None = None, plan: str | None = None) -> CancelOutcome:
