@@ -36,17 +36,23 @@ from activities.contracts import (
     DeliverTickets,
     DeliveryOutcome,
     EmailsOutcome,
+    FetchRefund,
     FinishBulk,
     OpenPersonalisationRound,
+    OpenRefund,
     OrderRef,
     PersonalisationLinkEmail,
     PersonalisationRound,
     PrepareBulk,
+    ProcessorRefundView,
     ReceiptEmail,
+    RefundEmail,
     RefundSnapshot,
+    RefundTransition,
     ReissueOutcome,
     ReissueTickets,
     ResendPlan,
+    SubmitRefund,
     VoidOutcome,
     VoidPayment,
 )
@@ -146,6 +152,14 @@ class Fakes:
     async def record_cancellation_note(self, req: CancellationNote) -> None:
         await self.answer("record_cancellation_note", req)
 
+    @activity.defn(name="open_refund")
+    async def open_refund(self, req: OpenRefund) -> RefundSnapshot:
+        return await self.answer("open_refund", req)
+
+    @activity.defn(name="move_refund")
+    async def move_refund(self, req: RefundTransition) -> RefundSnapshot:
+        return await self.answer("move_refund", req)
+
     @activity.defn(name="get_refund_snapshot")
     async def get_refund_snapshot(self, refund_id: str) -> RefundSnapshot:
         return await self.answer("get_refund_snapshot", refund_id)
@@ -164,6 +178,18 @@ class Fakes:
     async def void_payment(self, req: VoidPayment) -> VoidOutcome:
         return await self.answer("void_payment", req)
 
+    @activity.defn(name="submit_refund")
+    async def submit_refund(self, req: SubmitRefund) -> ProcessorRefundView:
+        return await self.answer("submit_refund", req)
+
+    @activity.defn(name="find_refund")
+    async def find_refund(self, req: SubmitRefund) -> ProcessorRefundView | None:
+        return await self.answer("find_refund", req)
+
+    @activity.defn(name="fetch_refund")
+    async def fetch_refund(self, req: FetchRefund) -> ProcessorRefundView:
+        return await self.answer("fetch_refund", req)
+
     @activity.defn(name="cancel_refund_batch")
     async def cancel_refund_batch(self, batch: BulkBatch) -> BatchCounts:
         return await self.answer("cancel_refund_batch", batch)
@@ -173,6 +199,10 @@ class Fakes:
     @activity.defn(name="deliver_tickets")
     async def deliver_tickets(self, req: DeliverTickets) -> DeliveryOutcome:
         return await self.answer("deliver_tickets", req)
+
+    @activity.defn(name="send_refund_email")
+    async def send_refund_email(self, req: RefundEmail) -> DeliveryOutcome:
+        return await self.answer("send_refund_email", req)
 
     @activity.defn(name="send_cancellation_emails")
     async def send_cancellation_emails(self, req: CancellationEmails) -> EmailsOutcome:
