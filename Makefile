@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: dev test lint typecheck pytest slow bench clean install system-deps
+.PHONY: dev test lint typecheck pytest slow bench clean install system-deps record-histories
 
 # Importing the product compiles ~200 modules; without cached bytecode every process
 # (pytest, each worker subprocess) pays ~20 s for it. Keep the cache on, and precompile.
@@ -48,6 +48,10 @@ typecheck: install
 slow: install
 	bash deploy/ensure-postgres.sh
 	$(BIN)/pytest -m slow
+
+# The replay corpus (tests/replay/histories): the workflow tests' runs, encrypted with the test key.
+record-histories: install
+	$(BIN)/python -m tests.replay.record
 
 bench: install
 	$(BIN)/python -m bench

@@ -3,6 +3,8 @@
 The pattern of samples-python's `tests/hello/hello_activity_test.py`: a function registered with
 `@activity.defn(name="open_refund")` stands in for the real one, so the workflow code runs
 unchanged against a real Temporal dev server while the store, Stripe and SMTP stay out of it.
+When `TICKETOPS_RECORD_HISTORIES` names a folder, `running` also writes the histories of the
+production workflows a test ran there: the replay corpus (`python -m tests.replay.record`).
 Each fake records its call (name, input, the queue kind it ran on) and answers with what the test
 scripted: a value, a list of values taken in turn, or a function of the input (which may raise).
 `test_fakes.py` checks every fake against the real activity of the same name.
@@ -12,15 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
+import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio import activity, workflow
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
@@ -56,7 +62,8 @@ from activities.contracts import (
     VoidOutcome,
     VoidPayment,
 )
-from workers.build import BUILD_ID, SANDBOX
+from tests.codec_keys import RECORD_ENV
+from workers.build import BUILD_ID, SANDBOX, WORKFLOWS
 from workflows.contracts import RefundInput, RefundResult
 from workflows.options import queue_names
 
@@ -250,6 +257,32 @@ class StandInRefund:
         )
 
 
+async def record_histories(client: Client, queue: str, workflows: Sequence[type], target: Path) -> None:
+    """Write the closed runs of the production workflows a test ran on `queue` to the replay corpus,
+    as `<target>/<Type>/<test name>[-n].json` (stand-ins registered under a real name are left out)."""
+    production = {workflow._Definition.must_from_class(cls).name: cls for cls in WORKFLOWS}
+    registered = {workflow._Definition.must_from_class(cls).name: cls for cls in workflows}
+    test = os.environ.get("PYTEST_CURRENT_TEST", "run").split("::")[-1].split(" ")[0]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", test).strip("-")
+    runs = [e async for e in client.list_workflows(f"TaskQueue = '{queue}'")]
+    for execution in sorted(runs, key=lambda e: e.start_time):
+        kind = execution.workflow_type
+        if kind not in production or registered.get(kind) is not production[kind]:
+            continue
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            continue
+        history = await handle.fetch_history()
+        folder = target / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        path, n = folder / f"{stem}.json", 1
+        while path.exists():
+            n += 1
+            path = folder / f"{stem}-{n}.json"
+        # The workflow id is not part of a history's JSON, and a replay needs it (child ids derive from it).
+        path.write_text(json.dumps({"workflowId": execution.id, **json.loads(history.to_json())}, indent=2) + "\n")
+
+
 def refused(type_: str, message: str = "refused", *details: Any) -> ApplicationError:
     """A business refusal, as the real activities raise it (non-retryable, with a stable type)."""
     return ApplicationError(message, *details, type=type_, non_retryable=True)
@@ -278,6 +311,8 @@ async def running(
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
         yield orders
+        if os.environ.get(RECORD_ENV):
+            await record_histories(client, orders, workflows, Path(os.environ[RECORD_ENV]))
     finally:
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         await asyncio.gather(*tasks, return_exceptions=True)
