@@ -52,7 +52,10 @@ class EmailConfig(BaseModel):
     ses: SesConfig = SesConfig()
 
 
-class RefundConfig(BaseModel):
+class RefundTiming(BaseModel):
+    """Durations a refund waits, defined once: settings read them, workflows receive them in their input
+    (so a run stays deterministic and testable). `payment_timeout_seconds` bounds every processor call."""
+
     confirmation_business_days: int = 10
     poll_initial_seconds: float = 30.0
     poll_max_seconds: float = 6 * 3600.0
@@ -60,6 +63,14 @@ class RefundConfig(BaseModel):
     finance_action_days: float = 30.0
     approval_expiry_hours: float = 48.0
     payment_timeout_seconds: float = 60.0
+
+
+class RefundConfig(RefundTiming):
+    """The refund settings: its timing, and the default approval threshold (an event's own overrides it)."""
+
+    def timing(self) -> RefundTiming:
+        return RefundTiming.model_validate(self.model_dump(include=set(RefundTiming.model_fields)))
+
     approval_threshold: int | None = Field(
         default=None, description="Refunds above this many minor units wait for a second finance user."
     )

@@ -72,6 +72,7 @@ def order_activities(deps: Deps) -> list[Callable[..., Any]]:
         orders.plan_resend,
         refunds.open_refund,
         refunds.move_refund,
+        refunds.settle_refund,
         refunds.get_refund_snapshot,
         cancellation.cancel_order,
         cancellation.record_cancellation_note,
