@@ -58,6 +58,7 @@ from activities.contracts import (
     ReissueOutcome,
     ReissueTickets,
     ResendPlan,
+    SettleRefund,
     SubmitRefund,
     VoidOutcome,
     VoidPayment,
@@ -166,6 +167,10 @@ class Fakes:
     @activity.defn(name="move_refund")
     async def move_refund(self, req: RefundTransition) -> RefundSnapshot:
         return await self.answer("move_refund", req)
+
+    @activity.defn(name="settle_refund")
+    async def settle_refund(self, req: SettleRefund) -> RefundSnapshot:
+        return await self.answer("settle_refund", req)
 
     @activity.defn(name="get_refund_snapshot")
     async def get_refund_snapshot(self, refund_id: str) -> RefundSnapshot:
