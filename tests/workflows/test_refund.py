@@ -293,7 +293,7 @@ async def test_no_answer_within_the_business_days_is_a_confirmation_timeout(
     ledger.script(fakes).on("submit_refund", view("pending")).on("send_refund_email", SENT)
     fakes.on("fetch_refund", view("pending"))
     timing = RefundTiming(
-        confirmation_business_days=1, poll_initial_seconds=3600, poll_max_seconds=86400, finance_action_days=1
+        confirmation_business_days=1, poll_initial_seconds=21600, poll_max_seconds=86400, finance_action_days=1
     )
     async with running(client, fakes, [RefundWorkflow]) as queue:
         handle = await _start(client, queue, wf_id, timing=timing)
@@ -304,7 +304,7 @@ async def test_no_answer_within_the_business_days_is_a_confirmation_timeout(
     assert ledger.history == ["refunding", "confirming-refund", "refund-error"]
     started = history.events[0].event_time.ToDatetime()
     left = (add_business_days(started, 1) - started).total_seconds()  # a day, or three over a weekend
-    expected, interval = [], 3600.0
+    expected, interval = [], 21600.0
     while left > 0:  # doubling, capped at a day, the last wait cut to the deadline
         expected.append(min(interval, left))
         left, interval = left - expected[-1], min(interval * 2, 86400)
