@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine with python3, make and git:
 #   make dev    the whole local stack (Temporal, Stripe and SMTP stand-ins, worker, API, demo data)
-#   make test   lint, type-check and the full test suite
+#   make test   lint, type-check, the import-layer contracts and the full test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -37,10 +37,12 @@ test: install system-deps
 	bash deploy/ensure-postgres.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy .
@@ -57,4 +59,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

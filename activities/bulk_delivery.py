@@ -40,8 +40,8 @@ from activities.contracts import BatchCounts, BulkBatch
 from activities.deps import Deps
 from activities.errors import domain_errors
 from activities.pacing import Pacer
-from activities.ticket_documents import ticket_document
 from documents.email_templates import render_email
+from documents.from_orders import ticket_document
 from documents.models import TicketDocument
 from email_providers.base import Attachment, OutgoingEmail, PermanentEmailError, TransientEmailError
 from ticketing.bulk import Audience, ItemStatus, Selection

@@ -19,8 +19,8 @@ from temporalio.exceptions import ApplicationError
 from activities.contracts import DeliverTickets, DeliveryOutcome, RefundEmail
 from activities.deps import Deps
 from activities.errors import domain_errors
-from activities.ticket_documents import ticket_document
 from documents.email_templates import render_email
+from documents.from_orders import ticket_document
 from email_providers.base import Attachment, OutgoingEmail, PermanentEmailError, TransientEmailError
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Order, OrderEvent, Refund

@@ -15,8 +15,8 @@ from temporalio import activity
 from activities.contracts import DeliveryOutcome, PersonalisationLinkEmail, ReceiptEmail
 from activities.delivery import DeliveryActivities
 from activities.errors import domain_errors
-from activities.receipt_document import receipt_document
 from documents.email_templates import render_email
+from documents.from_orders import receipt_document
 from documents.receipt_pdf import render_receipt_pdf
 from email_providers.base import Attachment, OutgoingEmail
 from ticketing.errors import ActionNotAllowed

@@ -15,8 +15,9 @@ from typing import Any
 import jwt
 from jwt import PyJWKSet
 
-from backoffice.principals import Principal, Role
+from backoffice.principals import Principal
 from runtime.settings import AuthSettings
+from ticketing.roles import Role
 
 ALGORITHMS = ["RS256", "ES256"]
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from activities.ticket_documents import ticket_document
 from activities.ticket_pdfs import TicketPdfs
 from bench.stack import SERVICE_FEE
 from bench.stack import bench_event as stack_event
+from documents.from_orders import ticket_document
 from ticketing.issuing import build_order, new_barcode, new_id, new_order_code
 from ticketing.models import Contact, Event, Fee, FeeKind, Order, PaymentMethod, TicketType
 from ticketing.money import Money

@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import activities.ticket_pdfs as ticket_pdfs_module
-from activities.ticket_documents import ticket_document
 from bench.report import Result
 from bench.stack import Cpu, make_orders, product, seed, temporal_server
+from documents.from_orders import ticket_document
 from documents.models import TicketDocument
 from documents.ticket_pdf import render_ticket_pdf
 

@@ -36,18 +36,19 @@ from activities.deps import Deps
 from backoffice.api.app import create_app
 from backoffice.api.deps import AppState
 from backoffice.operations import Operations
-from backoffice.principals import Role, create_api_key
 from bench.process_sink import ProcessSink
 from devtools.smtp_sink import SmtpSink
 from devtools.stripe_server.client import stripe_client
 from devtools.stripe_server.server import StripeServer
 from email_providers.factory import make_provider
+from email_providers.from_settings import email_settings
 from payment_adapters.registry import payment_adapters
-from runtime.email_config import email_settings
 from runtime.settings import EmailConfig, Settings, SmtpConfig, StripeSettings, TemporalSettings
 from ticketing.issuing import build_order
 from ticketing.models import Contact, Event, Fee, FeeKind, Order, OrderEvent, PaymentMethod, TicketType
 from ticketing.money import Money
+from ticketing.roles import Role
+from ticketing.store.api_keys import create_api_key
 from ticketing.store.engine import Store
 from ticketing.store.migrate import upgrade
 from ticketing.store.orders import adjust_inventory, insert_event, insert_order

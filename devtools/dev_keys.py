@@ -11,7 +11,8 @@ import json
 import os
 from pathlib import Path
 
-from backoffice.principals import Role, create_api_key, principal_for_key
+from ticketing.roles import Role
+from ticketing.store.api_keys import active_api_key, create_api_key
 from ticketing.store.engine import Store
 
 
@@ -19,8 +20,8 @@ async def _still_valid(store: Store, keys: object) -> bool:
     if not isinstance(keys, dict) or set(keys) != {r.value for r in Role}:
         return False
     for role, key in keys.items():
-        principal = await principal_for_key(store, str(key))
-        if principal is None or principal.role.value != role:
+        row = await active_api_key(store, str(key))
+        if row is None or row.role.value != role:
             return False
     return True
 

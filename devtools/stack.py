@@ -81,9 +81,9 @@ def _stop(children: list[Child]) -> None:
 
 
 async def _seed(env: dict[str, str]) -> str:
+    from devtools.demo_data import seed_demo
     from devtools.demo_payments import stripe_payment_creator
     from runtime.settings import Settings
-    from ticketing.demo_data import seed_demo
     from ticketing.store.engine import Store
     from ticketing.store.migrate import upgrade
 
@@ -127,11 +127,22 @@ def run_stack(*, fresh: bool = False) -> int:
             _start(
                 "temporal",
                 [
-                    _bin("temporal"), "server", "start-dev",
-                    "--db-filename", str(VAR / "temporal.sqlite"),
-                    "--ip", "127.0.0.1", "--port", str(TEMPORAL_PORT), "--ui-port", str(UI_PORT),
-                    "--ui-codec-endpoint", f"http://127.0.0.1:{API_PORT}/codec",
-                    "--log-level", "warn", *attrs,
+                    _bin("temporal"),
+                    "server",
+                    "start-dev",
+                    "--db-filename",
+                    str(VAR / "temporal.sqlite"),
+                    "--ip",
+                    "127.0.0.1",
+                    "--port",
+                    str(TEMPORAL_PORT),
+                    "--ui-port",
+                    str(UI_PORT),
+                    "--ui-codec-endpoint",
+                    f"http://127.0.0.1:{API_PORT}/codec",
+                    "--log-level",
+                    "warn",
+                    *attrs,
                 ],
                 TEMPORAL_PORT,
                 env,
@@ -141,9 +152,15 @@ def run_stack(*, fresh: bool = False) -> int:
             _start(
                 "stripe",
                 [
-                    python, "-m", "devtools.stripe_server", "--port", str(STRIPE_PORT),
-                    "--db", str(VAR / "stripe.sqlite"),
-                    "--webhook-url", f"http://127.0.0.1:{API_PORT}/webhooks/stripe",
+                    python,
+                    "-m",
+                    "devtools.stripe_server",
+                    "--port",
+                    str(STRIPE_PORT),
+                    "--db",
+                    str(VAR / "stripe.sqlite"),
+                    "--webhook-url",
+                    f"http://127.0.0.1:{API_PORT}/webhooks/stripe",
                 ],
                 STRIPE_PORT,
                 env,

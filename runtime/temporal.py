@@ -15,7 +15,6 @@ from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKe
 
 from runtime.codec import data_converter
 from runtime.settings import CodecSettings, TemporalSettings
-from workflows import search_attributes
 
 _KIND = {
     SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
@@ -28,17 +27,18 @@ async def connect(settings: TemporalSettings, *, codec: CodecSettings) -> Client
     return await Client.connect(settings.address, namespace=settings.namespace, data_converter=data_converter(codec))
 
 
-async def ensure_search_attributes(
-    client: Client, keys: Sequence[SearchAttributeKey[Any]] | None = None
-) -> None:
-    """Register our search attributes on the server; a no-op for the ones it knows."""
-    wanted = keys or search_attributes.ALL
+async def ensure_search_attributes(client: Client, keys: Sequence[SearchAttributeKey[Any]]) -> None:
+    """Register `keys` on the server; a no-op for the ones it knows.
+
+    The caller names the keys (`workflows.search_attributes.ALL`) so that `runtime/`
+    stays below `workflows/` and imports nothing of the layers above it.
+    """
     listed = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=client.namespace)
     )
     missing = {
         k.name: _KIND[k.indexed_value_type]
-        for k in wanted
+        for k in keys
         if k.name not in listed.custom_attributes
     }
     if missing:

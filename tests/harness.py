@@ -24,16 +24,17 @@ from activities.deps import Deps
 from backoffice.api.app import create_app
 from backoffice.api.deps import AppState
 from backoffice.operations import Operations
-from backoffice.principals import Role, create_api_key
 from devtools.smtp_sink import SmtpSink
 from devtools.stripe_server.server import StripeServer
 from email_providers.factory import make_provider
+from email_providers.from_settings import email_settings
 from payment_adapters.registry import payment_adapters
-from runtime.email_config import email_settings
 from runtime.settings import EmailConfig, Settings, SmtpConfig, StripeSettings, TemporalSettings
 from tests.builders import NOW
 from tests.codec_keys import TEST_CODEC
 from ticketing.models import Event, Order, OrderEvent, TicketType, TimeSlot
+from ticketing.roles import Role
+from ticketing.store.api_keys import create_api_key
 from ticketing.store.engine import Store
 from ticketing.store.orders import adjust_inventory, insert_event, insert_order
 from workers.build import build_workers

@@ -32,8 +32,12 @@ Errors name a row and a field: `row 7, field contact_email: not an email
 address`. Row 1 is the first data row: the CSV header is not counted, so row 7
 is line 8 of the spreadsheet; in JSON row 7 is the 7th object. Every error is
 reported at once, and a file with any error imports nothing: the operator fixes
-the file and runs it again, instead of working out which half went in. The
-checks against the store run in the same transaction as the writes.
+the file and runs it again, instead of working out which half went in.
+
+This module is the pure half: reading a file's text, parsing it, and checking it
+against a catalogue (events, ticket types, time slots) and the codes already
+taken. `ticketing/store/importing.py` loads those from the store and writes the
+orders, in the same transaction as the checks.
 """
 
 from __future__ import annotations
@@ -44,22 +48,15 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from ticketing.errors import DomainError, NotFound
-from ticketing.issuing import build_order, new_order_code
-from ticketing.models import Contact, Event, Fee, FeeKind, Model, OrderEvent, PaymentMethod, TicketType, TimeSlot
+from ticketing.errors import DomainError
+from ticketing.issuing import build_order
+from ticketing.models import Contact, Event, Fee, FeeKind, Model, Order, PaymentMethod, TicketType, TimeSlot
 from ticketing.money import Money
 from ticketing.states import OrderStatus
-from ticketing.store import orders as db
-from ticketing.store.engine import Store
-from ticketing.store.tables import orders as orders_table
 
 ORDER_FIELDS = ("order_code", "event_id", "contact_name", "contact_email", "contact_mobile", "payment_method",
                 "payment_reference", "status", "service_fee", "booking_fee", "created_at")
@@ -138,17 +135,8 @@ class _Row:
     values: dict[str, Any] = field(default_factory=dict)  # the cells that parsed
 
 
-def _records(path: Path, issues: list[ImportIssue]) -> tuple[list[tuple[int, Any]], list[str]]:
-    """(row number, record) pairs and the column names, from CSV or JSON."""
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".json"):
-        issues.append(ImportIssue("expected a .csv or .json file"))
-        return [], []
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: spreadsheets write a BOM
-    except (OSError, UnicodeDecodeError) as err:
-        issues.append(ImportIssue(f"cannot read the file as UTF-8 text ({err})"))
-        return [], []
+def _records(text: str, suffix: str, issues: list[ImportIssue]) -> tuple[list[tuple[int, Any]], list[str]]:
+    """(row number, record) pairs and the column names, from CSV or JSON text."""
     records: list[tuple[int, Any]] = []
     columns: list[str] = []
     if suffix == ".json":
@@ -182,14 +170,14 @@ def _records(path: Path, issues: list[ImportIssue]) -> tuple[list[tuple[int, Any
     return records, columns
 
 
-def _read(path: Path, issues: list[ImportIssue]) -> tuple[list[_Row], set[str]]:
+def _read(text: str, suffix: str, issues: list[ImportIssue]) -> tuple[list[_Row], set[str]]:
     """The rows as text cells, and the required columns the CSV header lacks."""
-    records, columns = _records(path, issues)
+    records, columns = _records(text, suffix, issues)
     if not records and not issues:
         issues.append(ImportIssue("the file has no data rows"))
     issues += [ImportIssue("unknown column", field=c) for c in columns if c not in COLUMNS]
     missing = set()
-    if path.suffix.lower() == ".csv" and columns:  # in JSON a missing key is an empty value
+    if suffix == ".csv" and columns:  # in JSON a missing key is an empty value
         missing = {c for c in REQUIRED if c not in columns}
         issues += [ImportIssue("the column is missing", field=c) for c in COLUMNS if c in missing]
     rows = []
@@ -294,62 +282,78 @@ def _to_order(group: list[_Row]) -> ImportedOrder:
     )
 
 
-def _parse(path: Path) -> tuple[list[list[_Row]], list[ImportIssue]]:
-    issues: list[ImportIssue] = []
-    rows, missing = _read(path, issues)
-    for row in rows:
-        _parse_row(row, issues, missing)
-    return _group(rows, issues), issues
-
-
 def _sorted(issues: list[ImportIssue]) -> list[ImportIssue]:
     """By row, then in column order; the file's own problems first, unknown columns last."""
     position: dict[str | None, int] = {None: -1, **{name: i for i, name in enumerate(COLUMNS)}}
     return sorted(issues, key=lambda i: (i.row or 0, position.get(i.field, len(COLUMNS))))
 
 
+@dataclass
+class ParsedFile:
+    """A file checked for form: its rows grouped into orders, and every problem found so far.
+
+    The groups are kept even when there are problems, so that the checks against the
+    catalogue still run and the operator sees every error of the file at once.
+    """
+
+    groups: list[list[_Row]]
+    issues: list[ImportIssue]
+
+    def event_ids(self) -> set[str]:
+        """The events the file names, to load into a `Catalogue`."""
+        return {g[0].values.get("event_id", "") for g in self.groups} - {""}
+
+    def order_codes(self) -> set[str]:
+        """The order codes the file gives, to look up among the taken ones."""
+        return {g[0].values["order_code"] for g in self.groups if "order_code" in g[0].values}
+
+
+def parse_text(text: str, suffix: str) -> ParsedFile:
+    """Parse a file's text; `suffix` is `.csv` or `.json`."""
+    issues: list[ImportIssue] = []
+    rows, missing = _read(text, suffix, issues)
+    for row in rows:
+        _parse_row(row, issues, missing)
+    return ParsedFile(_group(rows, issues), issues)
+
+
+def parse_file(path: Path) -> ParsedFile:
+    """Read a .csv or .json file and parse it; a file that cannot be read is one problem."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        return ParsedFile([], [ImportIssue("expected a .csv or .json file")])
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: spreadsheets write a BOM
+    except (OSError, UnicodeDecodeError) as err:
+        return ParsedFile([], [ImportIssue(f"cannot read the file as UTF-8 text ({err})")])
+    return parse_text(text, suffix)
+
+
 def parse_orders(path: Path) -> list[ImportedOrder]:
-    """The file's orders, checked for form only (not against a store); raises ImportFailed."""
-    groups, issues = _parse(path)
-    if issues:
-        raise ImportFailed(_sorted(issues))
-    return [_to_order(g) for g in groups]
+    """The file's orders, checked for form only (not against a catalogue); raises ImportFailed."""
+    parsed = parse_file(path)
+    if parsed.issues:
+        raise ImportFailed(_sorted(parsed.issues))
+    return [_to_order(g) for g in parsed.groups]
 
 
-# --- checks against the store, and the import ----------------------------------------------------
+# --- checks against the catalogue, and the orders they make --------------------------------------
 
 
 @dataclass
-class _Catalogue:
+class Catalogue:
+    """What the file refers to, as the store has it: events, and their ticket types and time slots by id."""
+
     events: dict[str, Event]
     types: dict[str, dict[str, TicketType]]
     slots: dict[str, dict[str, TimeSlot]]
 
 
-async def _catalogue(conn: AsyncConnection, event_ids: set[str]) -> _Catalogue:
-    cat = _Catalogue({}, {}, {})
-    for event_id in sorted(event_ids):
-        try:
-            cat.events[event_id] = await db.load_event(conn, event_id)
-        except NotFound:
-            continue
-        cat.types[event_id] = {t.id: t for t in await db.load_ticket_types(conn, event_id)}
-        cat.slots[event_id] = {s.id: s for s in await db.load_time_slots(conn, event_id)}
-    return cat
-
-
-async def _existing_codes(conn: AsyncConnection, codes: set[str]) -> set[str]:
-    if not codes:
-        return set()
-    found = await conn.execute(sa.select(orders_table.c.code).where(orders_table.c.code.in_(codes)))
-    return {r.code for r in found}
-
-
-async def _check_store(conn: AsyncConnection, groups: list[list[_Row]], cat: _Catalogue) -> list[ImportIssue]:
+def _check_catalogue(groups: list[list[_Row]], cat: Catalogue, taken: set[str]) -> list[ImportIssue]:
     """What only the store can tell: unknown events and types, taken codes, quotas."""
     issues: list[ImportIssue] = []
     firsts = {g[0].values["order_code"]: g[0] for g in groups if "order_code" in g[0].values}
-    for code in sorted(await _existing_codes(conn, set(firsts))):
+    for code in sorted(taken & set(firsts)):
         issues.append(ImportIssue(f"order {code} exists already", firsts[code].number, "order_code"))
     lines: list[tuple[_Row, Event]] = []
     for first, *others in groups:
@@ -384,60 +388,32 @@ async def _check_store(conn: AsyncConnection, groups: list[list[_Row]], cat: _Ca
     return issues
 
 
-async def import_orders(store: Store, path: Path, *, actor: str) -> ImportReport:
-    """Import every order of the file in one transaction, or none; raises ImportFailed."""
-    groups, issues = _parse(path)
-    try:
-        async with store.transaction() as conn:
-            cat = await _catalogue(conn, {g[0].values.get("event_id", "") for g in groups} - {""})
-            issues += await _check_store(conn, groups, cat)
-            if issues:
-                raise ImportFailed(_sorted(issues))
-            return await _write(conn, [_to_order(g) for g in groups], cat, path, actor)
-    except IntegrityError as err:  # a concurrent writer took a code or the last seats
-        problem = "the store changed during the import; nothing was imported, run it again"
-        raise ImportFailed([ImportIssue(problem)]) from err
+def validate(parsed: ParsedFile, cat: Catalogue, taken: set[str]) -> list[ImportedOrder]:
+    """The file's orders, checked for form and against the catalogue and the `taken` codes.
+
+    Raises ImportFailed with every problem, sorted by row and column.
+    """
+    issues = parsed.issues + _check_catalogue(parsed.groups, cat, taken)
+    if issues:
+        raise ImportFailed(_sorted(issues))
+    return [_to_order(g) for g in parsed.groups]
 
 
-async def _fresh_codes(conn: AsyncConnection, n: int, taken: set[str]) -> list[str]:
-    codes: set[str] = set()
-    while len(codes) < n:
-        batch = {new_order_code() for _ in range(n - len(codes))} - taken - codes
-        codes |= batch - await _existing_codes(conn, batch)
-    return sorted(codes)
-
-
-async def _write(conn: AsyncConnection, imported: list[ImportedOrder], cat: _Catalogue, path: Path, actor: str
-                 ) -> ImportReport:
-    now = datetime.now(UTC)
-    given = {o.code for o in imported if o.code}
-    generated = iter(await _fresh_codes(conn, sum(o.code is None for o in imported), given))
-    seats: Counter[tuple[str, str | None]] = Counter()
-    codes: list[str] = []
-    tickets = 0
-    for item in imported:
-        event = cat.events[item.event_id]
-        types = cat.types[event.id]
-        fees = [
-            Fee(kind=kind, amount=Money(amount=cents, currency=event.currency), refundable=refund)
-            for kind, cents, refund in (
-                (FeeKind.SERVICE, item.service_fee, event.policy.refund_service_fees),
-                (FeeKind.BOOKING, item.booking_fee, event.policy.refund_booking_fees),
-            )
-            if cents
-        ]
-        order = build_order(
-            event=event, items=[(types[ln.ticket_type_id], ln.time_slot_id) for ln in item.lines
-                                for _ in range(ln.quantity)],
-            contact=item.contact, method=item.payment_method, fees=fees, created_at=item.created_at or now,
-            status=item.status, payment_reference=item.payment_reference, code=item.code or next(generated),
+def build_imported_order(item: ImportedOrder, cat: Catalogue, *, code: str, now: datetime) -> Order:
+    """The order an imported item describes; its fees are refundable as the event's policy says."""
+    event = cat.events[item.event_id]
+    types = cat.types[event.id]
+    fees = [
+        Fee(kind=kind, amount=Money(amount=cents, currency=event.currency), refundable=refund)
+        for kind, cents, refund in (
+            (FeeKind.SERVICE, item.service_fee, event.policy.refund_service_fees),
+            (FeeKind.BOOKING, item.booking_fee, event.policy.refund_booking_fees),
         )
-        data = {"file": path.name, "row": item.row, "tickets": len(order.tickets)}
-        await db.insert_order(conn, order, [OrderEvent(type="order-imported", actor=actor, at=now, data=data)])
-        for ln in item.lines:
-            seats[(ln.ticket_type_id, ln.time_slot_id)] += ln.quantity
-        codes.append(order.code)
-        tickets += len(order.tickets)
-    for (type_id, slot_id), quantity in seats.items():
-        await db.adjust_inventory(conn, type_id, slot_id, quantity)
-    return ImportReport(orders=len(codes), tickets=tickets, codes=codes)
+        if cents
+    ]
+    return build_order(
+        event=event, items=[(types[ln.ticket_type_id], ln.time_slot_id) for ln in item.lines
+                            for _ in range(ln.quantity)],
+        contact=item.contact, method=item.payment_method, fees=fees, created_at=item.created_at or now,
+        status=item.status, payment_reference=item.payment_reference, code=code,
+    )

@@ -29,6 +29,7 @@ from activities.reissue import ReissueActivities
 from workflows.bulk_delivery import BulkDeliveryWorkflow
 from workflows.cancel import CancelOrderWorkflow
 from workflows.event_cancellation import EventCancellationWorkflow
+from workflows.options import queue_names
 from workflows.personalisation import OpenPersonalisationWorkflow
 from workflows.receipt import SendReceiptWorkflow
 from workflows.refund import RefundWorkflow
@@ -118,11 +119,12 @@ def build_workers(
 ) -> list[Worker]:
     """One Worker per queue kind; `queues` lets a process (or a test) serve only some of them."""
     temporal = deps.settings.temporal
+    orders_queue, payments_queue, email_queue = queue_names(prefix)
     made: dict[str, Callable[[], Worker]] = {
         "orders": lambda: Worker(
             client,
             build_id=BUILD_ID,
-            task_queue=f"{prefix}orders",
+            task_queue=orders_queue,
             workflows=list(WORKFLOWS),
             workflow_runner=SANDBOX,
             activities=order_activities(deps),
@@ -131,7 +133,7 @@ def build_workers(
         "email": lambda: Worker(
             client,
             build_id=BUILD_ID,
-            task_queue=f"{prefix}email",
+            task_queue=email_queue,
             activities=email_activities(deps),
             max_concurrent_activities=32,
             max_task_queue_activities_per_second=temporal.email_rate_per_second,
@@ -139,7 +141,7 @@ def build_workers(
         "payments": lambda: Worker(
             client,
             build_id=BUILD_ID,
-            task_queue=f"{prefix}payments",
+            task_queue=payments_queue,
             activities=payment_activities(deps),
             max_concurrent_activities=32,
             max_task_queue_activities_per_second=temporal.payments_rate_per_second,

@@ -16,14 +16,15 @@ import structlog
 
 from activities.deps import Deps
 from email_providers.factory import make_provider
+from email_providers.from_settings import email_settings
 from payment_adapters.registry import payment_adapters
-from runtime.email_config import email_settings
 from runtime.logging import configure_logging
 from runtime.settings import Settings, get_settings
 from runtime.temporal import connect, ensure_search_attributes
 from ticketing.store.engine import Store
 from ticketing.store.migrate import upgrade
 from workers.build import build_workers
+from workflows import search_attributes
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +50,7 @@ def settle_heap() -> None:
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     await upgrade(settings.database_url)
     client = await connect(settings.temporal, codec=settings.codec)
-    await ensure_search_attributes(client)
+    await ensure_search_attributes(client, search_attributes.ALL)
     deps = await build_deps(settings)
     workers = build_workers(client, deps, prefix=settings.temporal.queue_prefix)
     settle_heap()

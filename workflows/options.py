@@ -43,6 +43,7 @@ def sibling_queue(orders_queue: str, kind: str) -> str:
 
 
 def queue_names(prefix: str = "") -> tuple[str, str, str]:
+    """(orders, payments, email): the one naming scheme, used by the workers and the API."""
     return f"{prefix}orders", f"{prefix}payments", f"{prefix}email"
 
 PAYMENT_SCHEDULE_TO_CLOSE = timedelta(days=1)

@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from backoffice.api import (
     bulk,
     codec,
+    events,
     openapi,
     operations,
     order_actions,
@@ -24,6 +25,7 @@ from backoffice.api import (
 )
 from backoffice.api.auth import authenticated_unless_public
 from backoffice.api.deps import AppState
+from backoffice.api.input_guard import guard_input
 from backoffice.api.waiting import WaitForOperation
 
 
@@ -31,7 +33,7 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
     """With `app_state` the caller owns the resources (tests); else `lifespan` builds them."""
     app = FastAPI(
         lifespan=lifespan,
-        dependencies=[Depends(authenticated_unless_public)],
+        dependencies=[Depends(authenticated_unless_public), Depends(guard_input)],
         title="ticketops backoffice API",
         version="0.1.0",
         description=(
@@ -54,6 +56,7 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
     app.include_router(personalisation.router)
     app.include_router(order_documents.router)
     app.include_router(bulk.router)
+    app.include_router(events.router)
     codec.install(app)
     app.add_middleware(WaitForOperation)
 

@@ -19,8 +19,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from backoffice.api.problems import ProblemError
 from backoffice.api.rate_limit import RateLimiter, retry_after_header
-from backoffice.principals import Principal, Role, looks_like_api_key, principal_for_key
+from backoffice.principals import Principal, principal_for_key
 from backoffice.tokens import TokenRejected, principal_for_token
+from ticketing.roles import Role
+from ticketing.store.api_keys import looks_like_api_key
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +61,18 @@ def _credential(request: Request) -> str | None:
     return None
 
 
+def _missing_credential_detail(request: Request) -> str:
+    """Say what is wrong with what was sent, and how to send it right."""
+    how = "send `Authorization: Bearer <API key or token>` or `X-API-Key: <API key>`"
+    sent = request.headers.get("Authorization", "").strip()
+    if not sent:
+        return f"credentials are required: {how}"
+    scheme, _, value = sent.partition(" ")
+    if looks_like_api_key(sent) or not value:
+        return f"the Authorization header holds a credential without its scheme: {how}"
+    return f"the Authorization scheme {scheme!r} is not supported: {how}"
+
+
 async def principal_of(request: Request) -> Principal:
     """The caller, authenticated once per request and rate-limited per credential."""
     cached: Principal | None = getattr(request.state, "principal", None)
@@ -67,7 +81,7 @@ async def principal_of(request: Request) -> Principal:
     app_state = request.app.state.ticketops
     credential = _credential(request)
     if credential is None:
-        raise _unauthorized("credentials are required: an API key or a bearer token", invalid=False)
+        raise _unauthorized(_missing_credential_detail(request), invalid=False)
     if looks_like_api_key(credential):
         principal = await principal_for_key(app_state.store, credential)
         if principal is None:

@@ -22,9 +22,9 @@ from backoffice.api.idempotency import check_idempotency_key, idempotent
 from backoffice.api.orders import Accepted, accepted
 from backoffice.api.problems import ProblemError
 from backoffice.api.waiting import accepts_wait
-from backoffice.principals import Role
 from ticketing.cancellation import CancelRequest, RefundDecision, cancel_order, refund_id_for, refund_operation_id
 from ticketing.reissue import reissue_tickets, reschedule_tickets
+from ticketing.roles import Role
 from ticketing.store.orders import load_event, load_order, load_time_slots
 from workflows.cancel import CancelOrderWorkflow
 from workflows.contracts import CancelInput, ReissueInput, RescheduleInput

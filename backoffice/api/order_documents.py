@@ -17,13 +17,12 @@ from fastapi.responses import JSONResponse, Response
 from pypdf import PdfWriter
 from temporalio.common import SearchAttributePair
 
-from activities.receipt_document import receipt_document
-from activities.ticket_documents import ticket_document
 from backoffice.api.auth import SUPPORT
 from backoffice.api.deps import AppState, actor, state
 from backoffice.api.idempotency import check_idempotency_key, idempotent
 from backoffice.api.orders import Accepted, accepted
 from backoffice.api.waiting import accepts_wait
+from documents.from_orders import receipt_document, ticket_document
 from documents.receipt_pdf import render_receipt_pdf
 from documents.ticket_pdf import render_ticket_pdf
 from ticketing.errors import ActionNotAllowed

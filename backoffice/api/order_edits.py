@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backoffice.api.auth import SUPPORT
 from backoffice.api.deps import AppState, actor, state
+from backoffice.api.fields import EmailAddress, PersonName, PhoneNumber
 from backoffice.api.views import CommentView
 from ticketing.edits import edit_contact, edit_ticket
 from ticketing.errors import ActionNotAllowed
@@ -25,8 +26,6 @@ router = APIRouter(tags=["order edits"], dependencies=[Depends(SUPPORT)])
 StateDep = Annotated[AppState, Depends(state)]
 ActorDep = Annotated[str, Depends(actor)]
 
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-PHONE_PATTERN = r"^\+?[0-9][0-9 ()./-]{2,39}$"
 
 
 class _Edit(BaseModel):
@@ -47,9 +46,9 @@ class _Edit(BaseModel):
 class TicketEdit(_Edit):
     model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Grace Hopper", "email": "grace@example.com"}]})
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    email: str | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
-    phone: str | None = Field(default=None, max_length=40, pattern=PHONE_PATTERN)
+    name: PersonName | None = None
+    email: EmailAddress | None = None
+    phone: PhoneNumber | None = None
 
 
 class ContactEdit(_Edit):
@@ -57,9 +56,9 @@ class ContactEdit(_Edit):
         json_schema_extra={"examples": [{"email": "ada@example.org", "mobile": "+31 6 1234 5678"}]}
     )
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    email: str | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
-    mobile: str | None = Field(default=None, max_length=40, pattern=PHONE_PATTERN)
+    name: PersonName | None = None
+    email: EmailAddress | None = None
+    mobile: PhoneNumber | None = None
 
     @model_validator(mode="after")
     def _keeps_an_email(self) -> ContactEdit:

@@ -12,10 +12,12 @@ from temporalio.common import SearchAttributePair
 from backoffice.api.auth import SUPPORT
 from backoffice.api.deps import AppState, actor, state
 from backoffice.api.idempotency import check_idempotency_key, idempotent
+from backoffice.api.paging import Offset
 from backoffice.api.views import OrderSummary, OrderView, order_summary, order_view
 from backoffice.api.waiting import accepts_wait
 from ticketing.errors import ActionNotAllowed
 from ticketing.policies.actions import resend_refusal
+from ticketing.states import OrderStatus
 from ticketing.store.comments import comments_for_order
 from ticketing.store.orders import (
     load_event,
@@ -50,13 +52,21 @@ class ResendBody(BaseModel):
 @router.get("/orders", response_model=list[OrderSummary], dependencies=[Depends(SUPPORT)])
 async def find_orders(
     st: StateDep,
-    q: Annotated[str | None, Query(max_length=200, description="email, name, order code or barcode")] = None,
-    event: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Any part of an email address or name (case-insensitive), an order code or a barcode",
+        ),
+    ] = None,
+    event: Annotated[str | None, Query(max_length=64, description="Only this event's orders")] = None,
+    status: Annotated[OrderStatus | None, Query(description="Only orders in this status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[OrderSummary]:
+    """Newest first."""
     async with st.store.transaction() as conn:
-        codes = await search_orders(conn, q, event, limit=limit, offset=offset)
+        codes = await search_orders(conn, q, event, status=status, limit=limit, offset=offset)
         found = await load_orders(conn, codes)
     return [order_summary(o) for o in found]
 

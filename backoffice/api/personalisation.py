@@ -18,8 +18,8 @@ from temporalio.common import SearchAttributePair
 
 from backoffice.api.auth import SUPPORT
 from backoffice.api.deps import AppState, actor, state
+from backoffice.api.fields import EmailAddress, PersonName, PhoneNumber
 from backoffice.api.idempotency import check_idempotency_key, idempotent
-from backoffice.api.order_edits import EMAIL_PATTERN, PHONE_PATTERN
 from backoffice.api.orders import Accepted, accepted
 from backoffice.api.problems import ProblemError
 from backoffice.api.waiting import accepts_wait
@@ -59,9 +59,9 @@ class HolderBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     ticket_id: str = Field(min_length=1, max_length=40)
-    name: str = Field(min_length=1, max_length=200)
-    email: str = Field(max_length=320, pattern=EMAIL_PATTERN)
-    phone: str | None = Field(default=None, max_length=40, pattern=PHONE_PATTERN)
+    name: PersonName
+    email: EmailAddress
+    phone: PhoneNumber | None = None
 
 
 class SubmitBody(BaseModel):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ticketing.errors import DomainError
 from ticketing.money import CurrencyMismatch
+
+log = structlog.get_logger(__name__)
 
 PROBLEM_BASE = "https://ticketops.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -83,6 +87,27 @@ def install(app: FastAPI) -> None:
         ]
         return problem_response(
             request, 422, "validation-error", "the request is not valid", extra={"errors": errors}
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """The last resort: never a bare 500. The correlation id ties the answer to the log line."""
+        correlation_id = uuid.uuid4().hex
+        log.error(
+            "api.unexpected_error",
+            correlation_id=correlation_id,
+            method=request.method,
+            route=getattr(request.scope.get("route"), "path", None),
+            error=type(exc).__name__,
+            exc_info=exc,
+        )
+        return problem_response(
+            request,
+            500,
+            "internal-error",
+            f"something went wrong on our side; quote correlation id {correlation_id} when reporting it",
+            headers={"X-Correlation-ID": correlation_id},
+            extra={"correlation_id": correlation_id},
         )
 
     @app.exception_handler(StarletteHTTPException)

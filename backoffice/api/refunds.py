@@ -14,12 +14,14 @@ from temporalio.workflow import UpdateMethodMultiParam
 from backoffice.api.auth import FINANCE, SUPPORT
 from backoffice.api.deps import AppState, actor, state
 from backoffice.api.idempotency import check_idempotency_key, idempotent
+from backoffice.api.paging import Offset
 from backoffice.api.views import MoneyView
 from backoffice.api.waiting import accepts_wait
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Refund, RefundKind
 from ticketing.money import Money
 from ticketing.processors import CAPABILITIES
+from ticketing.refund_waits import waiting_for
 from ticketing.refunds import RefundQuote, RefundRequest, late_failure_workflow_id, needs_approval, quote_refund
 from ticketing.states import RefundStatus
 from ticketing.store.orders import load_event, load_order
@@ -237,13 +239,13 @@ async def find_refunds(
     event: Annotated[str | None, Query(max_length=64)] = None,
     order: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[RefundView]:
     async with st.store.transaction() as conn:
         found = await list_refunds(
             conn, status=status, event_id=event, order_code=order.upper() if order else None, limit=limit, offset=offset
         )
-    return [refund_view(r) for r in found]
+    return [refund_view(r, waiting_for(r.status)) for r in found]
 
 
 async def _owner(st: AppState, refund: Refund) -> str:
@@ -259,7 +261,8 @@ async def get_refund(refund_id: str, st: StateDep) -> RefundView:
     async with st.store.transaction() as conn:
         refund = await load_refund(conn, refund_id)
     progress = await st.operations.query(await _owner(st, refund), RefundWorkflow.progress)
-    return refund_view(refund, progress.waiting_for or None if progress else None)
+    waiting = progress.waiting_for if progress else None
+    return refund_view(refund, waiting or waiting_for(refund.status))
 
 
 async def _refund_update(

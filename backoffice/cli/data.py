@@ -18,10 +18,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from devtools.demo_data import DemoReport, seed_demo
 from runtime.settings import get_settings
-from ticketing.demo_data import DemoReport, seed_demo
-from ticketing.importing import ImportFailed, ImportReport, import_orders
+from ticketing.importing import ImportFailed, ImportReport, parse_file
 from ticketing.store.engine import Store
+from ticketing.store.importing import import_orders
 from ticketing.store.migrate import upgrade
 
 T = TypeVar("T")
@@ -80,7 +81,10 @@ def import_file(
     """
     who = actor or _default_actor()
     try:
-        report: ImportReport = _with_store(lambda store: import_orders(store, file, actor=who))
+        parsed = parse_file(file)
+        report: ImportReport = _with_store(
+            lambda store: import_orders(store, parsed, source=file.name, actor=who)
+        )
     except ImportFailed as failed:
         err.print(f"[bold red]Nothing imported:[/] {len(failed.issues)} problem(s) in {file.name}")
         for issue in failed.issues:

@@ -12,8 +12,9 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from backoffice.principals import Role, create_api_key, list_api_keys, revoke_api_key
 from runtime.settings import get_settings
+from ticketing.roles import Role
+from ticketing.store.api_keys import create_api_key, list_api_keys, revoke_api_key
 from ticketing.store.engine import Store
 from ticketing.store.migrate import upgrade
 

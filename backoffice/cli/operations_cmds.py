@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from backoffice.cli.client import Api, CliFailure, api_command, out, path
+from ticketing.money import Money
 
 LONG_POLL = "5s"
 SHORT_POLL = "1s"  # when something besides the operation is watched too
@@ -33,21 +34,43 @@ operations_app = typer.Typer(
 def _value(value: Any) -> str:
     if isinstance(value, dict) and "display" in value:
         return str(value["display"])
+    if isinstance(value, dict) and isinstance(value.get("amount"), int) and isinstance(value.get("currency"), str):
+        return Money(amount=value["amount"], currency=value["currency"]).display()
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
     return "" if value is None else str(value)
+
+
+def _with_money(result: dict[str, Any]) -> dict[str, Any]:
+    """Results carry money as minor units beside a currency (`amount 3900`, `currency EUR`): print `EUR 39.00`."""
+    currency = result.get("currency")
+    if not isinstance(currency, str):
+        return result
+    shown: dict[str, Any] = {}
+    for key, value in result.items():
+        if key == "currency":
+            continue
+        is_money = key == "amount" or key.endswith(("_amount", "_total"))
+        shown[key] = {"amount": value, "currency": currency} if is_money and isinstance(value, int) else value
+    return shown
 
 
 def follow(api: Api, operation_id: str, timeout: float | None = None, settled: Settled | None = None) -> dict[str, Any]:
     """Poll until the operation ends, `timeout` seconds pass or `settled` says stop; a spinner shows its step."""
     deadline = None if timeout is None else time.monotonic() + timeout
     url = path("operations", *operation_id.split("/"))  # the id's slashes are part of the route
-    with out().status(f"{operation_id}: running") as spinner:
+    console = out()
+    shown = None
+    with console.status(f"{operation_id}: running") as spinner:
         while True:
             view: dict[str, Any] = api.get(url, wait=SHORT_POLL if settled else LONG_POLL)
             if view.get("status") != "running":
                 return view
-            spinner.update(f"{operation_id}: {view.get('details') or 'running'}")
+            details = view.get("details") or "running"
+            spinner.update(f"{operation_id}: {details}")
+            if details != shown:  # a line per change too: a spinner is invisible in logs and pipes
+                console.print(f"  {operation_id}: {details}")
+                shown = details
             if settled is not None and (message := settled()) is not None:
                 return {**view, "settled": message}
             if deadline is not None and time.monotonic() >= deadline:
@@ -76,7 +99,7 @@ def show_outcome(view: dict[str, Any]) -> None:
     result = view.get("result")
     if isinstance(result, dict) and result:
         table = Table(show_header=False, box=None, padding=(0, 2))
-        for key, value in result.items():
+        for key, value in _with_money(result).items():
             table.add_row(str(key), _value(value))
         console.print(table)
     elif result is not None:

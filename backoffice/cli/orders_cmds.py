@@ -34,12 +34,13 @@ def _data(data: dict[str, Any]) -> str:
 @api_command
 def search(
     api: Api,
-    q: Annotated[str | None, typer.Argument(help="Email, name, order code or barcode.")] = None,
+    q: Annotated[str | None, typer.Argument(help="Any part of an email or name, an order code or a barcode.")] = None,
     event: Annotated[str | None, typer.Option("--event", "-e", help="Only this event's orders.")] = None,
+    status: Annotated[str | None, typer.Option("--status", "-s", help="Only orders in this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
 ) -> None:
-    """Find orders by buyer, code or barcode, optionally within one event."""
-    found: list[dict[str, Any]] = api.get("/orders", q=q, event=event, limit=limit)
+    """Find orders by buyer, code or barcode, optionally within one event or status."""
+    found: list[dict[str, Any]] = api.get("/orders", q=q, event=event, status=status, limit=limit)
     if not found:
         out().print("no orders found")
         return

@@ -132,12 +132,15 @@ def _confirmed(question: str) -> bool:
 
 def _refunds_table(refunds: list[dict[str, Any]]) -> Table:
     table = Table(title=f"{len(refunds)} refund(s)")
-    for column in ("Refund", "Order", "Kind", "Status", "Amount", "Processor", "Try", "Requested by", "Created"):
+    columns = ("Refund", "Order", "Kind", "Status", "Amount", "Processor", "Try", "Failure", "Waiting for",
+               "Requested by", "Created")
+    for column in columns:
         table.add_column(column, justify="right" if column in ("Amount", "Try") else "left")
     for r in refunds:
         table.add_row(
             r["id"], r["order_code"], r["kind"], r["status"], money(r["amount"]), r["processor"], str(r["attempt"]),
-            r["requested_by"], r["created_at"].replace("T", " ")[:16],
+            r.get("failure_reason") or "", r.get("waiting_for") or "", r["requested_by"],
+            r["created_at"].replace("T", " ")[:16],
         )
     return table
 
@@ -158,7 +161,8 @@ def list_refunds(
 def _print_refund(r: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None, padding=(0, 2), title=f"Refund {r['id']}", title_justify="left")
     rows = [
-        ("Status", f"[bold]{r['status']}[/]" + (f" (waiting for {r['waiting_for']})" if r.get("waiting_for") else "")),
+        ("Status", f"[bold]{r['status']}[/]"),
+        ("Waiting for", r.get("waiting_for")),
         ("Order", r["order_code"]),
         ("Amount", f"{money(r['amount'])} ({r['kind']}), fees kept {money(r['fees_kept'])}"),
         ("Tickets", ", ".join(r["ticket_ids"])),

@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from backoffice.api.auth import PUBLIC_ROUTES, declared_role, iter_routes
-from backoffice.principals import Role, create_api_key, revoke_api_key
 from tests.api.identity import IdentityProvider
 from tests.harness import Harness
+from ticketing.roles import Role
+from ticketing.store.api_keys import create_api_key, revoke_api_key
 
 UNAUTHORIZED = "https://ticketops.dev/problems/unauthorized"
 FORBIDDEN = "https://ticketops.dev/problems/forbidden"

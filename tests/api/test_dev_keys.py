@@ -9,8 +9,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from backoffice.principals import Role, principal_for_key
+from backoffice.principals import principal_for_key
 from devtools.dev_keys import ensure_dev_keys
+from ticketing.roles import Role
 from ticketing.store.engine import Store
 from ticketing.store.tables import api_keys
 

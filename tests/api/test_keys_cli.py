@@ -15,8 +15,9 @@ import typer
 from typer.testing import CliRunner, Result
 
 from backoffice.cli.keys import keys_app
-from backoffice.principals import Role, principal_for_key
+from backoffice.principals import principal_for_key
 from runtime.settings import get_settings
+from ticketing.roles import Role
 from ticketing.store.engine import Store
 from ticketing.store.tables import api_keys
 

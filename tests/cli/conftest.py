@@ -17,10 +17,10 @@ from temporalio.client import Client
 from typer.testing import CliRunner, Result
 
 from backoffice.cli.main import app as ticketops
-from backoffice.principals import Role
 from tests.builders import make_event, make_order
 from tests.harness import Harness, running, seed, serve_http
 from ticketing.models import Event, Order
+from ticketing.roles import Role
 from ticketing.store.engine import Store
 
 AUTO = "auto"  # key=AUTO: a key for (name, role), made in the test store

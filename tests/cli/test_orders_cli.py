@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backoffice.principals import Role
 from tests.cli.conftest import Cli, lines, ok, refused
+from ticketing.roles import Role
 from ticketing.states import TicketState
 from ticketing.store.orders import load_history, load_order, save_order
 
@@ -121,3 +121,16 @@ async def test_corrections_comments_and_the_gate(cli: Cli) -> None:
     assert lines(shown, first.id, "scanned-in", "Grace")
     assert lines(shown, "buyer", "agent-cli", "called about parking")
     assert lines(shown, "contact-edited", "agent-cli", 'fields=["name"]')
+
+
+async def test_events_list_counts_orders_by_status_and_search_filters_by_status(cli: Cli) -> None:
+    event, order = await cli.order(tickets=1)
+    listed = ok(await cli.run("events", "list", role=Role.SUPPORT))
+    assert lines(listed, event.id, "1", "0", "on sale")
+    resp = await cli.h.http.get("/events")
+    [mine] = [e for e in resp.json() if e["id"] == event.id]
+    assert mine["orders"]["paid"] == 1 and mine["orders"]["cancelled"] == 0 and mine["orders_total"] == 1
+
+    assert order.code in ok(await cli.run("orders", "search", "ada", "--status", "paid"))
+    assert "no orders found" in ok(await cli.run("orders", "search", "ada", "--status", "cancelled"))
+    refused(await cli.run("orders", "search", "ada", "--status", "lost"), "validation-error")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from backoffice.principals import Role
 from tests.cli.conftest import Cli, lines, ok, refused
 from ticketing.models import PaymentMethod
+from ticketing.roles import Role
 
 
 async def test_refund_request_with_yes_then_finance_marks_it_refunded(cli: Cli) -> None:
@@ -33,14 +33,24 @@ async def test_refund_request_with_yes_then_finance_marks_it_refunded(cli: Cli) 
     assert lines(requested, f"refund {refund_id} is awaiting-manual: Waiting for finance")
 
     listed = ok(await cli.run("refunds", "list", "--status", "awaiting-manual", role=Role.SUPPORT))
-    assert lines(listed, refund_id, code, "full", "awaiting-manual", "EUR 70.00", "manual", "finance-1")
-    assert lines(ok(await cli.run("refunds", "show", refund_id)), "Status", "awaiting-manual")
+    assert lines(listed, refund_id, code, "full", "awaiting-manual", "EUR 70.00", "manual")
+    assert lines(listed, "finance to pay") and "finance-1" in listed
+    api_list = (await cli.h.http.get("/refunds", params={"order": code})).json()
+    assert [r["waiting_for"] for r in api_list] == ["finance to pay out by hand and mark it refunded"]
+    shown = ok(await cli.run("refunds", "show", refund_id))
+    [status_line] = lines(shown, "Status")
+    assert "awaiting-manual" in status_line and "(" not in status_line and "finance" not in status_line
+    assert lines(shown, "Waiting for", "finance")
+    operation = next(line for line in requested.splitlines() if "started operation" in line).split()[2]
+    waiting = await cli.run("operations", "watch", operation, "--timeout", "1")
+    assert waiting.exit_code == 3, waiting.output  # still running: it waits for finance, and says so
+    assert lines(waiting.stdout, operation, "finance")
     refused(await cli.run("refunds", "retry", refund_id, role=Role.FINANCE), "refund-not-retryable: ")
 
     marked = ok(await cli.run("refunds", "mark-refunded", refund_id, "--reference", "SEPA-77",
                               role=Role.FINANCE, name="finance-9"))
     assert lines(marked, "Status", "refunded") and lines(marked, "Confirmed by", "finance-9")
     assert lines(marked, "Manual reference", "SEPA-77")
-    operation = next(line for line in requested.splitlines() if "started operation" in line).split()[2]
     watched = ok(await cli.run("operations", "watch", operation))
     assert lines(watched, "status", "refunded")
+    assert lines(watched, "amount", "EUR 70.00") and "7000" not in watched and not lines(watched, "currency")

@@ -9,8 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from devtools.demo_data import seed_demo
 from tests.builders import NOW, make_event
-from ticketing.demo_data import seed_demo
 from ticketing.models import Order, PaymentMethod
 from ticketing.money import Money
 from ticketing.states import OrderStatus, PaymentStatus, ScanState, TicketState

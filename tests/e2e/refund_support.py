@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from backoffice.principals import Role
 from devtools.stripe_server.client import stripe_client
 from devtools.stripe_server.server import StripeServer
 from tests.builders import make_event, make_order
 from tests.harness import Harness, seed
 from ticketing.models import EventPolicy, Order, PaymentMethod
+from ticketing.roles import Role
 
 
 async def card_order(

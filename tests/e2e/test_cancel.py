@@ -13,7 +13,6 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from backoffice.principals import Role
 from devtools.stripe_server.client import stripe_client
 from devtools.stripe_server.config import StripeServerConfig
 from devtools.stripe_server.server import StripeServer
@@ -22,6 +21,7 @@ from tests.builders import make_event, make_order
 from tests.e2e.refund_support import card_order, stripe_refunds_for
 from tests.harness import Harness, running, seed
 from ticketing.models import EventPolicy, Order, Personalisation
+from ticketing.roles import Role
 from ticketing.states import OrderStatus
 from ticketing.store.engine import Store
 from ticketing.store.orders import load_history, load_order, load_ticket_types, save_order

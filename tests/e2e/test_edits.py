@@ -79,7 +79,7 @@ async def test_contact_edit_and_the_verified_email_rule(api: Harness) -> None:
     resp = await api.http.patch(url, json={"email": "ada.l@example.com", "mobile": "+31 6 1234 5678"}, headers=agent)
     assert resp.status_code == 200 and resp.json()["changed"] == ["email", "mobile"]
     contact = (await api.http.get(f"/orders/{order.code}")).json()["contact"]
-    assert (contact["email"], contact["mobile"]) == ("ada.l@example.com", "+31 6 1234 5678")
+    assert (contact["email"], contact["mobile"]) == ("ada.l@example.com", "+31612345678")
     [edited] = await history(api, order.code, "contact-edited")
     assert (edited.actor, edited.data) == ("agent-3", {"fields": ["email", "mobile"]})
 

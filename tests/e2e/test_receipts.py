@@ -6,7 +6,7 @@ import io
 
 from pypdf import PdfReader
 
-from activities.receipt_document import receipt_document
+from documents.from_orders import receipt_document
 from tests.builders import NOW, eur, make_event, make_order
 from tests.documents.qr import decode_qr_payloads_from_pdf
 from tests.e2e.action_support import action, force, history, problem, seeded

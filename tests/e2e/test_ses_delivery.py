@@ -10,8 +10,8 @@ from temporalio.client import Client
 
 from devtools.ses_server import SesServer
 from email_providers.factory import make_provider
+from email_providers.from_settings import email_settings
 from email_providers.ses import SesProvider
-from runtime.email_config import email_settings
 from runtime.settings import EmailConfig, Settings
 from tests.e2e.action_support import history, seeded
 from tests.harness import running

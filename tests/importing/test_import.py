@@ -11,18 +11,23 @@ from typing import Any
 import pytest
 
 from tests.importing.conftest import base_row, seed_catalogue, snapshot, write_csv, write_json
-from ticketing.importing import COLUMNS, ImportFailed, import_orders, parse_orders
+from ticketing.importing import COLUMNS, ImportFailed, ImportReport, parse_file, parse_orders
 from ticketing.models import FeeKind, PaymentMethod
 from ticketing.states import OrderStatus, PaymentStatus
 from ticketing.store.engine import Store
+from ticketing.store.importing import import_orders
 from ticketing.store.orders import load_history, load_orders, load_ticket_types, load_time_slots
+
+
+async def _import(store: Store, path: Path, *, actor: str) -> ImportReport:
+    return await import_orders(store, parse_file(path), source=path.name, actor=actor)
 
 
 async def _refused(store: Store, path: Path) -> list[str]:
     """The import's messages, after checking it wrote nothing."""
     before = await snapshot(store)
     with pytest.raises(ImportFailed) as info:
-        await import_orders(store, path, actor="clerk")
+        await _import(store, path, actor="clerk")
     assert await snapshot(store) == before
     return [str(i) for i in info.value.issues]
 
@@ -40,7 +45,7 @@ async def test_csv_import_writes_orders_tickets_inventory_and_history(
         base_row(event_id="evt_hall", ticket_type_id="evt_hall_ga", time_slot_id="", quantity="1",
                  payment_method="free", payment_reference="", service_fee="", booking_fee=""),
     ]
-    report = await import_orders(any_store, write_csv(tmp_path / "o.csv", rows), actor="clerk")
+    report = await _import(any_store, write_csv(tmp_path / "o.csv", rows), actor="clerk")
 
     assert (report.orders, report.tickets) == (3, 7)
     assert report.codes[0] == "IMP-1"
@@ -80,7 +85,7 @@ async def test_json_import_takes_fee_refundability_from_the_event(any_store: Sto
          "time_slot_id": "evt_club_night", "contact_name": "Alan", "contact_email": "alan@example.org",
          "contact_mobile": "020 555 0101", "payment_method": "voucher", "status": "paid"},
     ]
-    report = await import_orders(any_store, write_json(tmp_path / "o.json", rows), actor="api")
+    report = await _import(any_store, write_json(tmp_path / "o.json", rows), actor="api")
 
     assert (report.orders, report.tickets, report.codes) == (2, 4, ["J-1", "J-2"])
     async with any_store.transaction() as conn:

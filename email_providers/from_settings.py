@@ -1,4 +1,8 @@
-"""Translate our settings into the email provider's settings."""
+"""Translate our settings (`runtime.settings.EmailConfig`) into the email provider's settings.
+
+It lives here, not in `runtime/`, so that `runtime/` stays the bottom layer and imports
+nothing of ours: the adapter knows the settings, the settings know no adapter.
+"""
 
 from __future__ import annotations
 

@@ -1,13 +1,36 @@
-"""Building an order's receipt from its domain state (rendering is documents' job)."""
+"""Building an order's documents (its tickets, its receipt) from its domain state; no rendering here.
+
+Pure mappers from `ticketing` models to `documents.models`: the email activities and the
+backoffice API (a PDF on request) both call them, so they live below both, in `documents/`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from documents.models import ReceiptDocument, ReceiptLine
-from ticketing.models import Event, Order, Refund, TicketType
+from documents.models import ReceiptDocument, ReceiptLine, TicketDocument
+from ticketing.models import Event, Order, Refund, Ticket, TicketType, TimeSlot
 from ticketing.money import Money, total
 from ticketing.states import RefundStatus
+
+
+def ticket_document(
+    order: Order, event: Event, ticket: Ticket, types: dict[str, TicketType], slots: dict[str, TimeSlot]
+) -> TicketDocument:
+    slot = slots.get(ticket.time_slot_id) if ticket.time_slot_id else None
+    holder = ticket.personalisation.name if ticket.personalisation else None
+    return TicketDocument(
+        order_code=order.code,
+        ticket_id=ticket.id,
+        barcode=ticket.barcode,
+        event_name=event.name,
+        event_starts_at=slot.starts_at if slot else event.starts_at,
+        venue=event.venue,
+        time_slot_label=slot.label if slot else None,
+        ticket_type=types[ticket.ticket_type_id].name,
+        holder_name=holder,
+        price_display=ticket.price.display(),
+    )
 
 
 def _line(description: str, quantity: int, unit: Money, amount: Money) -> ReceiptLine:
