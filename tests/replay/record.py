@@ -7,7 +7,9 @@ Each production workflow run that a test in `tests/workflows/` drives (fake acti
 personal data) is written to `tests/replay/histories/<Type>/<test name>.json`, encrypted with
 `tests.codec_keys.REPLAY_CODEC`, a test key. Record after a change that is meant to change the
 workflows' commands (with a `workflow.patched` guard for runs in flight), and keep the old
-histories that the new code must still replay by moving them under another name first.
+histories that the new code must still replay by renaming them first: a recording replaces only
+the `test_*.json` files of the types it records (e.g. `Refund/v1-before-settle-activity--*.json`
+stay, and keep the patch's old branch tested).
 """
 
 from __future__ import annotations
@@ -38,8 +40,12 @@ def main(argv: list[str]) -> int:
             return code
         recorded = sorted(p for p in Path(scratch).iterdir() if p.is_dir())
         for folder in recorded:
-            shutil.rmtree(HISTORIES / folder.name, ignore_errors=True)
-            shutil.copytree(folder, HISTORIES / folder.name)
+            kept = HISTORIES / folder.name
+            for old in kept.glob("test_*.json"):  # the last recording; histories named otherwise are kept
+                old.unlink()
+            kept.mkdir(parents=True, exist_ok=True)
+            for new in folder.glob("*.json"):
+                shutil.copy(new, kept / new.name)
             print(f"{folder.name}: {len(list(folder.glob('*.json')))} histories")
     return 0
 
