@@ -148,16 +148,17 @@ async def test_a_child_refund_that_ends_reports_its_status(
     assert child.parent_id == wf_id and child.workflow_type == "Refund"
 
 
+@pytest.mark.parametrize(("script", "error"), [("fail:quote-changed", "quote-changed"), ("fail:", "refund-failed")])
 async def test_a_child_refund_that_fails_is_noted_and_the_cancellation_stands(
-    client: Client, fakes: Fakes, wf_id: str
+    client: Client, fakes: Fakes, wf_id: str, script: str, error: str
 ) -> None:
-    fakes.on("cancel_order", _outcome(plan="fail:quote-changed")).on("send_cancellation_emails", SENT)
+    fakes.on("cancel_order", _outcome(plan=script)).on("send_cancellation_emails", SENT)
     fakes.on("get_refund_snapshot", refused("refund-not-found")).on("record_cancellation_note", None)
     async with running(client, fakes, [CancelOrderWorkflow, StandInRefund]) as queue:
         result = await _cancel(client, queue, wf_id, refund=True)
-    assert (result.refund, result.refund_error) == ("not-started", "quote-changed")
+    assert (result.refund, result.refund_error) == ("not-started", error)
     [note] = fakes.args("record_cancellation_note")
-    assert (note.type, note.data) == ("cancellation-refund-failed", {"refund_id": "rf-1", "error": "quote-changed"})
+    assert (note.type, note.data) == ("cancellation-refund-failed", {"refund_id": "rf-1", "error": error})
 
 
 async def test_the_wait_ends_when_the_ledger_row_settles(client: Client, fakes: Fakes, wf_id: str) -> None:

@@ -227,6 +227,17 @@ async def _tell(handle: Handle, update: ProcessorUpdate) -> NewsReceipt:
     return NewsReceipt(receipt)
 
 
+async def test_an_email_that_cannot_be_sent_does_not_undo_the_refund(
+    client: Client, fakes: Fakes, wf_id: str
+) -> None:
+    ledger = Ledger()
+    ledger.script(fakes).on("submit_refund", view("succeeded"))
+    fakes.on("send_refund_email", refused("no-contact-email"))
+    async with running(client, fakes, [RefundWorkflow]) as queue:
+        result = await (await _start(client, queue, wf_id)).result()
+    assert result.status == "refunded" and _emails(fakes) == [("receipt", 0)]
+
+
 async def test_a_webhook_confirms_a_pending_refund(
     client: Client, env: WorkflowEnvironment, fakes: Fakes, wf_id: str
 ) -> None:
@@ -552,10 +563,11 @@ async def test_a_finance_action_while_another_is_applied_is_refused(
         second = await _refusal(
             _act(handle, RefundWorkflow.mark_refunded, MarkRefunded(actor="finance-3", reference="tr-2"))
         )
+        retry = await _refusal(_act(handle, RefundWorkflow.retry, RetryRefund(actor="finance-3")))
         gate.set()
         marked: Any = await first.result()
         result = await handle.result()
-    assert second == "action-in-progress"
+    assert second == retry == "action-in-progress"
     assert (marked.status, result.status, ledger.reference) == ("refunded", "refunded", "tr-1")
 
 
