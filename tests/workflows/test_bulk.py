@@ -8,6 +8,7 @@ the tests check that every id is worked once, by at most `window` batches at a t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +32,8 @@ class Items:
     in_flight: int = 0
     most_in_flight: int = 0
     follow_ups: Callable[[BulkBatch], list[str]] = lambda _batch: []
+    await_overlap: bool = False
+    overlapped: asyncio.Event = field(default_factory=asyncio.Event)  # two batches were in flight at once
 
     def prepare(self, req: PrepareBulk) -> BulkRange:
         return BulkRange(first=self.first, last=self.last, total=self.last - self.first + 1)
@@ -39,7 +42,14 @@ class Items:
         self.batches.append(batch)
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        await asyncio.sleep(0.01)  # long enough for the window's other batches to start
+        # With `await_overlap` the first batch waits (up to a second) for a second one: batches in
+        # flight together are then seen together however slow the machine; a window of one is not.
+        if self.in_flight > 1:
+            self.overlapped.set()
+        if self.await_overlap and len(self.batches) == 1:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.overlapped.wait(), 1.0)
+        await asyncio.sleep(0.005)
         counts: dict[str, int] = {}
         for item in range(batch.first, batch.last + 1):
             before = self.status.get(item)
@@ -111,7 +121,7 @@ async def _until(
 
 
 async def test_every_item_once_through_a_bounded_window(client: Client, fakes: Fakes, wf_id: str) -> None:
-    items = Items(first=11, last=30)
+    items = Items(first=11, last=30, await_overlap=True)
     _script(fakes, items)
     async with running(client, fakes, [BulkDeliveryWorkflow]) as queue:
         handle = await client.start_workflow(BulkDeliveryWorkflow.run, _input(), id=wf_id, task_queue=queue)
