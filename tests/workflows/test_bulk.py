@@ -180,6 +180,22 @@ async def test_pause_holds_the_next_batch_and_resume_goes_on(client: Client, fak
     assert view.phase == "deliver" and report.counts == {"sent": 6} and sorted(items.worked()) == list(range(1, 7))
 
 
+async def test_cancel_lets_the_batches_in_flight_end_and_starts_no_more(
+    client: Client, fakes: Fakes, wf_id: str
+) -> None:
+    items = Items(first=1, last=12)
+    _script(fakes, items)
+    gate = fakes.hold("deliver_bulk_batch")
+    async with running(client, fakes, [BulkDeliveryWorkflow]) as queue:
+        handle = await client.start_workflow(BulkDeliveryWorkflow.run, _input(), id=wf_id, task_queue=queue)
+        await fakes.wait_for("deliver_bulk_batch", 2)
+        await handle.signal(BulkDeliveryWorkflow.cancel)
+        gate.set()
+        report = await handle.result()
+    assert report.status == "cancelled" and len(items.batches) == 2  # the two in flight, then no more
+    assert report.counts == {"sent": len(items.worked())} and len(items.worked()) < 12
+
+
 async def test_started_paused_then_cancelled_works_no_item(client: Client, fakes: Fakes, wf_id: str) -> None:
     items = Items(first=1, last=6)
     _script(fakes, items)

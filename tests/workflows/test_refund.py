@@ -432,6 +432,23 @@ async def test_approval_by_a_second_person(client: Client, env: WorkflowEnvironm
     assert ledger.moves[0] == (RefundAction.APPROVE, "finance-2")
 
 
+async def test_an_approved_manual_refund_waits_for_finance(
+    client: Client, env: WorkflowEnvironment, fakes: Fakes, wf_id: str
+) -> None:
+    ledger = Ledger(status="awaiting-approval", processor="manual")
+    ledger.script(fakes).on("send_refund_email", SENT)
+    async with running(client, fakes, [RefundWorkflow]) as queue:
+        with env.with_time_skipping_disabled():
+            handle = await _start(client, queue, wf_id)
+        await _until(handle, _waiting_in("awaiting-approval"))
+        await _act(handle, RefundWorkflow.approve, ApproveRefund(actor="finance-2"))
+        await _until(handle, _waiting_in("awaiting-manual"))
+        await _act(handle, RefundWorkflow.mark_refunded, MarkRefunded(actor="finance-2", reference="tr-3"))
+        result = await handle.result()
+    assert result.status == "refunded" and ledger.history == ["awaiting-approval", "awaiting-manual", "refunded"]
+    assert "submit_refund" not in fakes.names()
+
+
 async def test_an_approval_nobody_gives_expires(client: Client, fakes: Fakes, wf_id: str) -> None:
     ledger = Ledger(status="awaiting-approval")
     ledger.script(fakes)
