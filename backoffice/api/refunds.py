@@ -261,8 +261,7 @@ async def get_refund(refund_id: str, st: StateDep) -> RefundView:
     async with st.store.transaction() as conn:
         refund = await load_refund(conn, refund_id)
     progress = await st.operations.query(await _owner(st, refund), RefundWorkflow.progress)
-    waiting = progress.waiting_for if progress else None
-    return refund_view(refund, waiting or waiting_for(refund.status))
+    return refund_view(refund, (progress.waiting_for if progress else None) or waiting_for(refund.status))
 
 
 async def _refund_update(
