@@ -30,6 +30,8 @@ log = structlog.get_logger(__name__)
 PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
     {
         ("GET", "/health"),
+        ("GET", "/ready"),
+        ("GET", "/metrics"),  # scraped by Prometheus; only counts and ages, no personal data
         ("POST", "/webhooks/stripe"),
         # The buyer's personalisation link: the signed token in the path is the credential.
         ("GET", "/personalisation/{token}"),
