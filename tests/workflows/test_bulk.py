@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.contracts import BatchCounts, BulkBatch, BulkRange, BulkReport, FinishBulk, PrepareBulk
+from activities.contracts import BatchCounts, BulkBatch, BulkRange, BulkReport, FinishBulk, FollowUp, PrepareBulk
 from tests.workflows.fakes import Fakes, StandInRefund, running
 from workflows.bulk_delivery import BulkDeliveryWorkflow
 from workflows.contracts import BulkInput, BulkView
@@ -31,7 +31,7 @@ class Items:
     batches: list[BulkBatch] = field(default_factory=list)
     in_flight: int = 0
     most_in_flight: int = 0
-    follow_ups: Callable[[BulkBatch], list[str]] = lambda _batch: []
+    follow_ups: Callable[[BulkBatch], list[FollowUp]] = lambda _batch: []
     await_overlap: bool = False
     overlapped: asyncio.Event = field(default_factory=asyncio.Event)  # two batches were in flight at once
 
@@ -103,7 +103,7 @@ def _script(fakes: Fakes, items: Items, batch_activity: str = "deliver_bulk_batc
 
 def _input(**kw: object) -> BulkInput:
     base: dict[str, object] = {
-        "bulk_id": "bulk-1", "kind": "tickets", "event_id": "ev-1", "actor": "ops-1", "selection": {"all": True},
+        "bulk_id": "bulk-1", "kind": "delivery", "event_id": "ev-1", "actor": "ops-1", "selection": {"all": True},
         "batch_size": 4, "window": 2, "rate_per_second": 10.0,
     }
     return BulkInput.model_validate({**base, **kw})
@@ -134,7 +134,7 @@ async def test_every_item_once_through_a_bounded_window(client: Client, fakes: F
     assert (report.status, report.counts, report.report_uri) == ("completed", {"sent": 20}, "mem://bulk-1")
     assert (view.status, view.phase, view.processed, view.total) == ("completed", "done", 20, 20)
     [prepared] = fakes.args("prepare_bulk")
-    assert (prepared.workflow_id, prepared.params) == (wf_id, {"actor": "ops-1"})
+    assert (prepared.workflow_id, prepared.params["template"], prepared.params["actor"]) == (wf_id, "tickets", "ops-1")
     assert fakes.queues("deliver_bulk_batch") == {"email"} and fakes.args("finish_bulk")[0].status == "completed"
 
 
@@ -247,10 +247,14 @@ async def test_cancel_during_the_deferred_wait_skips_the_retry(
 # --- event cancellation: two phases on two queues, follow-up refunds -----------------------
 
 
-def _refund_follow_ups(batch: BulkBatch) -> list[str]:
+def _follow_up(i: int, workflow_id: str | None = None) -> FollowUp:
+    return FollowUp(refund_id=f"rf-{i}", order_code=f"ORD-{i}", workflow_id=workflow_id or f"refund/ORD-{i}")
+
+
+def _refund_follow_ups(batch: BulkBatch) -> list[FollowUp]:
     if batch.phase != "cancel":
         return []
-    return [f"rf-{i}|ORD-{i}|refund/ORD-{i}" for i in range(batch.first, batch.last + 1) if i % 2 == 0]
+    return [_follow_up(i) for i in range(batch.first, batch.last + 1) if i % 2 == 0]
 
 
 async def test_event_cancellation_notifies_then_cancels_and_hands_refunds_on(
@@ -289,7 +293,7 @@ async def test_event_cancellation_without_notices_and_a_duplicate_follow_up(
     client: Client, fakes: Fakes, wf_id: str
 ) -> None:
     """A follow-up already running (a batch retried after its refund started) is not started twice."""
-    items = Items(first=1, last=2, follow_ups=lambda b: ["rf-1|ORD-1|refund/dup"])
+    items = Items(first=1, last=2, follow_ups=lambda b: [_follow_up(1, "refund/dup")])
     _script(fakes, items, "cancel_refund_batch")
     async with running(client, fakes, [EventCancellationWorkflow, StandInRefund]) as queue:
         handle = await client.start_workflow(
