@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.finance_links import finance_links
 from workflows import search_attributes
 
 VAR = Path("var")
@@ -97,6 +98,12 @@ async def _seed(env: dict[str, str]) -> str:
     return str(report)
 
 
+def _finance_text(ui_base: str) -> str:
+    lines = ["\nFinance in the Web UI (decoded for you here; add the Order/Amount/Status columns, see README):"]
+    lines += [f"  {label:<26} {url}" for label, url in finance_links(ui_base)]
+    return "\n".join(lines)
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -112,6 +119,8 @@ def run_stack(*, fresh: bool = False) -> int:
         "TICKETOPS_STRIPE__BASE_URL": f"http://127.0.0.1:{STRIPE_PORT}",
         "TICKETOPS_EMAIL__SMTP__PORT": str(SMTP_PORT),
         "TICKETOPS_PUBLIC_URL": f"http://127.0.0.1:{API_PORT}",
+        # The Web UI on this machine decodes payloads without a token (refused in production).
+        "TICKETOPS_CODEC__TRUST_LOCAL_UI": "true",
     }
     os.environ.update(env)
     python = sys.executable
@@ -140,6 +149,7 @@ def run_stack(*, fresh: bool = False) -> int:
                     str(UI_PORT),
                     "--ui-codec-endpoint",
                     f"http://127.0.0.1:{API_PORT}/codec",
+                    "--ui-disable-news-fetch",
                     "--log-level",
                     "warn",
                     *attrs,
@@ -205,6 +215,7 @@ def run_stack(*, fresh: bool = False) -> int:
             "Ctrl-C stops everything.",
             flush=True,
         )
+        print(_finance_text(f"http://127.0.0.1:{UI_PORT}"), flush=True)
         while True:
             for child in children:
                 if child.process.poll() is not None:
