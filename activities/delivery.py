@@ -50,7 +50,7 @@ class DeliveryActivities:
     async def _send_once(
         self,
         *,
-        order_code: str,
+        order_code: str | None,
         operation_id: str,
         kind: str,
         recipient: str,
@@ -58,7 +58,10 @@ class DeliveryActivities:
         build: Callable[[str], Awaitable[OutgoingEmail]],
         history: OrderEvent | None,
     ) -> DeliveryOutcome:
-        """Claim in the delivery log, send, then mark sent and write history together."""
+        """Claim in the delivery log, send, then mark sent and write history together.
+
+        `order_code` None: a message about no one order (finance's reconciliation report); no history.
+        """
         store = self.deps.store
         mid = message_id(operation_id, recipient, document)
         if history is not None:
@@ -74,7 +77,7 @@ class DeliveryActivities:
                 kind=kind,
                 provider=self.deps.email.name,
             )
-            if prior is DeliveryStatus.SENT and history is not None:
+            if prior is DeliveryStatus.SENT and history is not None and order_code is not None:
                 await append_history(conn, order_code, [history])
         if prior is DeliveryStatus.SENT:
             log.info("delivery.already_sent", message_id=mid, order=order_code, kind=kind)
@@ -85,7 +88,7 @@ class DeliveryActivities:
         except PermanentEmailError as err:
             async with store.transaction() as conn:
                 await mark_delivery(conn, mid, DeliveryStatus.FAILED, str(err))
-                if history is not None:
+                if history is not None and order_code is not None:
                     failed = history.model_copy(
                         update={
                             "type": "delivery-failed",
@@ -106,7 +109,7 @@ class DeliveryActivities:
             raise
         async with store.transaction() as conn:
             await mark_delivery(conn, mid, DeliveryStatus.SENT)
-            if history is not None:
+            if history is not None and order_code is not None:
                 await append_history(conn, order_code, [history])
         log.info("delivery.sent", message_id=mid, order=order_code, kind=kind)
         return DeliveryOutcome(message_id=mid, status="sent", ticket_count=0)

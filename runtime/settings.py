@@ -189,6 +189,39 @@ class BulkConfig(BaseModel):
     heartbeat_seconds: float = Field(default=60.0, description="A batch whose worker died is retried after this.")
 
 
+class ReconciliationSettings(BaseModel):
+    """When each processor is reconciled and over which window; `ticketops schedules apply` makes it so.
+
+    A run scheduled at T reconciles the whole window (`window_hours`, aligned to
+    UTC) that ended at least `settlement_lag_hours` before T, so a backfill of
+    past schedule times reconciles past windows, and jitter never moves a window.
+    """
+
+    processors: list[str] = Field(
+        default=["stripe"], description="One schedule each; manual and free processors have nothing to reconcile."
+    )
+    cron: str | None = Field(default=None, description="A cron expression; when set it replaces hour and minute.")
+    hour: int = Field(default=4, ge=0, le=23)
+    minute: int = Field(default=30, ge=0, le=59)
+    time_zone: str = Field(default="Europe/Amsterdam", description="IANA name the hour and cron are read in.")
+    jitter_minutes: float = Field(default=10.0, ge=0, description="Spreads runs so processors see no burst.")
+    catchup_window_hours: float = Field(
+        default=36.0, gt=0, description="After an outage, runs missed within this long still start."
+    )
+    pause_on_failure: bool = Field(default=True, description="A run that fails after all retries pauses it.")
+    paused: bool = Field(default=False, description="Create (or keep) the schedules paused.")
+    window_hours: int = Field(default=24, ge=1, le=24, description="Length of one window; divides a day.")
+    settlement_lag_hours: int = Field(
+        default=24, ge=0, description="How long after a window ends it is reconciled (the processor settles)."
+    )
+
+    @model_validator(mode="after")
+    def _window_divides_a_day(self) -> ReconciliationSettings:
+        if 24 % self.window_hours:
+            raise ValueError("reconciliation window_hours must divide 24")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TICKETOPS_", env_nested_delimiter="__")
 
@@ -206,6 +239,7 @@ class Settings(BaseSettings):
     codec: CodecSettings = CodecSettings()
     blobs: BlobConfig = BlobConfig()
     bulk: BulkConfig = BulkConfig()
+    reconciliation: ReconciliationSettings = ReconciliationSettings()
     worker: WorkerSettings = WorkerSettings()
     tracing: TracingSettings = TracingSettings()
     public_url: str = "http://127.0.0.1:8000"

@@ -38,6 +38,8 @@ from activities.order_emails import OrderEmailActivities
 from activities.orders import OrderActivities
 from activities.payments import PaymentActivities
 from activities.personalisation import PersonalisationActivities
+from activities.reconciliation import ReconciliationActivities
+from activities.reconciliation_report import ReconciliationReportActivities
 from activities.refunds import RefundActivities
 from activities.reissue import ReissueActivities
 from runtime.settings import Settings
@@ -47,6 +49,7 @@ from workflows.event_cancellation import EventCancellationWorkflow
 from workflows.options import queue_names
 from workflows.personalisation import OpenPersonalisationWorkflow
 from workflows.receipt import SendReceiptWorkflow
+from workflows.reconcile import ReconcileWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.reissue import ReissueAndResendWorkflow, RescheduleWorkflow
 from workflows.resend import ResendOrderWorkflow
@@ -78,6 +81,7 @@ WORKFLOWS: Sequence[type] = (
     RescheduleWorkflow,
     BulkDeliveryWorkflow,
     EventCancellationWorkflow,
+    ReconcileWorkflow,
 )
 
 # The versioning behaviour of each workflow (see the module docstring). It is not in `@workflow.defn`
@@ -129,6 +133,26 @@ def order_activities(deps: Deps) -> list[Callable[..., Any]]:
     ]
 
 
+def reconciliation_activities(deps: Deps, client: Client) -> list[Callable[..., Any]]:
+    """On the orders queue: they read the store and (paced in the activity, with back-off on 429)
+    the processor's lists, and read Temporal visibility; the workflow does every start and signal."""
+    recon = ReconciliationActivities(deps, client)
+    return [
+        recon.begin_reconciliation,
+        recon.stage_processor_page,
+        recon.classify_reconciliation,
+        recon.recheck_reconciliation_items,
+        recon.reconciliation_heal_page,
+        recon.reconciliation_mark_healed,
+        recon.finish_reconciliation,
+    ]
+
+
+def reconciliation_report_activities(deps: Deps) -> list[Callable[..., Any]]:
+    """The run's report (orders queue: store and blobs); finance's email goes on the email queue."""
+    return [ReconciliationReportActivities(deps).write_reconciliation_report]
+
+
 def bulk_store_activities(deps: Deps) -> list[Callable[..., Any]]:
     bulk = BulkActivities(deps)
     return [bulk.prepare_bulk, bulk.finish_bulk, bulk.set_bulk_status]
@@ -156,6 +180,7 @@ def email_activities(deps: Deps) -> list[Callable[..., Any]]:
         order_emails.send_payment_receipt,
         BulkDeliveryActivities(deps).deliver_bulk_batch,
         EventCancellationActivities(deps).notify_cancellation_batch,
+        ReconciliationReportActivities(deps).send_reconciliation_email,
     ]
 
 
@@ -191,7 +216,11 @@ def build_workers(
             task_queue=orders_queue,
             workflows=list(WORKFLOWS),
             workflow_runner=SANDBOX,
-            activities=order_activities(deps),
+            activities=[
+                *order_activities(deps),
+                *reconciliation_activities(deps, client),
+                *reconciliation_report_activities(deps),
+            ],
             max_concurrent_activities=50,
         ),
         "email": lambda: Worker(

@@ -19,9 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from backoffice.api.deps import AppState, state
 from backoffice.api.problems import ProblemError
 from payment_adapters.base import WebhookRejected
-from ticketing import refund_ledger
 from ticketing.models import Processor
-from ticketing.refund_ledger import Settlement
+from ticketing.processor_news import NewsRoute, route_news
 from ticketing.refunds import late_failure_workflow_id, refund_summary
 from ticketing.store.refunds import find_refund_by_processor_id
 from ticketing.store.tables import webhook_events
@@ -77,8 +76,9 @@ async def _handle_refund(st: AppState, adapter: object, processor_refund_id: str
         ledger = await find_refund_by_processor_id(conn, fresh.id)
     if ledger is None:
         return "unknown-refund"
-    verdict = refund_ledger.judge(ledger, update)
-    if verdict is Settlement.MOVE:
+    # The signal above found no open run; reconciliation's replay of a missed event routes the same way.
+    route = route_news(ledger, update, run_open=False)
+    if route is NewsRoute.START_RUN_WITH_NEWS:
         # A refund handed over by a bulk run whose follow-up has not started yet: start it with the news.
         await st.operations.start(
             RefundWorkflow.run,
@@ -94,7 +94,7 @@ async def _handle_refund(st: AppState, adapter: object, processor_refund_id: str
             start_signal=("processor_update", update),
         )
         return "signalled-with-start"
-    if verdict is Settlement.LATE_FAILURE:
+    if route is NewsRoute.START_LATE_FAILURE:
         # Stripe failed a refund after it had succeeded; the original workflow is done.
         # Several events report one failure; the follow-up id collapses them into one run.
         follow_up = late_failure_workflow_id(ledger.id, ledger.attempt)

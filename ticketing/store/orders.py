@@ -400,3 +400,11 @@ async def adjust_inventory(
             .where(time_slots.c.id == time_slot_id)
             .values(sold=time_slots.c.sold + delta)
         )
+
+
+async def load_order_heads(conn: AsyncConnection, codes: Sequence[str]) -> dict[str, Order]:
+    """Orders without their tickets, in one query: for readers of money only (reconciliation)."""
+    if not codes:
+        return {}
+    rows = (await conn.execute(sa.select(orders).where(orders.c.code.in_(list(codes))))).all()
+    return {r.code: _order_from_row(r, []) for r in rows}
