@@ -36,10 +36,14 @@ def _signature(fn: Any) -> tuple[list[Any], Any]:
     return params, hints.get("return")
 
 
-def test_every_fake_is_a_real_activity_with_its_contract() -> None:
+def check_fakes(fakes: Fakes) -> None:
+    """Every fake `fakes` registers is the real activity of its name, with the same signature."""
     real = _real()
-    fakes = Fakes()
     for fake in fakes.activities():
         name = activity._Definition.must_from_callable(fake).name
         assert name in real, f"fake {name} has no real activity"
         assert _signature(fake) == _signature(real[name]), name
+
+
+def test_every_fake_is_a_real_activity_with_its_contract() -> None:
+    check_fakes(Fakes())
