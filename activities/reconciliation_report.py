@@ -24,13 +24,13 @@ from activities.errors import domain_errors
 from documents.email_templates import render_email
 from email_providers.base import OutgoingEmail
 from ticketing.money import Money
-from ticketing.reconciliation.items import ItemState
 from ticketing.reconciliation.models import ReconItem, ReconRun
 from ticketing.reconciliation_records import ReconWindow
 from ticketing.reconciliation_report import (
     CurrencyTotal,
     ReportHeader,
     ReportLine,
+    needs_finance,
     report_csv,
     report_keys,
     report_summary,
@@ -52,6 +52,7 @@ class ReconReportOutcome(BaseModel):
     json_uri: str
     items: int
     open_items: int
+    for_finance: int = 0  # open and not healed: the email goes when there are any
 
 
 def _side(evidence: dict[str, Any] | None, key: str) -> Any:
@@ -66,6 +67,7 @@ def report_line(item: ReconItem) -> ReportLine:
         kind=item.cls.value,
         severity=item.severity.label,
         state=item.state.value,
+        healed=item.healed_at is not None,
         order_code=item.order_code,
         ledger_refund_id=item.refund_id,
         processor_refund_id=item.processor_refund_id,
@@ -112,7 +114,6 @@ def render(run: ReconRun, lines: list[ReportLine]) -> tuple[bytes, bytes, dict[s
         window_start=run.window_start,
         window_end=run.window_end,
         processor_refunds=int(run.staged.get("refund", 0)),
-        ledger_refunds=int(run.counts.get("ledger", 0)) if "ledger" in run.counts else 0,
         healed=run.healed,
     )
     summary = report_summary(header, lines, currency_totals(run))
@@ -136,15 +137,20 @@ class ReconciliationReportActivities:
             await set_report_uris(conn, run.id, {"csv": csv_uri, "json": json_uri}, now=datetime.now(UTC))
         log.info("reconciliation.report_written", run=run.id, items=len(lines), open=summary["open_items"])
         return ReconReportOutcome(
-            run_id=run.id, csv_uri=csv_uri, json_uri=json_uri, items=len(lines), open_items=summary["open_items"]
+            run_id=run.id, csv_uri=csv_uri, json_uri=json_uri, items=len(lines), open_items=summary["open_items"],
+            for_finance=summary["for_finance"],
         )
 
     @activity.defn(name="send_reconciliation_email")
     @domain_errors
     async def send_reconciliation_email(self, req: ReconReportRequest) -> DeliveryOutcome:
-        """To finance, when the run left items open: counts, totals and where the report is; no buyer data."""
+        """To finance, when the run left items open that it did not heal: counts, totals, where the report is.
+
+        No buyer data. A healed item (a late failure's follow-up run started, say) is not in it: that
+        run tells finance itself, and the next reconciliation resolves the item.
+        """
         run, lines = await run_report(self.deps, req.run_id)
-        open_lines = [line for line in lines if line.state == ItemState.OPEN.value]
+        open_lines = [line for line in lines if needs_finance(line)]
         recipient = self.deps.settings.email.finance_address
         if not open_lines or not recipient:
             return DeliveryOutcome(message_id="", status="skipped-nothing-open", ticket_count=0)

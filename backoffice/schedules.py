@@ -252,20 +252,25 @@ class RunStarted(BaseModel):
     windows: list[ReconWindow] = []
 
 
-async def _newest_actions(handle: ScheduleHandle, before: int, want: int, wait: float) -> list[str]:
-    """Workflow ids of the actions taken after `before` actions, once the server has taken `want` of them."""
+async def _newest_actions(handle: ScheduleHandle, before: ScheduleDescription, wait: float) -> list[str] | None:
+    """Workflow ids of the actions taken since `before`; None when the server skipped the action (overlap)."""
     deadline = asyncio.get_running_loop().time() + wait
     while True:
         info = (await handle.describe()).info
-        taken = info.num_actions - before
-        if taken >= want or asyncio.get_running_loop().time() > deadline:
-            recent = info.recent_actions[-taken:] if taken > 0 else []
-            return [getattr(a.action, "workflow_id", "") for a in recent]
+        taken = info.num_actions - before.info.num_actions
+        if taken > 0 or asyncio.get_running_loop().time() > deadline:
+            return [getattr(a.action, "workflow_id", "") for a in info.recent_actions[-taken:]] if taken > 0 else []
+        if info.num_actions_skipped_overlap > before.info.num_actions_skipped_overlap:
+            return None
         await asyncio.sleep(0.1)
 
 
 async def run_now(client: Client, settings: Settings, processor_name: str, *, wait: float = 3.0) -> RunStarted:
-    """Trigger the processor's schedule: the run reconciles the window of "now" as if scheduled now."""
+    """Trigger the processor's schedule: the run reconciles the window of "now" as if scheduled now.
+
+    The schedule's overlap policy holds: while one of its runs is still going the trigger is
+    skipped, and the caller is told so rather than handed an id that never ran.
+    """
     processor = _processor(settings, processor_name)
     handle = await _schedule_handle(client, settings, processor)
     if handle is None:
@@ -274,9 +279,16 @@ async def run_now(client: Client, settings: Settings, processor_name: str, *, wa
             "or give an explicit window",
             type="schedule-missing",
         )
-    before = (await handle.describe()).info.num_actions
+    before = await handle.describe()
     await handle.trigger()
-    ids = await _newest_actions(handle, before, 1, wait)
+    ids = await _newest_actions(handle, before, wait)
+    if ids is None:
+        running = [getattr(a, "workflow_id", "") for a in before.info.running_actions]
+        raise ActionNotAllowed(
+            f"a reconciliation run of {processor.value} is still going ({', '.join(running) or 'just started'}); "
+            "the schedule skips overlapping runs",
+            type="run-in-progress",
+        )
     return RunStarted(processor=processor.value, how="trigger", schedule_id=handle.id, operation_ids=ids)
 
 

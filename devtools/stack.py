@@ -8,6 +8,7 @@ the worker and the API.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import shutil
 import signal
@@ -22,7 +23,26 @@ from devtools.finance_links import finance_links
 from workflows import search_attributes
 
 VAR = Path("var")
-TEMPORAL_PORT, UI_PORT, API_PORT, STRIPE_PORT, SMTP_PORT = 7233, 8233, 8000, 12111, 1025
+
+
+def _dev_port(name: str, default: int) -> int:
+    """TICKETOPS_DEV_<NAME>_PORT moves one service, so a second stack (a tour check, a helper) can run beside."""
+    return int(os.environ.get(f"TICKETOPS_DEV_{name}_PORT", default))
+
+
+TEMPORAL_PORT, UI_PORT, API_PORT = _dev_port("TEMPORAL", 7233), _dev_port("UI", 8233), _dev_port("API", 8000)
+STRIPE_PORT, SMTP_PORT = _dev_port("STRIPE", 12111), _dev_port("SMTP", 1025)
+# `make dev` passes its own start (TICKETOPS_DEV_T0), so the seconds count the install step too.
+_STARTED = float(os.environ.get("TICKETOPS_DEV_T0") or time.time())
+
+
+# Shadows the builtin in this module only: every line `dev` prints carries its time.
+def print(*parts: object, flush: bool = True) -> None:
+    """A line with the wall clock and the seconds since `make dev` began (where the time goes)."""
+    stamp = f"{time.strftime('%H:%M:%S')} +{time.time() - _STARTED:5.1f}s"
+    text = " ".join(str(p) for p in parts)
+    lead = len(text) - len(text.lstrip("\n"))
+    builtins.print(f"{text[:lead]}[{stamp}] {text[lead:]}", flush=flush)
 
 
 @dataclass
@@ -104,16 +124,15 @@ def _finance_text(ui_base: str) -> str:
     return "\n".join(lines)
 
 
-async def _apply_schedules() -> str:
-    """The reconciliation schedules, as `ticketops schedules apply` makes them (Web UI: Schedules)."""
-    from backoffice.schedules import apply_schedules
-    from runtime.settings import Settings
-    from runtime.temporal import connect
-
-    settings = Settings()
-    client = await connect(settings.temporal, codec=settings.codec)
-    applied = await apply_schedules(client, settings)
-    return ", ".join(f"{a.schedule_id} {a.outcome}" for a in applied) or "none configured"
+def _apply_schedules(env: dict[str, str]) -> str:
+    """`ticketops schedules apply`, as an operator runs it (its own process, as the worker is):
+    the reconciliation schedules appear in the Web UI's Schedules page."""
+    done = subprocess.run(
+        [_bin("ticketops"), "schedules", "apply"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    if done.returncode != 0:
+        return f"not applied ({(done.stdout + done.stderr).strip()[-300:]}); run `ticketops schedules apply`"
+    return "; ".join(line.strip() for line in done.stdout.splitlines() if line.strip()) or "none configured"
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -131,6 +150,8 @@ def run_stack(*, fresh: bool = False) -> int:
         "TICKETOPS_STRIPE__BASE_URL": f"http://127.0.0.1:{STRIPE_PORT}",
         "TICKETOPS_EMAIL__SMTP__PORT": str(SMTP_PORT),
         "TICKETOPS_PUBLIC_URL": f"http://127.0.0.1:{API_PORT}",
+        "TICKETOPS_TEMPORAL__ADDRESS": f"127.0.0.1:{TEMPORAL_PORT}",
+        "TICKETOPS_API_URL": f"http://127.0.0.1:{API_PORT}",
         # The Web UI on this machine decodes payloads without a token (refused in production).
         "TICKETOPS_CODEC__TRUST_LOCAL_UI": "true",
     }
@@ -142,7 +163,7 @@ def run_stack(*, fresh: bool = False) -> int:
         for arg in ("--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}")
     ]
     children: list[Child] = []
-    print("starting the ticketops stack (logs in var/logs/)", flush=True)
+    print("starting the ticketops stack (logs in var/logs/); starting Temporal...", flush=True)
     try:
         children.append(
             _start(
@@ -196,8 +217,9 @@ def run_stack(*, fresh: bool = False) -> int:
                 env,
             )
         )
+        print("  migrating the schema and seeding the demo data (skipped when the store has it)...", flush=True)
         print(f"  demo data: {asyncio.run(_seed(env))}", flush=True)
-        print(f"  schedules: {asyncio.run(_apply_schedules())}", flush=True)
+        print(f"  schedules: {_apply_schedules(env)}", flush=True)
         from devtools.dev_keys import ensure_dev_keys
         from runtime.settings import Settings
 
@@ -216,7 +238,7 @@ def run_stack(*, fresh: bool = False) -> int:
             start_new_session=True,
         )
         children.append(Child("worker", worker, 0))
-        print(f"  worker    up (pid {worker.pid})", flush=True)
+        print(f"  worker    started (pid {worker.pid}); starting the API...", flush=True)
         children.append(_start("api", [_bin("ticketops"), "api", "--port", str(API_PORT)], API_PORT, env))
         print(
             "\nticketops is running:\n"

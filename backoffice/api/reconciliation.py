@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from backoffice.api.auth import FINANCE
 from backoffice.api.deps import AppState, actor, state
 from backoffice.api.idempotency import check_idempotency_key, idempotent
+from backoffice.api.paging import Offset
 from backoffice.api.views import MoneyView
 from backoffice.schedules import RunStarted, backfill, run_now, run_window
 from blob_storage.factory import make_blob_store
@@ -254,7 +255,7 @@ async def find_runs(
     processor: Annotated[str | None, Query(max_length=20)] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[RunView]:
     """Runs, newest window first."""
     async with st.store.transaction() as conn:
@@ -300,7 +301,7 @@ async def find_items(
     refund: Annotated[str | None, Query(max_length=40)] = None,
     processor: Annotated[str | None, Query(max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[ItemView]:
     """Finance's queue: most severe first, then oldest. `?state=open` is what needs someone."""
     async with st.store.transaction() as conn:

@@ -95,7 +95,7 @@ async def test_runs_show_report_and_working_the_queue(rcli: Cli) -> None:
     assert lines(out, "Found", "status-mismatch: 1")
     assert lines(out, "Report csv", f"/reconciliation/runs/{RUN_ID}/report.csv")
     csv_text = ok(await rcli.run("reconcile", "report", RUN_ID, role=Role.FINANCE))
-    assert csv_text.splitlines()[0].startswith("item_id,class,severity,state,order_code")
+    assert csv_text.splitlines()[0].startswith("item_id,class,severity,state,healed,order_code")
     assert len(csv_text.splitlines()) == 4
     assert '"open_items": 2' in ok(await rcli.run("reconcile", "report", RUN_ID, "--json", role=Role.FINANCE))
 

@@ -76,3 +76,21 @@ async def test_unreachable_temporal_exits_1(temporal_client: Client, queue_prefi
     result = await _run(env, "schedules", "apply")
     assert result.exit_code == 1
     assert "unreachable" in result.stdout
+
+
+async def test_the_dev_stack_applies_them_as_an_operator_would(temporal_client: Client, queue_prefix: str) -> None:
+    """`ticketops dev` runs `ticketops schedules apply` in its own process and prints what it did."""
+    import os
+
+    from devtools.stack import _apply_schedules
+
+    env = {**os.environ, **_env(temporal_client, queue_prefix, TICKETOPS_RECONCILIATION__PAUSED="true")}
+    sid = f"{queue_prefix}reconcile-stripe"
+    try:
+        printed = await asyncio.to_thread(_apply_schedules, env)
+        assert printed.startswith(f"{sid}: created"), printed
+        assert (await temporal_client.get_schedule_handle(sid).describe()).schedule.state.paused
+    finally:
+        await temporal_client.get_schedule_handle(sid).delete()
+    broken = await asyncio.to_thread(_apply_schedules, {**env, "TICKETOPS_TEMPORAL__ADDRESS": "127.0.0.1:1"})
+    assert broken.startswith("not applied") and "ticketops schedules apply" in broken

@@ -21,12 +21,12 @@ from activities.reconciliation_report import ReconciliationReportActivities, Rec
 from backoffice.principals import Role
 from runtime.settings import BlobConfig
 from tests.harness import Harness, running
-from ticketing.reconciliation.items import DiscrepancyClass, ItemState, SuggestedAction
+from ticketing.reconciliation.items import DiscrepancyClass, ItemState, SuggestedAction, item_id
 from ticketing.reconciliation.models import Finding
 from ticketing.reconciliation_records import ReconWindow
 from ticketing.reconciliation_report import CSV_COLUMNS, report_keys
 from ticketing.store.engine import Store
-from ticketing.store.reconciliation import begin_run, record_findings, update_run
+from ticketing.store.reconciliation import begin_run, mark_healed, record_findings, update_run
 from workflows.reconcile_contracts import reconcile_workflow_id
 
 PROBLEM = "https://ticketops.dev/problems/"
@@ -94,6 +94,9 @@ async def _seed_run(store: Store, findings: list[Finding] = FINDINGS) -> None:
 
 async def test_report_csv_and_json_in_blob_storage_and_email_to_finance(h: Harness) -> None:
     await _seed_run(h.store)
+    async with h.store.transaction() as conn:  # the run started the lost failure's follow-up run
+        await mark_healed(conn, [item_id("stripe", DiscrepancyClass.STATUS_MISMATCH, "rf_lost")], run_id=RUN_ID,
+                          now=NOW)
     acts = ReconciliationReportActivities(h.deps)
     outcome = await acts.write_reconciliation_report(ReconReportRequest(run_id=RUN_ID))
     assert (outcome.items, outcome.open_items) == (3, 2)  # a foreign refund is counted, never queued
@@ -104,10 +107,10 @@ async def test_report_csv_and_json_in_blob_storage_and_email_to_finance(h: Harne
     rows = list(csv.DictReader(io.StringIO((await blobs.get(csv_key)).decode())))
     assert tuple(rows[0]) == CSV_COLUMNS
     # Most severe first: the money paid twice, then the lost failure, then the foreign refund.
-    assert [(r["class"], r["severity"], r["state"]) for r in rows] == [
-        ("duplicate-at-processor", "critical", "open"),
-        ("status-mismatch", "high", "open"),
-        ("foreign", "info", "resolved"),
+    assert [(r["class"], r["severity"], r["state"], r["healed"]) for r in rows] == [
+        ("duplicate-at-processor", "critical", "open", ""),
+        ("status-mismatch", "high", "open", "yes"),
+        ("foreign", "info", "resolved", ""),
     ]
     lost = rows[1]
     assert lost["order_code"] == "3QNY9PJS"
@@ -127,7 +130,8 @@ async def test_report_csv_and_json_in_blob_storage_and_email_to_finance(h: Harne
     ]
     assert summary["by_class"] == {"duplicate-at-processor": 1, "foreign": 1, "status-mismatch": 1}
     assert summary["by_severity"] == {"critical": 1, "high": 1, "info": 1}
-    assert (summary["items"], summary["open_items"], summary["healed"], summary["processor_refunds"]) == (3, 2, 1, 5)
+    assert (summary["items"], summary["open_items"], summary["for_finance"]) == (3, 2, 1)
+    assert (summary["healed"], summary["processor_refunds"]) == (1, 5)
     assert summary["window"] == {"start": WINDOW.start.isoformat(), "end": WINDOW.end.isoformat()}
 
     # The same run written again gives the same bytes (a retried activity, a re-run finding the same).
@@ -141,9 +145,10 @@ async def test_report_csv_and_json_in_blob_storage_and_email_to_finance(h: Harne
     assert len(h.sink.messages) == 1
     msg = h.sink.messages[0]
     assert msg["To"] == h.settings.email.finance_address
-    assert msg["Subject"] == f"Reconciliation stripe {WINDOW.label}: 2 open item(s)"
+    # The healed item is not finance's: its follow-up run tells finance, the next run resolves it.
+    assert msg["Subject"] == f"Reconciliation stripe {WINDOW.label}: 1 open item(s)"
     body = msg.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
-    assert "duplicate-at-processor: 1" in body and "status-mismatch: 1" in body
+    assert "duplicate-at-processor: 1" in body and "status-mismatch" not in body
     assert "EUR 109.00 / EUR 148.00 / EUR -39.00" in body
     assert "3QNY9PJS" not in body  # counts and totals only; the CSV has the keys
 
