@@ -104,14 +104,18 @@ def _summary(open_items: int) -> RunSummary:
     return RunSummary(counts={"missing-in-ledger": 2}, found=2, open_items=open_items, staged={"refund": 120})
 
 
-def _script(recon: ReconFakes, *, open_items: int = 1, heal: list[list[HealStep]] | None = None) -> None:
+def _script(
+    recon: ReconFakes, *, open_items: int = 1, for_finance: int | None = None, heal: list[list[HealStep]] | None = None
+) -> None:
     recon.on("begin_reconciliation", 3).on("stage_processor_page", _stage)
     recon.on("classify_reconciliation", ClassifyResult(new=2, reopened=1, seen=4))
     recon.on("reconciliation_heal_page", [*(heal or []), []])
     recon.on("reconciliation_mark_healed", lambda req: len(req.item_ids))
     recon.on("recheck_reconciliation_items", 1).on("finish_reconciliation", _summary(open_items))
-    report = ReconReportOutcome(run_id=RUN_ID, csv_uri="mem://r.csv", json_uri="mem://r.json", items=3,
-                                open_items=open_items)
+    report = ReconReportOutcome(
+        run_id=RUN_ID, csv_uri="mem://r.csv", json_uri="mem://r.json", items=3, open_items=open_items,
+        for_finance=open_items if for_finance is None else for_finance,
+    )
     recon.on("write_reconciliation_report", report)
     recon.on("send_reconciliation_email", DeliveryOutcome(message_id="m-1", status="sent", ticket_count=0))
 
@@ -222,11 +226,14 @@ async def test_a_dry_run_finds_and_reports_but_heals_nothing(client: Client, rec
     assert recon.args("begin_reconciliation")[0].dry_run
 
 
-async def test_a_clean_run_mails_no_one(client: Client, recon: ReconFakes, wf_id: str) -> None:
-    _script(recon, open_items=0)
+@pytest.mark.parametrize(("open_items", "for_finance"), [(0, 0), (2, 0)], ids=["clean", "all-healed"])
+async def test_a_run_with_nothing_for_finance_mails_no_one(
+    client: Client, recon: ReconFakes, wf_id: str, open_items: int, for_finance: int
+) -> None:
+    _script(recon, open_items=open_items, for_finance=for_finance)
     async with running(client, recon, [ReconcileWorkflow]) as queue:
         result = await _reconcile(client, queue, wf_id)
-    assert result.open_items == 0 and recon.args("send_reconciliation_email") == []
+    assert result.open_items == open_items and recon.args("send_reconciliation_email") == []
     assert len(recon.args("write_reconciliation_report")) == 1
 
 

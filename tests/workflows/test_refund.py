@@ -520,7 +520,8 @@ async def test_a_late_failure_reopens_a_refunded_refund(
     assert waiting.failure_reason == "charge_reversed" and result.status == "refunded"
     assert ledger.history == ["refunded", "refund-error", "refunded"]
     assert ledger.moves[0] == (RefundAction.FAILED, "processor") and fakes.args("submit_refund") == []
-    assert _emails(fakes) == [("refund-error", 0), ("receipt", 0)]
+    # finance is told, and the buyer, who was told it succeeded; then the receipt of the payout
+    assert _emails(fakes) == [("refund-error", 0), ("failed-later", 0), ("receipt", 0)]
 
 
 @pytest.mark.xfail(
