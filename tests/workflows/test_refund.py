@@ -319,19 +319,6 @@ async def test_no_answer_within_the_business_days_is_a_confirmation_timeout(
     assert _emails(fakes) == [("refund-error", 0)]
 
 
-async def test_a_processor_failure_goes_through_confirming_to_refund_error(
-    client: Client, fakes: Fakes, wf_id: str
-) -> None:
-    ledger = Ledger()
-    ledger.script(fakes).on("send_refund_email", SENT)
-    fakes.on("submit_refund", view("failed", reason="expired_or_canceled_card"))
-    async with running(client, fakes, [RefundWorkflow]) as queue:
-        result = await (await _start(client, queue, wf_id)).result()  # finance never acts: the window ends it
-    assert (result.status, result.failure_reason) == ("refund-error", "expired_or_canceled_card")
-    assert ledger.history == ["refunding", "confirming-refund", "refund-error"]
-    assert ledger.processor_refund_id == "re_1"  # the failed refund keeps the processor's id
-
-
 # --- refund-error: finance marks or retries -----------------------------------------------------
 
 
@@ -373,7 +360,8 @@ async def test_retries_are_new_attempts_and_finance_hears_of_each_failure(
         with env.with_time_skipping_disabled():
             handle = await _start(client, queue, wf_id)
         for attempt in (1, 2):
-            await _until(handle, _waiting_in("refund-error", attempt))
+            failed = await _until(handle, _waiting_in("refund-error", attempt))
+            assert failed.failure_reason == "lost_card" and ledger.processor_refund_id == f"re_{attempt}"
             retried = await _act(handle, RefundWorkflow.retry, RetryRefund(actor="finance-2"))
             assert retried.attempt == attempt + 1
         result = await handle.result()
@@ -583,12 +571,15 @@ async def test_a_finance_action_while_another_is_applied_is_refused(
     assert (marked.status, result.status, ledger.reference) == ("refunded", "refunded", "tr-1")
 
 
-async def test_an_update_while_the_run_finishes_is_refused(
+async def test_news_and_actions_while_the_run_finishes(
     client: Client, env: WorkflowEnvironment, fakes: Fakes, wf_id: str
 ) -> None:
+    """Refunded, the receipt on its way: finance's actions are refused; news is taken and judged
+    before the run returns, and a repeated success changes nothing (a failure reopens the refund:
+    `test_refund_news_race.py`)."""
     ledger = Ledger()
     ledger.script(fakes).on("submit_refund", view("succeeded")).on("send_refund_email", SENT)
-    gate = fakes.hold("send_refund_email")  # refunded; the receipt is on its way
+    gate = fakes.hold("send_refund_email")
     async with running(client, fakes, [RefundWorkflow]) as queue:
         with env.with_time_skipping_disabled():
             handle = await _start(client, queue, wf_id)
@@ -599,26 +590,9 @@ async def test_an_update_while_the_run_finishes_is_refused(
             ),
             await _refusal(_act(handle, RefundWorkflow.retry, RetryRefund(actor="finance-2"))),
         ]
-        gate.set()
-        result = await handle.result()
-    assert refusals == ["refund-not-markable", "refund-not-retryable"] and result.status == "refunded"
-    assert ledger.history == ["refunding", "refunded"]
-
-
-async def test_news_during_the_receipt_is_read_before_the_run_ends(
-    client: Client, env: WorkflowEnvironment, fakes: Fakes, wf_id: str
-) -> None:
-    """News that arrives while the receipt is sent is judged before the run returns: a repeated
-    success changes nothing (a failure reopens the refund: `test_refund_news_race.py`)."""
-    ledger = Ledger()
-    ledger.script(fakes).on("submit_refund", view("succeeded")).on("send_refund_email", SENT)
-    gate = fakes.hold("send_refund_email")
-    async with running(client, fakes, [RefundWorkflow]) as queue:
-        with env.with_time_skipping_disabled():
-            handle = await _start(client, queue, wf_id)
-        await fakes.wait_for("send_refund_email")
         assert await _tell(handle, news("succeeded")) is NewsReceipt.TAKEN
         gate.set()
         result = await handle.result()
+    assert refusals == ["refund-not-markable", "refund-not-retryable"]
     assert result.status == "refunded" and ledger.history == ["refunding", "refunded"]
     assert len(ledger.settled) == 1 and _emails(fakes) == [("receipt", 0)]
