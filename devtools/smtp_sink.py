@@ -210,9 +210,7 @@ class SmtpSink:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    sink = SmtpSink(
-        Path(args.dir), host=args.host, port=args.port, fail_recipients=set(args.fail_recipient)
-    )
+    sink = SmtpSink(Path(args.dir), host=args.host, port=args.port, fail_recipients=set(args.fail_recipient))
     await sink.start()
     print(f"SMTP sink on {sink.host}:{sink.port}, writing to {sink.directory}", flush=True)
     stop = asyncio.Event()
@@ -230,9 +228,7 @@ def main() -> None:
     parser.add_argument("--dir", default="var/mail", help="folder for the .eml files")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025, help="0 picks a free port")
-    parser.add_argument(
-        "--fail-recipient", action="append", default=[], help="refuse this address with 550"
-    )
+    parser.add_argument("--fail-recipient", action="append", default=[], help="refuse this address with 550")
     asyncio.run(_serve(parser.parse_args()))
 
 

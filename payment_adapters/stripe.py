@@ -26,14 +26,14 @@ from ticketing.models import Processor
 from ticketing.money import Money
 from ticketing.processors import CAPABILITIES
 
-_REFUND_EVENTS = {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
+REFUND_EVENT_TYPES = {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
 
 
 def _ts(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value else None
 
 
-def _plain(obj: Any) -> dict[str, Any]:
+def plain(obj: Any) -> dict[str, Any]:
     """SDK v16 objects are not dicts; webhooks arrive as objects too."""
     if isinstance(obj, stripe.StripeObject):
         return obj.to_dict()
@@ -41,7 +41,7 @@ def _plain(obj: Any) -> dict[str, Any]:
 
 
 def _refund(raw: Any) -> ProcessorRefund:
-    obj = _plain(raw)
+    obj = plain(raw)
     payment = obj.get("payment_intent")
     if isinstance(payment, dict):
         payment = payment.get("id")
@@ -57,7 +57,17 @@ def _refund(raw: Any) -> ProcessorRefund:
     )
 
 
-def _translate(err: stripe.StripeError) -> Exception:
+def webhook_event(body: dict[str, Any]) -> WebhookEvent:
+    """A Stripe event (from a verified webhook, or fetched from the API), normalised."""
+    obj = body["data"]["object"]
+    refund = None
+    if body["type"] in REFUND_EVENT_TYPES and obj.get("object") == "refund":
+        refund = _refund(obj)
+    created = _ts(body.get("created")) or datetime.now(UTC)
+    return WebhookEvent(id=body["id"], type=body["type"], created=created, refund=refund)
+
+
+def translate_error(err: stripe.StripeError) -> Exception:
     code = getattr(err, "code", None)
     status = err.http_status
     message = err.user_message or str(err)
@@ -92,7 +102,7 @@ class StripeAdapter:
                 options={"idempotency_key": idempotency_key},
             )
         except stripe.StripeError as err:
-            raise _translate(err) from err
+            raise translate_error(err) from err
         result = _refund(refund)
         if result.amount != amount:
             raise ProcessorRejected(
@@ -106,7 +116,7 @@ class StripeAdapter:
             try:
                 page = await self.client.v1.refunds.list_async(params=cast(Any, params))
             except stripe.StripeError as err:
-                raise _translate(err) from err
+                raise translate_error(err) from err
             for item in page.data:
                 found = _refund(item)
                 if found.metadata.get("idempotency_key") == idempotency_key:
@@ -119,7 +129,7 @@ class StripeAdapter:
         try:
             return _refund(await self.client.v1.refunds.retrieve_async(refund_id))
         except stripe.StripeError as err:
-            raise _translate(err) from err
+            raise translate_error(err) from err
 
     async def void_payment(self, payment_reference: str) -> str:
         """`payment_intents.cancel`; an intent canceled by an earlier attempt counts as done."""
@@ -132,10 +142,10 @@ class StripeAdapter:
                 try:
                     current = await self.client.v1.payment_intents.retrieve_async(payment_reference)
                 except stripe.StripeError as again:
-                    raise _translate(again) from again
+                    raise translate_error(again) from again
                 if current.status == "canceled":
                     return "canceled"
-            raise _translate(err) from err
+            raise translate_error(err) from err
         return str(intent.status)
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
@@ -145,13 +155,7 @@ class StripeAdapter:
             event = stripe.Webhook.construct_event(payload, signature, self.webhook_secret)
         except (stripe.SignatureVerificationError, ValueError) as err:
             raise WebhookRejected(f"the webhook does not verify: {err}", code="signature_invalid") from err
-        body = _plain(event)
-        obj = body["data"]["object"]
-        refund = None
-        if body["type"] in _REFUND_EVENTS and obj.get("object") == "refund":
-            refund = _refund(obj)
-        created = _ts(body.get("created")) or datetime.now(UTC)
-        return WebhookEvent(id=body["id"], type=body["type"], created=created, refund=refund)
+        return webhook_event(plain(event))
 
     async def list_refunds(self, since: datetime) -> AsyncIterator[ProcessorRefund]:
         params: dict[str, Any] = {"created": {"gte": int(since.timestamp())}, "limit": 100}
@@ -159,7 +163,7 @@ class StripeAdapter:
             try:
                 page = await self.client.v1.refunds.list_async(params=cast(Any, params))
             except stripe.StripeError as err:
-                raise _translate(err) from err
+                raise translate_error(err) from err
             for item in page.data:
                 yield _refund(item)
             if not page.has_more or not page.data:
@@ -172,7 +176,7 @@ class StripeAdapter:
             try:
                 page = await self.client.v1.payment_intents.list_async(params=cast(Any, params))
             except stripe.StripeError as err:
-                raise _translate(err) from err
+                raise translate_error(err) from err
             for pi in page.data:
                 yield ProcessorPayment(
                     id=pi.id,

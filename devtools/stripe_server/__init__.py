@@ -6,8 +6,9 @@ asynchronous life cycle of Stripe's test cards, idempotency keys, list
 pagination, signed webhooks, rate limits and injected faults.
 """
 
+from .admin_client import StripeAdmin
 from .client import stripe_client
 from .config import StripeServerConfig
 from .server import StripeServer
 
-__all__ = ["StripeServer", "StripeServerConfig", "stripe_client"]
+__all__ = ["StripeAdmin", "StripeServer", "StripeServerConfig", "stripe_client"]

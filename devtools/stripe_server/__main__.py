@@ -29,6 +29,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument("--pending-refund-settle-seconds", type=float, default=1.0)
     parser.add_argument("--refund-fail-after-seconds", type=float, default=1.0)
+    parser.add_argument(
+        "--webhook-retry-time-scale",
+        type=float,
+        default=1.0,
+        help="shrink Stripe's three-day webhook retry schedule (1/8640: three days in 30 s)",
+    )
+    parser.add_argument("--webhook-max-attempts", type=int, help="give up on a webhook after this many tries")
     args = parser.parse_args(argv)
     if args.db:
         Path(args.db).parent.mkdir(parents=True, exist_ok=True)
@@ -43,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         db_path=args.db,
         pending_refund_settle_seconds=args.pending_refund_settle_seconds,
         refund_fail_after_seconds=args.refund_fail_after_seconds,
+        webhook_retry_time_scale=args.webhook_retry_time_scale,
+        webhook_max_attempts=args.webhook_max_attempts,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger(__name__).info(

@@ -1,8 +1,10 @@
 """The ASGI app: Stripe's request pipeline around the route handlers.
 
 Order, as a request meets it: log -> auth (401) -> rate limit (429) ->
-injected fault before execution (500) -> idempotency (replay / 400 / 409) ->
-latency -> handler -> injected fault after execution (500, result kept).
+injected fault before execution (500 or 429) -> idempotency (replay / 400 /
+409) -> latency (and an injected slow answer) -> handler -> injected fault
+after execution (500, result kept). `/_admin/...` (see `admin.py`) is the
+test-control surface: authenticated, but never rate limited or faulted.
 A background task settles due refunds and delivers webhooks, so webhooks
 never slow an API response down.
 """
@@ -21,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import errors, params, refunds, routes
+from . import admin, errors, params, refunds, routes
 from .config import StripeServerConfig
 from .events import API_VERSION
 from .idempotency import KEY_TTL_SECONDS, Outcome, run_idempotent
@@ -87,12 +89,16 @@ async def _process(
     key: str | None,
 ) -> Outcome:
     api_key = _authenticate(state, request)
+    method, path = request.method, request.url.path
+    if path.startswith(admin.PREFIX):
+        return await admin.handle(state, request)
     if not state.allow_request():
         raise errors.rate_limited()
-    fault = state.faults.roll()
-    if fault and state.fault_mode == "before":
+    fault = state.faults.roll(method, path)
+    if fault == "before":
         raise errors.api_error()
-    method, path = request.method, request.url.path
+    if fault == "rate_limited":
+        raise errors.rate_limited()
     resolved = routes.resolve(method, path)
     if resolved is None:
         raise errors.unrecognized_url(method, path)
@@ -103,6 +109,8 @@ async def _process(
     async def execute() -> Outcome:
         if state.latency_ms:
             await asyncio.sleep(state.latency_ms / 1000)
+        if fault == "slow":
+            await asyncio.sleep(state.faults.delay_seconds)
         try:
             return Outcome.of(200, public(handler(state, ctx, params.decode(raw), ids)))
         except errors.StripeError as exc:
@@ -120,7 +128,7 @@ async def _process(
         )
     else:
         outcome = await execute()
-    if fault:  # fault_mode "after": it ran (and was saved), but the answer is lost
+    if fault == "after":  # it ran (and was saved), but the answer is lost
         raise errors.api_error()
     return outcome
 
@@ -170,7 +178,7 @@ def describe(state: ServerState) -> dict[str, Any]:
     """A summary for logs: no secrets."""
     return {
         "webhook_url": state.webhook_url,
-        "fault_rate": state.faults.rate,
+        "faults": state.faults.describe(),
         "rate_limit": state.limiter.rate if state.limiter else None,
         "latency_ms": state.latency_ms,
         "db_path": state.config.db_path,

@@ -80,7 +80,7 @@ def _replay(
     endpoint: str,
     params: str,
 ) -> Outcome | None:
-    saved = state.store.get_result(scope, key)
+    saved = state.store.get_result(scope, key, newer_than=state.clock() - KEY_TTL_SECONDS)
     if saved is None:
         return None
     if saved.endpoint != endpoint:

@@ -37,6 +37,7 @@ def list_object(
     *,
     equals: dict[str, str] | None = None,
     types: list[str] | None = None,
+    delivered: bool | None = None,
 ) -> dict[str, Any]:
     limit = p.get_int(params, "limit")
     limit = 10 if limit is None else limit
@@ -48,7 +49,13 @@ def list_object(
         raise StripeError(
             400, "You may only specify one of these parameters: starting_after, ending_before.", stored=False
         )
-    query: dict[str, Any] = {"equals": equals, "created": created_filter(params), "types": types, "limit": limit + 1}
+    query: dict[str, Any] = {
+        "equals": equals,
+        "created": created_filter(params),
+        "types": types,
+        "delivered": delivered,
+        "limit": limit + 1,
+    }
     if after:
         rows = state.store.query(kind, before_seq=_seq(state, kind, after, "starting_after"), **query)
     elif before:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from . import balance
 from . import params as p
 from .errors import StripeError, format_money, invalid_param, no_such
 from .events import emit
@@ -242,6 +243,7 @@ def _confirm(
         body = error.body()
         body["error"].update(decline_code="generic_decline", charge=charge_id, payment_intent=public(intent))
         return _CardDeclined(body)
+    balance.record_charge(state, charge)
     intent.update(status="succeeded", amount_received=intent["amount"])
     state.store.put(intent)
     emit(state, "charge.succeeded", charge, ctx=ctx)

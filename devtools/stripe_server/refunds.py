@@ -17,13 +17,14 @@ reads and by the background task (which is what emits their webhooks promptly).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from . import balance
 from . import params as p
 from .errors import StripeError, format_money, invalid_param, no_such
 from .events import emit
 from .payments import get_charge, get_payment_intent
-from .state import RequestContext, ServerState
+from .state import RequestContext, ServerState, WebhookFate
 from .store import new_id
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
@@ -107,6 +108,7 @@ def create_refund(
         charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
         state.store.put(refund)
         state.store.put(charge)
+        balance.record_refund(state, refund)
         emit(state, "refund.created", refund, ctx=ctx)
         emit(state, "charge.refunded", charge, previous=previous, ctx=ctx)
     return refund
@@ -163,16 +165,28 @@ def schedule_failure(
     refund_id: str,
     reason: str,
     after_seconds: float,
+    *,
+    webhook: WebhookFate = "send",
 ) -> None:
-    """Make a pending or succeeded refund fail later (a late failure, as banks report)."""
+    """Make a pending or succeeded refund fail later (a late failure, as banks report).
+
+    `webhook` is what becomes of the failure's events: "send" them as usual,
+    "acknowledged" (a silent failure: recorded, looking delivered, never sent)
+    or "dropped" (recorded, never sent, listed as undelivered).
+    """
     if reason not in FAILURE_REASONS:
         raise ValueError(f"failure reason must be one of {FAILURE_REASONS}")
+    if webhook not in ("send", "acknowledged", "dropped"):
+        raise ValueError("webhook must be send, acknowledged or dropped")
     with state.store.transaction():
         refund = get_refund(state, refund_id)
         if refund["status"] not in ("pending", "succeeded"):
             raise ValueError(f"refund {refund_id} is {refund['status']}, it cannot fail")
         state.store.unschedule(refund_id)
-        state.store.schedule(refund_id, "fail", state.clock() + after_seconds, reason)
+        action = "fail" if webhook == "send" else f"fail:{webhook}"
+        state.store.schedule(refund_id, action, state.clock() + after_seconds, reason)
+    if after_seconds <= 0:
+        settle_due(state)
     state.wake()
 
 
@@ -192,8 +206,10 @@ def settle_due(state: ServerState) -> list[dict[str, Any]]:
                 emit(state, "refund.updated", refund, previous=previous)
                 emit(state, "charge.refund.updated", refund, previous=previous)
                 changed.append(refund)
-            elif due.action == "fail":
-                _close(state, refund, "failed", due.reason or "unknown", None)
+            elif due.action.startswith("fail"):
+                fate = cast(WebhookFate | None, due.action.partition(":")[2] or None)
+                with state.events_fate(fate):
+                    _close(state, refund, "failed", due.reason or "unknown", None)
                 changed.append(refund)
     return changed
 
@@ -210,6 +226,7 @@ def _close(
         previous.update(failure_reason=None, failure_balance_transaction=None)
         refund["failure_reason"] = failure_reason
         refund["failure_balance_transaction"] = new_id("txn")
+        balance.record_refund_failure(state, refund)
     charge = state.store.get("charge", refund["charge"])
     if charge is not None:
         charge["amount_refunded"] = max(0, charge["amount_refunded"] - refund["amount"])

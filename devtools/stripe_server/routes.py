@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import payments, refunds
-from .errors import no_such
+from . import balance, payments, refunds
+from .errors import invalid_param, no_such
+from .events import with_delivery
 from .listing import list_object
 from .state import RequestContext, ServerState
 
@@ -110,7 +111,7 @@ def _retrieve_event(
     event = state.store.get("event", ids[0])
     if event is None:
         raise no_such("event", ids[0])
-    return event
+    return with_delivery(state, [event])[0]
 
 
 def _list_events(
@@ -122,7 +123,35 @@ def _list_events(
         types.append(str(params["type"]))
     if isinstance(params.get("types"), list):
         types.extend(str(t) for t in params["types"])
-    return list_object(state, "event", "/v1/events", params, types=types or None)
+    if len(types) > 20:
+        raise invalid_param("types", "You may specify at most 20 event types.")
+    delivered = params.get("delivery_success")
+    if delivered not in (None, "true", "false"):
+        raise invalid_param("delivery_success", f"Invalid boolean: {delivered}")
+    listed = list_object(
+        state,
+        "event",
+        "/v1/events",
+        params,
+        types=types or None,
+        delivered=None if delivered is None else delivered == "true",
+    )
+    listed["data"] = with_delivery(state, listed["data"])
+    return listed
+
+
+def _list_balance_transactions(
+    state: ServerState, _ctx: RequestContext, params: dict[str, Any], _ids: tuple[str, ...]
+) -> dict[str, Any]:
+    refunds.settle_due(state)
+    return balance.list_transactions(state, params)
+
+
+def _retrieve_balance_transaction(
+    state: ServerState, _ctx: RequestContext, _params: dict[str, Any], ids: tuple[str, ...]
+) -> dict[str, Any]:
+    refunds.settle_due(state)
+    return balance.get(state, ids[0])
 
 
 def _balance(
@@ -162,6 +191,8 @@ ROUTES: list[Route] = [
         ("GET", "/v1/events", _list_events),
         ("GET", f"/v1/events/{_ID}", _retrieve_event),
         ("GET", "/v1/balance", _balance),
+        ("GET", "/v1/balance_transactions", _list_balance_transactions),
+        ("GET", f"/v1/balance_transactions/{_ID}", _retrieve_balance_transaction),
     )
 ]
 

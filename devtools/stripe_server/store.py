@@ -56,9 +56,13 @@ CREATE TABLE IF NOT EXISTS deliveries (
     state TEXT NOT NULL DEFAULT 'pending',
     PRIMARY KEY (event_id, url)
 );
+CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state, next_at);
 """
 
-_INDEXED = ("payment_intent", "charge", "type")
+_INDEXED = ("payment_intent", "charge", "type", "source", "currency")
+# Columns added after the first release: a state file from then gains them on open.
+_ADDED_COLUMNS = ("source", "currency")
+_ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS objects_source ON objects (source);"
 
 
 def new_id(prefix: str) -> str:
@@ -99,6 +103,11 @@ class Store:
         if path:
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(objects)")}
+        for column in _ADDED_COLUMNS:
+            if column not in present:
+                self._db.execute(f"ALTER TABLE objects ADD COLUMN {column} TEXT")
+        self._db.executescript(_ADDED_INDEXES)
 
     def close(self) -> None:
         with self._lock:
@@ -126,15 +135,13 @@ class Store:
         cols = {k: obj.get(k) if isinstance(obj.get(k), str) else None for k in _INDEXED}
         with self._lock:
             self._db.execute(
-                "INSERT INTO objects (id, kind, created, payment_intent, charge, type, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                "INSERT INTO objects (id, kind, created, payment_intent, charge, type, source, currency, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
                 (
                     obj["id"],
                     obj["object"],
                     obj["created"],
-                    cols["payment_intent"],
-                    cols["charge"],
-                    cols["type"],
+                    *(cols[k] for k in _INDEXED),
                     json.dumps(obj),
                 ),
             )
@@ -156,12 +163,18 @@ class Store:
         equals: dict[str, str] | None = None,
         created: dict[str, int] | None = None,
         types: list[str] | None = None,
+        delivered: bool | None = None,
         before_seq: int | None = None,
         after_seq: int | None = None,
         limit: int | None = None,
         newest_first: bool = True,
     ) -> list[dict[str, Any]]:
-        """Objects of a kind, filtered on indexed columns, in list (seq) order."""
+        """Objects of a kind, filtered on indexed columns, in list (seq) order.
+
+        `types` may end in `*` (`refund.*`), as Stripe's event type filter does.
+        `delivered` (events): True keeps events delivered to every endpoint,
+        False those still pending or failed at one endpoint at least.
+        """
         where: list[str] = ["kind = ?"]
         args: list[Any] = [kind]
         for col, text in (equals or {}).items():
@@ -174,8 +187,16 @@ class Store:
             where.append(f"created {ops[op]} ?")
             args.append(stamp)
         if types:
-            where.append(f"type IN ({','.join('?' * len(types))})")
-            args.extend(types)
+            exact = [t for t in types if not t.endswith("*")]
+            ors = [f"type IN ({','.join('?' * len(exact))})"] if exact else []
+            args.extend(exact)
+            for prefix in (t[:-1] for t in types if t.endswith("*")):
+                ors.append("substr(type, 1, ?) = ?")
+                args.extend([len(prefix), prefix])
+            where.append(f"({' OR '.join(ors)})")
+        if delivered is not None:
+            undelivered = "id IN (SELECT event_id FROM deliveries WHERE state != 'delivered')"
+            where.append(f"NOT {undelivered}" if delivered else undelivered)
         if before_seq is not None:
             where.append("seq < ?")
             args.append(before_seq)
@@ -192,11 +213,12 @@ class Store:
 
     # idempotency -------------------------------------------------------------
 
-    def get_result(self, scope: str, key: str) -> StoredResult | None:
+    def get_result(self, scope: str, key: str, *, newer_than: float | None = None) -> StoredResult | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT endpoint, params, status, body, request_id FROM idempotency WHERE scope = ? AND key = ?",
-                (scope, key),
+                "SELECT endpoint, params, status, body, request_id FROM idempotency "
+                "WHERE scope = ? AND key = ? AND created >= ?",
+                (scope, key, float("-inf") if newer_than is None else newer_than),
             ).fetchone()
         return StoredResult(*row) if row else None
 
@@ -207,9 +229,9 @@ class Store:
                 (scope, key, result.endpoint, result.params, result.status, result.body, result.request_id, now),
             )
 
-    def prune_results(self, older_than: float) -> None:
+    def prune_results(self, older_than: float) -> int:
         with self._lock:
-            self._db.execute("DELETE FROM idempotency WHERE created < ?", (older_than,))
+            return self._db.execute("DELETE FROM idempotency WHERE created < ?", (older_than,)).rowcount
 
     # scheduled refund transitions -------------------------------------------
 
@@ -241,11 +263,36 @@ class Store:
 
     # webhook deliveries ------------------------------------------------------
 
-    def add_delivery(self, event_id: str, url: str, now: float) -> None:
+    def add_delivery(self, event_id: str, url: str, now: float, *, state: str = "pending") -> None:
+        """Queue an event for an endpoint once (idempotent by event id and url)."""
         with self._lock:
             self._db.execute(
-                "INSERT OR IGNORE INTO deliveries (event_id, url, next_at) VALUES (?, ?, ?)", (event_id, url, now)
+                "INSERT OR IGNORE INTO deliveries (event_id, url, next_at, state) VALUES (?, ?, ?, ?)",
+                (event_id, url, now, state),
             )
+
+    def redeliver(self, event_id: str, url: str | None, now: float) -> None:
+        """Send an event again (as the Dashboard's "Resend"): one more attempt per endpoint."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE deliveries SET state = 'pending', next_at = ? WHERE event_id = ? AND url LIKE 'http%'",
+                (now, event_id),
+            )
+            if url:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO deliveries (event_id, url, next_at) VALUES (?, ?, ?)", (event_id, url, now)
+                )
+
+    def pending_webhooks(self, event_ids: list[str]) -> dict[str, int]:
+        if not event_ids:
+            return {}
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT event_id, COUNT(*) FROM deliveries WHERE state != 'delivered' "
+                f"AND event_id IN ({','.join('?' * len(event_ids))}) GROUP BY event_id",
+                event_ids,
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
 
     def due_deliveries(self, now: float, limit: int = 50) -> list[Delivery]:
         with self._lock:
@@ -266,6 +313,20 @@ class Store:
             )
 
     def delivery_states(self) -> dict[str, str]:
+        """Event id -> `delivered` when every endpoint has it, else `pending` or `failed`."""
         with self._lock:
             rows = self._db.execute("SELECT event_id, state FROM deliveries").fetchall()
-        return {r[0]: r[1] for r in rows}
+        rank = {"delivered": 0, "pending": 1, "failed": 2}
+        states: dict[str, str] = {}
+        for event_id, state in rows:
+            if rank.get(state, 2) >= rank.get(states.get(event_id, "delivered"), 0):
+                states[event_id] = state
+        return states
+
+    def delivery_attempts(self, event_id: str) -> list[tuple[str, int, str]]:
+        """(url, attempts, state) per endpoint for one event."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT url, attempts, state FROM deliveries WHERE event_id = ? ORDER BY url", (event_id,)
+            ).fetchall()
+        return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]

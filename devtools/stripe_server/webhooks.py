@@ -3,7 +3,11 @@
 The signature is Stripe's scheme: header `Stripe-Signature: t=<unix>,v1=<hex>`
 where v1 is HMAC-SHA256 of f"{t}.{payload}" under the endpoint secret; the SDK's
 `stripe.Webhook.construct_event` verifies it. A delivery that fails (non-2xx
-or no answer) is retried with exponential backoff up to `webhook_max_attempts`.
+or no answer) is retried on Stripe's live-mode schedule: exponential back-off
+for up to three days after the event (`retry_delay`), then it is `failed` and
+the event stays listed under `delivery_success=false`. One delivery row per
+event and endpoint, never two attempts at once, and none once delivered: an
+endpoint sees an event again only when an attempt of it failed (or on resend).
 """
 
 from __future__ import annotations
@@ -18,11 +22,30 @@ from collections.abc import Callable
 
 import httpx
 
+from .config import StripeServerConfig
 from .state import ServerState
 from .store import Delivery
 
 log = logging.getLogger(__name__)
 USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
+
+
+def retry_delay(config: StripeServerConfig, attempt: int, age: float) -> float | None:
+    """Seconds until the next try after failed attempt number `attempt`, or None: give up.
+
+    `age` is the time since the event was created. Delays double from
+    `webhook_retry_base_seconds` up to `webhook_retry_max_interval_seconds`;
+    no attempt is made later than `webhook_retry_horizon_seconds` after the
+    event. `webhook_retry_time_scale` shrinks all three alike.
+    """
+    if config.webhook_max_attempts is not None and attempt >= config.webhook_max_attempts:
+        return None
+    scale = config.webhook_retry_time_scale
+    doubled = config.webhook_retry_base_seconds * 2 ** min(attempt - 1, 60)
+    delay = min(doubled, config.webhook_retry_max_interval_seconds)
+    if age + delay * scale > config.webhook_retry_horizon_seconds * scale:
+        return None
+    return delay * scale
 
 
 def sign(payload: str, secret: str, timestamp: int | None = None) -> str:
@@ -81,8 +104,10 @@ class WebhookDispatcher:
             detail = type(exc).__name__
         attempt = delivery.attempts + 1
         next_at = None
-        if not ok and attempt < state.config.webhook_max_attempts:
-            next_at = state.clock() + state.config.webhook_retry_base_seconds * 2 ** (attempt - 1)
+        if not ok:
+            now = state.clock()
+            delay = retry_delay(state.config, attempt, now - float(event["created"]))
+            next_at = None if delay is None else now + delay
         state.store.finish_delivery(delivery, ok=ok, next_at=next_at)
         log.log(
             logging.DEBUG if ok else logging.WARNING,

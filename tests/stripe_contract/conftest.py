@@ -32,7 +32,8 @@ LIVE_SKIP_REASON = (
 TEST_CONFIG = StripeServerConfig(
     pending_refund_settle_seconds=0.3,
     refund_fail_after_seconds=0.3,
-    webhook_retry_base_seconds=0.05,
+    # Stripe's three-day retry schedule compressed into 30 s (first retry after ~7 ms).
+    webhook_retry_time_scale=1 / 8640,
     tick_seconds=0.02,
 )
 
@@ -73,9 +74,7 @@ def session_backend(request: pytest.FixtureRequest) -> Backend:
 
 
 def _reset(server: StripeServer) -> None:
-    server.inject_faults(0.0, mode="before")
-    server.set_rate_limit(None)
-    server.set_latency(0)
+    server.reset()
     server.set_webhook_url(None)
 
 
