@@ -52,15 +52,75 @@ CreatePayment = Callable[[Money, str], Awaitable[str]]
 ACTOR = "demo-seed"
 
 FIRST_NAMES = (
-    "Ada", "Amara", "Anouk", "Bram", "Carlos", "Chen", "Daan", "Elif", "Emma", "Farah", "Finn",
-    "Grace", "Hannah", "Hugo", "Ines", "Jonas", "Julia", "Kofi", "Lars", "Lea", "Liam", "Lucia",
-    "Maya", "Mehmet", "Mila", "Noah", "Nora", "Olga", "Omar", "Priya", "Ravi", "Rosa", "Sam",
-    "Sofia", "Tariq", "Thijs", "Yara", "Yusuf", "Zoe",
+    "Ada",
+    "Amara",
+    "Anouk",
+    "Bram",
+    "Carlos",
+    "Chen",
+    "Daan",
+    "Elif",
+    "Emma",
+    "Farah",
+    "Finn",
+    "Grace",
+    "Hannah",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Julia",
+    "Kofi",
+    "Lars",
+    "Lea",
+    "Liam",
+    "Lucia",
+    "Maya",
+    "Mehmet",
+    "Mila",
+    "Noah",
+    "Nora",
+    "Olga",
+    "Omar",
+    "Priya",
+    "Ravi",
+    "Rosa",
+    "Sam",
+    "Sofia",
+    "Tariq",
+    "Thijs",
+    "Yara",
+    "Yusuf",
+    "Zoe",
 )
 LAST_NAMES = (
-    "Andersen", "Bakker", "Costa", "de Vries", "Dubois", "Fischer", "Garcia", "Hansen", "Ito",
-    "Jansen", "Kowalski", "Laine", "Martin", "Meyer", "Mensah", "Nakamura", "Novak", "Okafor",
-    "Patel", "Rossi", "Schmidt", "Silva", "Smit", "Svensson", "Visser", "Walsh", "Yilmaz", "Zhang",
+    "Andersen",
+    "Bakker",
+    "Costa",
+    "de Vries",
+    "Dubois",
+    "Fischer",
+    "Garcia",
+    "Hansen",
+    "Ito",
+    "Jansen",
+    "Kowalski",
+    "Laine",
+    "Martin",
+    "Meyer",
+    "Mensah",
+    "Nakamura",
+    "Novak",
+    "Okafor",
+    "Patel",
+    "Rossi",
+    "Schmidt",
+    "Silva",
+    "Smit",
+    "Svensson",
+    "Visser",
+    "Walsh",
+    "Yilmaz",
+    "Zhang",
 )
 DOMAINS = ("example.com", "example.org")
 GATES = ("Main gate", "North gate", "East gate")
@@ -116,42 +176,68 @@ def _shows(now: datetime, scale: int) -> dict[str, _Show]:
     festival_at = (day - timedelta(days=1)).replace(hour=11)
     picnic_at = (day + timedelta(days=10)).replace(hour=12)
     concert = Event(
-        id="evt_demo_concert", name="Harbour Lights Concert", venue="Pier 4 Arena",
-        starts_at=concert_at, currency="EUR",
+        id="evt_demo_concert",
+        name="Harbour Lights Concert",
+        venue="Pier 4 Arena",
+        starts_at=concert_at,
+        currency="EUR",
         policy=EventPolicy(cancellation_cutoff_hours=48, refund_approval_threshold=50_000),
     )
     festival = Event(
-        id="evt_demo_festival", name="Dunes Open Air Festival", venue="Dunes Park",
-        starts_at=festival_at, currency="EUR",
+        id="evt_demo_festival",
+        name="Dunes Open Air Festival",
+        venue="Dunes Park",
+        starts_at=festival_at,
+        currency="EUR",
         policy=EventPolicy(refund_booking_fees=False, allow_item_cancellation=True),
     )
     picnic = Event(
-        id="evt_demo_picnic", name="Neighbourhood Picnic", venue="Westerpark",
-        starts_at=picnic_at, currency="EUR", policy=EventPolicy(allow_item_cancellation=True),
+        id="evt_demo_picnic",
+        name="Neighbourhood Picnic",
+        venue="Westerpark",
+        starts_at=picnic_at,
+        currency="EUR",
+        policy=EventPolicy(allow_item_cancellation=True),
     )
 
     def kind(event: Event, key: str, name: str, cents: int, quota: int, **kw: bool) -> TicketType:
         return TicketType(
-            id=f"{event.id}_{key}", event_id=event.id, name=name, price=_eur(cents),
-            quota=quota * scale, **kw,
+            id=f"{event.id}_{key}",
+            event_id=event.id,
+            name=name,
+            price=_eur(cents),
+            quota=quota * scale,
+            **kw,
         )
 
     return {
         "concert": _Show(
             concert,
-            [kind(concert, "ga", "General admission", 3900, 500),
-             kind(concert, "balcony", "Balcony seat", 5900, 150)],
-            [TimeSlot(id="evt_demo_concert_early", event_id=concert.id, label="Evening show",
-                      starts_at=concert_at, capacity=400 * scale),
-             TimeSlot(id="evt_demo_concert_late", event_id=concert.id, label="Late show",
-                      starts_at=concert_at + timedelta(hours=3, minutes=30),
-                      capacity=300 * scale)],
+            [kind(concert, "ga", "General admission", 3900, 500), kind(concert, "balcony", "Balcony seat", 5900, 150)],
+            [
+                TimeSlot(
+                    id="evt_demo_concert_early",
+                    event_id=concert.id,
+                    label="Evening show",
+                    starts_at=concert_at,
+                    capacity=400 * scale,
+                ),
+                TimeSlot(
+                    id="evt_demo_concert_late",
+                    event_id=concert.id,
+                    label="Late show",
+                    starts_at=concert_at + timedelta(hours=3, minutes=30),
+                    capacity=300 * scale,
+                ),
+            ],
         ),
         "festival": _Show(
             festival,
-            [kind(festival, "weekend", "Weekend pass", 12900, 600),
-             kind(festival, "day", "Day ticket", 5900, 400),
-             kind(festival, "vip", "VIP weekend", 29900, 60, requires_personalisation=True)],
+            [
+                kind(festival, "weekend", "Weekend pass", 12900, 600),
+                kind(festival, "day", "Day ticket", 5900, 400),
+                kind(festival, "vip", "VIP weekend", 29900, 60, requires_personalisation=True),
+            ],
             [],
         ),
         "community": _Show(picnic, [kind(picnic, "entry", "Free entry", 0, 300)], []),
@@ -224,10 +310,12 @@ class _Planner:
         fees = []
         if method not in (PaymentMethod.FREE, PaymentMethod.VOUCHER):
             fees = [
-                Fee(kind=FeeKind.SERVICE, amount=_eur(150 * len(items)),
-                    refundable=show.event.policy.refund_service_fees),
-                Fee(kind=FeeKind.BOOKING, amount=_eur(250),
-                    refundable=show.event.policy.refund_booking_fees),
+                Fee(
+                    kind=FeeKind.SERVICE,
+                    amount=_eur(150 * len(items)),
+                    refundable=show.event.policy.refund_service_fees,
+                ),
+                Fee(kind=FeeKind.BOOKING, amount=_eur(250), refundable=show.event.policy.refund_booking_fees),
             ]
         ago = {OrderStatus.RESERVED: (0.05, 0.5), OrderStatus.EXPIRED: (3, 20)}.get(status, (3, 60))
         created = self.now - timedelta(minutes=int(self.rng.uniform(*ago) * 24 * 60))
@@ -236,17 +324,24 @@ class _Planner:
         elif method is PaymentMethod.VOUCHER:
             references[n] = "VCH-" + "".join(self.rng.choice(_CODE_ALPHABET) for _ in range(6))
         order = build_order(
-            event=show.event, items=items, contact=Contact(name=name, email=email, mobile=mobile,
-            verified=self.rng.random() < 0.6), method=method, fees=fees, created_at=created,
-            status=status, code=self.code(),
+            event=show.event,
+            items=items,
+            contact=Contact(name=name, email=email, mobile=mobile, verified=self.rng.random() < 0.6),
+            method=method,
+            fees=fees,
+            created_at=created,
+            status=status,
+            code=self.code(),
         )
         if not holds_seats:  # a lapsed reservation or a cancelled order gives its seats back
             void = order.payment.model_copy(update={"status": PaymentStatus.VOIDED})
             cancelled = [t.model_copy(update={"state": TicketState.CANCELLED}) for t in order.tickets]
-            order = order.model_copy(update={
-                "tickets": cancelled,
-                "payment": void if status is OrderStatus.EXPIRED else order.payment,
-            })
+            order = order.model_copy(
+                update={
+                    "tickets": cancelled,
+                    "payment": void if status is OrderStatus.EXPIRED else order.payment,
+                }
+            )
         return self.personalise(order)
 
     def personalise(self, order: Order) -> Order:
@@ -274,8 +369,7 @@ class _Planner:
             return ticket
         open_for = int((self.now - opened).total_seconds() // 60)
         at = opened + timedelta(minutes=self.rng.randint(0, open_for))
-        scan = Scan(at=at, result="accepted", access_point=self.rng.choice(GATES),
-                    scan_state=ScanState.SCANNED_IN)
+        scan = Scan(at=at, result="accepted", access_point=self.rng.choice(GATES), scan_state=ScanState.SCANNED_IN)
         return ticket.model_copy(update={"scan_state": ScanState.SCANNED_IN, "scans": [scan]})
 
 
@@ -288,9 +382,9 @@ def _history(order: Order) -> list[OrderEvent]:
         kind = f"order-{order.status.value}"
         history.append(OrderEvent(type=kind, actor=ACTOR, at=at + timedelta(days=1)))
     history += [
-        OrderEvent(type="ticket-personalised", actor=ACTOR, at=at + timedelta(hours=2),
-                   data={"ticket_id": t.id})
-        for t in order.tickets if t.personalisation
+        OrderEvent(type="ticket-personalised", actor=ACTOR, at=at + timedelta(hours=2), data={"ticket_id": t.id})
+        for t in order.tickets
+        if t.personalisation
     ]
     return history
 
@@ -317,10 +411,7 @@ async def seed_demo(
     references: dict[int, str] = {}
     planned = [(n, o) for n in range(orders) if (o := planner.order(n, references))]
     festival = shows["festival"].event
-    planned = [
-        (n, planner.scanned(o, festival.starts_at) if o.event_id == festival.id else o)
-        for n, o in planned
-    ]
+    planned = [(n, planner.scanned(o, festival.starts_at) if o.event_id == festival.id else o) for n, o in planned]
     references.update(await _processor_payments(planned, create_payment))
     final = []
     for n, order in planned:
@@ -344,12 +435,11 @@ async def seed_demo(
     )
 
 
-async def _processor_payments(
-    planned: list[tuple[int, Order]], create_payment: CreatePayment | None
-) -> dict[int, str]:
+async def _processor_payments(planned: list[tuple[int, Order]], create_payment: CreatePayment | None) -> dict[int, str]:
     """Processor references of settled card and wallet orders, eight requests at a time."""
     wanted = [
-        (n, o) for n, o in planned
+        (n, o)
+        for n, o in planned
         if o.payment.method in (PaymentMethod.CARD, PaymentMethod.WALLET)
         and o.payment.status is PaymentStatus.SUCCEEDED
     ]
@@ -370,16 +460,18 @@ async def _write(conn: AsyncConnection, shows: dict[str, _Show], orders: list[Or
         await insert_event(conn, show.event, show.types, show.slots)
     seats: Counter[tuple[str, str | None]] = Counter()
     for order in orders:
-        unscanned = [
-            t.model_copy(update={"scan_state": ScanState.UNSCANNED, "scans": []})
-            for t in order.tickets
-        ]
+        unscanned = [t.model_copy(update={"scan_state": ScanState.UNSCANNED, "scans": []}) for t in order.tickets]
         created = order.model_copy(update={"tickets": unscanned})
         await insert_order(conn, created, _history(order))
         scans = [
-            OrderEvent(type="ticket-scanned", actor="scanner", at=s.at,
-                       data={"ticket_id": t.id, "access_point": s.access_point})
-            for t in order.tickets for s in t.scans
+            OrderEvent(
+                type="ticket-scanned",
+                actor="scanner",
+                at=s.at,
+                data={"ticket_id": t.id, "access_point": s.access_point},
+            )
+            for t in order.tickets
+            for s in t.scans
         ]
         if scans:  # through save_order, the one writer of scans, with their history
             await save_order(conn, created, order, scans)

@@ -115,6 +115,20 @@ def _duplicate_refund(state: ServerState, body: dict[str, Any], ids: tuple[str, 
     return divergence.duplicate_refund(state, ids[0], amount=_opt_int(body, "amount"))
 
 
+def _hold_refund(state: ServerState, body: dict[str, Any], ids: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        return divergence.hold_refund_pending(state, ids[0], body.get("pending_reason", "insufficient_funds"))
+    except ValueError as err:
+        raise invalid_param("pending_reason", str(err)) from None
+
+
+def _release_refund(state: ServerState, body: dict[str, Any], ids: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        return divergence.release_refund(state, ids[0], after_seconds=_opt_float(body, "after_seconds") or 0.0)
+    except ValueError as err:
+        raise invalid_param("id", str(err)) from None
+
+
 def _dashboard_refund(state: ServerState, body: dict[str, Any], _ids: tuple[str, ...]) -> dict[str, Any]:
     intent = body.get("payment_intent")
     if not intent:
@@ -165,6 +179,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], Action]] = [
         ("POST", "clock", _clock),
         ("POST", f"refunds/{_ID}/fail", _fail_refund),
         ("POST", f"refunds/{_ID}/duplicate", _duplicate_refund),
+        ("POST", f"refunds/{_ID}/hold", _hold_refund),
+        ("POST", f"refunds/{_ID}/release", _release_refund),
         ("POST", "dashboard_refunds", _dashboard_refund),
         ("POST", "webhooks/drop", _drop_webhooks),
         ("POST", "idempotency/forget", _forget_keys),

@@ -102,6 +102,12 @@ class StripeAdmin:
     async def duplicate_refund(self, refund_id: str, *, amount: int | None = None) -> dict[str, Any]:
         return await self._call("POST", f"refunds/{refund_id}/duplicate", {"amount": amount})
 
+    async def hold_refund_pending(self, refund_id: str, pending_reason: str = "insufficient_funds") -> dict[str, Any]:
+        return await self._call("POST", f"refunds/{refund_id}/hold", {"pending_reason": pending_reason})
+
+    async def release_refund(self, refund_id: str, *, after_seconds: float = 0.0) -> dict[str, Any]:
+        return await self._call("POST", f"refunds/{refund_id}/release", {"after_seconds": after_seconds})
+
     async def drop_webhooks(
         self, count: int | None = 1, *, types: list[str] | None = None, object_id: str | None = None
     ) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .events import emit
 from .refunds import create_refund, get_refund, schedule_failure, settle_due
 from .state import RequestContext, ServerState, WebhookDrop, WebhookFate, public
 from .store import new_id
@@ -70,6 +71,45 @@ def fail_refund(
     Returns the refund as it is after the call (still unchanged if `after_seconds` > 0).
     """
     schedule_failure(state, refund_id, reason, after_seconds, webhook=webhook)
+    return public(get_refund(state, refund_id))
+
+
+PENDING_REASONS = ("processing", "insufficient_funds", "charge_pending")
+
+
+def hold_refund_pending(
+    state: ServerState, refund_id: str, pending_reason: str = "insufficient_funds"
+) -> dict[str, Any]:
+    """Keep a pending refund pending (with this `pending_reason`) until `release_refund`.
+
+    Stripe holds a refund while the balance cannot cover it; a test that moves
+    the clock past the confirmation window needs one that does not settle.
+    """
+    if pending_reason not in PENDING_REASONS:
+        raise ValueError(f"pending_reason must be one of {PENDING_REASONS}")
+    with state.store.transaction():
+        refund = get_refund(state, refund_id)
+        if refund["status"] != "pending":
+            raise ValueError(f"refund {refund_id} is {refund['status']}, not pending")
+        state.store.unschedule(refund_id, "succeed")
+        if refund.get("pending_reason") != pending_reason:
+            previous = {"pending_reason": refund.get("pending_reason")}
+            refund["pending_reason"] = pending_reason
+            state.store.put(refund)
+            emit(state, "refund.updated", refund, previous=previous)
+            emit(state, "charge.refund.updated", refund, previous=previous)
+    return public(refund)
+
+
+def release_refund(state: ServerState, refund_id: str, *, after_seconds: float = 0.0) -> dict[str, Any]:
+    """Let a held (or any pending) refund succeed `after_seconds` from now."""
+    with state.store.transaction():
+        refund = get_refund(state, refund_id)
+        if refund["status"] != "pending":
+            raise ValueError(f"refund {refund_id} is {refund['status']}, not pending")
+        state.store.schedule(refund_id, "succeed", state.clock() + after_seconds)
+    settle_due(state)
+    state.wake()
     return public(get_refund(state, refund_id))
 
 

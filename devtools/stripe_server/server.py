@@ -131,6 +131,14 @@ class StripeServer:
         """A second refund with the same metadata key, as a retry makes after Stripe forgot the key."""
         return divergence.duplicate_refund(self.state, refund_id, amount=amount)
 
+    def hold_refund_pending(self, refund_id: str, pending_reason: str = "insufficient_funds") -> dict[str, Any]:
+        """Keep a pending refund pending, with this `pending_reason`, until `release_refund`."""
+        return divergence.hold_refund_pending(self.state, refund_id, pending_reason)
+
+    def release_refund(self, refund_id: str, *, after_seconds: float = 0.0) -> dict[str, Any]:
+        """Let a pending refund succeed `after_seconds` from now."""
+        return divergence.release_refund(self.state, refund_id, after_seconds=after_seconds)
+
     def forget_idempotency_keys(self) -> int:
         """Forget saved idempotent answers now (Stripe: after 24 h)."""
         return divergence.forget_idempotency_keys(self.state)

@@ -170,13 +170,24 @@ async def test_a_slow_answer_past_the_timeout_still_acts(backend: Backend) -> No
     impatient = stripe_client(backend.base_url, backend.api_key, timeout=0.3)
     server.inject_faults(1.0, mode="slow", delay_seconds=1.0, method="POST", path="/v1/refunds", count=1)
 
+    idem = key()
     with pytest.raises(stripe.APIConnectionError):
-        await impatient.v1.refunds.create_async(params={"payment_intent": pi.id}, options={"idempotency_key": key()})
+        await impatient.v1.refunds.create_async(params={"payment_intent": pi.id}, options={"idempotency_key": idem})
+    with pytest.raises(stripe.APIError) as busy:  # still running: Stripe says so
+        await backend.client.v1.refunds.create_async(
+            params={"payment_intent": pi.id}, options={"idempotency_key": idem}
+        )
+    assert busy.value.http_status == 409
+    assert busy.value.error is not None and busy.value.error.code == "idempotency_key_in_use"
 
     async def refunds() -> int:
         return len((await backend.client.v1.refunds.list_async(params={"payment_intent": pi.id})).data)
 
     assert await wait_for(refunds, lambda n: n == 1, timeout=5) == 1
+    again = await backend.client.v1.refunds.create_async(
+        params={"payment_intent": pi.id}, options={"idempotency_key": idem}
+    )
+    assert [r["id"] for r in server.refunds() if r["payment_intent"] == pi.id] == [again.id]
 
 
 async def test_the_admin_endpoint_flips_the_same_switches(backend: Backend) -> None:
@@ -216,3 +227,25 @@ async def test_the_admin_endpoint_flips_the_same_switches(backend: Backend) -> N
     async with httpx.AsyncClient() as http:
         anonymous = await http.post(f"{backend.base_url}/_admin/reset")
     assert anonymous.status_code == 401
+
+
+async def test_a_held_refund_stays_pending_past_its_time(backend: Backend) -> None:
+    server = backend.server
+    pi = await paid_intent(backend.client, "pm_card_pendingRefund")
+    refund = await backend.client.v1.refunds.create_async(params={"payment_intent": pi.id})
+    assert (refund.status, refund.pending_reason) == ("pending", "processing")
+
+    held = server.hold_refund_pending(refund.id, "insufficient_funds")
+    server.advance_clock(7 * 86_400)
+    await asyncio.sleep(0.1)
+
+    now = await backend.client.v1.refunds.retrieve_async(refund.id)
+    assert (held["pending_reason"], now.status, now.pending_reason) == (
+        "insufficient_funds",
+        "pending",
+        "insufficient_funds",
+    )
+    released = server.release_refund(refund.id)
+    assert released["status"] == "succeeded" and "pending_reason" not in released
+    with pytest.raises(ValueError, match="not pending"):
+        server.hold_refund_pending(refund.id)
