@@ -6,6 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from ticketing.reconciliation_records import ProcessorRefundStatus
+from ticketing.refund_ledger import ProcessorOutcome, RefundAction
+
 
 class OrderRef(BaseModel):
     order_code: str
@@ -69,18 +72,24 @@ class RefundSnapshot(BaseModel):
 
 
 class RefundTransition(BaseModel):
-    """Move a refund in the ledger; `expect_attempt` makes a retried activity a no-op.
-
-    `action` is one of: submitted, succeeded, failed, retry, approve, reject.
-    """
+    """Move a refund in the ledger; `expect_attempt` makes a retried activity a no-op."""
 
     refund_id: str
-    action: str
+    action: RefundAction
     actor: str
     expect_attempt: int
     processor_refund_id: str | None = None
     reason: str | None = None
     reference: str | None = None
+
+
+class SettleRefund(BaseModel):
+    """Hand the processor's answer to the ledger, which judges what it means (`refund_ledger.judge`)."""
+
+    refund_id: str
+    expect_attempt: int
+    outcome: ProcessorOutcome
+    actor: str = "ticketops"
 
 
 class SubmitRefund(BaseModel):
@@ -99,8 +108,11 @@ class FetchRefund(BaseModel):
 
 class ProcessorRefundView(BaseModel):
     id: str
-    status: str
+    status: ProcessorRefundStatus
     failure_reason: str | None = None
+
+    def outcome(self) -> ProcessorOutcome:
+        return ProcessorOutcome(processor_refund_id=self.id, status=self.status, failure_reason=self.failure_reason)
 
 
 class RefundEmail(BaseModel):

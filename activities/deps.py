@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from activities.ticket_pdfs import TicketPdfs
     from email_providers.base import EmailProvider
     from payment_adapters.base import PaymentAdapter
+    from payment_adapters.reconciliation import ReconciliationSource
     from ticketing.models import Processor
 
 
@@ -25,6 +26,8 @@ class Deps:
     payments: dict[Processor, PaymentAdapter] = field(default_factory=dict)
     blobs: BlobStore | None = None
     pdfs: TicketPdfs | None = None
+    # What reconciliation reads each processor through (Stripe: its list APIs); none for manual/free.
+    recon_sources: dict[Processor, ReconciliationSource] = field(default_factory=dict)
 
     def blob_store(self) -> BlobStore:
         """Reports go where settings say; built on first use."""

@@ -36,6 +36,8 @@ from ticketing.event_cancellation import fees_refundable, plan_refund
 from ticketing.inventory import InventoryDelta
 from ticketing.models import Event, Order, OrderEvent, Refund
 from ticketing.policies.actions import Refusal
+from ticketing.reconciliation_records import ProcessorRefundStatus
+from ticketing.refund_ledger import ProcessorOutcome, RefundAction
 from ticketing.states import OrderStatus, RefundStatus
 from ticketing.store.bulk import items_in_range, load_bulk, mark_item
 from ticketing.store.deliveries import DeliveryStatus, claim_delivery, mark_delivery
@@ -55,6 +57,8 @@ IN_FLIGHT_SECONDS = 1.0  # the latency (store, processor, store) in flight cover
 MAX_IN_FLIGHT = 10
 FOLLOW_UP = (ItemStatus.REFUND_PENDING, ItemStatus.MANUAL_PENDING, ItemStatus.REFUND_ERROR)
 _T = TypeVar("_T")
+# A ledger move by the refund rule: (order, refund, now) -> the change to write.
+_Move = Callable[[Order, Refund, datetime], refund_ledger.Change]
 
 
 def refund_workflow_id(order_code: str, bulk_id: str) -> str:
@@ -288,7 +292,12 @@ class EventCancellationActivities:
                 ),
             )
         except ProcessorRejected as err:
-            return await self._move(item, opened, "failed", reason=f"{err.code}: {err.message}")
+            why = f"{err.code}: {err.message}"
+
+            def refused(order: Order, refund: Refund, now: datetime) -> refund_ledger.Change:
+                return refund_ledger.apply(order, refund, RefundAction.FAILED, actor="processor", now=now, reason=why)
+
+            return await self._move(item, opened, refused)
         return await self._settle(item, opened, result)
 
     async def _payment_reference(self, opened: _Opened) -> str:
@@ -310,20 +319,23 @@ class EventCancellationActivities:
         raise ProcessorUnavailable("the processor kept refusing; the batch will be retried")
 
     async def _settle(self, item: Any, opened: _Opened, result: ProcessorRefund) -> Refund:
-        if result.status == "succeeded":
-            return await self._move(item, opened, "succeeded", processor_refund_id=result.id)
-        if result.status in ("failed", "canceled"):
-            return await self._move(item, opened, "failed", reason=result.failure_reason or result.status)
-        return await self._move(item, opened, "submitted", processor_refund_id=result.id)
+        outcome = ProcessorOutcome(
+            processor_refund_id=result.id,
+            status=ProcessorRefundStatus(result.status),
+            failure_reason=result.failure_reason,
+        )
+        return await self._move(
+            item, opened, lambda o, r, now: refund_ledger.settle(o, r, outcome, actor="ticketops", now=now)
+        )
 
-    async def _move(self, item: Any, opened: _Opened, action: str, **kw: Any) -> Refund:
+    async def _move(self, item: Any, opened: _Opened, move: _Move) -> Refund:
         """The processor's answer in the ledger, and the item's mark, in one transaction."""
         refund = opened.refund
         assert refund is not None
         if opened.order is not None:
             try:
                 async with self.deps.store.transaction() as conn:
-                    return await _write_move(conn, item, opened.order, refund, action, **kw)
+                    return await _write_move(conn, item, opened.order, refund, move)
             except ConcurrentModification:
                 log.info("event_cancellation.order_moved", order_code=refund.order_code)
         async with self.deps.store.transaction() as conn:
@@ -334,7 +346,7 @@ class EventCancellationActivities:
                 status, why = _item_status(current)
                 await mark_item(conn, item.id, status, reason=why, refund_id=current.id)
                 return current
-            return await _write_move(conn, item, order, refund, action, **kw)
+            return await _write_move(conn, item, order, refund, move)
 
 
 @dataclass
@@ -412,15 +424,12 @@ def _plan_order(order: Order, event: Event, job: _Job, *, now: datetime, refund_
     return _Plan(status, why, after, history + opened, inventory, refund)
 
 
-async def _write_move(conn: AsyncConnection, item: Any, order: Order, refund: Refund, action: str, **kw: Any) -> Refund:
-    now = datetime.now(UTC)
-    if action == "succeeded":
-        change = refund_ledger.succeeded(order, refund, actor="ticketops", now=now, **kw)
-    elif action == "failed":
-        change = refund_ledger.failed(order, refund, actor="processor", now=now, **kw)
-    else:
-        change = refund_ledger.submitted(order, refund, actor="ticketops", now=now, **kw)
-    after_order, after_refund, history = change
+async def _write_move(conn: AsyncConnection, item: Any, order: Order, refund: Refund, move: _Move) -> Refund:
+    after_order, after_refund, history = move(order, refund, datetime.now(UTC))
+    if not history:  # nothing to write (the ledger's rule saw no change); the item is marked as it stands
+        status, why = _item_status(refund)
+        await mark_item(conn, item.id, status, reason=why, refund_id=refund.id)
+        return refund
     await save_order(conn, order, after_order, history)  # the order's row (and lock) first
     await update_refund(conn, refund, after_refund)
     status, why = _item_status(after_refund)

@@ -6,11 +6,12 @@ safe to run twice: a retry after a commit finds the work done and says so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from temporalio import activity
 
-from activities.contracts import OpenRefund, RefundSnapshot, RefundTransition
+from activities.contracts import OpenRefund, RefundSnapshot, RefundTransition, SettleRefund
 from activities.deps import Deps
 from activities.errors import domain_errors
 from ticketing import refund_ledger
@@ -18,8 +19,7 @@ from ticketing.errors import ActionNotAllowed
 from ticketing.models import Order, Refund, RefundKind
 from ticketing.money import Money
 from ticketing.processors import CAPABILITIES
-from ticketing.refunds import RefundRequest, quote_refund
-from ticketing.states import RefundStatus
+from ticketing.refunds import RefundRequest, needs_approval, quote_refund
 from ticketing.store.orders import load_event, load_order, save_order
 from ticketing.store.refunds import (
     find_refund_by_workflow,
@@ -76,9 +76,6 @@ class RefundActivities:
                     "the order changed since the refund was previewed; preview it again",
                     type="quote-mismatch",
                 )
-            threshold = req.approval_threshold
-            if event.policy.refund_approval_threshold is not None:
-                threshold = event.policy.refund_approval_threshold
             after, refund, history = refund_ledger.open_refund(
                 order,
                 quote,
@@ -86,7 +83,7 @@ class RefundActivities:
                 workflow_id=req.workflow_id,
                 actor=req.actor,
                 now=datetime.now(UTC),
-                needs_approval=threshold is not None and quote.amount.amount > threshold,
+                needs_approval=needs_approval(quote, event, req.approval_threshold),
             )
             await insert_refund(conn, refund)
             saved = await save_order(conn, order, after, history)
@@ -95,18 +92,46 @@ class RefundActivities:
     @activity.defn(name="move_refund")
     @domain_errors
     async def move_refund(self, req: RefundTransition) -> RefundSnapshot:
-        now = datetime.now(UTC)
+        def move(order: Order, refund: Refund, now: datetime) -> refund_ledger.Change | None:
+            if refund_ledger.done_already(refund, req.action, req.expect_attempt):
+                return None
+            _expect(refund, req.expect_attempt)
+            return refund_ledger.apply(
+                order,
+                refund,
+                req.action,
+                actor=req.actor,
+                now=now,
+                processor_refund_id=req.processor_refund_id,
+                reason=req.reason,
+                reference=req.reference,
+            )
+
+        return await self._write(req.refund_id, move)
+
+    @activity.defn(name="settle_refund")
+    @domain_errors
+    async def settle_refund(self, req: SettleRefund) -> RefundSnapshot:
+        """The processor's answer, judged and written by the ledger's rule; a repeat finds nothing to do."""
+
+        def move(order: Order, refund: Refund, now: datetime) -> refund_ledger.Change | None:
+            _expect(refund, req.expect_attempt)
+            change = refund_ledger.settle(order, refund, req.outcome, actor=req.actor, now=now)
+            return change if change[2] else None
+
+        return await self._write(req.refund_id, move)
+
+    async def _write(
+        self, refund_id: str, move: Callable[[Order, Refund, datetime], refund_ledger.Change | None]
+    ) -> RefundSnapshot:
+        """One ledger move under the order's lock; None from `move` means done already (a retry's commit)."""
         async with self.deps.store.transaction() as conn:
-            refund = await load_refund(conn, req.refund_id)
+            refund = await load_refund(conn, refund_id)
             order = await load_order(conn, refund.order_code, for_update=True)
-            if _done_already(refund, req):
+            change = move(order, refund, datetime.now(UTC))
+            if change is None:
                 return snapshot(refund, order)
-            if refund.attempt != req.expect_attempt:
-                raise ActionNotAllowed(
-                    f"refund {refund.id} is on attempt {refund.attempt}, not {req.expect_attempt}",
-                    type="stale-refund-attempt",
-                )
-            after_order, after_refund, history = _apply(order, refund, req, now)
+            after_order, after_refund, history = change
             await update_refund(conn, refund, after_refund)
             saved = await save_order(conn, order, after_order, history)
         return snapshot(after_refund, saved)
@@ -120,38 +145,8 @@ class RefundActivities:
         return snapshot(refund, order)
 
 
-_RESULT = {
-    "submitted": (RefundStatus.CONFIRMING,),
-    "succeeded": (RefundStatus.SUCCEEDED,),
-    "failed": (RefundStatus.FAILED,),
-    "retry": (RefundStatus.REFUNDING,),
-    "approve": (RefundStatus.REFUNDING, RefundStatus.AWAITING_MANUAL),
-    "reject": (RefundStatus.REJECTED,),
-}
-
-
-def _done_already(refund: Refund, req: RefundTransition) -> bool:
-    """A retried activity whose first run committed finds its own result."""
-    if req.action not in _RESULT:
-        raise ActionNotAllowed(f"unknown refund action {req.action}", type="invalid-refund-action")
-    attempt = req.expect_attempt + (1 if req.action == "retry" else 0)
-    return refund.status in _RESULT[req.action] and refund.attempt == attempt
-
-
-def _apply(order: Order, refund: Refund, req: RefundTransition, now: datetime) -> refund_ledger.Change:
-    if req.action == "submitted":
-        return refund_ledger.submitted(
-            order, refund, processor_refund_id=req.processor_refund_id or "", actor=req.actor, now=now
+def _expect(refund: Refund, attempt: int) -> None:
+    if refund.attempt != attempt:
+        raise ActionNotAllowed(
+            f"refund {refund.id} is on attempt {refund.attempt}, not {attempt}", type="stale-refund-attempt"
         )
-    if req.action == "succeeded":
-        return refund_ledger.succeeded(
-            order, refund, actor=req.actor, now=now,
-            processor_refund_id=req.processor_refund_id, reference=req.reference,
-        )
-    if req.action == "failed":
-        return refund_ledger.failed(order, refund, reason=req.reason or "unknown", actor=req.actor, now=now)
-    if req.action == "retry":
-        return refund_ledger.retried(order, refund, actor=req.actor, now=now)
-    if req.action == "approve":
-        return refund_ledger.approve(order, refund, approver=req.actor, now=now)
-    return refund_ledger.reject(order, refund, actor=req.actor, reason=req.reason or "rejected", now=now)

@@ -2,6 +2,9 @@
 
 An operation id is the workflow id, which carries the request's idempotency
 key (`resend/{order}/{key}`), so a repeated request finds the same workflow.
+Workflows are started, updated, signalled and queried by method reference
+(`operations.start(RefundWorkflow.run, RefundInput(...))`), so mypy checks each
+argument against the workflow's own signature.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import (
@@ -27,6 +30,8 @@ from temporalio.common import (
 )
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.types import MethodAsyncSingleParam, MethodSyncOrAsyncNoParam, MethodSyncSingleParam
+from temporalio.workflow import UpdateMethodMultiParam
 
 from ticketing.errors import ActionNotAllowed, NotFound
 
@@ -34,6 +39,9 @@ from ticketing.errors import ActionNotAllowed, NotFound
 QUERY_TIMEOUT = timedelta(seconds=3)
 
 OperationState = Literal["running", "completed", "failed"]
+W = TypeVar("W")  # the workflow class
+A = TypeVar("A")  # the argument
+R = TypeVar("R")  # the result
 
 _STATE = {
     WorkflowExecutionStatus.RUNNING: "running",
@@ -65,8 +73,8 @@ class Operations:
 
     async def start(
         self,
-        workflow: str,
-        arg: BaseModel,
+        run: MethodAsyncSingleParam[W, A, Any],
+        arg: A,
         *,
         operation_id: str,
         search_attributes: list[SearchAttributePair[Any]] | None = None,
@@ -80,7 +88,7 @@ class Operations:
 
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await self.client.start_workflow(
-                workflow,
+                run,
                 arg,
                 id=operation_id,
                 task_queue=self.orders_queue,
@@ -122,21 +130,36 @@ class Operations:
         return view
 
 
-    async def update(self, operation_id: str, name: str, arg: BaseModel) -> Any:
-        """Run a workflow update; its validator's refusal comes back as a domain error."""
+    async def update(self, operation_id: str, update: UpdateMethodMultiParam[[Any, A], Any], arg: A) -> Any:
+        """Run a workflow update; its validator's refusal comes back as a domain error.
+
+        (The SDK types an async update's result as its coroutine, so the result is Any; the argument is checked.)
+        """
         handle = self.client.get_workflow_handle(operation_id)
         try:
-            return await handle.execute_update(name, arg)
+            return await handle.execute_update(update, arg)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):
                 raise ActionNotAllowed(cause.message, type=cause.type or "update-refused") from err
             raise
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND or "completed" in err.message:
+            if _closed(err):
                 raise ActionNotAllowed(
                     f"operation {operation_id} has ended and takes no more actions", type="operation-closed"
                 ) from err
+            raise
+
+    async def offer(self, operation_id: str, update: UpdateMethodMultiParam[[Any, A], R], arg: A) -> R | None:
+        """Hand news to a run by update; None when no run took it (ended, ending, unknown, or refused)."""
+        handle = self.client.get_workflow_handle(operation_id)
+        try:
+            return await handle.execute_update(update, arg)
+        except WorkflowUpdateFailedError:
+            return None  # refused, or the run completed before it handled the update
+        except RPCError as err:
+            if _closed(err):
+                return None
             raise
 
     async def wait_closed(self, operation_id: str, seconds: float) -> bool:
@@ -160,25 +183,33 @@ class Operations:
             raise
         return desc.status is WorkflowExecutionStatus.RUNNING
 
-    async def signal(self, operation_id: str, name: str, arg: BaseModel | None = None) -> bool:
+    async def signal(self, operation_id: str, signal: MethodSyncSingleParam[W, A, None], arg: A) -> bool:
         """Signal a running workflow; False when it has ended or never existed."""
-        handle = self.client.get_workflow_handle(operation_id)
+        return await self._signal(operation_id, lambda handle: handle.signal(signal, arg))
+
+    async def signal_bare(self, operation_id: str, signal: MethodSyncOrAsyncNoParam[W, None]) -> bool:
+        """A signal without an argument (pause, resume, cancel)."""
+        return await self._signal(operation_id, lambda handle: handle.signal(signal))
+
+    async def _signal(self, operation_id: str, send: Any) -> bool:
         try:
-            if arg is None:
-                await handle.signal(name)
-            else:
-                await handle.signal(name, arg)
+            await send(self.client.get_workflow_handle(operation_id))
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND or "completed" in err.message:
+            if _closed(err):
                 return False
             raise
         return True
 
-    async def query(self, operation_id: str, name: str) -> Any:
+    async def query(self, operation_id: str, query: MethodSyncOrAsyncNoParam[W, R]) -> R | None:
+        """A query's typed answer, or None when no worker answers in time or the run is gone."""
         try:
-            return await self.client.get_workflow_handle(operation_id).query(name, rpc_timeout=QUERY_TIMEOUT)
+            return await self.client.get_workflow_handle(operation_id).query(query, rpc_timeout=QUERY_TIMEOUT)
         except (RPCError, WorkflowQueryFailedError):
             return None
+
+
+def _closed(err: RPCError) -> bool:
+    return err.status == RPCStatusCode.NOT_FOUND or "completed" in err.message
 
 
 async def _current_details(handle: Any) -> str | None:

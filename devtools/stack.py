@@ -97,6 +97,18 @@ async def _seed(env: dict[str, str]) -> str:
     return str(report)
 
 
+async def _apply_schedules() -> str:
+    """The reconciliation schedules, as `ticketops schedules apply` makes them (Web UI: Schedules)."""
+    from backoffice.schedules import apply_schedules
+    from runtime.settings import Settings
+    from runtime.temporal import connect
+
+    settings = Settings()
+    client = await connect(settings.temporal, codec=settings.codec)
+    applied = await apply_schedules(client, settings)
+    return ", ".join(f"{a.schedule_id} {a.outcome}" for a in applied) or "none configured"
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -175,6 +187,7 @@ def run_stack(*, fresh: bool = False) -> int:
             )
         )
         print(f"  demo data: {asyncio.run(_seed(env))}", flush=True)
+        print(f"  schedules: {asyncio.run(_apply_schedules())}", flush=True)
         from devtools.dev_keys import ensure_dev_keys
         from runtime.settings import Settings
 

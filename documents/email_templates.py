@@ -21,6 +21,9 @@ datetimes are printed in their own timezone):
   failed_at, workflow_id|None
 - finance_manual_refund_reminder: order_code, refund_id, amount_display, payment_method,
   requested_at, days_waiting, workflow_id|None
+- finance_reconciliation: processor, window_label, run_id, items, open_items, healed,
+  by_class: [{kind, count}], totals: [{currency, processor_display, ledger_display,
+  difference_display}], report_csv, report_json
 - custom_message: subject, body (plain text; blank lines separate paragraphs),
   buyer_name|None, order_code|None
 """
@@ -48,6 +51,7 @@ TEMPLATES: tuple[str, ...] = (
     "finance_refund_error",
     "finance_manual_refund_reminder",
     "custom_message",
+    "finance_reconciliation",
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR = Path("var")
@@ -52,7 +52,10 @@ class EmailConfig(BaseModel):
     ses: SesConfig = SesConfig()
 
 
-class RefundConfig(BaseModel):
+class RefundTiming(BaseModel):
+    """Durations a refund waits, defined once: settings read them, workflows receive them in their input
+    (so a run stays deterministic and testable). `payment_timeout_seconds` bounds every processor call."""
+
     confirmation_business_days: int = 10
     poll_initial_seconds: float = 30.0
     poll_max_seconds: float = 6 * 3600.0
@@ -60,6 +63,14 @@ class RefundConfig(BaseModel):
     finance_action_days: float = 30.0
     approval_expiry_hours: float = 48.0
     payment_timeout_seconds: float = 60.0
+
+
+class RefundConfig(RefundTiming):
+    """The refund settings: its timing, and the default approval threshold (an event's own overrides it)."""
+
+    def timing(self) -> RefundTiming:
+        return RefundTiming.model_validate(self.model_dump(include=set(RefundTiming.model_fields)))
+
     approval_threshold: int | None = Field(
         default=None, description="Refunds above this many minor units wait for a second finance user."
     )
@@ -121,6 +132,39 @@ class BulkConfig(BaseModel):
     heartbeat_seconds: float = Field(default=60.0, description="A batch whose worker died is retried after this.")
 
 
+class ReconciliationSettings(BaseModel):
+    """When each processor is reconciled and over which window; `ticketops schedules apply` makes it so.
+
+    A run scheduled at T reconciles the whole window (`window_hours`, aligned to
+    UTC) that ended at least `settlement_lag_hours` before T, so a backfill of
+    past schedule times reconciles past windows, and jitter never moves a window.
+    """
+
+    processors: list[str] = Field(
+        default=["stripe"], description="One schedule each; manual and free processors have nothing to reconcile."
+    )
+    cron: str | None = Field(default=None, description="A cron expression; when set it replaces hour and minute.")
+    hour: int = Field(default=4, ge=0, le=23)
+    minute: int = Field(default=30, ge=0, le=59)
+    time_zone: str = Field(default="Europe/Amsterdam", description="IANA name the hour and cron are read in.")
+    jitter_minutes: float = Field(default=10.0, ge=0, description="Spreads runs so processors see no burst.")
+    catchup_window_hours: float = Field(
+        default=36.0, gt=0, description="After an outage, runs missed within this long still start."
+    )
+    pause_on_failure: bool = Field(default=True, description="A run that fails after all retries pauses it.")
+    paused: bool = Field(default=False, description="Create (or keep) the schedules paused.")
+    window_hours: int = Field(default=24, ge=1, le=24, description="Length of one window; divides a day.")
+    settlement_lag_hours: int = Field(
+        default=24, ge=0, description="How long after a window ends it is reconciled (the processor settles)."
+    )
+
+    @model_validator(mode="after")
+    def _window_divides_a_day(self) -> ReconciliationSettings:
+        if 24 % self.window_hours:
+            raise ValueError("reconciliation window_hours must divide 24")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TICKETOPS_", env_nested_delimiter="__")
 
@@ -133,6 +177,7 @@ class Settings(BaseSettings):
     codec: CodecSettings = CodecSettings()
     blobs: BlobConfig = BlobConfig()
     bulk: BulkConfig = BulkConfig()
+    reconciliation: ReconciliationSettings = ReconciliationSettings()
     public_url: str = "http://127.0.0.1:8000"
     signing_secret: SecretStr = SecretStr("dev-signing-secret-change-me")
     log_json: bool = False

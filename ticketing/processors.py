@@ -22,3 +22,12 @@ CAPABILITIES: dict[Processor, ProcessorCapabilities] = {
         async_confirmation=False, partial_refunds=True, succeeded_is_final=True, manual=False
     ),
 }
+
+
+def reconcilable(processor: Processor) -> bool:
+    """A processor that keeps its own records of our refunds, so the ledger can be compared with them.
+
+    Manual payouts (finance's bank transfers) and free orders have no such record: nothing to reconcile.
+    """
+    caps = CAPABILITIES[processor]
+    return caps.async_confirmation and not caps.manual

@@ -2,19 +2,166 @@
 
 Each function takes the order and refund as they are and returns them as
 they must be written, with the history events, in one store transaction.
+
+This is the one refund rule: `apply` turns an action (finance's, the
+workflow's) into a ledger move, and `judge` / `settle` turn a processor's
+answer into one. The single-refund workflow, the event-cancellation batch, the
+webhook and reconciliation all call these; none translates a processor status
+on its own.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel
 
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Order, OrderEvent, Processor, Refund
 from ticketing.money import Money
+from ticketing.reconciliation_records import ProcessorRefundStatus
 from ticketing.refunds import RefundQuote, history_event, move_refund
 from ticketing.states import TICKET_TRANSITIONS, RefundStatus, TicketState, transition
 
 Change = tuple[Order, Refund, list[OrderEvent]]
+
+
+class RefundAction(StrEnum):
+    """What can happen to a ledger refund; the values are the strings workflow histories carry."""
+
+    SUBMITTED = "submitted"  # the processor took it and gave its refund id; confirmation follows
+    SUCCEEDED = "succeeded"  # the money is back (processor) or finance paid by hand (`reference`)
+    FAILED = "failed"  # the processor refused, failed, or failed after success
+    RETRY = "retry"  # a new processor attempt with a new idempotency key
+    APPROVE = "approve"  # the second finance user's yes
+    REJECT = "reject"  # approval refused or expired
+
+
+class ProcessorOutcome(BaseModel):
+    """The processor's answer about one of its refunds: from a create call, a poll, a webhook or a listing."""
+
+    processor_refund_id: str
+    status: ProcessorRefundStatus
+    failure_reason: str | None = None
+
+
+class Settlement(StrEnum):
+    """What a processor outcome means for a ledger refund (`judge`)."""
+
+    # Nothing to write: not final yet, already settled the same way, or news about another attempt.
+    NO_CHANGE = "no-change"
+    # The ledger moves now (`settle`): refunding -> confirming / refunded / (confirming ->) refund-error,
+    # confirming -> refunded / refund-error. Whoever holds the answer writes it.
+    MOVE = "move"
+    # The ledger says refunded and the processor says failed or canceled: the money came back to us.
+    # Only the refund's Refund run applies it (`settle`), so finance is told and the order reopened;
+    # a caller without that run starts the follow-up run (`late_failure_workflow_id`).
+    LATE_FAILURE = "late-failure"
+    # The processor failed a refund that finance has already paid by hand: not news.
+    PAID_MANUALLY = "paid-manually"
+
+
+_FAILED = (ProcessorRefundStatus.FAILED, ProcessorRefundStatus.CANCELED)
+
+
+def steps(status: RefundStatus, outcome_status: ProcessorRefundStatus) -> list[RefundAction]:
+    """The ledger actions, in order, that a processor status means for a refund in `status`."""
+    if status is RefundStatus.REFUNDING:
+        if outcome_status is ProcessorRefundStatus.SUCCEEDED:
+            return [RefundAction.SUCCEEDED]
+        if outcome_status in _FAILED:  # through confirming, so the failed refund keeps the processor's id
+            return [RefundAction.SUBMITTED, RefundAction.FAILED]
+        return [RefundAction.SUBMITTED]
+    if status is RefundStatus.CONFIRMING:
+        if outcome_status is ProcessorRefundStatus.SUCCEEDED:
+            return [RefundAction.SUCCEEDED]
+        if outcome_status in _FAILED:
+            return [RefundAction.FAILED]
+        return []
+    if status is RefundStatus.SUCCEEDED and outcome_status in _FAILED:
+        return [RefundAction.FAILED]
+    return []
+
+
+def judge(refund: Refund, outcome: ProcessorOutcome) -> Settlement:
+    """What the processor's answer means for this ledger refund."""
+    return judge_state(refund.status, refund.processor_refund_id, refund.manual_reference is not None, outcome)
+
+
+def judge_state(
+    status: RefundStatus, processor_refund_id: str | None, paid_manually: bool, outcome: ProcessorOutcome
+) -> Settlement:
+    """`judge` over the fields it reads, for a caller that holds a snapshot rather than the ledger row."""
+    if processor_refund_id and processor_refund_id != outcome.processor_refund_id:
+        return Settlement.NO_CHANGE  # about another attempt's processor refund
+    if not steps(status, outcome.status):
+        return Settlement.NO_CHANGE
+    if status is RefundStatus.SUCCEEDED:
+        return Settlement.PAID_MANUALLY if paid_manually else Settlement.LATE_FAILURE
+    return Settlement.MOVE
+
+
+def settle(order: Order, refund: Refund, outcome: ProcessorOutcome, *, actor: str, now: datetime) -> Change:
+    """Write what `judge` says: a MOVE or a LATE_FAILURE (one or two steps); else nothing changes."""
+    if judge(refund, outcome) not in (Settlement.MOVE, Settlement.LATE_FAILURE):
+        return order, refund, []
+    events: list[OrderEvent] = []
+    for action in steps(refund.status, outcome.status):
+        order, refund, more = apply(
+            order,
+            refund,
+            action,
+            actor=actor,
+            now=now,
+            processor_refund_id=outcome.processor_refund_id,
+            reason=outcome.failure_reason or outcome.status.value,
+        )
+        events += more
+    return order, refund, events
+
+
+def apply(
+    order: Order,
+    refund: Refund,
+    action: RefundAction,
+    *,
+    actor: str,
+    now: datetime,
+    processor_refund_id: str | None = None,
+    reason: str | None = None,
+    reference: str | None = None,
+) -> Change:
+    """One action on the ledger; the state machine refuses what it does not allow."""
+    if action is RefundAction.SUBMITTED:
+        return submitted(order, refund, processor_refund_id=processor_refund_id or "", actor=actor, now=now)
+    if action is RefundAction.SUCCEEDED:
+        return succeeded(
+            order, refund, actor=actor, now=now, processor_refund_id=processor_refund_id, reference=reference
+        )
+    if action is RefundAction.FAILED:
+        return failed(order, refund, reason=reason or "unknown", actor=actor, now=now)
+    if action is RefundAction.RETRY:
+        return retried(order, refund, actor=actor, now=now)
+    if action is RefundAction.APPROVE:
+        return approve(order, refund, approver=actor, now=now)
+    return reject(order, refund, actor=actor, reason=reason or "rejected", now=now)
+
+
+_RESULT: dict[RefundAction, tuple[RefundStatus, ...]] = {
+    RefundAction.SUBMITTED: (RefundStatus.CONFIRMING,),
+    RefundAction.SUCCEEDED: (RefundStatus.SUCCEEDED,),
+    RefundAction.FAILED: (RefundStatus.FAILED,),
+    RefundAction.RETRY: (RefundStatus.REFUNDING,),
+    RefundAction.APPROVE: (RefundStatus.REFUNDING, RefundStatus.AWAITING_MANUAL),
+    RefundAction.REJECT: (RefundStatus.REJECTED,),
+}
+
+
+def done_already(refund: Refund, action: RefundAction, expect_attempt: int) -> bool:
+    """A retried write whose first try committed finds its own result (the attempt it was meant for)."""
+    attempt = expect_attempt + (1 if action is RefundAction.RETRY else 0)
+    return refund.status in _RESULT[action] and refund.attempt == attempt
 
 
 def _set_tickets(order: Order, ticket_ids: list[str], target: TicketState, only_from: TicketState | None) -> Order:

@@ -157,6 +157,17 @@ def quote_refund(
     )
 
 
+def approval_threshold(event: Event, default: int | None) -> int | None:
+    """The event's own threshold overrides the setting; None means no refund waits for approval."""
+    return event.policy.refund_approval_threshold if event.policy.refund_approval_threshold is not None else default
+
+
+def needs_approval(quote: RefundQuote, event: Event, default_threshold: int | None) -> bool:
+    """Four eyes: a refund above the threshold waits for a second finance user."""
+    threshold = approval_threshold(event, default_threshold)
+    return threshold is not None and quote.amount.amount > threshold
+
+
 def late_failure_workflow_id(refund_id: str, attempt: int) -> str:
     """The follow-up run that owns a refund Stripe failed after success: one per attempt."""
     return f"refund-late-failure/{refund_id}/attempt-{attempt}"

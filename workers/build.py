@@ -24,6 +24,7 @@ from activities.order_emails import OrderEmailActivities
 from activities.orders import OrderActivities
 from activities.payments import PaymentActivities
 from activities.personalisation import PersonalisationActivities
+from activities.reconciliation import ReconciliationActivities
 from activities.refunds import RefundActivities
 from activities.reissue import ReissueActivities
 from workflows.bulk_delivery import BulkDeliveryWorkflow
@@ -32,6 +33,7 @@ from workflows.event_cancellation import EventCancellationWorkflow
 from workflows.options import queue_names
 from workflows.personalisation import OpenPersonalisationWorkflow
 from workflows.receipt import SendReceiptWorkflow
+from workflows.reconcile import ReconcileWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.reissue import ReissueAndResendWorkflow, RescheduleWorkflow
 from workflows.resend import ResendOrderWorkflow
@@ -60,6 +62,7 @@ WORKFLOWS: Sequence[type] = (
     RescheduleWorkflow,
     BulkDeliveryWorkflow,
     EventCancellationWorkflow,
+    ReconcileWorkflow,
 )
 
 
@@ -73,6 +76,7 @@ def order_activities(deps: Deps) -> list[Callable[..., Any]]:
         orders.plan_resend,
         refunds.open_refund,
         refunds.move_refund,
+        refunds.settle_refund,
         refunds.get_refund_snapshot,
         cancellation.cancel_order,
         cancellation.record_cancellation_note,
@@ -80,6 +84,21 @@ def order_activities(deps: Deps) -> list[Callable[..., Any]]:
         reissue.reschedule_tickets,
         personalisation.open_personalisation_round,
         *bulk_store_activities(deps),
+    ]
+
+
+def reconciliation_activities(deps: Deps, client: Client) -> list[Callable[..., Any]]:
+    """On the orders queue: they read the store and (paced in the activity, with back-off on 429)
+    the processor's lists, and read Temporal visibility; the workflow does every start and signal."""
+    recon = ReconciliationActivities(deps, client)
+    return [
+        recon.begin_reconciliation,
+        recon.stage_processor_page,
+        recon.classify_reconciliation,
+        recon.recheck_reconciliation_items,
+        recon.reconciliation_heal_page,
+        recon.reconciliation_mark_healed,
+        recon.finish_reconciliation,
     ]
 
 
@@ -126,7 +145,7 @@ def build_workers(
             task_queue=orders_queue,
             workflows=list(WORKFLOWS),
             workflow_runner=SANDBOX,
-            activities=order_activities(deps),
+            activities=[*order_activities(deps), *reconciliation_activities(deps, client)],
             max_concurrent_activities=50,
         ),
         "email": lambda: Worker(

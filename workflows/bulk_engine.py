@@ -111,6 +111,7 @@ class BulkEngine:
         )
         self.progress.counts = dict(self.report.counts)
         self._publish(final, "done")
+        await workflow.wait_condition(workflow.all_handlers_finished)
         return self.report
 
     async def _run_phases(self, inp: BulkInput) -> None:
@@ -124,7 +125,7 @@ class BulkEngine:
                 if self.cancelled:
                     break
                 if self._continue_due(inp):
-                    self._continue_as_new(inp)
+                    await self._continue_as_new(inp)
                 await self._wave(phase, inp)
                 self.batches_this_run += inp.window
             if not self.cancelled:
@@ -153,7 +154,8 @@ class BulkEngine:
     def _continue_due(self, inp: BulkInput) -> bool:
         return self.batches_this_run >= inp.continue_after_batches or workflow.info().is_continue_as_new_suggested()
 
-    def _continue_as_new(self, inp: BulkInput) -> None:
+    async def _continue_as_new(self, inp: BulkInput) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(inp.model_copy(update={"progress": self.progress, "paused": self.paused}))
 
     async def _slide(self, phase: str, inp: BulkInput) -> None:
@@ -199,7 +201,7 @@ class BulkEngine:
             if self.cancelled or self.progress.cursor > self.progress.last:
                 return
             if self._continue_due(inp):
-                self._continue_as_new(inp)
+                await self._continue_as_new(inp)
             self._publish("paused", phase)
             await workflow.wait_condition(lambda: not self.paused or self.cancelled)
 

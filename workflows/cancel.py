@@ -109,7 +109,7 @@ class CancelOrderWorkflow:
             VoidActivities.void_payment,
             VoidPayment(processor=outcome.processor, payment_reference=outcome.payment_reference or ""),
             task_queue=options.sibling_queue(workflow.info().task_queue, "payments"),
-            start_to_close_timeout=options.PAYMENT_TIMEOUT,
+            start_to_close_timeout=timedelta(seconds=req.timing.payment_timeout_seconds),
             schedule_to_close_timeout=options.PAYMENT_SCHEDULE_TO_CLOSE,
             retry_policy=options.PAYMENT_RETRY,
         )

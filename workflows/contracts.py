@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel
+
+# Defined once with the settings; the workflows' inputs carry it.
+from runtime.settings import RefundTiming as RefundTiming  # noqa: PLC0414 (a re-export)
+from ticketing.refund_ledger import ProcessorOutcome
 
 
 class ResendRequest(BaseModel):
@@ -15,18 +21,6 @@ class ResendResult(BaseModel):
     ticket_count: int
     message_id: str
     delivery: str
-
-
-class RefundTiming(BaseModel):
-    """Durations the refund waits, passed in so the workflow stays deterministic and testable."""
-
-    confirmation_business_days: int = 10
-    poll_initial_seconds: float = 30.0
-    poll_max_seconds: float = 6 * 3600.0
-    manual_reminder_days: float = 3.0
-    finance_action_days: float = 30.0
-    approval_expiry_hours: float = 48.0
-    payment_timeout_seconds: float = 60.0
 
 
 class RefundInput(BaseModel):
@@ -58,12 +52,16 @@ class ApproveRefund(BaseModel):
     actor: str
 
 
-class ProcessorUpdate(BaseModel):
-    """What a verified, re-fetched webhook tells the workflow."""
+# What a verified, re-fetched webhook tells the refund's run: the processor's outcome, as the ledger's rule reads it.
+ProcessorUpdate = ProcessorOutcome
 
-    processor_refund_id: str
-    status: str
-    failure_reason: str | None = None
+
+class NewsReceipt(StrEnum):
+    """What a Refund run did with processor news: taken (it will act on it before it ends) or ignored (it is
+    ending; whoever sent it acts, e.g. starts the late-failure run)."""
+
+    TAKEN = "taken"
+    IGNORED = "ignored"
 
 
 class RefundProgress(BaseModel):

@@ -22,7 +22,7 @@ EMAIL_RETRY = RetryPolicy(
 )
 EMAIL_SCHEDULE_TO_CLOSE = timedelta(days=1)
 
-PAYMENT_TIMEOUT = timedelta(seconds=60)
+# The processor call's own timeout is RefundTiming.payment_timeout_seconds (settings), passed in each input.
 PAYMENT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,

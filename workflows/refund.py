@@ -24,16 +24,22 @@ with workflow.unsafe.imports_passed_through():
         RefundEmail,
         RefundSnapshot,
         RefundTransition,
+        SettleRefund,
         SubmitRefund,
     )
     from activities.delivery import DeliveryActivities
     from activities.payments import PaymentActivities
     from activities.refunds import RefundActivities
+    from ticketing import refund_ledger
     from ticketing.calendar import add_business_days
+    from ticketing.reconciliation_records import ProcessorRefundStatus
+    from ticketing.refund_ledger import ProcessorOutcome, RefundAction, Settlement
+    from ticketing.states import RefundStatus
     from workflows import options
     from workflows.contracts import (
         ApproveRefund,
         MarkRefunded,
+        NewsReceipt,
         ProcessorUpdate,
         RefundInput,
         RefundProgress,
@@ -48,7 +54,10 @@ with workflow.unsafe.imports_passed_through():
         REFUND_STATUS,
     )
 
-FINAL_PROCESSOR_STATES = {"succeeded", "failed", "canceled"}
+# Runs recorded before the processor's answer was settled by one activity (`settle_refund`).
+SETTLE_PATCH = "refund-settle-activity"
+# Runs recorded before a run read its unread processor news before returning.
+NEWS_PATCH = "refund-unread-news"
 
 
 @workflow.defn(name="Refund")
@@ -61,6 +70,8 @@ class RefundWorkflow:
         self.waiting_for = ""
         self.requested_by = ""
         self.attempt_started: datetime | None = None
+        self.finance_notices = 0  # the attempt finance was last told of
+        self.closing = False
 
     # --- the run --------------------------------------------------------------------------
 
@@ -72,8 +83,13 @@ class RefundWorkflow:
             snap = await self._store(RefundActivities.get_refund_snapshot, req.existing_refund_id)
             self._publish(snap)
             # Finance paid a refund by hand because the processor's failed: that failure is not news.
-            if req.late_failure_reason and snap.status == "refunded" and not snap.paid_manually:
-                snap = await self._move(snap, "failed", reason=req.late_failure_reason, actor="processor")
+            if req.late_failure_reason and snap.status == "refunded" and snap.processor_refund_id:
+                news = ProcessorOutcome(
+                    processor_refund_id=snap.processor_refund_id,
+                    status=ProcessorRefundStatus.FAILED,
+                    failure_reason=req.late_failure_reason,
+                )
+                snap = await self._settle(snap, news, actor="processor")
         else:
             snap = await self._store(
                 RefundActivities.open_refund,
@@ -92,29 +108,16 @@ class RefundWorkflow:
                 ),
             )
             self._publish(snap)
-        finance_notices = 0
         while True:
-            status = snap.status
-            if status == "awaiting-approval":
-                snap = await self._await_approval(snap)
-            elif status == "awaiting-manual":
-                snap = await self._await_manual(snap)
-            elif status == "refunding":
-                snap = await self._submit(snap)
-            elif status == "confirming-refund":
-                snap = await self._confirm(snap)
-            elif status == "refund-error":
-                if finance_notices < snap.attempt:
-                    finance_notices = snap.attempt
-                    await self._email(snap, "refund-error")
-                next_snap = await self._await_finance(snap)
-                if next_snap is None:
-                    break
-                snap = next_snap
-            else:
+            snap = await self._drive(snap)
+            # News that came while the run was ending (a failure webhook during the receipt) is acted on:
+            # the handlers finish, then the ledger's rule judges whatever is unread, until nothing is.
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            unread = self._unread_news(snap)
+            if unread is None:
                 break
-        if snap.status == "refunded":
-            await self._email(snap, "receipt")
+            snap = await self._settle(snap, unread, actor="processor")
+        self.closing = True  # no await from here to the return: later news is refused, so its sender acts
         self.waiting_for = ""
         workflow.set_current_details(f"Ended as {snap.status}")
         return RefundResult(
@@ -126,6 +129,39 @@ class RefundWorkflow:
             attempts=snap.attempt,
             failure_reason=snap.failure_reason,
         )
+
+    async def _drive(self, snap: RefundSnapshot) -> RefundSnapshot:
+        """Through the ledger's states until the refund is final or finance let it lie; the receipt last."""
+        while True:
+            status = snap.status
+            if status == "awaiting-approval":
+                snap = await self._await_approval(snap)
+            elif status == "awaiting-manual":
+                snap = await self._await_manual(snap)
+            elif status == "refunding":
+                snap = await self._submit(snap)
+            elif status == "confirming-refund":
+                snap = await self._confirm(snap)
+            elif status == "refund-error":
+                if self.finance_notices < snap.attempt:
+                    self.finance_notices = snap.attempt
+                    await self._email(snap, "refund-error")
+                next_snap = await self._await_finance(snap)
+                if next_snap is None:
+                    break
+                snap = next_snap
+            else:
+                break
+        if snap.status == "refunded":
+            await self._email(snap, "receipt")
+        return snap
+
+    def _unread_news(self, snap: RefundSnapshot) -> ProcessorUpdate | None:
+        """Buffered processor news about this refund that the ledger's rule says still matters."""
+        news = self.updates.get(snap.processor_refund_id or "")
+        if news is None or not workflow.patched(NEWS_PATCH):
+            return None
+        return news if _matters(snap, news) else None
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -157,7 +193,7 @@ class RefundWorkflow:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == "processor-rejected":
                 code = (cause.details[0] or {}).get("code") if cause.details else None
-                return await self._move(snap, "failed", reason=f"{code or 'rejected'}: {cause.message}")
+                return await self._move(snap, RefundAction.FAILED, reason=f"{code or 'rejected'}: {cause.message}")
             # Out of time (a day of 429s, 5xx or no network): the processor may have made the refund
             # without our hearing of it. Ask it, by our idempotency key, before saying it failed.
             self._waiting("The processor was unreachable for a day; checking whether it made the refund")
@@ -169,19 +205,35 @@ class RefundWorkflow:
                 retry_policy=options.PAYMENT_RETRY,
             )
             if found is None:
-                return await self._move(snap, "failed", reason="processor-unavailable")
+                return await self._move(snap, RefundAction.FAILED, reason="processor-unavailable")
             result = found
         return await self._apply_processor(snap, result)
 
     async def _apply_processor(self, snap: RefundSnapshot, result: ProcessorRefundView) -> RefundSnapshot:
-        if result.status == "succeeded":
-            return await self._move(snap, "succeeded", processor_refund_id=result.id)
-        if result.status in ("failed", "canceled"):
-            if snap.status == "refunding":
-                snap = await self._move(snap, "submitted", processor_refund_id=result.id)
-            return await self._move(snap, "failed", reason=result.failure_reason or result.status)
-        if snap.status == "refunding":
-            return await self._move(snap, "submitted", processor_refund_id=result.id)
+        return await self._settle(snap, result.outcome())
+
+    async def _settle(
+        self, snap: RefundSnapshot, outcome: ProcessorOutcome, actor: str = "ticketops"
+    ) -> RefundSnapshot:
+        """Hand the processor's answer to the ledger, whose rule decides what it means (one activity)."""
+        if workflow.patched(SETTLE_PATCH):
+            new = await self._store(
+                RefundActivities.settle_refund,
+                SettleRefund(refund_id=snap.refund_id, expect_attempt=snap.attempt, outcome=outcome, actor=actor),
+            )
+            self._publish(new)
+            return new
+        # A run recorded before the rule settled in one activity: the same steps, one move each.
+        if not _matters(snap, outcome):
+            return snap
+        for action in refund_ledger.steps(RefundStatus(snap.status), outcome.status):
+            snap = await self._move(
+                snap,
+                action,
+                actor=actor,
+                processor_refund_id=outcome.processor_refund_id,
+                reason=outcome.failure_reason or outcome.status.value,
+            )
         return snap
 
     async def _confirm(self, snap: RefundSnapshot) -> RefundSnapshot:
@@ -192,17 +244,17 @@ class RefundWorkflow:
         refund_id = snap.processor_refund_id or ""
         while True:
             update = self.updates.get(refund_id)
-            if update and update.status in FINAL_PROCESSOR_STATES:
+            if update and update.status.final:
                 view = ProcessorRefundView(id=refund_id, status=update.status, failure_reason=update.failure_reason)
                 return await self._apply_processor(snap, view)
             left = (deadline - workflow.now()).total_seconds()
             if left <= 0:
-                return await self._move(snap, "failed", reason="confirmation-timeout")
+                return await self._move(snap, RefundAction.FAILED, reason="confirmation-timeout")
             self._waiting(f"Waiting for the processor to confirm refund {refund_id} (webhook or poll)")
             try:
                 await workflow.wait_condition(
                     lambda: refund_id in self.updates
-                    and self.updates[refund_id].status in FINAL_PROCESSOR_STATES,
+                    and self.updates[refund_id].status.final,
                     timeout=timedelta(seconds=min(interval, left)),
                 )
             except TimeoutError:
@@ -254,7 +306,7 @@ class RefundWorkflow:
                 timeout=timedelta(hours=self.timing.approval_expiry_hours),
             )
         except TimeoutError:
-            return await self._move(snap, "reject", reason="approval-expired", actor="ticketops")
+            return await self._move(snap, RefundAction.REJECT, reason="approval-expired", actor="ticketops")
         return await self._take_action(snap)
 
     async def _take_action(self, snap: RefundSnapshot) -> RefundSnapshot:
@@ -262,20 +314,29 @@ class RefundWorkflow:
         self.pending_action = None
         try:
             if isinstance(action, MarkRefunded):
-                snap = await self._move(snap, "succeeded", reference=action.reference, actor=action.actor)
+                snap = await self._move(snap, RefundAction.SUCCEEDED, reference=action.reference, actor=action.actor)
             elif isinstance(action, RetryRefund):
-                snap = await self._move(snap, "retry", actor=action.actor)
+                snap = await self._move(snap, RefundAction.RETRY, actor=action.actor)
             elif isinstance(action, ApproveRefund):
-                snap = await self._move(snap, "approve", actor=action.actor)
+                snap = await self._move(snap, RefundAction.APPROVE, actor=action.actor)
         finally:
             self.actions_done += 1
         return snap
 
     # --- handlers -------------------------------------------------------------------------
 
+    @workflow.update(name="processor_news")
+    def processor_news(self, update: ProcessorUpdate) -> NewsReceipt:
+        """Buffered by processor refund id (a webhook may arrive before we know the id) and read before the
+        run returns. Refused once the run has decided to end, so the webhook starts the follow-up run."""
+        if self.closing:
+            return NewsReceipt.IGNORED
+        self.updates[update.processor_refund_id] = update
+        return NewsReceipt.TAKEN
+
     @workflow.signal(name="processor_update")
     def processor_update(self, update: ProcessorUpdate) -> None:
-        """Buffered by processor refund id: a webhook may arrive before we know the id."""
+        """The same news as a signal: signal-with-start (a bulk hand-off) and runs signalled before the update."""
         self.updates[update.processor_refund_id] = update
 
     def _status(self) -> str:
@@ -368,7 +429,7 @@ class RefundWorkflow:
     async def _move(
         self,
         snap: RefundSnapshot,
-        action: str,
+        action: RefundAction,
         *,
         actor: str = "ticketops",
         processor_refund_id: str | None = None,
@@ -406,3 +467,9 @@ class RefundWorkflow:
         except ActivityError:
             workflow.logger.warning("refund email %s for %s could not be sent", kind, snap.refund_id)
 
+
+def _matters(snap: RefundSnapshot, outcome: ProcessorOutcome) -> bool:
+    """The ledger's rule, on the run's snapshot: does this processor answer move the refund?"""
+    status = RefundStatus(snap.status)
+    verdict = refund_ledger.judge_state(status, snap.processor_refund_id, snap.paid_manually, outcome)
+    return verdict in (Settlement.MOVE, Settlement.LATE_FAILURE)

@@ -18,6 +18,11 @@ BULK_STATUS = SearchAttributeKey.for_keyword("BulkStatus")
 BULK_DONE = SearchAttributeKey.for_int("BulkDone")
 BULK_FAILED = SearchAttributeKey.for_int("BulkFailed")
 
+# Reconciliation runs: `ReconStatus = "open-items"` lists the windows finance must look at. The open-item
+# count is a Double because the dev server's SQLite visibility has no Int slot left.
+RECON_STATUS = SearchAttributeKey.for_keyword("ReconStatus")
+RECON_OPEN_ITEMS = SearchAttributeKey.for_float("ReconOpenItems")
+
 ALL: tuple[SearchAttributeKey[Any], ...] = (
     ORDER_ID,
     EVENT_ID,
@@ -27,4 +32,6 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
     BULK_STATUS,
     BULK_DONE,
     BULK_FAILED,
+    RECON_STATUS,
+    RECON_OPEN_ITEMS,
 )

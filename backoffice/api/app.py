@@ -19,6 +19,7 @@ from backoffice.api import (
     orders,
     personalisation,
     problems,
+    reconciliation,
     refunds,
     scanning,
     webhooks,
@@ -56,6 +57,7 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
     app.include_router(personalisation.router)
     app.include_router(order_documents.router)
     app.include_router(bulk.router)
+    app.include_router(reconciliation.router)
     app.include_router(events.router)
     codec.install(app)
     app.add_middleware(WaitForOperation)

@@ -8,6 +8,7 @@ scheduled delivery is visible before it starts.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -25,7 +26,10 @@ from ticketing.errors import ActionNotAllowed
 from ticketing.states import OrderStatus
 from ticketing.store.bulk import create_bulk, load_bulk, status_counts
 from ticketing.store.orders import load_event, load_time_slots
-from workflows.contracts import BulkInput, RefundTiming
+from workflows.bulk_delivery import BulkDeliveryWorkflow
+from workflows.bulk_engine import BulkEngine
+from workflows.contracts import BulkInput
+from workflows.event_cancellation import EventCancellationWorkflow
 from workflows.search_attributes import BULK_STATUS, EVENT_ID
 
 router = APIRouter(tags=["bulk"])
@@ -150,7 +154,7 @@ async def _start(
                 status=BulkStatus.SCHEDULED if delay else BulkStatus.RUNNING,
             )
         await st.operations.start(
-            "BulkDelivery" if kind is BulkKind.DELIVERY else "EventCancellation",
+            BulkDeliveryWorkflow.run if kind is BulkKind.DELIVERY else EventCancellationWorkflow.run,
             BulkInput(
                 bulk_id=bulk_id,
                 kind=kind.value,
@@ -166,7 +170,7 @@ async def _start(
                 heartbeat_seconds=bulk_settings.heartbeat_seconds,
                 deferred_retries=bulk_settings.deferred_retries,
                 deferred_retry_seconds=bulk_settings.deferred_retry_seconds,
-                refund_timing=RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"})),
+                refund_timing=st.settings.refunds.timing(),
             ),
             operation_id=operation_id,
             search_attributes=[
@@ -249,8 +253,8 @@ async def _bulk_state(st: AppState, bulk_id: str) -> BulkState:
     async with st.store.transaction() as conn:
         row = await load_bulk(conn, bulk_id)
         counts = await status_counts(conn, bulk_id)
-    progress = await st.operations.query(row.workflow_id, "progress")
-    live = progress if isinstance(progress, dict) else (progress.model_dump() if progress is not None else {})
+    progress = await st.operations.query(row.workflow_id, BulkEngine.view)
+    live = progress.model_dump() if progress is not None else {}
     status = row.status
     # The store knows scheduled and ended; the running workflow knows paused.
     if live.get("status") in ("paused", "running") and row.status == BulkStatus.RUNNING.value:
@@ -275,12 +279,12 @@ async def get_bulk(bulk_id: str, st: StateDep) -> BulkState:
     return await _bulk_state(st, bulk_id)
 
 
-async def _control(st: AppState, bulk_id: str, signal: str) -> BulkState:
+async def _control(st: AppState, bulk_id: str, signal: Callable[[BulkEngine], None]) -> BulkState:
     async with st.store.transaction() as conn:
         row = await load_bulk(conn, bulk_id)
     if row.status in (BulkStatus.COMPLETED.value, BulkStatus.CANCELLED.value):
         raise ActionNotAllowed(f"bulk operation {bulk_id} has ended ({row.status})", type="bulk-ended")
-    if not await st.operations.signal(row.workflow_id, signal, None):
+    if not await st.operations.signal_bare(row.workflow_id, signal):
         raise ActionNotAllowed(f"bulk operation {bulk_id} is not running", type="bulk-not-running")
     return await _bulk_state(st, bulk_id)
 
@@ -288,18 +292,18 @@ async def _control(st: AppState, bulk_id: str, signal: str) -> BulkState:
 @router.post("/bulk/{bulk_id}/pause", response_model=BulkState, dependencies=[Depends(ADMIN)])
 async def pause_bulk(bulk_id: str, st: StateDep) -> BulkState:
     """Batches in flight finish; no new batch starts until resumed."""
-    return await _control(st, bulk_id, "pause")
+    return await _control(st, bulk_id, BulkEngine.pause)
 
 
 @router.post("/bulk/{bulk_id}/resume", response_model=BulkState, dependencies=[Depends(ADMIN)])
 async def resume_bulk(bulk_id: str, st: StateDep) -> BulkState:
-    return await _control(st, bulk_id, "resume")
+    return await _control(st, bulk_id, BulkEngine.resume)
 
 
 @router.post("/bulk/{bulk_id}/cancel", response_model=BulkState, dependencies=[Depends(ADMIN)])
 async def cancel_bulk(bulk_id: str, st: StateDep) -> BulkState:
     """Stop: what was not reached is reported as skipped."""
-    return await _control(st, bulk_id, "cancel")
+    return await _control(st, bulk_id, BulkEngine.cancel)
 
 
 @router.post(

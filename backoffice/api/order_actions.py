@@ -26,7 +26,9 @@ from ticketing.cancellation import CancelRequest, RefundDecision, cancel_order, 
 from ticketing.reissue import reissue_tickets, reschedule_tickets
 from ticketing.roles import Role
 from ticketing.store.orders import load_event, load_order, load_time_slots
-from workflows.contracts import CancelInput, RefundTiming, ReissueInput, RescheduleInput
+from workflows.cancel import CancelOrderWorkflow
+from workflows.contracts import CancelInput, ReissueInput, RescheduleInput
+from workflows.reissue import ReissueAndResendWorkflow, RescheduleWorkflow
 from workflows.search_attributes import EVENT_ID, ORDER_ID
 
 router = APIRouter(tags=["order actions"])
@@ -91,7 +93,7 @@ async def cancel(code: str, body: CancelBody, request: Request, st: StateDep, wh
     code = code.upper()
     if body.refund and not (await principal_of(request)).role.includes(Role.FINANCE):
         raise ProblemError(403, "forbidden", "cancelling with a refund needs the finance role")
-    timing = RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"}))
+    timing = st.settings.refunds.timing()
 
     async def act(key: str) -> dict[str, Any]:
         operation_id = f"cancel/{code}/{key}"
@@ -108,7 +110,7 @@ async def cancel(code: str, body: CancelBody, request: Request, st: StateDep, wh
         )
         scope = "order" if plan.whole_order else f"{len(plan.ticket_ids)} ticket(s) of order"
         await st.operations.start(
-            "CancelOrder",
+            CancelOrderWorkflow.run,
             CancelInput(
                 order_code=code,
                 actor=who,
@@ -159,7 +161,7 @@ async def reissue(
             order, event, _ids(body), actor=who, now=datetime.now(UTC), operation_id=operation_id
         )
         await st.operations.start(
-            "ReissueAndResend",
+            ReissueAndResendWorkflow.run,
             ReissueInput(order_code=code, actor=who, ticket_ids=_ids(body)),
             operation_id=operation_id,
             search_attributes=[SearchAttributePair(ORDER_ID, code), SearchAttributePair(EVENT_ID, order.event_id)],
@@ -194,7 +196,7 @@ async def reschedule(
             actor=who, now=datetime.now(UTC), operation_id=operation_id,
         )
         await st.operations.start(
-            "RescheduleOrder",
+            RescheduleWorkflow.run,
             RescheduleInput(order_code=code, actor=who, time_slot_id=body.time_slot_id, ticket_ids=body.ticket_ids),
             operation_id=operation_id,
             search_attributes=[SearchAttributePair(ORDER_ID, code), SearchAttributePair(EVENT_ID, order.event_id)],

@@ -31,6 +31,7 @@ from ticketing.policies.actions import download_receipt_refusal, download_ticket
 from ticketing.store.orders import append_history, load_event, load_order, load_ticket_types, load_time_slots
 from ticketing.store.refunds import list_refunds
 from workflows.contracts import SendReceiptRequest
+from workflows.receipt import SendReceiptWorkflow
 from workflows.search_attributes import EVENT_ID, ORDER_ID
 
 router = APIRouter(tags=["documents"], dependencies=[Depends(SUPPORT)])
@@ -74,7 +75,7 @@ async def send_receipt(code: str, request: Request, st: StateDep, who: ActorDep)
         if refusal := receipt_refusal(order, event):
             raise ActionNotAllowed(refusal.reason, type=refusal.type)
         op = await st.operations.start(
-            "SendReceipt",
+            SendReceiptWorkflow.run,
             SendReceiptRequest(order_code=code, actor=who),
             operation_id=f"receipt/{code}/{key}",
             search_attributes=[SearchAttributePair(ORDER_ID, code), SearchAttributePair(EVENT_ID, order.event_id)],

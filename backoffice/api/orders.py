@@ -29,6 +29,7 @@ from ticketing.store.orders import (
 )
 from ticketing.store.search import search_orders
 from workflows.contracts import ResendRequest
+from workflows.resend import ResendOrderWorkflow
 from workflows.search_attributes import EVENT_ID, ORDER_ID
 
 router = APIRouter(tags=["orders"])
@@ -105,7 +106,7 @@ async def resend(
         if refusal := resend_refusal(order, event):
             raise ActionNotAllowed(refusal.reason, type=refusal.type)
         op = await st.operations.start(
-            "ResendOrder",
+            ResendOrderWorkflow.run,
             ResendRequest(order_code=code, actor=who),
             operation_id=f"resend/{code}/{key}",
             search_attributes=[SearchAttributePair(ORDER_ID, code), SearchAttributePair(EVENT_ID, order.event_id)],

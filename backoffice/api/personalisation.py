@@ -31,6 +31,7 @@ from ticketing.policies.actions import personalisation_refusal
 from ticketing.store.orders import load_event, load_order, load_ticket_types, load_time_slots, save_order
 from ticketing.store.personalisation import current_round
 from workflows.contracts import OpenPersonalisationRequest
+from workflows.personalisation import OpenPersonalisationWorkflow
 from workflows.search_attributes import EVENT_ID, ORDER_ID
 
 router = APIRouter(tags=["personalisation"])
@@ -93,7 +94,7 @@ async def open_personalisation(code: str, request: Request, st: StateDep, who: A
         if refusal := personalisation_refusal(order, event):
             raise ActionNotAllowed(refusal.reason, type=refusal.type)
         op = await st.operations.start(
-            "OpenPersonalisation",
+            OpenPersonalisationWorkflow.run,
             OpenPersonalisationRequest(order_code=code, actor=who),
             operation_id=f"personalisation/{code}/{key}",
             search_attributes=[SearchAttributePair(ORDER_ID, code), SearchAttributePair(EVENT_ID, order.event_id)],

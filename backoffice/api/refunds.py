@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.common import SearchAttributePair
+from temporalio.workflow import UpdateMethodMultiParam
 
 from backoffice.api.auth import FINANCE, SUPPORT
 from backoffice.api.deps import AppState, actor, state
@@ -21,14 +22,16 @@ from ticketing.models import Refund, RefundKind
 from ticketing.money import Money
 from ticketing.processors import CAPABILITIES
 from ticketing.refund_waits import waiting_for
-from ticketing.refunds import RefundQuote, RefundRequest, late_failure_workflow_id, quote_refund
+from ticketing.refunds import RefundQuote, RefundRequest, late_failure_workflow_id, needs_approval, quote_refund
 from ticketing.states import RefundStatus
 from ticketing.store.orders import load_event, load_order
 from ticketing.store.refunds import list_refunds, load_refund
-from workflows.contracts import ApproveRefund, MarkRefunded, RefundInput, RefundTiming, RetryRefund
+from workflows.contracts import ApproveRefund, MarkRefunded, RefundInput, RetryRefund
+from workflows.refund import RefundWorkflow
 from workflows.search_attributes import EVENT_ID, ORDER_ID, PAYMENT_PROCESSOR, REFUND_AMOUNT, REFUND_STATUS
 
 router = APIRouter(tags=["refunds"])
+A = TypeVar("A", bound=BaseModel)
 StateDep = Annotated[AppState, Depends(state)]
 ActorDep = Annotated[str, Depends(actor)]
 
@@ -139,10 +142,6 @@ def refund_view(refund: Refund, waiting_for: str | None = None) -> RefundView:
     )
 
 
-def _threshold(st: AppState, event_threshold: int | None) -> int | None:
-    return event_threshold if event_threshold is not None else st.settings.refunds.approval_threshold
-
-
 async def _quote(st: AppState, code: str, body: RefundBody) -> tuple[RefundQuote, Any, Any]:
     async with st.store.transaction() as conn:
         order = await load_order(conn, code)
@@ -151,7 +150,7 @@ async def _quote(st: AppState, code: str, body: RefundBody) -> tuple[RefundQuote
     return quote, order, event
 
 
-def _quote_view(quote: RefundQuote, threshold: int | None) -> QuoteView:
+def _quote_view(quote: RefundQuote, needs_approval: bool) -> QuoteView:
     return QuoteView(
         order_code=quote.order_code,
         kind=quote.kind.value,
@@ -161,7 +160,7 @@ def _quote_view(quote: RefundQuote, threshold: int | None) -> QuoteView:
         tickets_invalidated=quote.tickets_invalidated,
         processor=quote.processor.value,
         automatic=quote.automatic,
-        needs_approval=threshold is not None and quote.amount.amount > threshold,
+        needs_approval=needs_approval,
         quote_hash=quote.quote_hash,
     )
 
@@ -170,7 +169,7 @@ def _quote_view(quote: RefundQuote, threshold: int | None) -> QuoteView:
 async def preview_refund(code: str, body: RefundBody, st: StateDep) -> QuoteView:
     """Price the refund; the agent confirms this quote by sending its hash back."""
     quote, _, event = await _quote(st, code.upper(), body)
-    return _quote_view(quote, _threshold(st, event.policy.refund_approval_threshold))
+    return _quote_view(quote, needs_approval(quote, event, st.settings.refunds.approval_threshold))
 
 
 @router.post(
@@ -183,7 +182,7 @@ async def request_refund(
 ) -> JSONResponse:
     """Start the refund exactly as previewed; a changed order is refused (`quote-mismatch`)."""
     code = code.upper()
-    timing = RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"}))
+    timing = st.settings.refunds.timing()
 
     async def act(key: str) -> dict[str, Any]:
         quote, order, _ = await _quote(st, code, body)
@@ -195,7 +194,7 @@ async def request_refund(
         operation_id = f"refund/{code}/{key}"
         refund_id = "rf_" + hashlib.sha256(operation_id.encode()).hexdigest()[:16]
         await st.operations.start(
-            "Refund",
+            RefundWorkflow.run,
             RefundInput(
                 order_code=code,
                 actor=who,
@@ -261,17 +260,16 @@ async def _owner(st: AppState, refund: Refund) -> str:
 async def get_refund(refund_id: str, st: StateDep) -> RefundView:
     async with st.store.transaction() as conn:
         refund = await load_refund(conn, refund_id)
-    progress = await st.operations.query(await _owner(st, refund), "progress")
-    waiting = getattr(progress, "waiting_for", None) or (
-        progress.get("waiting_for") if isinstance(progress, dict) else None
-    )
-    return refund_view(refund, waiting or waiting_for(refund.status))
+    progress = await st.operations.query(await _owner(st, refund), RefundWorkflow.progress)
+    return refund_view(refund, (progress.waiting_for if progress else None) or waiting_for(refund.status))
 
 
-async def _refund_update(st: AppState, refund_id: str, name: str, arg: BaseModel) -> RefundView:
+async def _refund_update(
+    st: AppState, refund_id: str, update: UpdateMethodMultiParam[[RefundWorkflow, A], Any], arg: A
+) -> RefundView:
     async with st.store.transaction() as conn:
         refund = await load_refund(conn, refund_id)
-    await st.operations.update(await _owner(st, refund), name, arg)
+    await st.operations.update(await _owner(st, refund), update, arg)
     async with st.store.transaction() as conn:
         return refund_view(await load_refund(conn, refund_id))
 
@@ -279,16 +277,18 @@ async def _refund_update(st: AppState, refund_id: str, name: str, arg: BaseModel
 @router.post("/refunds/{refund_id}/retry", response_model=RefundView, dependencies=[Depends(FINANCE)])
 async def retry_refund(refund_id: str, st: StateDep, who: ActorDep) -> RefundView:
     """A new processor attempt, with a new idempotency key, for a refund in refund-error."""
-    return await _refund_update(st, refund_id, "retry", RetryRefund(actor=who))
+    return await _refund_update(st, refund_id, RefundWorkflow.retry, RetryRefund(actor=who))
 
 
 @router.post("/refunds/{refund_id}/mark-refunded", response_model=RefundView, dependencies=[Depends(FINANCE)])
 async def mark_refunded(refund_id: str, body: ReferenceBody, st: StateDep, who: ActorDep) -> RefundView:
     """Finance paid the customer outside the processor (manual methods, or after a refund-error)."""
-    return await _refund_update(st, refund_id, "mark_refunded", MarkRefunded(actor=who, reference=body.reference))
+    return await _refund_update(
+        st, refund_id, RefundWorkflow.mark_refunded, MarkRefunded(actor=who, reference=body.reference)
+    )
 
 
 @router.post("/refunds/{refund_id}/approve", response_model=RefundView, dependencies=[Depends(FINANCE)])
 async def approve_refund(refund_id: str, st: StateDep, who: ActorDep) -> RefundView:
     """Four eyes: a refund above the threshold is approved by another finance user."""
-    return await _refund_update(st, refund_id, "approve", ApproveRefund(actor=who))
+    return await _refund_update(st, refund_id, RefundWorkflow.approve, ApproveRefund(actor=who))

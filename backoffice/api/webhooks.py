@@ -20,11 +20,12 @@ from backoffice.api.deps import AppState, state
 from backoffice.api.problems import ProblemError
 from payment_adapters.base import WebhookRejected
 from ticketing.models import Processor
+from ticketing.processor_news import NewsRoute, route_news
 from ticketing.refunds import late_failure_workflow_id
-from ticketing.states import RefundStatus
 from ticketing.store.refunds import find_refund_by_processor_id
 from ticketing.store.tables import webhook_events
-from workflows.contracts import ProcessorUpdate, RefundInput, RefundTiming
+from workflows.contracts import NewsReceipt, ProcessorUpdate, RefundInput
+from workflows.refund import RefundWorkflow
 
 router = APIRouter(tags=["webhooks"])
 log = structlog.get_logger(__name__)
@@ -66,33 +67,35 @@ async def _handle_refund(st: AppState, adapter: object, processor_refund_id: str
         processor_refund_id=fresh.id, status=fresh.status, failure_reason=fresh.failure_reason
     )
     workflow_id = fresh.metadata.get("workflow_id")
-    if workflow_id and await st.operations.signal(workflow_id, "processor_update", update):
-        return "signalled"
+    # Taken: the run acts on it before it ends. Otherwise (ended, ending, not started) the ledger decides below.
+    if workflow_id:
+        receipt = await st.operations.offer(workflow_id, RefundWorkflow.processor_news, update)
+        if receipt is NewsReceipt.TAKEN:
+            return "signalled"
     async with st.store.transaction() as conn:
         ledger = await find_refund_by_processor_id(conn, fresh.id)
     if ledger is None:
         return "unknown-refund"
-    if ledger.status is RefundStatus.CONFIRMING and fresh.status in ("succeeded", "failed", "canceled"):
+    # The signal above found no open run; reconciliation's replay of a missed event routes the same way.
+    route = route_news(ledger, update, run_open=False)
+    if route is NewsRoute.START_RUN_WITH_NEWS:
         # A refund handed over by a bulk run whose follow-up has not started yet: start it with the news.
         await st.operations.start(
-            "Refund",
+            RefundWorkflow.run,
             RefundInput(
                 order_code=ledger.order_code, actor="processor", refund_id=ledger.id, existing_refund_id=ledger.id,
-                timing=RefundTiming(**st.settings.refunds.model_dump(exclude={"approval_threshold"})),
+                timing=st.settings.refunds.timing(),
             ),
             operation_id=ledger.workflow_id,
             start_signal=("processor_update", update),
         )
         return "signalled-with-start"
-    if ledger.status is RefundStatus.SUCCEEDED and ledger.manual_reference is None and fresh.status in (
-        "failed",
-        "canceled",
-    ):
+    if route is NewsRoute.START_LATE_FAILURE:
         # Stripe failed a refund after it had succeeded; the original workflow is done.
         # Several events report one failure; the follow-up id collapses them into one run.
         follow_up = late_failure_workflow_id(ledger.id, ledger.attempt)
         await st.operations.start(
-            "Refund",
+            RefundWorkflow.run,
             RefundInput(
                 order_code=ledger.order_code,
                 actor="processor",

@@ -22,12 +22,15 @@ from backoffice.cli.keys import keys_app
 from backoffice.cli.launch import api, db_upgrade, dev, worker
 from backoffice.cli.operations_cmds import operations_app
 from backoffice.cli.orders_cmds import order_reads
+from backoffice.cli.reconcile_cmds import reconcile_app
 from backoffice.cli.refunds_cmds import refunds_app
+from backoffice.cli.schedules_cmds import schedules_app
 
 app = typer.Typer(no_args_is_help=True, help="ticketops: order operations as durable workflows.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(schedules_app, name="schedules")
 app.command()(dev)
 app.command()(worker)
 app.command()(api)
@@ -38,6 +41,7 @@ orders_app.add_typer(order_reads)
 orders_app.add_typer(order_actions)
 app.add_typer(orders_app, name="orders", help="Find, show, act on and import orders.")
 app.add_typer(refunds_app, name="refunds")
+app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(operations_app, name="operations")
 app.add_typer(bulk_app, name="bulk")
 app.add_typer(event_app, name="event")

@@ -78,4 +78,23 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "buyer_name": "Ada Lovelace",
         "order_code": "A1B2C3",
     },
+    "finance_reconciliation": {
+        "processor": "stripe",
+        "window_label": "2026-12-02T00:00Z..2026-12-03T00:00Z",
+        "run_id": "reconcile/stripe/2026-12-02T00:00Z..2026-12-03T00:00Z",
+        "items": 3,
+        "open_items": 2,
+        "healed": 1,
+        "by_class": [{"kind": "status_mismatch", "count": 2}],
+        "totals": [
+            {
+                "currency": "EUR",
+                "processor_display": "EUR 817.00",
+                "ledger_display": "EUR 0.00",
+                "difference_display": "EUR 817.00",
+            }
+        ],
+        "report_csv": "reconciliation/run.csv",
+        "report_json": "reconciliation/run.json",
+    },
 }

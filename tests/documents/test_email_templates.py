@@ -22,7 +22,7 @@ def test_renders_subject_text_and_html(template: str) -> None:
     rendered = render_email(template, CONTEXTS[template])
     assert rendered.subject
     assert "\n" not in rendered.subject
-    assert "A1B2C3" in rendered.text or template == "custom_message"
+    assert "A1B2C3" in rendered.text or template in ("custom_message", "finance_reconciliation")
     assert rendered.html.lstrip().startswith("<!DOCTYPE html>")
     assert "{{" not in rendered.text + rendered.html
     assert "<" not in rendered.text  # plain text is not HTML

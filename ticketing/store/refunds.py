@@ -146,3 +146,96 @@ async def refund_items_in_range(
         .order_by(bulk_items.c.id)
     )
     return [(r[0], r[1], r[2]) for r in (await conn.execute(stmt)).all()]
+
+
+# --- reads for reconciliation -------------------------------------------------------------------
+
+NON_FINAL = (
+    RefundStatus.REQUESTED,
+    RefundStatus.AWAITING_APPROVAL,
+    RefundStatus.AWAITING_MANUAL,
+    RefundStatus.REFUNDING,
+    RefundStatus.CONFIRMING,
+)
+
+
+async def refunds_by_ids(conn: AsyncConnection, refund_ids: Sequence[str]) -> dict[str, Refund]:
+    if not refund_ids:
+        return {}
+    rows = (await conn.execute(sa.select(refunds).where(refunds.c.id.in_(list(refund_ids))))).all()
+    return {r.id: _from_row(r) for r in rows}
+
+
+async def refunds_by_processor_ids(conn: AsyncConnection, processor_refund_ids: Sequence[str]) -> dict[str, Refund]:
+    """Ledger refunds by the processor refund id they recorded (a refund without our metadata)."""
+    if not processor_refund_ids:
+        return {}
+    rows = (
+        await conn.execute(
+            sa.select(refunds).where(refunds.c.processor_refund_id.in_(list(processor_refund_ids)))
+        )
+    ).all()
+    return {r.processor_refund_id: _from_row(r) for r in rows}
+
+
+async def refunds_of_orders(conn: AsyncConnection, order_codes: Sequence[str]) -> list[Refund]:
+    if not order_codes:
+        return []
+    rows = (await conn.execute(sa.select(refunds).where(refunds.c.order_code.in_(list(order_codes))))).all()
+    return [_from_row(r) for r in rows]
+
+
+def _window_or_waiting(processor: Processor, start: datetime, end: datetime) -> sa.ColumnElement[bool]:
+    """Refunds created in `[start, end)`, and refunds created before `start` that still wait."""
+    return sa.and_(
+        refunds.c.processor == processor.value,
+        sa.or_(
+            sa.and_(refunds.c.created_at >= start, refunds.c.created_at < end),
+            sa.and_(refunds.c.created_at < start, refunds.c.status.in_([s.value for s in NON_FINAL])),
+        ),
+    )
+
+
+async def ledger_refunds_page(
+    conn: AsyncConnection, processor: Processor, start: datetime, end: datetime, *, after: str, limit: int
+) -> list[Refund]:
+    """The ledger's side of a window, in id order: its refunds, plus older ones still waiting."""
+    stmt = (
+        sa.select(refunds)
+        .where(_window_or_waiting(processor, start, end), refunds.c.id > after)
+        .order_by(refunds.c.id)
+        .limit(limit)
+    )
+    return [_from_row(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def ledger_refunded_totals(
+    conn: AsyncConnection, processor: Processor, start: datetime, end: datetime
+) -> dict[str, int]:
+    """{currency: minor units} the ledger says the processor refunded, for refunds created in the window."""
+    stmt = (
+        sa.select(refunds.c.currency, sa.func.sum(refunds.c.amount))
+        .where(
+            refunds.c.processor == processor.value,
+            refunds.c.created_at >= start,
+            refunds.c.created_at < end,
+            refunds.c.status == RefundStatus.SUCCEEDED.value,
+            refunds.c.manual_reference.is_(None),
+        )
+        .group_by(refunds.c.currency)
+    )
+    return {str(r[0]): int(r[1] or 0) for r in (await conn.execute(stmt)).all()}
+
+
+async def order_codes_by_payment(conn: AsyncConnection, payment_references: Sequence[str]) -> dict[str, str]:
+    """Which of these processor payments are ours: {payment reference: order code}."""
+    if not payment_references:
+        return {}
+    rows = (
+        await conn.execute(
+            sa.select(orders.c.payment_reference, orders.c.code).where(
+                orders.c.payment_reference.in_(list(payment_references))
+            )
+        )
+    ).all()
+    return {str(r[0]): str(r[1]) for r in rows}

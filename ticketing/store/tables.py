@@ -266,3 +266,74 @@ bulk_items = sa.Table(
     sa.UniqueConstraint("bulk_id", "key", name="uq_bulk_items_bulk_key"),
     sa.Index("ix_bulk_items_bulk_status", "bulk_id", "status"),
 )
+
+# --- reconciliation (migration 0006) ------------------------------------------------------------
+
+recon_runs = sa.Table(
+    "recon_runs",
+    metadata,
+    sa.Column("id", sa.String(300), primary_key=True),  # the workflow id: reconcile/{processor}/{window}
+    sa.Column("processor", sa.String(20), nullable=False, index=True),
+    sa.Column("window_start", UTCDateTime, nullable=False),
+    sa.Column("window_end", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False, default=False),
+    sa.Column("passes", sa.Integer, nullable=False, default=1),  # executions of this window's run
+    sa.Column("counts", sa.JSON, nullable=False),  # {class: n} found in the latest pass
+    sa.Column("totals", sa.JSON, nullable=False),  # {currency: {processor, ledger, difference}}
+    sa.Column("staged", sa.JSON, nullable=False),  # {refund|balance|event: n} read from the processor
+    sa.Column("healed", sa.Integer, nullable=False, default=0),
+    sa.Column("resolved", sa.Integer, nullable=False, default=0),
+    sa.Column("open_items", sa.Integer, nullable=False, default=0),
+    sa.Column("report_uris", sa.JSON, nullable=False),
+    sa.Column("error", sa.String(500)),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_recon_runs_window", "processor", "window_start"),
+)
+
+recon_items = sa.Table(
+    "recon_items",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),  # item_id(processor, class, key)
+    sa.Column("processor", sa.String(20), nullable=False),
+    sa.Column("cls", sa.String(40), nullable=False, index=True),
+    sa.Column("key", sa.String(300), nullable=False),
+    sa.Column("severity", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False, index=True),
+    sa.Column("reason", sa.String(500)),
+    sa.Column("actor", sa.String(200)),
+    sa.Column("state_at", UTCDateTime, nullable=False),
+    sa.Column("suggested_action", sa.String(40), nullable=False),
+    sa.Column("ledger", sa.JSON),  # our side's evidence
+    sa.Column("processor_side", sa.JSON),  # the processor's evidence
+    sa.Column("refund_id", sa.String(40), index=True),
+    sa.Column("processor_refund_id", sa.String(100)),
+    sa.Column("order_code", sa.String(32)),
+    sa.Column("amount", sa.BigInteger),
+    sa.Column("currency", sa.String(3)),
+    sa.Column("first_seen_run", sa.String(300), nullable=False),
+    sa.Column("last_seen_run", sa.String(300), nullable=False, index=True),
+    sa.Column("last_seen_pass", sa.Integer, nullable=False),
+    sa.Column("healed_at", UTCDateTime),
+    sa.Column("healed_by_run", sa.String(300)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# What a run read from the processor, so paging carries only a cursor and classification reads
+# pages back by id. Keyed per run; a re-run of the window overwrites its own rows.
+recon_staged = sa.Table(
+    "recon_staged",
+    metadata,
+    sa.Column("run_id", sa.String(300), primary_key=True),
+    sa.Column("kind", sa.String(10), primary_key=True),  # refund | balance | event
+    sa.Column("record_id", sa.String(100), primary_key=True),  # re_..., txn_..., evt_...
+    sa.Column("ledger_refund_id", sa.String(40)),
+    sa.Column("idempotency_key", sa.String(320)),
+    sa.Column("link", sa.String(100)),  # refund: payment reference; balance and event: the refund id
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Index("ix_recon_staged_ledger", "run_id", "kind", "ledger_refund_id"),
+    sa.Index("ix_recon_staged_link", "run_id", "kind", "link"),
+)

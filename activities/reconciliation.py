@@ -1,0 +1,597 @@
+"""Reconciliation activities on the `orders` queue: read both sides, classify, write finance's queue.
+
+Processor pages go to the store's staging index (`recon_staged`); what returns
+to the workflow is a cursor and counts. Each activity heartbeats its position
+and resumes from the last heartbeat after a crash. Reads are paced under the
+processor's read limit with back-off on 429. Activities only read Temporal
+(is a refund's workflow still open?); the workflow does every start and signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.deps import Deps
+from activities.pacing import Pacer
+from payment_adapters.base import ProcessorUnavailable
+from payment_adapters.reconciliation import ReconciliationSource
+from payment_adapters.registry import reconciliation_source
+from ticketing.models import Order, Processor, Refund
+from ticketing.reconciliation.classify import (
+    PAYING,
+    Ages,
+    LedgerSide,
+    classify_ledger_refund,
+    classify_payment,
+    classify_unknown,
+)
+from ticketing.reconciliation.items import DiscrepancyClass, ItemState
+from ticketing.reconciliation.models import Finding, ReconRunStatus
+from ticketing.reconciliation_records import (
+    BalanceEntry,
+    Page,
+    ProcessorRefundRecord,
+    ReconWindow,
+    UndeliveredEvent,
+)
+from ticketing.refunds import late_failure_workflow_id
+from ticketing.states import RefundStatus
+from ticketing.store import reconciliation as recon_store
+from ticketing.store.orders import load_orders
+from ticketing.store.refunds import (
+    NON_FINAL,
+    ledger_refunded_totals,
+    ledger_refunds_page,
+    order_codes_by_payment,
+    refunds_by_ids,
+    refunds_by_processor_ids,
+    refunds_of_orders,
+)
+from ticketing.store.tables import webhook_events
+
+T = TypeVar("T")
+KINDS = ("refund", "balance", "event")
+
+
+# --- contracts (ids and counts only) ------------------------------------------------------------
+
+
+class BeginRun(BaseModel):
+    run_id: str
+    processor: Processor
+    window: ReconWindow
+    dry_run: bool
+
+
+class StagePage(BaseModel):
+    run_id: str
+    processor: Processor
+    window: ReconWindow
+    kind: str  # refund | balance | event
+    cursor: str | None = None
+    page_size: int = 100
+    max_pages: int = 50
+    rate_per_second: float = 20.0
+
+
+class StageResult(BaseModel):
+    cursor: str | None
+    done: bool
+    staged: int
+
+
+class ClassifyWindow(BaseModel):
+    run_id: str
+    pass_no: int
+    processor: Processor
+    window: ReconWindow
+    ages: Ages
+    page: int = 500
+    rate_per_second: float = 20.0
+
+
+class ClassifyResult(BaseModel):
+    new: int = 0
+    reopened: int = 0
+    seen: int = 0
+
+
+class HealPage(BaseModel):
+    run_id: str
+    pass_no: int
+    after: str = ""
+    limit: int = 50
+
+
+class HealStep(BaseModel):
+    """One idempotent step the workflow takes for an item; the data the start or signal needs."""
+
+    item_id: str
+    action: str  # signal-refund | start-late-failure | restart-refund | replay-event (+ route)
+    route: str | None = None
+    refund_id: str
+    order_code: str
+    workflow_id: str
+    attempt: int
+    processor_refund_id: str | None = None
+    processor_status: str | None = None
+    failure_reason: str | None = None
+    event_id: str | None = None
+    events: list[tuple[str, str]] = []  # (id, type) of every undelivered event the replay stands for
+
+
+class HealDone(BaseModel):
+    run_id: str
+    item_ids: list[str]
+    events: list[tuple[str, str]] = []  # (event id, type) replayed: recorded as seen, as the webhook does
+
+
+class Recheck(BaseModel):
+    run_id: str
+    pass_no: int
+    processor: Processor
+    ages: Ages
+    limit: int = 1000
+    rate_per_second: float = 20.0
+
+
+class FinishRun(BaseModel):
+    run_id: str
+    processor: Processor
+    window: ReconWindow
+    status: str
+    healed: int = 0
+    heal_failed: int = 0
+    resolved: int = 0
+    error: str | None = None
+
+
+class RunSummary(BaseModel):
+    counts: dict[str, int]
+    found: int
+    open_items: int
+    staged: dict[str, int]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _paced(pacer: Pacer, call: Callable[[], Awaitable[T]], *, tries: int = 8) -> T:
+    """One processor read at the pace; a 429 holds every read for a growing back-off and tries again."""
+    delay = 1.0
+    for attempt in range(tries):
+        await pacer.wait()
+        try:
+            return await call()
+        except ProcessorUnavailable as err:
+            if err.status != 429 or attempt == tries - 1:
+                raise ApplicationError(err.message, type="processor-unavailable") from err
+            pacer.back_off(delay)
+            delay = min(delay * 2, 30.0)
+    raise AssertionError("unreachable")
+
+
+def _staged_row(kind: str, record: BaseModel) -> dict[str, Any]:
+    data = record.model_dump(mode="json")
+    if isinstance(record, ProcessorRefundRecord):
+        return {
+            "record_id": record.id,
+            "ledger_refund_id": record.ledger_refund_id,
+            "idempotency_key": record.idempotency_key,
+            "link": record.payment_reference,
+            "data": data,
+        }
+    if isinstance(record, BalanceEntry):
+        return {"record_id": record.id, "ledger_refund_id": None, "idempotency_key": None,
+                "link": record.source, "data": data}
+    assert isinstance(record, UndeliveredEvent)
+    return {"record_id": record.id, "ledger_refund_id": None, "idempotency_key": None,
+            "link": record.processor_refund_id, "data": data}
+
+
+def _refundable_max(order: Order) -> int:
+    return order.paid_total.amount - order.non_refundable_fees.amount
+
+
+class ReconciliationActivities:
+    def __init__(self, deps: Deps, client: Client | None = None) -> None:
+        self.deps = deps
+        self.client = client
+
+    def _source(self, processor: Processor) -> ReconciliationSource:
+        source = self.deps.recon_sources.get(processor)
+        if source is None:
+            source = reconciliation_source(self.deps.settings, processor)
+            if source is not None:
+                self.deps.recon_sources[processor] = source
+        if source is None:
+            raise ApplicationError(
+                f"{processor.value} has no reconciliation source", type="recon-source-missing", non_retryable=True
+            )
+        return source
+
+    async def _workflow_open(self, workflow_id: str) -> bool:
+        if self.client is None:
+            raise ApplicationError("no Temporal client for visibility", type="recon-no-client", non_retryable=True)
+        try:
+            desc = await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return desc.status == WorkflowExecutionStatus.RUNNING
+
+    async def _refund_run_open(self, refund: Refund) -> bool:
+        """The refund's own run, or its late-failure follow-up, is alive."""
+        if await self._workflow_open(refund.workflow_id):
+            return True
+        return await self._workflow_open(late_failure_workflow_id(refund.id, refund.attempt))
+
+    async def _sides(self, refunds: list[Refund], orders: dict[str, Order]) -> dict[str, LedgerSide]:
+        waiting = [r for r in refunds if r.status in NON_FINAL]
+        opened = await asyncio.gather(*(self._refund_run_open(r) for r in waiting))
+        open_by_id = {r.id: o for r, o in zip(waiting, opened, strict=True)}
+        sides = {}
+        for r in refunds:
+            order = orders.get(r.order_code)
+            sides[r.id] = LedgerSide(
+                refund=r,
+                payment_reference=order.payment.reference if order else None,
+                refundable_max=_refundable_max(order) if order else 0,
+                workflow_open=open_by_id.get(r.id),
+            )
+        return sides
+
+    # --- run bookkeeping ----------------------------------------------------------------------
+
+    @activity.defn(name="begin_reconciliation")
+    async def begin_reconciliation(self, req: BeginRun) -> int:
+        """The run's row, and a new pass number (a re-run of the window is pass 2, 3, ...)."""
+        async with self.deps.store.transaction() as conn:
+            return await recon_store.begin_run(
+                conn, run_id=req.run_id, processor=req.processor.value, window=req.window, dry_run=req.dry_run,
+                now=_now(),
+            )
+
+    # --- stage the processor's side -----------------------------------------------------------
+
+    @activity.defn(name="stage_processor_page")
+    async def stage_processor_page(self, req: StagePage) -> StageResult:
+        """Up to `max_pages` pages into the staging index; resumes from its last heartbeat."""
+        source = self._source(req.processor)
+        cursor = req.cursor
+        staged = 0
+        details = activity.info().heartbeat_details
+        if details:
+            cursor, staged = details[0], int(details[1])
+        pacer = Pacer(req.rate_per_second)
+
+        async def fetch(at: str | None) -> Page[Any]:
+            if req.kind == "refund":
+                return await source.refund_page(req.window, at, req.page_size)
+            if req.kind == "balance":
+                return await source.balance_page(req.window, at, req.page_size)
+            return await source.undelivered_event_page(req.window, at, req.page_size)
+
+        for _ in range(req.max_pages):
+            page = await _paced(pacer, lambda: fetch(cursor))  # noqa: B023 - called at once
+            async with self.deps.store.transaction() as conn:
+                await recon_store.stage(conn, req.run_id, req.kind, [_staged_row(req.kind, r) for r in page.items])
+            staged += len(page.items)
+            cursor = page.next_cursor
+            activity.heartbeat(cursor, staged)
+            if cursor is None:
+                return StageResult(cursor=None, done=True, staged=staged)
+        return StageResult(cursor=cursor, done=False, staged=staged)
+
+    # --- classify -----------------------------------------------------------------------------
+
+    @activity.defn(name="classify_reconciliation")
+    async def classify_reconciliation(self, req: ClassifyWindow) -> ClassifyResult:
+        """Both sides of the window into items: first the processor's refunds, then the ledger's."""
+        result = ClassifyResult()
+        phase, after = "processor", ""
+        details = activity.info().heartbeat_details
+        if details:
+            phase, after = details[0], details[1]
+        pacer = Pacer(req.rate_per_second)
+        if phase == "processor":
+            while True:
+                async with self.deps.store.read() as conn:
+                    rows = await recon_store.staged_page(conn, req.run_id, "refund", after=after, limit=req.page)
+                if not rows:
+                    break
+                found = await self._classify_processor_page(req, [ProcessorRefundRecord(**r) for r in rows])
+                await self._record(req, found, result)
+                after = rows[-1]["id"]
+                activity.heartbeat("processor", after)
+            phase, after = "ledger", ""
+        while True:
+            async with self.deps.store.read() as conn:
+                page = await ledger_refunds_page(
+                    conn, req.processor, req.window.start, req.window.end, after=after, limit=req.page
+                )
+            if not page:
+                break
+            found = await self._classify_ledger_page(req, page, pacer)
+            await self._record(req, found, result)
+            after = page[-1].id
+            activity.heartbeat("ledger", after)
+        return result
+
+    async def _record(self, req: ClassifyWindow, found: list[Finding], result: ClassifyResult) -> None:
+        async with self.deps.store.transaction() as conn:
+            counts = await recon_store.record_findings(
+                conn, processor=req.processor.value, run_id=req.run_id, pass_no=req.pass_no, findings=found,
+                now=_now(),
+            )
+        result.new += counts["new"]
+        result.reopened += counts["reopened"]
+        result.seen += counts["seen"]
+
+    async def _classify_processor_page(
+        self, req: ClassifyWindow, records: list[ProcessorRefundRecord]
+    ) -> list[Finding]:
+        page_ids = {p.id for p in records}
+        async with self.deps.store.read() as conn:
+            by_id = await refunds_by_ids(conn, [p.ledger_refund_id for p in records if p.ledger_refund_id])
+            by_processor_id = await refunds_by_processor_ids(conn, [p.id for p in records])
+            ledger = dict(by_id) | {r.id: r for r in by_processor_id.values()}
+            # Every staged refund that names these ledger refunds, in whichever page it sits.
+            related = [
+                ProcessorRefundRecord(**d) for d in await recon_store.staged_by_ledger(conn, req.run_id, list(ledger))
+            ]
+            refs = sorted({p.payment_reference for p in records if p.payment_reference})
+            ours = await order_codes_by_payment(conn, refs)
+            on_payments = [
+                ProcessorRefundRecord(**d) for d in await recon_store.staged_by_link(conn, req.run_id, "refund", refs)
+            ]
+            orders = {
+                o.code: o
+                for o in await load_orders(
+                    conn, sorted({r.order_code for r in ledger.values()} | set(ours.values()))
+                )
+            }
+            order_refunds = await refunds_of_orders(conn, sorted(set(ours.values())))
+            all_ids = sorted(page_ids | {p.id for p in related})
+            balance = [
+                BalanceEntry(**d) for d in await recon_store.staged_by_link(conn, req.run_id, "balance", all_ids)
+            ]
+            events = [
+                UndeliveredEvent(**d) for d in await recon_store.staged_by_link(conn, req.run_id, "event", all_ids)
+            ]
+        sides = await self._sides(list(ledger.values()), orders)
+        found: list[Finding] = []
+        for refund_id, side in sides.items():
+            records_for = [
+                p for p in {q.id: q for q in [*related, *records]}.values()
+                if p.ledger_refund_id == refund_id or p.id == side.refund.processor_refund_id
+            ]
+            # Classified once: in the page that holds the first of its processor refunds.
+            if not records_for or min(p.id for p in records_for) not in page_ids:
+                continue
+            found += classify_ledger_refund(
+                side, records_for, balance=balance, events=events, ages=req.ages, complete=False
+            )
+        claimed = {p.id for p in related} | set(by_processor_id)
+        for p in records:
+            if p.id in claimed or (p.ledger_refund_id and p.ledger_refund_id in ledger):
+                continue
+            found += classify_unknown(p, ours=p.payment_reference in ours if p.payment_reference else False)
+        found += self._payments(records, on_payments, ours, orders, order_refunds, page_ids)
+        return found
+
+    def _payments(
+        self,
+        records: list[ProcessorRefundRecord],
+        on_payments: list[ProcessorRefundRecord],
+        ours: dict[str, str],
+        orders: dict[str, Order],
+        order_refunds: list[Refund],
+        page_ids: set[str],
+    ) -> list[Finding]:
+        """Over-refund per payment: the window's paying refunds plus those the ledger knows from elsewhere."""
+        found: list[Finding] = []
+        for ref, code in ours.items():
+            in_window = [p for p in on_payments if p.payment_reference == ref]
+            if not in_window or min(p.id for p in in_window) not in page_ids:
+                continue
+            order = orders.get(code)
+            if order is None:
+                continue
+            seen = {p.id for p in in_window}
+            paying = [(p.id, p.amount) for p in in_window if p.status in PAYING]
+            paying += [
+                (r.processor_refund_id, r.amount.amount)
+                for r in order_refunds
+                if r.order_code == code
+                and r.processor_refund_id
+                and r.processor_refund_id not in seen
+                and r.status in (RefundStatus.SUCCEEDED, RefundStatus.CONFIRMING)
+                and r.manual_reference is None
+            ]
+            found += classify_payment(ref, code, _refundable_max(order), order.currency, paying)
+        return found
+
+    async def _classify_ledger_page(self, req: ClassifyWindow, page: list[Refund], pacer: Pacer) -> list[Finding]:
+        """Ledger refunds no staged processor refund claims: ask the processor about their payment."""
+        async with self.deps.store.read() as conn:
+            named = await recon_store.staged_by_ledger(conn, req.run_id, [r.id for r in page])
+            by_pid = await recon_store.staged_ids(
+                conn, req.run_id, "refund", [r.processor_refund_id for r in page if r.processor_refund_id]
+            )
+            orders = {o.code: o for o in await load_orders(conn, sorted({r.order_code for r in page}))}
+        claimed = {d["ledger_refund_id"] for d in named} | {r.id for r in page if r.processor_refund_id in by_pid}
+        unclaimed = [r for r in page if r.id not in claimed]
+        sides = await self._sides(unclaimed, orders)
+        source = self._source(req.processor)
+        found: list[Finding] = []
+        for refund in unclaimed:
+            side = sides[refund.id]
+            needs_processor = (
+                refund.status in (RefundStatus.CONFIRMING, RefundStatus.SUCCEEDED) and refund.manual_reference is None
+            ) or (refund.status is RefundStatus.REFUNDING and side.workflow_open is False)
+            records: list[ProcessorRefundRecord] = []
+            if needs_processor and side.payment_reference:
+                ref = side.payment_reference
+                records = await _paced(pacer, lambda: source.refunds_for_payment(ref))  # noqa: B023
+            found += classify_ledger_refund(side, records, balance=None, ages=req.ages, complete=needs_processor)
+        return found
+
+    # --- re-check earlier items ---------------------------------------------------------------
+
+    @activity.defn(name="recheck_reconciliation_items")
+    async def recheck_reconciliation_items(self, req: Recheck) -> int:
+        """Resolve open items this pass did not find again where both sides now agree."""
+        resolved = 0
+        checked = 0
+        after = ""
+        source = self._source(req.processor)
+        pacer = Pacer(req.rate_per_second)
+        while checked < req.limit:
+            async with self.deps.store.read() as conn:
+                items = await recon_store.unseen_open_items(
+                    conn, processor=req.processor.value, run_id=req.run_id, pass_no=req.pass_no, after=after,
+                    limit=100,
+                )
+            if not items:
+                break
+            for item in items:
+                checked += 1
+                after = item.id
+                if item.last_seen_run == req.run_id:
+                    agree = True  # this window, read in full again, no longer shows it
+                elif item.refund_id and item.cls is not DiscrepancyClass.MISSING_IN_LEDGER:
+                    agree = not await self._still_found(item.refund_id, item.cls, item.key, source, pacer, req.ages)
+                else:
+                    continue  # found from processor records only: finance resolves it, or its window's re-run
+                if agree:
+                    async with self.deps.store.transaction() as conn:
+                        await recon_store.transition_item(
+                            conn, item.id, ItemState.RESOLVED, reason="both sides agree",
+                            actor=recon_store.RECONCILIATION_ACTOR, now=_now(),
+                        )
+                    resolved += 1
+            activity.heartbeat(after)
+        return resolved
+
+    async def _still_found(
+        self, refund_id: str, cls: DiscrepancyClass, key: str, source: ReconciliationSource, pacer: Pacer, ages: Ages
+    ) -> bool:
+        async with self.deps.store.read() as conn:
+            refunds = await refunds_by_ids(conn, [refund_id])
+            if refund_id not in refunds:
+                return True
+            refund = refunds[refund_id]
+            orders = {o.code: o for o in await load_orders(conn, [refund.order_code])}
+        side = (await self._sides([refund], orders))[refund_id]
+        records: list[ProcessorRefundRecord] = []
+        if side.payment_reference:
+            ref = side.payment_reference
+            records = await _paced(pacer, lambda: source.refunds_for_payment(ref))
+        found = classify_ledger_refund(side, records, balance=None, ages=ages, complete=True)
+        return any(f.cls is cls and f.key == key for f in found)
+
+    # --- healing ------------------------------------------------------------------------------
+
+    @activity.defn(name="reconciliation_heal_page")
+    async def reconciliation_heal_page(self, req: HealPage) -> list[HealStep]:
+        async with self.deps.store.read() as conn:
+            items = await recon_store.healing_page(
+                conn, run_id=req.run_id, pass_no=req.pass_no, after=req.after, limit=req.limit
+            )
+            refunds = await refunds_by_ids(conn, [i.refund_id for i in items if i.refund_id])
+        steps = []
+        for item in items:
+            refund = refunds.get(item.refund_id or "")
+            if refund is None:
+                continue
+            proc = item.processor_side or {}
+            steps.append(
+                HealStep(
+                    item_id=item.id,
+                    action=item.suggested_action.value,
+                    route=proc.get("route"),
+                    refund_id=refund.id,
+                    order_code=refund.order_code,
+                    workflow_id=refund.workflow_id,
+                    attempt=refund.attempt,
+                    processor_refund_id=proc.get("id"),
+                    processor_status=proc.get("status"),
+                    failure_reason=proc.get("failure_reason"),
+                    event_id=proc.get("event_id"),
+                    events=[(str(e[0]), str(e[1])) for e in proc.get("events") or []],
+                )
+            )
+        return steps
+
+    @activity.defn(name="reconciliation_mark_healed")
+    async def reconciliation_mark_healed(self, req: HealDone) -> int:
+        """Note the steps taken; a replayed event is recorded as seen, so a late delivery is a duplicate."""
+        now = _now()
+        async with self.deps.store.transaction() as conn:
+            for event_id, type_ in req.events:
+                exists = (
+                    await conn.execute(webhook_events.select().where(webhook_events.c.id == event_id))
+                ).first()
+                if exists is None:
+                    await conn.execute(
+                        webhook_events.insert().values(id=event_id, source="stripe", type=type_, received_at=now)
+                    )
+            return await recon_store.mark_healed(conn, req.item_ids, run_id=req.run_id, now=now)
+
+    # --- finish -------------------------------------------------------------------------------
+
+    @activity.defn(name="finish_reconciliation")
+    async def finish_reconciliation(self, req: FinishRun) -> RunSummary:
+        """Counts per class (the window's report), totals per currency, and the run's end."""
+        processor_totals: dict[str, int] = {}
+        after = ""
+        async with self.deps.store.read() as conn:
+            staged = await recon_store.staged_counts(conn, req.run_id)
+            while True:
+                rows = await recon_store.staged_page(conn, req.run_id, "balance", after=after, limit=1000)
+                if not rows:
+                    break
+                for d in rows:
+                    entry = BalanceEntry(**d)
+                    if entry.type in ("refund", "refund_failure"):
+                        # A refund takes money out (negative); the figure is what went back to buyers.
+                        processor_totals[entry.currency] = processor_totals.get(entry.currency, 0) - entry.amount
+                after = rows[-1]["id"]
+            ledger_totals = await ledger_refunded_totals(conn, req.processor, req.window.start, req.window.end)
+        totals = {
+            cur: {
+                "processor": processor_totals.get(cur, 0),
+                "ledger": ledger_totals.get(cur, 0),
+                "difference": processor_totals.get(cur, 0) - ledger_totals.get(cur, 0),
+            }
+            for cur in sorted(set(processor_totals) | set(ledger_totals))
+        }
+        async with self.deps.store.transaction() as conn:
+            counts = await recon_store.count_items(conn, run_id=req.run_id)
+            open_items = sum(
+                (await recon_store.count_items(conn, processor=req.processor.value, open_only=True)).values()
+            )
+            await recon_store.update_run(
+                conn, req.run_id, now=_now(), status=req.status, counts=counts, totals=totals, staged=staged,
+                healed=req.healed, resolved=req.resolved, open_items=open_items, error=req.error,
+                ended_at=_now() if req.status != ReconRunStatus.RUNNING else None,
+            )
+            if req.status == ReconRunStatus.COMPLETED:
+                await recon_store.clear_staged(conn, req.run_id)
+        return RunSummary(counts=counts, found=sum(counts.values()), open_items=open_items, staged=staged)
+

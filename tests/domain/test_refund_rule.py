@@ -1,0 +1,119 @@
+"""The one refund rule: what a processor's answer does to a ledger refund, and each action's move."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.builders import NOW, eur, make_event, make_order
+from ticketing import refund_ledger
+from ticketing.errors import InvalidTransition
+from ticketing.models import EventPolicy, RefundKind
+from ticketing.processors import CAPABILITIES
+from ticketing.reconciliation_records import ProcessorRefundStatus as P
+from ticketing.refund_ledger import ProcessorOutcome, RefundAction, Settlement
+from ticketing.refunds import RefundRequest, needs_approval, quote_refund
+from ticketing.states import RefundStatus, TicketState
+
+
+def _refunding():
+    event, types, _ = make_event()
+    order = make_order(event, types, tickets=2)
+    request = RefundRequest(kind=RefundKind.TICKETS, ticket_ids=[order.tickets[0].id], reason="cannot attend")
+    quote = quote_refund(order, event, request, CAPABILITIES[order.payment.processor])
+    return refund_ledger.open_refund(
+        order, quote, refund_id="rf_1", workflow_id="refund/X/1", actor="agent", now=NOW, needs_approval=False
+    )[:2]
+
+
+def _out(status: P, pid: str = "re_1", reason: str | None = None) -> ProcessorOutcome:
+    return ProcessorOutcome(processor_refund_id=pid, status=status, failure_reason=reason)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "history"),
+    [
+        (P.SUCCEEDED, RefundStatus.SUCCEEDED, ["item-refunded"]),
+        (P.PENDING, RefundStatus.CONFIRMING, ["confirming-refund"]),
+        (P.REQUIRES_ACTION, RefundStatus.CONFIRMING, ["confirming-refund"]),
+        # Through confirming, so the failed refund keeps the processor's id for finance and reconciliation.
+        (P.FAILED, RefundStatus.FAILED, ["confirming-refund", "refund-error"]),
+        (P.CANCELED, RefundStatus.FAILED, ["confirming-refund", "refund-error"]),
+    ],
+)
+def test_the_first_answer_moves_a_refunding_refund(status: P, expected: RefundStatus, history: list[str]) -> None:
+    order, refund = _refunding()
+    assert refund_ledger.judge(refund, _out(status)) is Settlement.MOVE
+    order, after, events = refund_ledger.settle(order, refund, _out(status, reason="card_expired"), actor="t", now=NOW)
+    assert after.status is expected and [e.type for e in events] == history
+    assert after.processor_refund_id == "re_1"
+    if expected is RefundStatus.FAILED:
+        assert after.failure_reason == "card_expired" and order.pending_refund_total == eur(0)
+        assert order.tickets[0].state is TicketState.VALID
+    # Settling the same answer again finds nothing to do: a retried activity is harmless.
+    assert refund_ledger.judge(after, _out(status)) is Settlement.NO_CHANGE
+    assert refund_ledger.settle(order, after, _out(status), actor="t", now=NOW) == (order, after, [])
+
+
+def test_confirming_waits_for_a_final_answer_about_its_own_processor_refund() -> None:
+    order, refund = _refunding()
+    order, refund, _ = refund_ledger.settle(order, refund, _out(P.PENDING), actor="t", now=NOW)
+    assert refund_ledger.judge(refund, _out(P.PENDING)) is Settlement.NO_CHANGE
+    assert refund_ledger.judge(refund, _out(P.SUCCEEDED, pid="re_other")) is Settlement.NO_CHANGE
+    _, done, events = refund_ledger.settle(order, refund, _out(P.FAILED), actor="t", now=NOW)
+    assert done.status is RefundStatus.FAILED and done.failure_reason == "failed"  # the status when no reason
+    assert [e.type for e in events] == ["refund-error"]
+
+
+def test_a_failure_after_success_is_a_late_failure_unless_finance_paid_by_hand() -> None:
+    order, refund = _refunding()
+    order, refund, _ = refund_ledger.settle(order, refund, _out(P.SUCCEEDED), actor="t", now=NOW)
+    assert refund_ledger.judge(refund, _out(P.SUCCEEDED)) is Settlement.NO_CHANGE
+    assert refund_ledger.judge(refund, _out(P.FAILED)) is Settlement.LATE_FAILURE
+    assert refund_ledger.judge(refund, _out(P.CANCELED)) is Settlement.LATE_FAILURE
+    news = _out(P.FAILED, reason="lost_card")
+    late_order, late, events = refund_ledger.settle(order, refund, news, actor="p", now=NOW)
+    assert late.status is RefundStatus.FAILED and events[0].data["after_success"]
+    assert late_order.refunded_total == eur(0) and late_order.tickets[0].is_valid
+    # Finance paid it by hand; the processor's failure of its own attempt is not news.
+    order, paid, _ = refund_ledger.apply(late_order, late, RefundAction.SUCCEEDED, actor="fin", now=NOW, reference="B1")
+    assert refund_ledger.judge(paid, _out(P.FAILED)) is Settlement.PAID_MANUALLY
+    assert refund_ledger.settle(order, paid, _out(P.FAILED), actor="p", now=NOW)[2] == []
+
+
+def test_final_refunds_take_no_processor_news() -> None:
+    order, refund = _refunding()
+    order, failed, _ = refund_ledger.settle(order, refund, _out(P.FAILED), actor="t", now=NOW)
+    # A refund-error the processor later calls succeeded is reconciliation's to report, not ours to move.
+    assert refund_ledger.judge(failed, _out(P.SUCCEEDED)) is Settlement.NO_CHANGE
+    retried = refund_ledger.apply(order, failed, RefundAction.RETRY, actor="fin", now=NOW)[1]
+    assert retried.processor_refund_id is None and retried.attempt == 2
+    assert refund_ledger.judge(retried, _out(P.SUCCEEDED, pid="re_2")) is Settlement.MOVE
+
+
+def test_done_already_recognises_each_actions_result() -> None:
+    order, refund = _refunding()
+    assert not refund_ledger.done_already(refund, RefundAction.SUBMITTED, 1)
+    order, sub, _ = refund_ledger.apply(
+        order, refund, RefundAction.SUBMITTED, actor="t", now=NOW, processor_refund_id="r"
+    )
+    assert refund_ledger.done_already(sub, RefundAction.SUBMITTED, 1)
+    order, failed, _ = refund_ledger.apply(order, sub, RefundAction.FAILED, actor="t", now=NOW, reason="x")
+    assert refund_ledger.done_already(failed, RefundAction.FAILED, 1)
+    _, again, _ = refund_ledger.apply(order, failed, RefundAction.RETRY, actor="fin", now=NOW)
+    assert refund_ledger.done_already(again, RefundAction.RETRY, 1)  # attempt 1's retry made attempt 2
+    assert not refund_ledger.done_already(again, RefundAction.RETRY, 2)
+    with pytest.raises(InvalidTransition):
+        refund_ledger.apply(order, again, RefundAction.APPROVE, actor="x", now=NOW)
+
+
+def test_the_events_threshold_overrides_the_setting() -> None:
+    event, types, _ = make_event()
+    order = make_order(event, types, tickets=2)
+    request = RefundRequest(kind=RefundKind.FULL, reason="cannot attend")
+    quote = quote_refund(order, event, request, CAPABILITIES[order.payment.processor])
+    assert needs_approval(quote, event, quote.amount.amount - 1)
+    assert not needs_approval(quote, event, None)
+    own = event.model_copy(update={"policy": EventPolicy(refund_approval_threshold=quote.amount.amount)})
+    assert not needs_approval(quote, own, 0)  # the event's own threshold, not the setting's 0
+    stricter = event.model_copy(update={"policy": EventPolicy(refund_approval_threshold=0)})
+    assert needs_approval(quote, stricter, None)

@@ -1,0 +1,274 @@
+"""Reconciliation end to end on the dev server and the real store; the processor faked at its list APIs.
+
+Each discrepancy injected alone is found exactly once with its evidence; a
+clean window of 1,000 refunds finds nothing; a random mix is found in full and
+nothing else; a second run of the same window heals nothing twice and reports
+the same items.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleBackfill,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    ScheduleSpec,
+    ScheduleState,
+    WorkflowExecutionStatus,
+)
+
+from tests.e2e.reconcile_support import (
+    FAST,
+    INJECTIONS,
+    WINDOW,
+    FakeSource,
+    World,
+    late_failure,
+    missed_webhook,
+    orphaned,
+    reconcile,
+)
+from tests.harness import Harness, running
+from ticketing.models import Processor
+from ticketing.reconciliation import DiscrepancyClass as C
+from ticketing.reconciliation import ItemState, ReconItem, SuggestedAction
+from ticketing.reconciliation_records import ReconWindow
+from ticketing.refunds import late_failure_workflow_id
+from ticketing.states import RefundStatus
+from ticketing.store import reconciliation as rs
+from ticketing.store.engine import Store
+from ticketing.store.refunds import load_refund
+from ticketing.store.tables import refunds, webhook_events
+from workflows.contracts import RefundResult
+from workflows.reconcile import ReconcileWorkflow
+from workflows.reconcile_contracts import ReconcileInput, reconcile_workflow_id
+from workflows.search_attributes import RECON_OPEN_ITEMS
+
+RUN_ID = reconcile_workflow_id("stripe", WINDOW.label)
+
+
+@pytest_asyncio.fixture
+async def world(temporal_client: Client, store: Store, tmp_path: Path, queue_prefix: str) -> AsyncIterator[World]:
+    async with running(temporal_client, store, tmp_path, queue_prefix) as app:
+        fake = FakeSource()
+        app.deps.recon_sources[Processor.STRIPE] = fake
+        w = World(app=app, fake=fake, parked_queue=f"{queue_prefix}parked")
+        yield w
+        for wid in w.parked:
+            await temporal_client.get_workflow_handle(wid).terminate("test over")
+
+
+async def _items(app: Harness) -> list[ReconItem]:
+    async with app.store.read() as conn:
+        return await rs.list_items(conn, run_id=RUN_ID, limit=10_000)
+
+
+@pytest.mark.parametrize("name", sorted(INJECTIONS))
+async def test_each_class_alone_is_found_once(world: World, name: str) -> None:
+    await world.clean(3)
+    expected = await INJECTIONS[name](world)
+    result = await reconcile(world.app.client, world.app.prefix, dry_run=True)
+
+    items = await _items(world.app)
+    assert {(i.cls, i.key) for i in items} == expected
+    assert len(items) == len(expected)
+    assert result.found == len(expected) and result.healed == 0
+    assert result.counts == {cls.value: 1 for cls, _ in expected}
+    assert result.staged["refund"] == len(world.fake.refunds)
+    item = items[0]
+    # Both sides' evidence, as far as each side has the refund.
+    if item.cls in (C.FOREIGN, C.MISSING_IN_LEDGER):
+        assert item.ledger is None and item.processor_side and item.processor_side["id"] == item.key
+    elif item.cls is C.OVER_REFUNDED:
+        assert item.processor_side and item.processor_side["refunded"] == 7500
+        assert item.ledger == {"order_code": item.order_code, "refundable_max": 7000, "currency": "EUR"}
+        assert item.amount == 500
+    elif item.cls in (C.MISSING_AT_PROCESSOR, C.ORPHANED, C.STALE_MANUAL):
+        assert item.ledger and item.ledger["refund_id"] == item.refund_id and item.processor_side is None
+    else:
+        assert item.ledger and item.processor_side
+        assert item.ledger["refund_id"] == item.refund_id
+        assert item.processor_side["id"] == item.processor_refund_id
+    if item.cls is C.FOREIGN:
+        assert item.state is ItemState.RESOLVED and result.open_items == 0  # counted, never queued
+    else:
+        assert item.state is ItemState.OPEN and result.open_items == 1
+    async with world.app.store.read() as conn:
+        run = await rs.get_run(conn, RUN_ID)
+    assert run.status == "completed" and run.counts == result.counts and run.dry_run
+
+
+async def test_evidence_of_the_lost_late_failure(world: World) -> None:
+    await late_failure(world)
+    await reconcile(world.app.client, world.app.prefix, dry_run=True)
+    (item,) = await _items(world.app)
+    assert item.suggested_action is SuggestedAction.START_LATE_FAILURE
+    assert item.ledger and item.ledger["status"] == "refunded"
+    assert item.processor_side and item.processor_side["status"] == "failed"
+    assert item.processor_side["failure_reason"] == "expired_or_canceled_card"
+    assert item.processor_side["settlement"] == "late-failure"
+    assert item.severity >= 3
+
+
+async def test_clean_window_of_1000_refunds_has_no_items(world: World) -> None:
+    await world.clean(1000)
+    world.fake.rate_limit_every = 7  # 429s now and then: paced, backed off, nothing lost
+    result = await reconcile(world.app.client, world.app.prefix)
+    assert result.found == 0 and result.counts == {} and result.open_items == 0
+    assert result.staged == {"refund": 1000, "balance": 1000}
+    assert world.fake.refused > 0
+    async with world.app.store.read() as conn:
+        run = await rs.get_run(conn, RUN_ID)
+    assert run.totals == {"EUR": {"processor": 3_500_000, "ledger": 3_500_000, "difference": 0}}
+
+
+async def test_random_mix_is_found_in_full_and_nothing_else(world: World) -> None:
+    rng = random.Random(11)
+    expected: set[tuple[C, str]] = set()
+    names = sorted(INJECTIONS)
+    for _ in range(40):
+        expected |= await INJECTIONS[rng.choice(names)](world)
+        await world.clean(rng.randint(0, 3))
+    timing = FAST.model_copy(update={"continue_after_steps": 3})  # continue-as-new mid-run, cursor carried
+    result = await reconcile(world.app.client, world.app.prefix, dry_run=True, timing=timing)
+    found = {(i.cls, i.key) for i in await _items(world.app)}
+    assert found == expected
+    assert result.found == len(expected)
+
+
+async def test_healing_is_idempotent_over_two_runs(world: World) -> None:
+    late = await late_failure(world)
+    orphan = await orphaned(world)
+    webhook = await missed_webhook(world)
+    await world.clean(5)
+    first = await reconcile(world.app.client, world.app.prefix)
+    assert first.healed == 3 and first.heal_failed == 0
+    ((_, late_refund),) = late
+    ((_, orphan_refund),) = orphan
+
+    # The follow-up run took the late failure through the refund rule: refund-error, finance's turn.
+    for _ in range(100):
+        async with world.app.store.read() as conn:
+            refund = await load_refund(conn, late_refund)
+        if refund.status is RefundStatus.FAILED:
+            break
+        await asyncio.sleep(0.1)
+    assert refund.status is RefundStatus.FAILED and refund.failure_reason == "expired_or_canceled_card"
+    # The orphan runs again under its own id, waiting for finance.
+    async with world.app.store.read() as conn:
+        orphan_row = await load_refund(conn, orphan_refund)
+    desc = await world.app.client.get_workflow_handle(orphan_row.workflow_id).describe()
+    assert desc.status == WorkflowExecutionStatus.RUNNING
+    first_items = {(i.id, i.cls) for i in await _items(world.app)}
+
+    second = await reconcile(world.app.client, world.app.prefix)
+    assert second.healed == 0  # nothing healed twice
+    items = await _items(world.app)
+    assert {(i.id, i.cls) for i in items} == first_items  # the same report
+    by_cls = {i.cls: i for i in items}
+    # Where both sides now agree, the item is resolved by reconciliation; the missed webhook's refund
+    # run is parked here (nobody polls it), so its news is still not taken and it stays open.
+    assert by_cls[C.STATUS_MISMATCH].state is ItemState.RESOLVED
+    assert by_cls[C.STATUS_MISMATCH].actor == "reconciliation"
+    assert by_cls[C.ORPHANED].state is ItemState.RESOLVED
+    assert by_cls[C.MISSED_WEBHOOK].state is ItemState.OPEN and by_cls[C.MISSED_WEBHOOK].healed_at
+    assert second.resolved == 2
+    # One follow-up run, ever, for the late failure.
+    follow_up = late_failure_workflow_id(late_refund, 1)
+    runs = [wf async for wf in world.app.client.list_workflows(f"WorkflowId = '{follow_up}'")]
+    assert len(runs) == 1
+    ((_, event_id),) = webhook
+    async with world.app.store.read() as conn:
+        seen = (await conn.execute(webhook_events.select().where(webhook_events.c.id == event_id))).first()
+    assert seen is not None  # a late delivery of the replayed event is a duplicate
+
+
+async def test_closed_confirming_refund_is_restarted_with_the_news(world: World) -> None:
+    """The processor settled a refund whose run is gone: the run starts again by its id and is told, as a
+    webhook's signal-with-start would; the ledger moves through the refund rule in that run."""
+    order = await world.order()
+    pid = "re_settled_while_nobody_listened"
+    refund = await world.refund(order, RefundStatus.CONFIRMING, processor_refund_id=pid)
+    world.processor_refund(order, refund, pid=pid)
+    first = await reconcile(world.app.client, world.app.prefix)
+    (item,) = await _items(world.app)
+    assert (item.cls, item.suggested_action) == (C.STATUS_MISMATCH, SuggestedAction.RESTART_REFUND)
+    assert first.healed == 1
+    done = await world.app.client.get_workflow_handle(refund.workflow_id, result_type=RefundResult).result()
+    assert done.status == "refunded"
+    second = await reconcile(world.app.client, world.app.prefix)
+    assert second.healed == 0 and second.resolved == 1
+
+
+async def test_items_of_earlier_windows_are_rechecked_and_resolved(world: World) -> None:
+    ((_, refund_id),) = await INJECTIONS["status-mismatch-error-but-paid"](world)
+    first = await reconcile(world.app.client, world.app.prefix)
+    assert first.counts == {"status-mismatch": 1} and first.healed == 0 and first.open_items == 1
+    later = ReconWindow(start=WINDOW.end, end=WINDOW.end + timedelta(days=1))
+    # Still disagreeing: a later window's run re-checks the item at the processor and leaves it open.
+    assert (await reconcile(world.app.client, world.app.prefix, window=later)).resolved == 0
+    async with world.app.store.transaction() as conn:  # finance fixed the ledger by hand
+        await conn.execute(refunds.update().where(refunds.c.id == refund_id).values(status="refunded"))
+    dry = await reconcile(world.app.client, world.app.prefix, window=later, dry_run=True)
+    assert dry.resolved == 0  # a dry run resolves nothing
+    again = await reconcile(world.app.client, world.app.prefix, window=later)
+    assert again.resolved == 1 and again.open_items == 0
+    (item,) = await _items(world.app)
+    assert (item.state, item.actor, item.reason) == (ItemState.RESOLVED, "reconciliation", "both sides agree")
+
+
+async def test_scheduled_run_takes_its_window_from_the_scheduled_time(world: World) -> None:
+    """A backfilled schedule action at 2026-11-03 00:00 (lag 24 h) reconciles 2026-11-01; the run shows
+    `ReconStatus` and `ReconOpenItems` to the Web UI."""
+    await late_failure(world)
+    client, prefix = world.app.client, world.app.prefix
+    handle = await client.create_schedule(
+        f"{prefix}reconcile-stripe",
+        Schedule(
+            action=ScheduleActionStartWorkflow(
+                ReconcileWorkflow.run,
+                ReconcileInput(processor=Processor.STRIPE, settlement_lag_hours=24, dry_run=True, timing=FAST),
+                id=f"{prefix}reconcile/stripe/scheduled",
+                task_queue=f"{prefix}orders",
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(days=1))]),
+            state=ScheduleState(paused=True),
+        ),
+    )
+    try:
+        at = datetime(2026, 11, 3, tzinfo=UTC)
+        await handle.backfill(
+            ScheduleBackfill(start_at=at, end_at=at + timedelta(seconds=1), overlap=ScheduleOverlapPolicy.ALLOW_ALL)
+        )
+        run = None
+        for _ in range(200):
+            async with world.app.store.read() as conn:
+                runs = await rs.list_runs(conn)
+            run = runs[0] if runs else None
+            if run and run.status == "completed":
+                break
+            await asyncio.sleep(0.1)
+        assert run and run.id == RUN_ID and run.status == "completed", run
+        assert (run.window_start, run.window_end) == (WINDOW.start, WINDOW.end)
+        query = f"ReconStatus = 'open-items' AND WorkflowId STARTS_WITH '{prefix}reconcile/stripe/scheduled'"
+        found = []
+        for _ in range(100):
+            found = [w async for w in client.list_workflows(query)]
+            if found:
+                break
+            await asyncio.sleep(0.1)
+        assert len(found) == 1
+        assert found[0].typed_search_attributes.get(RECON_OPEN_ITEMS) == 1.0
+    finally:
+        await handle.delete()

@@ -1,0 +1,160 @@
+"""Reconciliation against the Stripe stand-in over HTTP (real SDK, real Refund runs, real webhooks).
+
+The lost late failure of issue 11: the refund is `refunded` in the ledger and
+the bank fails it afterwards with no webhook reaching us. Reconciliation finds
+it and heals it by starting the follow-up run by its deterministic id, which
+moves the ledger through the refund rule and tells finance once; a second run
+of the window heals nothing and resolves the item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest_asyncio
+from temporalio.client import Client
+
+from devtools.stripe_server.config import StripeServerConfig
+from devtools.stripe_server.server import StripeServer
+from runtime.settings import RefundConfig
+from tests.e2e.reconcile_support import FAST
+from tests.e2e.refund_support import card_order, request_refund, stripe_refunds_for
+from tests.harness import Harness, running
+from ticketing.models import Processor
+from ticketing.reconciliation import DiscrepancyClass as C
+from ticketing.reconciliation import ItemState, SuggestedAction
+from ticketing.reconciliation_records import ReconWindow
+from ticketing.refunds import late_failure_workflow_id
+from ticketing.states import RefundStatus
+from ticketing.store import reconciliation as rs
+from ticketing.store.engine import Store
+from ticketing.store.refunds import load_refund
+from ticketing.store.tables import webhook_events
+from workflows.reconcile import ReconcileWorkflow
+from workflows.reconcile_contracts import ReconcileInput, ReconcileResult, reconcile_workflow_id
+
+REFUNDS = RefundConfig(poll_initial_seconds=0.5, poll_max_seconds=1.0)
+
+
+@pytest_asyncio.fixture
+async def stripe() -> AsyncIterator[StripeServer]:
+    server = StripeServer(StripeServerConfig(pending_refund_settle_seconds=0.5, refund_fail_after_seconds=0.5))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest_asyncio.fixture
+async def app(
+    temporal_client: Client, store: Store, tmp_path: Path, queue_prefix: str, stripe: StripeServer
+) -> AsyncIterator[Harness]:
+    async with running(
+        temporal_client, store, tmp_path, queue_prefix, stripe=stripe, webhooks=True,
+        settings_overrides={"refunds": REFUNDS},
+    ) as harness:
+        yield harness
+
+
+def _window() -> ReconWindow:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    return ReconWindow(start=now - timedelta(hours=1), end=now + timedelta(hours=1))
+
+
+async def _reconcile(app: Harness, window: ReconWindow) -> ReconcileResult:
+    return await app.client.execute_workflow(
+        ReconcileWorkflow.run,
+        ReconcileInput(processor=Processor.STRIPE, window=window, settlement_lag_hours=0, timing=FAST),
+        id=reconcile_workflow_id("stripe", window.label),
+        task_queue=f"{app.prefix}orders",
+    )
+
+
+async def _refunded(app: Harness, stripe: StripeServer) -> tuple[str, str]:
+    order = await card_order(app, stripe)
+    started = await request_refund(app, order.code, {"kind": "full", "reason": "customer request"})
+    done = await app.wait_operation(started["operation_id"])
+    assert done["result"]["status"] == "refunded", done
+    (at_stripe,) = stripe_refunds_for(stripe, order.payment.reference)
+    return done["result"]["refund_id"], at_stripe["id"]
+
+
+async def _until_status(app: Harness, refund_id: str, status: RefundStatus) -> None:
+    for _ in range(150):
+        async with app.store.read() as conn:
+            refund = await load_refund(conn, refund_id)
+        if refund.status is status:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"refund {refund_id} is {refund.status}, not {status}")
+
+
+def _finance_mails(app: Harness) -> int:
+    return [m["To"] for m in app.sink.messages].count("finance@ticketops.local")
+
+
+async def test_lost_late_failure_is_found_and_healed(app: Harness, stripe: StripeServer) -> None:
+    refund_id, processor_id = await _refunded(app, stripe)
+    clean_id, _ = await _refunded(app, stripe)  # a second refund that stays agreed
+    stripe.fail_refund_silently(processor_id, reason="expired_or_canceled_card")
+    async with app.store.read() as conn:
+        assert (await load_refund(conn, refund_id)).status is RefundStatus.SUCCEEDED  # the ledger never heard
+
+    window = _window()
+    first = await _reconcile(app, window)
+    assert first.counts == {"status-mismatch": 1} and first.healed == 1, first
+    assert first.staged["refund"] == 2
+    await _until_status(app, refund_id, RefundStatus.FAILED)
+    for _ in range(50):
+        if _finance_mails(app):
+            break
+        await asyncio.sleep(0.1)
+    assert _finance_mails(app) == 1
+    async with app.store.read() as conn:
+        (item,) = await rs.list_items(conn, run_id=first.run_id)
+        assert (await load_refund(conn, clean_id)).status is RefundStatus.SUCCEEDED
+    assert item.cls is C.STATUS_MISMATCH and item.suggested_action is SuggestedAction.START_LATE_FAILURE
+    assert item.refund_id == refund_id and item.processor_refund_id == processor_id
+    assert item.healed_at is not None and item.healed_by_run == first.run_id
+
+    second = await _reconcile(app, window)
+    assert second.healed == 0 and second.resolved == 1 and second.counts == first.counts
+    async with app.store.read() as conn:
+        (again,) = await rs.list_items(conn, run_id=first.run_id)
+    assert again.id == item.id and again.state is ItemState.RESOLVED and again.actor == "reconciliation"
+    follow_up = late_failure_workflow_id(refund_id, 1)
+    assert len([w async for w in app.client.list_workflows(f"WorkflowId = '{follow_up}'")]) == 1
+    await asyncio.sleep(0.3)
+    assert _finance_mails(app) == 1  # told once
+
+
+async def test_dropped_failure_webhook_is_replayed_once(app: Harness, stripe: StripeServer) -> None:
+    refund_id, processor_id = await _refunded(app, stripe)
+    stripe.force_refund_failure(processor_id, reason="lost_or_stolen_card", webhook="dropped")
+    window = _window()
+
+    first = await _reconcile(app, window)
+    assert first.counts == {"missed-webhook": 1} and first.healed == 1, first
+    await _until_status(app, refund_id, RefundStatus.FAILED)
+    async with app.store.read() as conn:
+        (item,) = await rs.list_items(conn, run_id=first.run_id)
+        seen = (await conn.execute(webhook_events.select().where(webhook_events.c.id == item.key))).first()
+    assert item.suggested_action is SuggestedAction.REPLAY_EVENT and item.processor_side
+    assert item.processor_side["route"] == "start-late-failure" and item.processor_side["event_id"] == item.key
+    assert seen is not None  # Stripe's own late redelivery is now a duplicate
+    replayed = [e[0] for e in item.processor_side["events"]]
+    assert item.key == min(replayed)
+    async with app.store.read() as conn:
+        recorded = {
+            r.id for r in (await conn.execute(webhook_events.select().where(webhook_events.c.id.in_(replayed)))).all()
+        }
+    assert recorded == set(replayed)  # every undelivered event the replay stands for
+
+    # The event is still undelivered at Stripe; the ledger agrees now, so nothing is healed again.
+    second = await _reconcile(app, window)
+    assert second.healed == 0 and second.resolved == 1
+    async with app.store.read() as conn:
+        (again,) = await rs.list_items(conn, run_id=first.run_id)
+    assert again.id == item.id and again.state is ItemState.RESOLVED

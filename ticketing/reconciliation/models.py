@@ -1,0 +1,93 @@
+"""What reconciliation writes: findings (one disagreement), items (finance's queue) and runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, computed_field
+
+from ticketing.reconciliation.items import (
+    HEALING,
+    SEVERITY,
+    DiscrepancyClass,
+    ItemState,
+    Severity,
+    SuggestedAction,
+)
+
+
+class Finding(BaseModel):
+    """One disagreement found in a window, with both sides' evidence (JSON-ready dicts)."""
+
+    cls: DiscrepancyClass
+    key: str  # what identifies it across runs: a refund id, a processor refund id, an event id
+    action: SuggestedAction
+    ledger: dict[str, Any] | None = None
+    processor: dict[str, Any] | None = None
+    refund_id: str | None = None
+    processor_refund_id: str | None = None
+    order_code: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def severity(self) -> Severity:
+        return SEVERITY[self.cls]
+
+    @property
+    def heals(self) -> bool:
+        return self.action in HEALING
+
+
+class ReconItem(BaseModel):
+    id: str
+    processor: str
+    cls: DiscrepancyClass
+    key: str
+    severity: Severity
+    state: ItemState
+    reason: str | None = None
+    actor: str | None = None
+    state_at: datetime
+    suggested_action: SuggestedAction
+    ledger: dict[str, Any] | None = None
+    processor_side: dict[str, Any] | None = None
+    refund_id: str | None = None
+    processor_refund_id: str | None = None
+    order_code: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+    first_seen_run: str
+    last_seen_run: str
+    healed_at: datetime | None = None
+    healed_by_run: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReconRunStatus:
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class ReconRun(BaseModel):
+    id: str
+    processor: str
+    window_start: datetime
+    window_end: datetime
+    status: str
+    dry_run: bool
+    passes: int
+    counts: dict[str, int]
+    totals: dict[str, dict[str, int]]
+    staged: dict[str, int]
+    healed: int
+    resolved: int
+    open_items: int
+    report_uris: dict[str, str]
+    error: str | None = None
+    started_at: datetime
+    ended_at: datetime | None = None

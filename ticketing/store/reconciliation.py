@@ -1,0 +1,450 @@
+"""Reconciliation in the store: runs, finance's item queue and the staging index of processor records.
+
+Items are keyed by `item_id(processor, class, key)`, so writing the findings of
+a window twice leaves one row per disagreement. Staged records are keyed per
+run and record id, so re-reading a page after a crash overwrites, never adds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ticketing.errors import ConcurrentModification, NotFound
+from ticketing.reconciliation.items import (
+    HEALING,
+    DiscrepancyClass,
+    ItemState,
+    Severity,
+    SuggestedAction,
+    item_id,
+    move_item,
+)
+from ticketing.reconciliation.models import Finding, ReconItem, ReconRun, ReconRunStatus
+from ticketing.reconciliation_records import ReconWindow
+from ticketing.store.tables import recon_items, recon_runs, recon_staged
+
+RECONCILIATION_ACTOR = "reconciliation"
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+def _run(r: Any) -> ReconRun:
+    return ReconRun(
+        id=r.id,
+        processor=r.processor,
+        window_start=r.window_start,
+        window_end=r.window_end,
+        status=r.status,
+        dry_run=r.dry_run,
+        passes=r.passes,
+        counts=dict(r.counts or {}),
+        totals=dict(r.totals or {}),
+        staged=dict(r.staged or {}),
+        healed=r.healed,
+        resolved=r.resolved,
+        open_items=r.open_items,
+        report_uris=dict(r.report_uris or {}),
+        error=r.error,
+        started_at=r.started_at,
+        ended_at=r.ended_at,
+    )
+
+
+async def begin_run(
+    conn: AsyncConnection, *, run_id: str, processor: str, window: ReconWindow, dry_run: bool, now: datetime
+) -> int:
+    """Start a pass over the window (the first, or a re-run); returns the pass number.
+
+    A re-run keeps the row (same id, same window) and forgets what the last pass read.
+    """
+    row = (await conn.execute(sa.select(recon_runs.c.passes).where(recon_runs.c.id == run_id))).first()
+    await conn.execute(sa.delete(recon_staged).where(recon_staged.c.run_id == run_id))
+    if row is None:
+        await conn.execute(
+            recon_runs.insert().values(
+                id=run_id,
+                processor=processor,
+                window_start=window.start,
+                window_end=window.end,
+                status=ReconRunStatus.RUNNING,
+                dry_run=dry_run,
+                passes=1,
+                counts={},
+                totals={},
+                staged={},
+                healed=0,
+                resolved=0,
+                open_items=0,
+                report_uris={},
+                started_at=now,
+                updated_at=now,
+            )
+        )
+        return 1
+    passes = int(row.passes) + 1
+    await conn.execute(
+        recon_runs.update()
+        .where(recon_runs.c.id == run_id)
+        .values(
+            status=ReconRunStatus.RUNNING, dry_run=dry_run, passes=passes, counts={}, totals={}, staged={},
+            healed=0, resolved=0, open_items=0, error=None, started_at=now, ended_at=None, updated_at=now,
+        )
+    )
+    return passes
+
+
+async def update_run(conn: AsyncConnection, run_id: str, *, now: datetime, **values: Any) -> None:
+    """Counts, totals, status, report uris: whatever the step that just finished knows."""
+    await conn.execute(recon_runs.update().where(recon_runs.c.id == run_id).values(**values, updated_at=now))
+
+
+async def set_report_uris(conn: AsyncConnection, run_id: str, uris: dict[str, str], *, now: datetime) -> None:
+    """For the report writer: where the CSV and JSON of this run went."""
+    await update_run(conn, run_id, now=now, report_uris=uris)
+
+
+async def get_run(conn: AsyncConnection, run_id: str) -> ReconRun:
+    row = (await conn.execute(sa.select(recon_runs).where(recon_runs.c.id == run_id))).first()
+    if row is None:
+        raise NotFound(f"reconciliation run {run_id} does not exist", type="recon-run-not-found")
+    return _run(row)
+
+
+async def list_runs(
+    conn: AsyncConnection,
+    *,
+    processor: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[ReconRun]:
+    """Newest window first."""
+    stmt = sa.select(recon_runs).order_by(recon_runs.c.window_start.desc(), recon_runs.c.id)
+    if processor:
+        stmt = stmt.where(recon_runs.c.processor == processor)
+    if status:
+        stmt = stmt.where(recon_runs.c.status == status)
+    return [_run(r) for r in (await conn.execute(stmt.limit(limit).offset(offset))).all()]
+
+
+# --- items ----------------------------------------------------------------------------------------
+
+
+def _item(r: Any) -> ReconItem:
+    return ReconItem(
+        id=r.id,
+        processor=r.processor,
+        cls=DiscrepancyClass(r.cls),
+        key=r.key,
+        severity=Severity(r.severity),
+        state=ItemState(r.state),
+        reason=r.reason,
+        actor=r.actor,
+        state_at=r.state_at,
+        suggested_action=SuggestedAction(r.suggested_action),
+        ledger=r.ledger,
+        processor_side=r.processor_side,
+        refund_id=r.refund_id,
+        processor_refund_id=r.processor_refund_id,
+        order_code=r.order_code,
+        amount=r.amount,
+        currency=r.currency,
+        first_seen_run=r.first_seen_run,
+        last_seen_run=r.last_seen_run,
+        healed_at=r.healed_at,
+        healed_by_run=r.healed_by_run,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+async def record_findings(
+    conn: AsyncConnection,
+    *,
+    processor: str,
+    run_id: str,
+    pass_no: int,
+    findings: Iterable[Finding],
+    now: datetime,
+) -> dict[str, int]:
+    """Write findings as items, idempotently; returns {"new": n, "reopened": n, "seen": n}.
+
+    An item already open or acknowledged keeps its state and gets the newest evidence; a
+    resolved one found again is open again (finance sees it came back).
+    """
+    found = list(findings)
+    counts = {"new": 0, "reopened": 0, "seen": 0}
+    if not found:
+        return counts
+    ids = {item_id(processor, f.cls, f.key): f for f in found}
+    existing = {
+        r.id: r
+        for r in (
+            await conn.execute(
+                sa.select(recon_items.c.id, recon_items.c.state, recon_items.c.healed_at).where(
+                    recon_items.c.id.in_(list(ids))
+                )
+            )
+        ).all()
+    }
+    for iid, f in ids.items():
+        evidence = {
+            "severity": int(f.severity),
+            "suggested_action": f.action.value,
+            "ledger": f.ledger,
+            "processor_side": f.processor,
+            "refund_id": f.refund_id,
+            "processor_refund_id": f.processor_refund_id,
+            "order_code": f.order_code,
+            "amount": f.amount,
+            "currency": f.currency,
+            "last_seen_run": run_id,
+            "last_seen_pass": pass_no,
+            "updated_at": now,
+        }
+        row = existing.get(iid)
+        counted_only = f.severity is Severity.INFO  # foreign: in the report, never in finance's queue
+        if row is None:
+            counts["new"] += 1
+            state = ItemState.RESOLVED if counted_only else ItemState.OPEN
+            await conn.execute(
+                recon_items.insert().values(
+                    id=iid, processor=processor, cls=f.cls.value, key=f.key, state=state.value,
+                    reason="counted only" if counted_only else None,
+                    actor=RECONCILIATION_ACTOR if counted_only else None,
+                    state_at=now, first_seen_run=run_id, created_at=now, **evidence,
+                )
+            )
+            continue
+        counts["seen"] += 1
+        values: dict[str, Any] = dict(evidence)
+        if ItemState(row.state) is ItemState.RESOLVED and not counted_only:
+            counts["reopened"] += 1
+            values |= {
+                "state": move_item(ItemState.RESOLVED, ItemState.OPEN).value,
+                "reason": "found again",
+                "actor": RECONCILIATION_ACTOR,
+                "state_at": now,
+                "healed_at": None,
+                "healed_by_run": None,
+            }
+        await conn.execute(recon_items.update().where(recon_items.c.id == iid).values(**values))
+    return counts
+
+
+async def get_item(conn: AsyncConnection, iid: str) -> ReconItem:
+    row = (await conn.execute(sa.select(recon_items).where(recon_items.c.id == iid))).first()
+    if row is None:
+        raise NotFound(f"reconciliation item {iid} does not exist", type="recon-item-not-found")
+    return _item(row)
+
+
+async def list_items(
+    conn: AsyncConnection,
+    *,
+    state: ItemState | Sequence[ItemState] | None = None,
+    cls: DiscrepancyClass | None = None,
+    run_id: str | None = None,
+    refund_id: str | None = None,
+    processor: str | None = None,
+    min_severity: Severity | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[ReconItem]:
+    """Most severe first, then oldest. `run_id`: items last seen by that run (its window's report)."""
+    stmt = sa.select(recon_items).order_by(
+        recon_items.c.severity.desc(), recon_items.c.created_at, recon_items.c.id
+    )
+    if state is not None:
+        states = [state] if isinstance(state, ItemState) else list(state)
+        stmt = stmt.where(recon_items.c.state.in_([s.value for s in states]))
+    if cls is not None:
+        stmt = stmt.where(recon_items.c.cls == cls.value)
+    if run_id is not None:
+        stmt = stmt.where(recon_items.c.last_seen_run == run_id)
+    if refund_id is not None:
+        stmt = stmt.where(recon_items.c.refund_id == refund_id)
+    if processor is not None:
+        stmt = stmt.where(recon_items.c.processor == processor)
+    if min_severity is not None:
+        stmt = stmt.where(recon_items.c.severity >= int(min_severity))
+    return [_item(r) for r in (await conn.execute(stmt.limit(limit).offset(offset))).all()]
+
+
+async def count_items(
+    conn: AsyncConnection,
+    *,
+    run_id: str | None = None,
+    state: ItemState | None = None,
+    processor: str | None = None,
+    open_only: bool = False,
+) -> dict[str, int]:
+    """{class: n} for the run's report (every item last seen by the run, whatever its state), or
+    the queue (`open_only`: open and acknowledged)."""
+    stmt = sa.select(recon_items.c.cls, sa.func.count()).group_by(recon_items.c.cls)
+    if run_id is not None:
+        stmt = stmt.where(recon_items.c.last_seen_run == run_id)
+    if state is not None:
+        stmt = stmt.where(recon_items.c.state == state.value)
+    if processor is not None:
+        stmt = stmt.where(recon_items.c.processor == processor)
+    if open_only:
+        stmt = stmt.where(recon_items.c.state.in_([ItemState.OPEN.value, ItemState.ACKNOWLEDGED.value]))
+    return {str(r[0]): int(r[1]) for r in (await conn.execute(stmt)).all()}
+
+
+async def transition_item(
+    conn: AsyncConnection, iid: str, target: ItemState, *, reason: str, actor: str, now: datetime
+) -> ReconItem:
+    """open -> acknowledged -> resolved (or open -> resolved), with who and why; compare-and-set."""
+    item = await get_item(conn, iid)
+    if item.state is target:
+        return item  # a repeated click, or a retried request: the same answer
+    move_item(item.state, target)
+    result = await conn.execute(
+        recon_items.update()
+        .where(recon_items.c.id == iid, recon_items.c.state == item.state.value)
+        .values(state=target.value, reason=reason, actor=actor, state_at=now, updated_at=now)
+    )
+    if result.rowcount != 1:
+        raise ConcurrentModification(f"reconciliation item {iid} was changed by someone else")
+    return await get_item(conn, iid)
+
+
+async def mark_healed(conn: AsyncConnection, iids: Sequence[str], *, run_id: str, now: datetime) -> int:
+    """The run did what the item suggests (idempotent step): note it; the next re-check resolves it."""
+    if not iids:
+        return 0
+    result = await conn.execute(
+        recon_items.update()
+        .where(recon_items.c.id.in_(list(iids)), recon_items.c.healed_at.is_(None))
+        .values(healed_at=now, healed_by_run=run_id, updated_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
+async def healing_page(
+    conn: AsyncConnection, *, run_id: str, pass_no: int, after: str, limit: int
+) -> list[ReconItem]:
+    """Open items this pass found whose suggested action the run takes itself and has not taken yet."""
+    stmt = (
+        sa.select(recon_items)
+        .where(
+            recon_items.c.last_seen_run == run_id,
+            recon_items.c.last_seen_pass == pass_no,
+            recon_items.c.state == ItemState.OPEN.value,
+            recon_items.c.healed_at.is_(None),
+            recon_items.c.suggested_action.in_([a.value for a in HEALING]),
+            recon_items.c.id > after,
+        )
+        .order_by(recon_items.c.id)
+        .limit(limit)
+    )
+    return [_item(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def unseen_open_items(
+    conn: AsyncConnection, *, processor: str, run_id: str, pass_no: int, after: str, limit: int
+) -> list[ReconItem]:
+    """Open or acknowledged items that this pass did not find again: candidates to resolve."""
+    stmt = (
+        sa.select(recon_items)
+        .where(
+            recon_items.c.processor == processor,
+            recon_items.c.state.in_([ItemState.OPEN.value, ItemState.ACKNOWLEDGED.value]),
+            sa.or_(recon_items.c.last_seen_run != run_id, recon_items.c.last_seen_pass != pass_no),
+            recon_items.c.id > after,
+        )
+        .order_by(recon_items.c.id)
+        .limit(limit)
+    )
+    return [_item(r) for r in (await conn.execute(stmt)).all()]
+
+
+# --- staging ------------------------------------------------------------------------------------
+
+
+def _upsert(conn: AsyncConnection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+async def stage(conn: AsyncConnection, run_id: str, kind: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Rows: {record_id, ledger_refund_id, idempotency_key, link, data}; a record read twice is written once."""
+    if not rows:
+        return
+    insert = _upsert(conn)(recon_staged).values([{"run_id": run_id, "kind": kind, **r} for r in rows])
+    stmt = insert.on_conflict_do_update(
+        index_elements=["run_id", "kind", "record_id"],
+        set_={
+            "ledger_refund_id": insert.excluded.ledger_refund_id,
+            "idempotency_key": insert.excluded.idempotency_key,
+            "link": insert.excluded.link,
+            "data": insert.excluded.data,
+        },
+    )
+    await conn.execute(stmt)
+
+
+async def staged_page(
+    conn: AsyncConnection, run_id: str, kind: str, *, after: str, limit: int
+) -> list[dict[str, Any]]:
+    """The next page of staged records' data, in record id order."""
+    stmt = (
+        sa.select(recon_staged.c.record_id, recon_staged.c.data)
+        .where(recon_staged.c.run_id == run_id, recon_staged.c.kind == kind, recon_staged.c.record_id > after)
+        .order_by(recon_staged.c.record_id)
+        .limit(limit)
+    )
+    return [dict(r.data) for r in (await conn.execute(stmt)).all()]
+
+
+async def staged_by_link(conn: AsyncConnection, run_id: str, kind: str, links: Sequence[str]) -> list[dict[str, Any]]:
+    if not links:
+        return []
+    stmt = sa.select(recon_staged.c.data).where(
+        recon_staged.c.run_id == run_id, recon_staged.c.kind == kind, recon_staged.c.link.in_(list(links))
+    )
+    return [dict(r.data) for r in (await conn.execute(stmt)).all()]
+
+
+async def staged_by_ledger(
+    conn: AsyncConnection, run_id: str, ledger_refund_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Staged processor refunds that name any of these ledger refunds in their metadata."""
+    if not ledger_refund_ids:
+        return []
+    stmt = sa.select(recon_staged.c.data).where(
+        recon_staged.c.run_id == run_id,
+        recon_staged.c.kind == "refund",
+        recon_staged.c.ledger_refund_id.in_(list(ledger_refund_ids)),
+    )
+    return [dict(r.data) for r in (await conn.execute(stmt)).all()]
+
+
+async def staged_ids(conn: AsyncConnection, run_id: str, kind: str, record_ids: Sequence[str]) -> set[str]:
+    if not record_ids:
+        return set()
+    stmt = sa.select(recon_staged.c.record_id).where(
+        recon_staged.c.run_id == run_id, recon_staged.c.kind == kind, recon_staged.c.record_id.in_(list(record_ids))
+    )
+    return {str(r[0]) for r in (await conn.execute(stmt)).all()}
+
+
+async def staged_counts(conn: AsyncConnection, run_id: str) -> dict[str, int]:
+    stmt = (
+        sa.select(recon_staged.c.kind, sa.func.count())
+        .where(recon_staged.c.run_id == run_id)
+        .group_by(recon_staged.c.kind)
+    )
+    return {str(r[0]): int(r[1]) for r in (await conn.execute(stmt)).all()}
+
+
+async def clear_staged(conn: AsyncConnection, run_id: str) -> None:
+    await conn.execute(sa.delete(recon_staged).where(recon_staged.c.run_id == run_id))
