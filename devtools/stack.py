@@ -127,7 +127,8 @@ class Stack:
         if name == "stripe":
             return [
                 python, "-m", "devtools.stripe_server", "--port", str(p.stripe),
-                "--db", str(self.var / "stripe.sqlite"), "--webhook-url", f"http://127.0.0.1:{p.api}/webhooks/stripe", *self.stripe_args,
+                "--db", str(self.var / "stripe.sqlite"),
+                "--webhook-url", f"http://127.0.0.1:{p.api}/webhooks/stripe", *self.stripe_args,
             ], p.stripe
         if name == "smtp":
             return [
