@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: dev test lint typecheck pytest slow bench clean install system-deps
+.PHONY: dev test lint typecheck pytest slow soak bench clean install system-deps
 
 # Importing the product compiles ~200 modules; without cached bytecode every process
 # (pytest, each worker subprocess) pays ~20 s for it. Keep the cache on, and precompile.
@@ -50,6 +50,12 @@ typecheck: install
 slow: install
 	bash deploy/ensure-postgres.sh
 	$(BIN)/pytest -m slow
+
+# The fault soak: its own stack on free ports, traffic and faults at once, `ticketops audit` as
+# the oracle (README, "Operations"). SOAK_MINUTES sets how long traffic and faults run.
+SOAK_MINUTES ?= 5
+soak: install
+	$(BIN)/python -m devtools.soak --minutes $(SOAK_MINUTES)
 
 bench: install
 	$(BIN)/python -m bench
