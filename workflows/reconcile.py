@@ -18,6 +18,7 @@ scheduled run's own workflow id is the schedule's, with its time appended.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, WorkflowIDReusePolicy
@@ -290,7 +291,7 @@ class ReconcileWorkflow:
         )
         return summary
 
-    async def _activity(self, method, arg, *, long: bool = False):
+    async def _activity(self, method: Any, arg: Any, *, long: bool = False) -> Any:
         return await workflow.execute_activity_method(
             method,
             arg,
