@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowQueryFailedError,
@@ -102,6 +103,47 @@ class Operations:
                 start_signal_args=[start_signal[1]] if start_signal else [],
             )
         return operation_id
+
+    async def start_with_update(
+        self,
+        run: MethodAsyncSingleParam[W, A, Any],
+        arg: A,
+        update: UpdateMethodMultiParam[[W], R],
+        *,
+        operation_id: str,
+        search_attributes: list[SearchAttributePair[Any]] | None = None,
+        summary: str | None = None,
+        memo: dict[str, Any] | None = None,
+    ) -> R | None:
+        """Start the workflow with an update that answers once it has done its first step (update-with-start);
+        the update's refusal comes back as a domain error. A run that ran already under this id keeps its
+        outcome: None when it did not fail, its refusal when it did."""
+        from temporalio.exceptions import WorkflowAlreadyStartedError
+
+        start = WithStartWorkflowOperation(
+            run,
+            arg,
+            id=operation_id,
+            task_queue=self.orders_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes(search_attributes or []),
+            static_summary=summary,
+            memo=memo,
+        )
+        try:
+            result: R = await self.client.execute_update_with_start_workflow(update, start_workflow_operation=start)
+            return result
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.non_retryable:
+                raise ActionNotAllowed(cause.message, type=cause.type or "update-refused") from err
+            raise
+        except WorkflowAlreadyStartedError:
+            view = await self.view(operation_id)
+            if view.error is not None and view.status == "failed":
+                raise ActionNotAllowed(view.error.detail, type=view.error.type) from None
+            return None
 
     async def view(self, operation_id: str) -> OperationView:
         handle = self.client.get_workflow_handle(operation_id)

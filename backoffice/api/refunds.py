@@ -193,7 +193,9 @@ async def request_refund(
             )
         operation_id = f"refund/{code}/{key}"
         refund_id = "rf_" + hashlib.sha256(operation_id.encode()).hexdigest()[:16]
-        await st.operations.start(
+        # The 202 comes once the ledger row is open; a request that lost the race to another on the same
+        # quote hears the ledger's refusal now (409 amount-exceeds-refundable or quote-mismatch).
+        await st.operations.start_with_update(
             RefundWorkflow.run,
             RefundInput(
                 order_code=code,
@@ -208,6 +210,7 @@ async def request_refund(
                 timing=timing,
                 approval_threshold=st.settings.refunds.approval_threshold,
             ),
+            RefundWorkflow.opened,
             operation_id=operation_id,
             search_attributes=[
                 SearchAttributePair(ORDER_ID, code),
