@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: dev test lint typecheck pytest slow soak bench clean install system-deps
+.PHONY: dev test lint typecheck pytest slow soak bench clean install system-deps deploy-check
 
 # Importing the product compiles ~200 modules; without cached bytecode every process
 # (pytest, each worker subprocess) pays ~20 s for it. Keep the cache on, and precompile.
@@ -33,12 +33,16 @@ system-deps:
 dev: install
 	$(BIN)/ticketops dev
 
-test: install system-deps
+test: install system-deps deploy-check
 	bash deploy/ensure-postgres.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
 	$(BIN)/lint-imports
 	$(BIN)/pytest
+
+# hadolint, compose schema, kustomize + kubernetes-validate, promtool: offline, no engine or cluster.
+deploy-check: install system-deps
+	BIN=$(BIN) bash deploy/check.sh
 
 lint: install
 	$(BIN)/ruff check .

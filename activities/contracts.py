@@ -286,6 +286,7 @@ class FollowUp(BaseModel):
     refund_id: str
     order_code: str
     workflow_id: str
+    summary: str | None = None  # the Refund run's summary: order and amount, no personal data (shown unencrypted)
 
 
 class BatchCounts(BaseModel):

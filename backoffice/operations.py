@@ -34,6 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.types import MethodAsyncSingleParam, MethodSyncOrAsyncNoParam
 from temporalio.workflow import UpdateMethodMultiParam
 
+from runtime.codec import PublicText
 from ticketing.errors import ActionNotAllowed, NotFound
 
 # A query needs a worker; when none polls, answer without the live details rather than hang.
@@ -96,7 +97,8 @@ class Operations:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 search_attributes=TypedSearchAttributes(search_attributes or []),
-                static_summary=summary,
+                # Summaries name ids and amounts only: stored in plaintext for every Web UI user.
+                static_summary=PublicText(summary) if summary else None,
                 memo=memo,
                 start_delay=start_delay,
                 start_signal=start_signal[0] if start_signal else None,

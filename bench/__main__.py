@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
-from bench import bulk_delivery, event_cancellation, pdf, refund, reissue, resend, scale, search
+from bench import bulk_delivery, event_cancellation, pdf, refund, reissue, resend, scale, search, stack
 from bench.report import OUT_DIR, Result
 from runtime.logging import configure_logging
 
@@ -43,6 +43,13 @@ def parser() -> argparse.ArgumentParser:
         choices=("file", "memory"),
         default="file",
         help="the dev server's history store: a SQLite file as `ticketops dev` runs it (default), or memory",
+    )
+    p.add_argument(
+        "--store",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the product's database: SQLite in the work folder (default), or a fresh PostgreSQL database "
+        "on TICKETOPS_BENCH_PG (default postgresql://postgres@127.0.0.1:5432/postgres)",
     )
     p.add_argument("--verbose", action="store_true", help="show the product's INFO logs")
     p.add_argument("--keep", action="store_true", help="keep the work folders (stores, .eml files) under var/bench/")
@@ -78,6 +85,9 @@ async def run_all(args: argparse.Namespace, names: list[str]) -> int:
                 print(f"-- {name}: FAILED after {time.perf_counter() - started:.1f}s", flush=True)
                 continue
         result.details["wall_seconds"] = round(time.perf_counter() - started, 2)
+        result.params["store"] = args.store
+        if args.store != "sqlite":
+            result.name = f"{result.name}-{args.store}"  # its own var/bench/<name>-postgres.json
         path = result.write()
         print(result.table())
         print(f"-- {name}: {result.details['wall_seconds']:.1f}s, written to {path}\n", flush=True)
@@ -92,6 +102,7 @@ def main() -> None:
         print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
         os._exit(2)
     configure_logging(level="INFO" if args.verbose else "WARNING")
+    stack.STORE_KIND = args.store
     code = 1
     try:
         code = asyncio.run(run_all(args, names))

@@ -38,7 +38,7 @@ from activities.pacing import Pacer
 from bench.bulk_seed import bench_event, build_orders, insert_event_row, insert_orders
 from bench.report import Result
 from bench.scale import RssSampler, wait_pollers, worker_process
-from bench.stack import Cpu, attach_card_payments, product, temporal_server
+from bench.stack import Cpu, attach_card_payments, product, store_url, temporal_server
 from devtools.stripe_server.client import stripe_client
 from devtools.stripe_server.server import StripeServer
 from runtime.codec import data_converter
@@ -72,6 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--cancel-baseline", type=int, default=250, help="refunds the raw SDK baseline makes (default 250)"
     )
+    group.add_argument(
+        "--cancel-worker-processes", type=int, default=1,
+        help="worker processes in the worker-process layout (default 1); the CPU and RSS figures are the first's",
+    )  # fmt: skip
     group.add_argument(
         "--cancel-layouts", default=",".join(LAYOUTS),
         help="where the workers run, one cancellation each: in-process (with the API and the Stripe stand-in, as "
@@ -159,7 +163,9 @@ class _Env:
 
 
 @contextlib.asynccontextmanager
-async def _layout(kind: str, plain: Client, workdir: Path, overrides: dict[str, Any]) -> AsyncIterator[_Env]:
+async def _layout(
+    kind: str, plain: Client, workdir: Path, overrides: dict[str, Any], worker_processes: int = 1
+) -> AsyncIterator[_Env]:
     if kind == "in-process":
         async with product(plain, workdir, with_stripe=True, settings_overrides=overrides) as stack:
             assert stack.stripe is not None
@@ -168,23 +174,25 @@ async def _layout(kind: str, plain: Client, workdir: Path, overrides: dict[str, 
     # The worker process encrypts payloads (it always runs with a codec): the API uses the same keys.
     client = Client(plain.service_client, namespace=plain.namespace, data_converter=data_converter(TEST_CODEC))
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-    url = f"sqlite+aiosqlite:///{workdir / 'ticketops.sqlite'}"
-    await upgrade(url)
-    store = Store(url)
-    stripe = StripeServer()
-    await stripe.start()
-    prefix = f"c{os.getpid()}-"
-    try:
-        async with (
+    async with contextlib.AsyncExitStack() as resources:
+        url = await resources.enter_async_context(store_url(workdir))
+        await upgrade(url)
+        store = Store(url)
+        resources.push_async_callback(store.dispose)
+        stripe = StripeServer()
+        await stripe.start()
+        resources.push_async_callback(stripe.stop)
+        prefix = f"c{os.getpid()}-"
+        h = await resources.enter_async_context(
             running(client, store, workdir, prefix, stripe=stripe, with_workers=False, settings_overrides=overrides)
-            as h,
-            worker_process(h, workdir / "worker.log") as proc,
-        ):  # fmt: skip
+        )
+        procs = [
+            await resources.enter_async_context(worker_process(h, workdir / f"worker-{i}.log"))
+            for i in range(worker_processes)
+        ]
+        for proc in procs:
             await wait_pollers(client, prefix, proc, activity_queues=("email", "payments"))
-            yield _Env(store, stripe, h.http, client, proc.pid)
-    finally:
-        await stripe.stop()
-        await store.dispose()
+        yield _Env(store, stripe, h.http, client, procs[0].pid)
 
 
 async def _seed(env: _Env, count: int) -> tuple[str, list[Order]]:
@@ -268,7 +276,7 @@ async def _one_layout(
     n = max(1, args.cancel_orders)
     rate = args.cancel_rate
     timeout = max(300.0, 4 * n / rate)
-    async with _layout(kind, plain, workdir / kind, overrides) as env:
+    async with _layout(kind, plain, workdir / kind, overrides, args.cancel_worker_processes) as env:
         seeding = time.perf_counter()
         warm_event, _ = await _seed(env, 4)
         event_id, orders = await _seed(env, n)
@@ -348,7 +356,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
         raise ValueError(f"unknown layout(s) {unknown}; choose from {LAYOUTS}")
     params = {"orders": n, "refunds_per_second": rate, "stand_in_rate_limit": rate, "batch_size": args.cancel_batch,
               "window": args.cancel_window, "notify": args.cancel_notify, "layouts": ",".join(layouts),
-              "temporal_db": args.temporal_db}  # fmt: skip
+              "worker_processes": args.cancel_worker_processes, "temporal_db": args.temporal_db}  # fmt: skip
     result = Result(NAME, params)
     overrides = {
         "blobs": BlobConfig(root=str(workdir / "blobs")),

@@ -21,12 +21,14 @@ import argparse
 import asyncio
 import contextlib
 import time
+import uuid
 from pathlib import Path
 
 from activities.contracts import DeliverTickets, OrderRef
 from activities.delivery import DeliveryActivities
 from activities.orders import OrderActivities
-from bench.report import Result
+from bench.refund import _baseline_phase, _baseline_workers
+from bench.report import Result, percentile
 from bench.smtp_raw import RawMessage, send_raw
 from bench.stack import Cpu, Stack, make_orders, product, seed, temporal_server
 
@@ -46,6 +48,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=400,
         help="messages the raw baseline sends: the captured ones, repeated (default 400)",
     )
+    group.add_argument(
+        "--resend-serial", type=int, default=10,
+        help="resends one at a time, API to the email in the sink, each beside a one-activity no-op workflow "
+             "on the same server (default 10)",
+    )  # fmt: skip
+
+
+async def _one_resend(stack: Stack, code: str, tag: str) -> float:
+    """Seconds from the API call until the email is in the sink."""
+    stack.sink.clear()
+    started = time.perf_counter()
+    await stack.post(f"/orders/{code}/resend", key=f"bench-{tag}")
+    await stack.sink.wait_for_messages(1, timeout=60)
+    return time.perf_counter() - started
 
 
 async def _product_phase(stack: Stack, codes: list[str], tag: str, timeout: float) -> tuple[float, int]:
@@ -99,10 +115,12 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
     async with temporal_server(workdir, in_memory=args.temporal_db == "memory") as client, product(
         client, workdir / "stack"
     ) as stack:
-        event, ticket_type, orders = make_orders(2 * n + 2, TICKETS)
+        serial = max(0, args.resend_serial)
+        event, ticket_type, orders = make_orders(2 * n + 2 + serial, TICKETS)
         await seed(stack.store, event, ticket_type, orders)
         codes = [o.code for o in orders]
-        warm, flow_codes, inline_codes = codes[:2], codes[2 : 2 + n], codes[2 + n :]
+        warm, flow_codes, inline_codes = codes[:2], codes[2 : 2 + n], codes[2 + n : 2 + 2 * n]
+        serial_codes = codes[2 + 2 * n :]
 
         # Warm-up: imports, fonts, connections, the workers' first polls.
         await _product_phase(stack, warm[:1], "warm", timeout)
@@ -135,6 +153,18 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
         raw_received = len(stack.sink.deliveries)
         stack.sink.clear()
 
+        # One at a time: latency without queueing, against a one-activity no-op workflow, alternating.
+        one_resend: list[float] = []
+        one_noop: list[float] = []
+        if serial_codes:
+            base_prefix = f"n{uuid.uuid4().hex[:8]}-"
+            async with _baseline_workers(client, stack, base_prefix):
+                await _baseline_phase(client, base_prefix, [f"{base_prefix}orders"], 1, "resend-warm")
+                for i, code in enumerate(serial_codes):
+                    one_resend.append(await _one_resend(stack, code, f"s{i}"))
+                    base = await _baseline_phase(client, base_prefix, [f"{base_prefix}orders"], 1, f"resend-s{i}")
+                    one_noop.extend(base["to_closed"])
+
     sizes = [len(m.data) for m in captured]
     flow_rate = flow_sent / flow_s
     inline_rate = inline_sent / inline_s
@@ -160,6 +190,15 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
     flow_per = flow_cpu.total / max(1, flow_sent)
     result.ratio("CPU per message: raw SMTP / product", raw_cpu.total / max(1, len(repeated)) / flow_per)
     result.ratio("CPU per order: activities only / product", inline_cpu.total / max(1, inline_sent) / flow_per)
+    if one_resend:
+        result.params["serial"] = len(one_resend)
+        result.add("one at a time: API -> email in the sink, p50", 1000 * percentile(one_resend, 50), "ms")
+        result.add("one at a time: API -> email in the sink, p95", 1000 * percentile(one_resend, 95), "ms")
+        result.add("one at a time: no-op workflow (1 activity), p50", 1000 * percentile(one_noop, 50), "ms")
+        result.ratio(
+            "one at a time, p50: resend / no-op workflow", percentile(one_resend, 50) / percentile(one_noop, 50),
+            note="target: at most 1.5",
+        )  # fmt: skip
     result.details = {
         "product_cpu": flow_cpu,
         "activities_cpu": inline_cpu,

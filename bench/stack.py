@@ -219,6 +219,35 @@ class Stack:
         return closed
 
 
+# The store `product()` builds: SQLite in the work folder, or a fresh PostgreSQL database that is
+# dropped afterwards (`python -m bench --store postgres`; the server from TICKETOPS_BENCH_PG).
+STORE_KIND = "sqlite"
+PG_ADMIN_DSN = os.environ.get("TICKETOPS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextlib.asynccontextmanager
+async def store_url(workdir: Path) -> AsyncIterator[str]:
+    if STORE_KIND == "sqlite":
+        yield f"sqlite+aiosqlite:///{workdir / 'ticketops.sqlite'}"
+        return
+    import asyncpg
+
+    name = f"ticketops_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+    finally:
+        admin = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
 @contextlib.asynccontextmanager
 async def product(
     client: Client,
@@ -231,7 +260,24 @@ async def product(
 ) -> AsyncIterator[Stack]:
     """Store, SMTP sink (a thread here, or its own process), (Stripe stand-in), the product's workers and its API."""
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-    url = f"sqlite+aiosqlite:///{workdir / 'ticketops.sqlite'}"
+    async with store_url(workdir) as url, _product(
+        client, workdir, url, with_stripe=with_stripe, settings_overrides=settings_overrides,
+        smtp_pool_size=smtp_pool_size, sink_process=sink_process,
+    ) as stack:
+        yield stack
+
+
+@contextlib.asynccontextmanager
+async def _product(
+    client: Client,
+    workdir: Path,
+    url: str,
+    *,
+    with_stripe: bool,
+    settings_overrides: dict[str, Any] | None,
+    smtp_pool_size: int | None,
+    sink_process: bool,
+) -> AsyncIterator[Stack]:
     await upgrade(url)
     store = Store(url)
     sink: SmtpSink | ProcessSink = ProcessSink(workdir / "mail") if sink_process else SmtpSink(workdir / "mail")

@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devtools.finance_links import finance_links
+from devtools.finance_links import finance_links
 from workflows import search_attributes
 
 VAR = Path("var")
@@ -107,6 +109,8 @@ class Stack:
             "TICKETOPS_EMAIL__SMTP__PORT": str(p.smtp),
             "TICKETOPS_PUBLIC_URL": f"http://127.0.0.1:{p.api}",
             "TICKETOPS_BLOBS__ROOT": str(self.var / "blobs"),
+            # The Web UI on this machine decodes payloads without a token (refused in production).
+            "TICKETOPS_CODEC__TRUST_LOCAL_UI": "true",
             **self.extra_env,
         }
 
@@ -122,7 +126,8 @@ class Stack:
             return [
                 _bin("temporal"), "server", "start-dev", "--db-filename", str(self.var / "temporal.sqlite"),
                 "--ip", "127.0.0.1", "--port", str(p.temporal), "--ui-port", str(p.ui),
-                "--ui-codec-endpoint", f"http://127.0.0.1:{p.api}/codec", "--log-level", "warn", *attrs,
+                "--ui-codec-endpoint", f"http://127.0.0.1:{p.api}/codec", "--ui-disable-news-fetch",
+                "--log-level", "warn", *attrs,
             ], p.temporal
         if name == "stripe":
             return [
@@ -206,6 +211,12 @@ async def _seed(orders: int) -> str:
     return str(report)
 
 
+def _finance_text(ui_base: str) -> str:
+    lines = ["\nFinance in the Web UI (decoded for you here; add the Order/Amount/Status columns, see README):"]
+    lines += [f"  {label:<26} {url}" for label, url in finance_links(ui_base)]
+    return "\n".join(lines)
+
+
 class _Stopping(Exception):
     """The first SIGTERM or SIGINT: stop the stack."""
 
@@ -265,6 +276,7 @@ def run_stack(
             "Ctrl-C stops everything.",
             flush=True,
         )
+        print(_finance_text(f"http://127.0.0.1:{p.ui}"), flush=True)
         while True:
             for child in list(stack.children.values()):
                 code = child.process.poll()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,11 +13,61 @@ VAR = Path("var")
 
 
 class TemporalSettings(BaseModel):
+    """`address` and `namespace` are the development defaults. Temporal's own environment
+    configuration (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`,
+    `TEMPORAL_TLS_CLIENT_CERT_PATH`/`_KEY_PATH`, `TEMPORAL_CONFIG_FILE` + `TEMPORAL_PROFILE`)
+    overrides them, so Temporal Cloud and a self-hosted cluster need no ticketops-specific names."""
+
     address: str = "127.0.0.1:7233"
     namespace: str = "default"
     queue_prefix: str = ""
     payments_rate_per_second: float = 25.0
     email_rate_per_second: float = 200.0
+    use_env_config: bool = Field(
+        default=True, description="Apply Temporal's environment configuration (TEMPORAL_* and the TOML profile)."
+    )
+    register_search_attributes: bool = Field(
+        default=True,
+        description="Workers add missing search attributes at start (dev server, self-hosted). Temporal Cloud "
+        "does not offer this to workers: set False there and create them with tcld or terraform.",
+    )
+
+
+class WorkerSettings(BaseModel):
+    """How a worker process runs: which queues, how it drains, what it exports, which version it is."""
+
+    queues: list[str] = Field(
+        default_factory=lambda: ["orders", "email", "payments"],
+        description="Task queues this process serves; production runs one process kind per queue.",
+    )
+    graceful_shutdown_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="On SIGTERM, running activities get this long to finish before they are cancelled. "
+        "The orchestrator's grace period (terminationGracePeriodSeconds) must be longer.",
+    )
+    metrics_port: int | None = Field(
+        default=None, description="Serve the Temporal SDK's Prometheus metrics on 0.0.0.0:<port> (9464 in deploy/)."
+    )
+    versioning: bool = Field(
+        default=False,
+        description="Worker Versioning: poll as version <deployment_name>.<build_id> of a Worker Deployment.",
+    )
+    migrate_on_start: bool = Field(
+        default=True, description="Bring the schema up at start (development); deploy/ runs a migration job instead."
+    )
+    deployment_name: str = "ticketops"
+    build_id: str | None = Field(default=None, description="The image tag or git sha; default: the package version.")
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry spans from the API through workflows to activities."""
+
+    enabled: bool = False
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318/v1/traces."
+    )
+    service_name: str = "ticketops"
 
 
 class StripeSettings(BaseModel):
@@ -98,6 +149,12 @@ class CodecSettings(BaseModel):
     keys: dict[str, SecretStr] = Field(default_factory=lambda: {"dev-1": SecretStr(_DEV_CODEC_KEY)})
     active_key_id: str = "dev-1"
     cors_origins: list[str] = ["http://127.0.0.1:8233", "http://localhost:8233"]
+    trust_local_ui: bool = Field(
+        default=False,
+        description="Development only: a codec request without credentials from loopback, sent by a "
+        "Web UI whose origin is one of `cors_origins` on loopback, decodes as support. `ticketops dev` "
+        "turns it on so the person at the machine reads the UI; production settings refuse it.",
+    )
 
 
 class BlobConfig(BaseModel):
@@ -168,6 +225,11 @@ class ReconciliationSettings(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TICKETOPS_", env_nested_delimiter="__")
 
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="`production` refuses development-only shortcuts (TICKETOPS_CODEC__TRUST_LOCAL_UI).",
+    )
+
     database_url: str = f"sqlite+aiosqlite:///{VAR / 'ticketops.sqlite'}"
     temporal: TemporalSettings = TemporalSettings()
     stripe: StripeSettings = StripeSettings()
@@ -178,6 +240,8 @@ class Settings(BaseSettings):
     blobs: BlobConfig = BlobConfig()
     bulk: BulkConfig = BulkConfig()
     reconciliation: ReconciliationSettings = ReconciliationSettings()
+    worker: WorkerSettings = WorkerSettings()
+    tracing: TracingSettings = TracingSettings()
     public_url: str = "http://127.0.0.1:8000"
     signing_secret: SecretStr = SecretStr("dev-signing-secret-change-me")
     log_json: bool = False
@@ -188,6 +252,15 @@ class Settings(BaseSettings):
         "A first delivery of many tickets is bound by rendering; set it to the worker machine's cores.",
     )
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _no_development_shortcuts_in_production(self) -> Self:
+        if self.codec.trust_local_ui and self.environment != "development":
+            raise ValueError(
+                "codec.trust_local_ui lets anyone on the machine decode payloads without a token: "
+                "it is for `ticketops dev` only and refused when environment is production"
+            )
+        return self
 
 
 @lru_cache

@@ -1,17 +1,31 @@
-"""Which workflows and activities run on which task queue.
+"""Which workflows and activities run on which task queue, and how every worker drains and is versioned.
 
 Payments and email each have their own queue so that their rate limits are
 task-queue limits the server enforces across every worker process.
+
+Worker Versioning (`worker.versioning`): each process polls as version
+`<deployment_name>.<build_id>` of a Worker Deployment, and every workflow has a versioning
+behaviour, chosen in `VERSIONING` below:
+- AUTO_UPGRADE: Refund (waits up to 10 business days), BulkDelivery and EventCancellation
+  (hours, paused for days, continue-as-new). They move to the current version at their next
+  workflow task, so any change to their command sequence goes behind `workflow.patched`.
+- PINNED: ResendOrder, SendReceipt, CancelOrder, ReissueAndResend, RescheduleOrder,
+  OpenPersonalisation (seconds to minutes). They finish on the version they started on; no
+  patching needed, and the old version drains within minutes of a rollout.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from importlib.metadata import version
 from typing import Any
 
+from temporalio import workflow
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.bulk_common import BulkActivities
@@ -27,6 +41,7 @@ from activities.personalisation import PersonalisationActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.refunds import RefundActivities
 from activities.reissue import ReissueActivities
+from runtime.settings import Settings
 from workflows.bulk_delivery import BulkDeliveryWorkflow
 from workflows.cancel import CancelOrderWorkflow
 from workflows.event_cancellation import EventCancellationWorkflow
@@ -49,8 +64,11 @@ SANDBOX = SandboxedWorkflowRunner(
 )
 
 # An explicit build id: without one the SDK hashes the bytecode of every loaded module
-# at the first Worker(), which took ~25 s here (workers are not versioned; it is a label).
+# at the first Worker(), which took ~25 s here. Unversioned workers use it as a label only.
 BUILD_ID = f"ticketops-{version('ticketops')}"
+
+# Every task queue a worker can serve (deploy/ has one worker Deployment per entry; tests/deploy checks it).
+QUEUES: tuple[str, ...] = queue_names("")
 
 WORKFLOWS: Sequence[type] = (
     ResendOrderWorkflow,
@@ -64,6 +82,33 @@ WORKFLOWS: Sequence[type] = (
     EventCancellationWorkflow,
     ReconcileWorkflow,
 )
+
+# The versioning behaviour of each workflow (see the module docstring). It is not in `@workflow.defn`
+# because the SDK sends a declared behaviour with every workflow task and the server refuses it from
+# an unversioned worker, while versioning is a setting here (development and tests run unversioned).
+VERSIONING: dict[type, VersioningBehavior] = {
+    RefundWorkflow: VersioningBehavior.AUTO_UPGRADE,
+    BulkDeliveryWorkflow: VersioningBehavior.AUTO_UPGRADE,
+    EventCancellationWorkflow: VersioningBehavior.AUTO_UPGRADE,
+    ResendOrderWorkflow: VersioningBehavior.PINNED,
+    SendReceiptWorkflow: VersioningBehavior.PINNED,
+    CancelOrderWorkflow: VersioningBehavior.PINNED,
+    ReissueAndResendWorkflow: VersioningBehavior.PINNED,
+    RescheduleWorkflow: VersioningBehavior.PINNED,
+    OpenPersonalisationWorkflow: VersioningBehavior.PINNED,
+}
+
+
+def declare_versioning_behaviours() -> None:
+    """Give every workflow definition its behaviour from `VERSIONING`, as `@workflow.defn(versioning_behavior=)`
+    would. For processes whose workers are versioned only: the change is process-wide."""
+    for cls, behaviour in VERSIONING.items():
+        defn = workflow._Definition.must_from_class(cls)
+        if defn.versioning_behavior == behaviour:
+            continue
+        declared = dataclasses.replace(defn, versioning_behavior=behaviour)
+        setattr(cls, "__temporal_workflow_definition", declared)
+        setattr(declared.run_fn, "__temporal_workflow_definition", declared)
 
 
 def order_activities(deps: Deps) -> list[Callable[..., Any]]:
@@ -132,16 +177,35 @@ def email_activities(deps: Deps) -> list[Callable[..., Any]]:
     ]
 
 
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """What every Worker shares: the drain on shutdown and the version it polls as."""
+    options: dict[str, Any] = {
+        "graceful_shutdown_timeout": timedelta(seconds=settings.worker.graceful_shutdown_seconds),
+    }
+    if settings.worker.versioning:
+        declare_versioning_behaviours()
+        options["deployment_config"] = WorkerDeploymentConfig(
+            version=WorkerDeploymentVersion(
+                deployment_name=settings.worker.deployment_name, build_id=settings.worker.build_id or BUILD_ID
+            ),
+            use_worker_versioning=True,
+        )
+    else:
+        options["build_id"] = settings.worker.build_id or BUILD_ID
+    return options
+
+
 def build_workers(
-    client: Client, deps: Deps, *, prefix: str = "", queues: tuple[str, ...] = ("orders", "email", "payments")
+    client: Client, deps: Deps, *, prefix: str = "", queues: Sequence[str] = QUEUES
 ) -> list[Worker]:
     """One Worker per queue kind; `queues` lets a process (or a test) serve only some of them."""
     temporal = deps.settings.temporal
+    shared = worker_options(deps.settings)
     orders_queue, payments_queue, email_queue = queue_names(prefix)
     made: dict[str, Callable[[], Worker]] = {
         "orders": lambda: Worker(
             client,
-            build_id=BUILD_ID,
+            **shared,
             task_queue=orders_queue,
             workflows=list(WORKFLOWS),
             workflow_runner=SANDBOX,
@@ -150,7 +214,7 @@ def build_workers(
         ),
         "email": lambda: Worker(
             client,
-            build_id=BUILD_ID,
+            **shared,
             task_queue=email_queue,
             activities=email_activities(deps),
             max_concurrent_activities=32,
@@ -158,11 +222,14 @@ def build_workers(
         ),
         "payments": lambda: Worker(
             client,
-            build_id=BUILD_ID,
+            **shared,
             task_queue=payments_queue,
             activities=payment_activities(deps),
             max_concurrent_activities=32,
             max_task_queue_activities_per_second=temporal.payments_rate_per_second,
         ),
     }
+    unknown = set(queues) - set(made)
+    if unknown:
+        raise ValueError(f"unknown task queues {sorted(unknown)}; known: {sorted(made)}")
     return [made[name]() for name in queues]

@@ -1,4 +1,8 @@
-"""`ticketops worker`: run every queue's worker until SIGINT/SIGTERM, then drain and leave.
+"""`ticketops worker`: run the configured queues' workers until SIGINT/SIGTERM, then drain and leave.
+
+On SIGTERM the workers stop polling, give running activities `worker.graceful_shutdown_seconds`
+to finish, then cancel the rest (which Temporal retries on another worker). SDK metrics are
+served on `worker.metrics_port` through the Temporal runtime's Prometheus exporter.
 
 The temporalio core can crash at interpreter exit after correct work, so the
 process ends with `os._exit` once the workers are shut down.
@@ -20,6 +24,7 @@ from email_providers.from_settings import email_settings
 from payment_adapters.registry import payment_adapters
 from runtime.logging import configure_logging
 from runtime.settings import Settings, get_settings
+from runtime.telemetry import configure_tracing, temporal_runtime, tracing_interceptors
 from runtime.temporal import connect, ensure_search_attributes
 from ticketing.store.engine import Store
 from ticketing.store.migrate import upgrade
@@ -48,11 +53,19 @@ def settle_heap() -> None:
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    await upgrade(settings.database_url)
-    client = await connect(settings.temporal, codec=settings.codec)
-    await ensure_search_attributes(client, search_attributes.ALL)
+    if settings.worker.migrate_on_start:
+        await upgrade(settings.database_url)
+    tracer_provider = configure_tracing(settings.tracing)
+    client = await connect(
+        settings.temporal,
+        codec=settings.codec,
+        runtime=temporal_runtime(settings.worker.metrics_port),
+        interceptors=tracing_interceptors(settings.tracing),
+    )
+    if settings.temporal.register_search_attributes:
+        await ensure_search_attributes(client, search_attributes.ALL)
     deps = await build_deps(settings)
-    workers = build_workers(client, deps, prefix=settings.temporal.queue_prefix)
+    workers = build_workers(client, deps, prefix=settings.temporal.queue_prefix, queues=settings.worker.queues)
     settle_heap()
     tasks = [asyncio.create_task(w.run()) for w in workers]
     log.info("worker.started", queues=[w.task_queue for w in workers])
@@ -66,6 +79,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     if deps.pdfs is not None:
         await asyncio.to_thread(deps.pdfs.close)
     await deps.store.dispose()
+    if tracer_provider is not None:
+        tracer_provider.shutdown()  # flushes spans before os._exit
 
 
 def main() -> None:

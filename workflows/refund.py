@@ -54,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
         ORDER_ID,
         PAYMENT_PROCESSOR,
         REFUND_AMOUNT,
+        REFUND_CURRENCY,
+        REFUND_FAILURE,
         REFUND_STATUS,
     )
 
@@ -431,13 +433,18 @@ class RefundWorkflow:
     def _publish(self, snap: RefundSnapshot) -> None:
         first = self.snap is None
         self.snap = snap
-        pairs: list[SearchAttributeUpdate[Any]] = [REFUND_STATUS.value_set(snap.status)]
+        failure = (snap.failure_reason or "").split(":", 1)[0].strip()[:100] if snap.status == "refund-error" else ""
+        pairs: list[SearchAttributeUpdate[Any]] = [
+            REFUND_STATUS.value_set(snap.status),
+            REFUND_FAILURE.value_set(failure) if failure else REFUND_FAILURE.value_unset(),
+        ]
         if first:
             pairs += [
                 ORDER_ID.value_set(snap.order_code),
                 EVENT_ID.value_set(snap.event_id),
                 PAYMENT_PROCESSOR.value_set(snap.processor),
                 REFUND_AMOUNT.value_set(snap.amount),
+                REFUND_CURRENCY.value_set(snap.currency),
             ]
         workflow.upsert_search_attributes(pairs)
 

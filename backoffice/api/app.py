@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi_offline import FastAPIOffline
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
 from backoffice.api import (
     bulk,
     codec,
     events,
+    metrics,
     openapi,
     operations,
     order_actions,
@@ -27,13 +32,23 @@ from backoffice.api import (
 from backoffice.api.auth import authenticated_unless_public
 from backoffice.api.deps import AppState
 from backoffice.api.input_guard import guard_input
+from backoffice.api.tracing import RequestTracing
 from backoffice.api.waiting import WaitForOperation
+
+READY_TIMEOUT_SECONDS = 2.0
 
 
 def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> FastAPI:
-    """With `app_state` the caller owns the resources (tests); else `lifespan` builds them."""
-    app = FastAPI(
+    """With `app_state` the caller owns the resources (tests); else `lifespan` builds them.
+
+    `/docs` and `/redoc` load Swagger UI and ReDoc from the assets fastapi-offline
+    ships (under `/static-offline-docs`), not from a CDN: they work offline.
+    """
+    app = FastAPIOffline(
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry spans record the URL path and query (search terms, emails):
+        # RequestTracing below names spans by route template and records neither.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         dependencies=[Depends(authenticated_unless_public), Depends(guard_input)],
         title="ticketops backoffice API",
         version="0.1.0",
@@ -68,4 +83,34 @@ def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> Fa
             await conn.execute(sa.text("SELECT 1"))
         return {"status": "ok"}
 
+    @app.get(
+        "/ready",
+        tags=["health"],
+        responses={503: {"description": "The database or Temporal is unreachable (problem details)."}},
+    )
+    async def ready(request: Request) -> Any:
+        """Readiness: the database answers and Temporal answers; a 503 problem otherwise, so the
+        load balancer stops sending requests this process cannot turn into workflows."""
+        state = app.state.ticketops
+        failing = []
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                async with state.store.transaction() as conn:
+                    await conn.execute(sa.text("SELECT 1"))
+        except Exception:
+            failing.append("database")
+        try:
+            await state.operations.client.workflow_service.get_system_info(
+                GetSystemInfoRequest(), timeout=timedelta(seconds=READY_TIMEOUT_SECONDS)
+            )
+        except Exception:
+            failing.append("temporal")
+        if failing:
+            return problems.problem_response(
+                request, 503, "not-ready", f"unreachable: {', '.join(failing)}", extra={"failing": failing}
+            )
+        return {"status": "ready"}
+
+    metrics.install(app)
+    app.add_middleware(RequestTracing)  # outermost: the span covers everything the request does
     return app

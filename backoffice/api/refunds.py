@@ -22,13 +22,27 @@ from ticketing.models import Refund, RefundKind
 from ticketing.money import Money
 from ticketing.processors import CAPABILITIES
 from ticketing.refund_waits import waiting_for
-from ticketing.refunds import RefundQuote, RefundRequest, late_failure_workflow_id, needs_approval, quote_refund
+from ticketing.refunds import (
+    RefundQuote,
+    RefundRequest,
+    late_failure_workflow_id,
+    needs_approval,
+    quote_refund,
+    refund_summary,
+)
 from ticketing.states import RefundStatus
 from ticketing.store.orders import load_event, load_order
 from ticketing.store.refunds import list_refunds, load_refund
 from workflows.contracts import ApproveRefund, MarkRefunded, RefundInput, RetryRefund
 from workflows.refund import RefundWorkflow
-from workflows.search_attributes import EVENT_ID, ORDER_ID, PAYMENT_PROCESSOR, REFUND_AMOUNT, REFUND_STATUS
+from workflows.search_attributes import (
+    EVENT_ID,
+    ORDER_ID,
+    PAYMENT_PROCESSOR,
+    REFUND_AMOUNT,
+    REFUND_CURRENCY,
+    REFUND_STATUS,
+)
 
 router = APIRouter(tags=["refunds"])
 A = TypeVar("A", bound=BaseModel)
@@ -218,11 +232,9 @@ async def request_refund(
                 SearchAttributePair(REFUND_STATUS, RefundStatus.REQUESTED.value),
                 SearchAttributePair(PAYMENT_PROCESSOR, quote.processor.value),
                 SearchAttributePair(REFUND_AMOUNT, quote.amount.amount),
+                SearchAttributePair(REFUND_CURRENCY, quote.amount.currency),
             ],
-            summary=(
-                f"Refund {quote.amount.display()} on order {code} "
-                f"({len(quote.tickets_invalidated)} ticket(s), {quote.kind.value})"
-            ),
+            summary=refund_summary(quote.amount, code, len(quote.tickets_invalidated), quote.kind.value),
             memo={"actor": who, "refund_id": refund_id},
         )
         return {

@@ -12,6 +12,7 @@ from backoffice.api.deps import AppState
 from backoffice.operations import Operations
 from payment_adapters.registry import payment_adapters
 from runtime.settings import Settings
+from runtime.telemetry import configure_tracing, tracing_interceptors
 from runtime.temporal import connect
 from ticketing.store.engine import Store
 from workflows.options import queue_names
@@ -21,7 +22,10 @@ def build_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.database_url)
-        client = await connect(settings.temporal, codec=settings.codec)
+        tracer_provider = configure_tracing(settings.tracing)
+        client = await connect(
+            settings.temporal, codec=settings.codec, interceptors=tracing_interceptors(settings.tracing)
+        )
         orders_queue = queue_names(settings.temporal.queue_prefix)[0]
         app.state.ticketops = AppState(
             settings=settings,
@@ -31,5 +35,7 @@ def build_app(settings: Settings) -> FastAPI:
         )
         yield
         await store.dispose()
+        if tracer_provider is not None:
+            tracer_provider.shutdown()  # flushes spans
 
     return create_app(lifespan=lifespan)

@@ -44,19 +44,31 @@ async def app(
         yield harness
 
 
-async def _refund_reaches(app: Harness, refund_url: str, status: str, *, waiting: bool = False) -> dict[str, Any]:
-    """Poll the refund until it is in `status` (and, with `waiting`, its run waits for someone)."""
+async def _refund_reaches(app: Harness, refund_url: str, status: str) -> dict[str, Any]:
+    """Poll the refund until it is in `status`."""
     for _ in range(300):
         refund: dict[str, Any] = (await app.http.get(refund_url)).json()
-        if refund["status"] == status and (refund["waiting_for"] or not waiting):
+        if refund["status"] == status:
             return refund
         await asyncio.sleep(0.1)
     raise AssertionError(f"the refund never reached {status}: {refund}")
 
 
-async def _waiting_in_refund_error(app: Harness, refund_url: str) -> dict[str, Any]:
-    """Poll the refund until it is in refund-error with its run waiting for finance."""
-    return await _refund_reaches(app, refund_url, "refund-error", waiting=True)
+async def _waiting_in_refund_error(app: Harness, refund_url: str, attempt: int = 1) -> dict[str, Any]:
+    """Poll the refund until it is in refund-error with its run waiting for finance (finance told).
+
+    The refund's `waiting_for` names what its status waits for even before the run got there, so
+    the run's own details say when it waits: the late-failure run's, if one took over, else the first's.
+    """
+    for _ in range(200):
+        refund: dict[str, Any] = (await app.http.get(refund_url)).json()
+        if refund["status"] == "refund-error" and refund["attempt"] == attempt:
+            for run in (late_failure_workflow_id(refund["id"], attempt), refund["operation_id"]):
+                view = await app.http.get(f"/operations/{run}")
+                if view.status_code == 200 and "waiting for finance" in (view.json().get("details") or ""):
+                    return refund
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the refund's run never waited for finance in refund-error: {refund}")
 
 
 async def _follow_up_ended(app: Harness, refund_id: str) -> None:
@@ -227,11 +239,7 @@ async def test_retry_after_failure_uses_a_new_attempt(app: Harness, stripe: Stri
     retried = await app.http.post(f"{started['refund_url']}/retry", headers=finance_2)
     assert retried.status_code == 200, retried.text
     assert retried.json()["attempt"] == 2
-    for _ in range(100):
-        refund = (await app.http.get(started["refund_url"])).json()
-        if refund["status"] == "refund-error" and refund["attempt"] == 2 and refund["waiting_for"]:
-            break
-        await asyncio.sleep(0.1)
+    await _waiting_in_refund_error(app, started["refund_url"], attempt=2)
     keys = {r.idempotency_key for r in stripe.request_log if r.method == "POST" and r.path == "/v1/refunds"}
     assert len(keys) == 2  # a new idempotency key per attempt
     assert len(stripe_refunds_for(stripe, order.payment.reference)) == 2
