@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devtools.finance_links import finance_links
-from devtools.finance_links import finance_links
 from workflows import search_attributes
 
 VAR = Path("var")
