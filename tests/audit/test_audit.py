@@ -45,9 +45,10 @@ async def stripe() -> AsyncIterator[StripeServer]:
 
 @pytest_asyncio.fixture
 async def app(
-    temporal_client: Client, store: Store, tmp_path: Path, queue_prefix: str, stripe: StripeServer
+    temporal_client: Client, any_store: Store, tmp_path: Path, queue_prefix: str, stripe: StripeServer
 ) -> AsyncIterator[Harness]:
-    async with running(temporal_client, store, tmp_path, queue_prefix, stripe=stripe) as harness:
+    """On SQLite and on PostgreSQL: the auditor's reads are plain SQL on both."""
+    async with running(temporal_client, any_store, tmp_path, queue_prefix, stripe=stripe) as harness:
         yield harness
 
 
