@@ -40,8 +40,9 @@ from activities.contracts import BatchCounts, BulkBatch
 from activities.deps import Deps
 from activities.errors import domain_errors
 from activities.pacing import Pacer
+from documents.branding import event_branding, reply_headers, sender_mailbox
 from documents.email_templates import render_email
-from documents.from_orders import ticket_document
+from documents.from_orders import ticket_document, tickets_email_context
 from documents.models import TicketDocument
 from email_providers.base import Attachment, OutgoingEmail, PermanentEmailError, TransientEmailError
 from ticketing.bulk import Audience, ItemStatus, Selection
@@ -268,42 +269,38 @@ class BulkDeliveryActivities:
             name = tickets[0][0].personalisation.name
         codes = ", ".join(o.code for o in recipient.orders)
         attachments: list[Attachment] = []
+        context: dict[str, object]
+        event = loaded.event
         if loaded.template == "tickets":
             docs = [doc for _, doc in tickets]
             attachments = [
-                Attachment(filename=f"ticket-{d.ticket_id}.pdf", content_type="application/pdf", data=pdfs[d.ticket_id])
+                Attachment(
+                    filename=f"ticket-{d.ticket_code}.pdf", content_type="application/pdf", data=pdfs[d.ticket_id]
+                )
                 for d in docs
             ]
-            event = loaded.event
-            rendered = render_email(
-                "tickets",
-                {
-                    "event_name": event.name,
-                    "event_starts_at": event.starts_at,
-                    "venue": event.venue,
-                    "order_code": codes,
-                    "buyer_name": name,
-                    "tickets": [d.model_dump() for d in docs],
-                },
-            )
+            template, context = "tickets", tickets_email_context(event, codes, name, docs)
         else:
-            rendered = render_email(
-                "custom_message",
-                {
-                    "subject": loaded.params.get("subject", ""),
-                    "body": loaded.params.get("body", ""),
-                    "buyer_name": name,
-                    "order_code": codes,
-                },
-            )
+            template = "custom_message"
+            context = {
+                "subject": loaded.params.get("subject", ""),
+                "body": loaded.params.get("body", ""),
+                "buyer_name": name,
+                "order_code": codes,
+                "event_name": event.name,
+                "event_starts_at": _when(event, [doc for _, doc in tickets]),
+            }
+        brand = event_branding(event, self.deps.settings.email)
+        rendered = render_email(template, context, brand)
         return OutgoingEmail(
             message_id=recipient.message_id,
-            sender=self.deps.settings.email.sender,
+            sender=sender_mailbox(brand, self.deps.settings.email.sender),
             to=[recipient.key],
             subject=rendered.subject,
             text=rendered.text,
             html=rendered.html,
             attachments=attachments,
+            headers=reply_headers(brand),
         )
 
     async def _send(
@@ -351,3 +348,9 @@ class BulkDeliveryActivities:
         sent = ItemMark(recipient.item_id, ItemStatus.SENT, message_id=mid)
         await commits.record(_Record(mid, DeliveryStatus.SENT, None, sent, history))
         return ItemStatus.SENT.value
+
+
+def _when(event: Event, docs: list[TicketDocument]) -> datetime:
+    """A message about tickets names their time (their slot's) when they share one, else the event's."""
+    times = {d.event_starts_at for d in docs}
+    return times.pop() if len(times) == 1 else event.starts_at

@@ -24,11 +24,19 @@ from temporalio.exceptions import ApplicationError
 from activities.contracts import DeliverTickets, DeliveryOutcome, RefundEmail
 from activities.deps import Deps
 from activities.errors import domain_errors
+from documents.branding import Branding, event_branding, reply_headers, sender_mailbox
 from documents.email_templates import render_email
-from documents.from_orders import ticket_document
+from documents.from_orders import (
+    payment_method_label,
+    refund_failure_in_words,
+    refund_receipt_lines,
+    ticket_document,
+    tickets_email_context,
+)
 from email_providers.base import Attachment, OutgoingEmail, PermanentEmailError, TransientEmailError
 from ticketing.errors import ActionNotAllowed
-from ticketing.models import Order, OrderEvent, Refund, Ticket
+from ticketing.models import Event, Order, OrderEvent, Ticket
+from ticketing.states import TicketState
 from ticketing.store.deliveries import DeliveryStatus, claim_delivery, close_open_deliveries, mark_delivery
 from ticketing.store.orders import (
     append_history,
@@ -64,10 +72,33 @@ class DeliveryActivities:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
+    def _email(
+        self,
+        mid: str,
+        recipient: str,
+        template: str,
+        context: dict[str, object],
+        event: Event | None,
+        attachments: list[Attachment] | None = None,
+    ) -> OutgoingEmail:
+        """Render a buyer's email from the event's organiser: display name, reply-to and branding."""
+        brand: Branding = event_branding(event, self.deps.settings.email)
+        rendered = render_email(template, context, brand)
+        return OutgoingEmail(
+            message_id=mid,
+            sender=sender_mailbox(brand, self.deps.settings.email.sender),
+            to=[recipient],
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            attachments=attachments or [],
+            headers=reply_headers(brand),
+        )
+
     async def _send_once(
         self,
         *,
-        order_code: str,
+        order_code: str | None,
         operation_id: str,
         kind: str,
         recipient: str,
@@ -78,8 +109,9 @@ class DeliveryActivities:
     ) -> DeliveryOutcome:
         """Claim in the delivery log, send, then mark sent and write history together.
 
-        `still_valid` runs first in the claiming transaction; False raises `_StaleRead` and
-        claims nothing."""
+        `order_code` None: a message about no one order (finance's reconciliation report); no history.
+        `still_valid` runs first in the claiming transaction; False raises `_StaleRead` and claims nothing.
+        """
         store = self.deps.store
         mid = message_id(operation_id, recipient, document)
         if history is not None:
@@ -103,7 +135,7 @@ class DeliveryActivities:
                 kind=kind,
                 provider=self.deps.email.name,
             )
-            if prior is DeliveryStatus.SENT and history is not None:
+            if prior is DeliveryStatus.SENT and history is not None and order_code is not None:
                 await append_history(conn, order_code, [history])
         if prior is DeliveryStatus.SENT:
             log.info("delivery.already_sent", message_id=mid, order=order_code, kind=kind)
@@ -114,7 +146,7 @@ class DeliveryActivities:
         except PermanentEmailError as err:
             async with store.transaction() as conn:
                 await mark_delivery(conn, mid, DeliveryStatus.FAILED, str(err))
-                if history is not None:
+                if history is not None and order_code is not None:
                     failed = history.model_copy(
                         update={
                             "type": "delivery-failed",
@@ -135,7 +167,7 @@ class DeliveryActivities:
             raise
         async with store.transaction() as conn:
             await mark_delivery(conn, mid, DeliveryStatus.SENT)
-            if history is not None:
+            if history is not None and order_code is not None:
                 await append_history(conn, order_code, [history])
         log.info("delivery.sent", message_id=mid, order=order_code, kind=kind)
         return DeliveryOutcome(message_id=mid, status="sent", ticket_count=0)
@@ -179,29 +211,12 @@ class DeliveryActivities:
 
         async def build(mid: str) -> OutgoingEmail:
             pdfs = await self.deps.ticket_pdfs().get(docs)
-            rendered = render_email(
-                "tickets",
-                {
-                    "event_name": event.name,
-                    "event_starts_at": event.starts_at,
-                    "venue": event.venue,
-                    "order_code": order.code,
-                    "buyer_name": order.contact.name,
-                    "tickets": [d.model_dump() for d in docs],
-                },
-            )
-            return OutgoingEmail(
-                message_id=mid,
-                sender=self.deps.settings.email.sender,
-                to=[recipient],
-                subject=rendered.subject,
-                text=rendered.text,
-                html=rendered.html,
-                attachments=[
-                    Attachment(filename=f"ticket-{d.ticket_id}.pdf", content_type="application/pdf", data=pdf)
-                    for d, pdf in zip(docs, pdfs, strict=True)
-                ],
-            )
+            context = tickets_email_context(event, order.code, order.contact.name, docs)
+            attachments = [
+                Attachment(filename=f"ticket-{d.ticket_code}.pdf", content_type="application/pdf", data=pdf)
+                for d, pdf in zip(docs, pdfs, strict=True)
+            ]
+            return self._email(mid, recipient, "tickets", context, event, attachments)
 
         outcome = await self._send_once(
             order_code=order.code,
@@ -223,21 +238,27 @@ class DeliveryActivities:
     @activity.defn(name="send_refund_email")
     @domain_errors
     async def send_refund_email(self, req: RefundEmail) -> DeliveryOutcome:
-        """The customer's refund receipt, or finance's notice of a failed or waiting refund."""
+        """The customer's refund receipt or late-failure notice, or finance's notice of a failed or waiting refund."""
         async with self.deps.store.transaction() as conn:
             refund = await load_refund(conn, req.refund_id)
             order = await load_order(conn, refund.order_code)
             event = await load_event(conn, order.event_id)
-        to_finance = req.kind != "receipt"
+            types = {t.id: t for t in await load_ticket_types(conn, event.id)}
+        to_finance = req.kind not in ("receipt", "failed-later")
         recipient = self.deps.settings.email.finance_address if to_finance else order.contact.email
         if not recipient:
             return DeliveryOutcome(message_id="", status="skipped-no-email", ticket_count=0)
         template = {
             "receipt": "refund_receipt",
+            "failed-later": "refund_failed",
             "refund-error": "finance_refund_error",
             "manual-reminder": "finance_manual_refund_reminder",
         }[req.kind]
-        method = f"{order.payment.method.value} ({refund.processor.value})"
+        # Finance reads the processor's words; the buyer reads theirs.
+        method = (
+            f"{order.payment.method.value} ({refund.processor.value})" if to_finance else payment_method_label(order)
+        )
+        tickets = {t.id: t for t in order.tickets}
         context: dict[str, object] = {
             "event_name": event.name,
             "order_code": order.code,
@@ -251,25 +272,22 @@ class DeliveryActivities:
             "requested_at": refund.created_at,
             "days_waiting": max(0, (datetime.now(UTC) - refund.created_at).days),
             "workflow_id": refund.workflow_id,
-            "lines": _refund_lines(order, refund),
+            "lines": refund_receipt_lines(order, refund, types),
             "expected_arrival": "5 to 10 business days" if refund.processor.value == "stripe" else None,
         }
+        if req.kind == "failed-later":
+            context["reason"] = refund_failure_in_words(refund.failure_reason)
+            context["tickets_valid_again"] = any(
+                tid in tickets and tickets[tid].state is TicketState.VALID for tid in refund.ticket_ids
+            )
 
         async def build(mid: str) -> OutgoingEmail:
-            rendered = render_email(template, context)
-            return OutgoingEmail(
-                message_id=mid,
-                sender=self.deps.settings.email.sender,
-                to=[recipient],
-                subject=rendered.subject,
-                text=rendered.text,
-                html=rendered.html,
-            )
+            return self._email(mid, recipient, template, context, None if to_finance else event)
 
         history = None
         if not to_finance:
             history = OrderEvent(
-                type="refund-receipt-sent",
+                type="refund-receipt-sent" if req.kind == "receipt" else "refund-failure-sent",
                 actor="ticketops",
                 at=datetime.now(UTC),
                 data={"refund_id": refund.id},
@@ -283,13 +301,3 @@ class DeliveryActivities:
             build=build,
             history=history,
         )
-
-
-def _refund_lines(order: Order, refund: Refund) -> list[dict[str, str]]:
-    tickets = {t.id: t for t in order.tickets}
-    lines = [
-        {"description": f"Ticket {tid}", "amount_display": tickets[tid].price.display()}
-        for tid in refund.ticket_ids
-        if tid in tickets
-    ]
-    return lines or [{"description": f"Refund: {refund.reason}", "amount_display": refund.amount.display()}]

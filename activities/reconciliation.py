@@ -22,6 +22,19 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.deps import Deps
 from activities.pacing import Pacer
+from activities.reconciliation_contracts import (
+    BeginRun,
+    ClassifyResult,
+    ClassifyWindow,
+    FinishRun,
+    HealDone,
+    HealPage,
+    HealStep,
+    Recheck,
+    RunSummary,
+    StagePage,
+    StageResult,
+)
 from payment_adapters.base import ProcessorUnavailable
 from payment_adapters.reconciliation import ReconciliationSource
 from payment_adapters.registry import reconciliation_source
@@ -41,126 +54,30 @@ from ticketing.reconciliation_records import (
     BalanceEntry,
     Page,
     ProcessorRefundRecord,
-    ReconWindow,
     UndeliveredEvent,
 )
 from ticketing.refunds import late_failure_workflow_id
 from ticketing.states import RefundStatus
 from ticketing.store import reconciliation as recon_store
-from ticketing.store.orders import load_orders
+from ticketing.store.orders import load_order_heads
 from ticketing.store.refunds import (
     NON_FINAL,
+    ledger_refund_ids_page,
     ledger_refunded_totals,
-    ledger_refunds_page,
     order_codes_by_payment,
+    processor_paid_refunds,
     refunds_by_ids,
     refunds_by_processor_ids,
-    refunds_of_orders,
 )
 from ticketing.store.tables import webhook_events
 
 T = TypeVar("T")
+# Found from what only the item's own window holds (balance entries, records without a ledger row):
+# re-checked by that window's re-run or resolved by finance, never from another window.
+WINDOW_BOUND = frozenset(
+    {DiscrepancyClass.MONEY_MOVEMENT, DiscrepancyClass.MISSING_IN_LEDGER, DiscrepancyClass.FOREIGN}
+)
 KINDS = ("refund", "balance", "event")
-
-
-# --- contracts (ids and counts only) ------------------------------------------------------------
-
-
-class BeginRun(BaseModel):
-    run_id: str
-    processor: Processor
-    window: ReconWindow
-    dry_run: bool
-
-
-class StagePage(BaseModel):
-    run_id: str
-    processor: Processor
-    window: ReconWindow
-    kind: str  # refund | balance | event
-    cursor: str | None = None
-    page_size: int = 100
-    max_pages: int = 50
-    rate_per_second: float = 20.0
-
-
-class StageResult(BaseModel):
-    cursor: str | None
-    done: bool
-    staged: int
-
-
-class ClassifyWindow(BaseModel):
-    run_id: str
-    pass_no: int
-    processor: Processor
-    window: ReconWindow
-    ages: Ages
-    page: int = 500
-    rate_per_second: float = 20.0
-
-
-class ClassifyResult(BaseModel):
-    new: int = 0
-    reopened: int = 0
-    seen: int = 0
-
-
-class HealPage(BaseModel):
-    run_id: str
-    pass_no: int
-    after: str = ""
-    limit: int = 50
-
-
-class HealStep(BaseModel):
-    """One idempotent step the workflow takes for an item; the data the start or signal needs."""
-
-    item_id: str
-    action: str  # signal-refund | start-late-failure | restart-refund | replay-event (+ route)
-    route: str | None = None
-    refund_id: str
-    order_code: str
-    workflow_id: str
-    attempt: int
-    processor_refund_id: str | None = None
-    processor_status: str | None = None
-    failure_reason: str | None = None
-    event_id: str | None = None
-    events: list[tuple[str, str]] = []  # (id, type) of every undelivered event the replay stands for
-
-
-class HealDone(BaseModel):
-    run_id: str
-    item_ids: list[str]
-    events: list[tuple[str, str]] = []  # (event id, type) replayed: recorded as seen, as the webhook does
-
-
-class Recheck(BaseModel):
-    run_id: str
-    pass_no: int
-    processor: Processor
-    ages: Ages
-    limit: int = 1000
-    rate_per_second: float = 20.0
-
-
-class FinishRun(BaseModel):
-    run_id: str
-    processor: Processor
-    window: ReconWindow
-    status: str
-    healed: int = 0
-    heal_failed: int = 0
-    resolved: int = 0
-    error: str | None = None
-
-
-class RunSummary(BaseModel):
-    counts: dict[str, int]
-    found: int
-    open_items: int
-    staged: dict[str, int]
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -261,11 +178,17 @@ class ReconciliationActivities:
     @activity.defn(name="begin_reconciliation")
     async def begin_reconciliation(self, req: BeginRun) -> int:
         """The run's row, and a new pass number (a re-run of the window is pass 2, 3, ...)."""
-        async with self.deps.store.transaction() as conn:
-            return await recon_store.begin_run(
-                conn, run_id=req.run_id, processor=req.processor.value, window=req.window, dry_run=req.dry_run,
-                now=_now(),
-            )
+        owner = activity.info().workflow_id
+        try:
+            async with self.deps.store.transaction() as conn:
+                return await recon_store.begin_run(
+                    conn, run_id=req.run_id, processor=req.processor.value, window=req.window, dry_run=req.dry_run,
+                    now=_now(), workflow_id=owner, owner_alive=self._workflow_open,
+                )
+        except recon_store.WindowBusy as busy:
+            raise ApplicationError(
+                f"{req.run_id} is being reconciled by {busy.owner}", type="recon-window-busy", non_retryable=True
+            ) from busy
 
     # --- stage the processor's side -----------------------------------------------------------
 
@@ -322,14 +245,14 @@ class ReconciliationActivities:
             phase, after = "ledger", ""
         while True:
             async with self.deps.store.read() as conn:
-                page = await ledger_refunds_page(
+                page = await ledger_refund_ids_page(
                     conn, req.processor, req.window.start, req.window.end, after=after, limit=req.page
                 )
             if not page:
                 break
             found = await self._classify_ledger_page(req, page, pacer)
             await self._record(req, found, result)
-            after = page[-1].id
+            after = page[-1][0]
             activity.heartbeat("ledger", after)
         return result
 
@@ -347,26 +270,24 @@ class ReconciliationActivities:
         self, req: ClassifyWindow, records: list[ProcessorRefundRecord]
     ) -> list[Finding]:
         page_ids = {p.id for p in records}
+        known = {p.id: p for p in records}
+
+        def parse(rows: list[dict[str, Any]]) -> list[ProcessorRefundRecord]:
+            """Staged rows as records; those of this page are parsed already."""
+            return [known.get(d["id"]) or ProcessorRefundRecord(**d) for d in rows]
+
         async with self.deps.store.read() as conn:
             by_id = await refunds_by_ids(conn, [p.ledger_refund_id for p in records if p.ledger_refund_id])
-            by_processor_id = await refunds_by_processor_ids(conn, [p.id for p in records])
+            # A processor refund without our metadata may still be one the ledger recorded by its id.
+            by_processor_id = await refunds_by_processor_ids(conn, [p.id for p in records if not p.ledger_refund_id])
             ledger = dict(by_id) | {r.id: r for r in by_processor_id.values()}
             # Every staged refund that names these ledger refunds, in whichever page it sits.
-            related = [
-                ProcessorRefundRecord(**d) for d in await recon_store.staged_by_ledger(conn, req.run_id, list(ledger))
-            ]
+            related = parse(await recon_store.staged_by_ledger(conn, req.run_id, list(ledger)))
             refs = sorted({p.payment_reference for p in records if p.payment_reference})
             ours = await order_codes_by_payment(conn, refs)
-            on_payments = [
-                ProcessorRefundRecord(**d) for d in await recon_store.staged_by_link(conn, req.run_id, "refund", refs)
-            ]
-            orders = {
-                o.code: o
-                for o in await load_orders(
-                    conn, sorted({r.order_code for r in ledger.values()} | set(ours.values()))
-                )
-            }
-            order_refunds = await refunds_of_orders(conn, sorted(set(ours.values())))
+            on_payments = parse(await recon_store.staged_by_link(conn, req.run_id, "refund", refs))
+            orders = await load_order_heads(conn, sorted({r.order_code for r in ledger.values()} | set(ours.values())))
+            paid_elsewhere = await processor_paid_refunds(conn, sorted(set(ours.values())))
             all_ids = sorted(page_ids | {p.id for p in related})
             balance = [
                 BalanceEntry(**d) for d in await recon_store.staged_by_link(conn, req.run_id, "balance", all_ids)
@@ -375,39 +296,61 @@ class ReconciliationActivities:
                 UndeliveredEvent(**d) for d in await recon_store.staged_by_link(conn, req.run_id, "event", all_ids)
             ]
         sides = await self._sides(list(ledger.values()), orders)
+        for p in related:
+            known.setdefault(p.id, p)
+        naming: dict[str, list[ProcessorRefundRecord]] = {}
+        for p in known.values():
+            if p.ledger_refund_id:
+                naming.setdefault(p.ledger_refund_id, []).append(p)
+        balance_of: dict[str, list[BalanceEntry]] = {}
+        for b in balance:
+            balance_of.setdefault(b.source or "", []).append(b)
+        events_of: dict[str, list[UndeliveredEvent]] = {}
+        for e in events:
+            events_of.setdefault(e.processor_refund_id or "", []).append(e)
         found: list[Finding] = []
         for refund_id, side in sides.items():
-            records_for = [
-                p for p in {q.id: q for q in [*related, *records]}.values()
-                if p.ledger_refund_id == refund_id or p.id == side.refund.processor_refund_id
-            ]
+            records_for = list(naming.get(refund_id, []))
+            own = known.get(side.refund.processor_refund_id or "")
+            if own is not None and own.ledger_refund_id != refund_id:
+                records_for.append(own)
             # Classified once: in the page that holds the first of its processor refunds.
             if not records_for or min(p.id for p in records_for) not in page_ids:
                 continue
             found += classify_ledger_refund(
-                side, records_for, balance=balance, events=events, ages=req.ages, complete=False
+                side,
+                records_for,
+                balance=[b for p in records_for for b in balance_of.get(p.id, ())],
+                events=[e for p in records_for for e in events_of.get(p.id, ())],
+                ages=req.ages,
+                complete=False,
             )
         claimed = {p.id for p in related} | set(by_processor_id)
         for p in records:
             if p.id in claimed or (p.ledger_refund_id and p.ledger_refund_id in ledger):
                 continue
             found += classify_unknown(p, ours=p.payment_reference in ours if p.payment_reference else False)
-        found += self._payments(records, on_payments, ours, orders, order_refunds, page_ids)
+        found += self._payments(on_payments, ours, orders, paid_elsewhere, page_ids)
         return found
 
     def _payments(
         self,
-        records: list[ProcessorRefundRecord],
         on_payments: list[ProcessorRefundRecord],
         ours: dict[str, str],
         orders: dict[str, Order],
-        order_refunds: list[Refund],
+        paid_elsewhere: list[tuple[str, str, int]],
         page_ids: set[str],
     ) -> list[Finding]:
         """Over-refund per payment: the window's paying refunds plus those the ledger knows from elsewhere."""
+        by_payment: dict[str, list[ProcessorRefundRecord]] = {}
+        for p in on_payments:
+            by_payment.setdefault(p.payment_reference or "", []).append(p)
+        by_order: dict[str, list[tuple[str, int]]] = {}
+        for code, pid, amount in paid_elsewhere:
+            by_order.setdefault(code, []).append((pid, amount))
         found: list[Finding] = []
         for ref, code in ours.items():
-            in_window = [p for p in on_payments if p.payment_reference == ref]
+            in_window = by_payment.get(ref, [])
             if not in_window or min(p.id for p in in_window) not in page_ids:
                 continue
             order = orders.get(code)
@@ -415,40 +358,32 @@ class ReconciliationActivities:
                 continue
             seen = {p.id for p in in_window}
             paying = [(p.id, p.amount) for p in in_window if p.status in PAYING]
-            paying += [
-                (r.processor_refund_id, r.amount.amount)
-                for r in order_refunds
-                if r.order_code == code
-                and r.processor_refund_id
-                and r.processor_refund_id not in seen
-                and r.status in (RefundStatus.SUCCEEDED, RefundStatus.CONFIRMING)
-                and r.manual_reference is None
-            ]
+            paying += [(pid, amount) for pid, amount in by_order.get(code, []) if pid not in seen]
             found += classify_payment(ref, code, _refundable_max(order), order.currency, paying)
         return found
 
-    async def _classify_ledger_page(self, req: ClassifyWindow, page: list[Refund], pacer: Pacer) -> list[Finding]:
+    async def _classify_ledger_page(
+        self, req: ClassifyWindow, page: list[tuple[str, str | None]], pacer: Pacer
+    ) -> list[Finding]:
         """Ledger refunds no staged processor refund claims: ask the processor about their payment."""
         async with self.deps.store.read() as conn:
-            named = await recon_store.staged_by_ledger(conn, req.run_id, [r.id for r in page])
-            by_pid = await recon_store.staged_ids(
-                conn, req.run_id, "refund", [r.processor_refund_id for r in page if r.processor_refund_id]
-            )
-            orders = {o.code: o for o in await load_orders(conn, sorted({r.order_code for r in page}))}
-        claimed = {d["ledger_refund_id"] for d in named} | {r.id for r in page if r.processor_refund_id in by_pid}
-        unclaimed = [r for r in page if r.id not in claimed]
-        sides = await self._sides(unclaimed, orders)
-        source = self._source(req.processor)
+            named = await recon_store.staged_by_ledger_ids(conn, req.run_id, [rid for rid, _ in page])
+            by_pid = await recon_store.staged_ids(conn, req.run_id, "refund", [pid for _, pid in page if pid])
+            claimed = named | {rid for rid, pid in page if pid in by_pid}
+            unclaimed = await refunds_by_ids(conn, [rid for rid, _ in page if rid not in claimed])
+            orders = await load_order_heads(conn, sorted({r.order_code for r in unclaimed.values()}))
+        sides = await self._sides(list(unclaimed.values()), orders)
+        source = self._source(req.processor) if unclaimed else None
         found: list[Finding] = []
-        for refund in unclaimed:
+        for refund in unclaimed.values():
             side = sides[refund.id]
             needs_processor = (
                 refund.status in (RefundStatus.CONFIRMING, RefundStatus.SUCCEEDED) and refund.manual_reference is None
             ) or (refund.status is RefundStatus.REFUNDING and side.workflow_open is False)
             records: list[ProcessorRefundRecord] = []
-            if needs_processor and side.payment_reference:
-                ref = side.payment_reference
-                records = await _paced(pacer, lambda: source.refunds_for_payment(ref))  # noqa: B023
+            if needs_processor and side.payment_reference and source is not None:
+                ref, src = side.payment_reference, source
+                records = await _paced(pacer, lambda: src.refunds_for_payment(ref))  # noqa: B023
             found += classify_ledger_refund(side, records, balance=None, ages=req.ages, complete=needs_processor)
         return found
 
@@ -475,7 +410,7 @@ class ReconciliationActivities:
                 after = item.id
                 if item.last_seen_run == req.run_id:
                     agree = True  # this window, read in full again, no longer shows it
-                elif item.refund_id and item.cls is not DiscrepancyClass.MISSING_IN_LEDGER:
+                elif item.refund_id and item.cls not in WINDOW_BOUND:
                     agree = not await self._still_found(item.refund_id, item.cls, item.key, source, pacer, req.ages)
                 else:
                     continue  # found from processor records only: finance resolves it, or its window's re-run
@@ -497,13 +432,15 @@ class ReconciliationActivities:
             if refund_id not in refunds:
                 return True
             refund = refunds[refund_id]
-            orders = {o.code: o for o in await load_orders(conn, [refund.order_code])}
+            orders = await load_order_heads(conn, [refund.order_code])
         side = (await self._sides([refund], orders))[refund_id]
         records: list[ProcessorRefundRecord] = []
         if side.payment_reference:
             ref = side.payment_reference
             records = await _paced(pacer, lambda: source.refunds_for_payment(ref))
         found = classify_ledger_refund(side, records, balance=None, ages=ages, complete=True)
+        if cls is DiscrepancyClass.MISSED_WEBHOOK:  # its events are not at hand here: the refund still disagrees
+            return any(f.cls is DiscrepancyClass.STATUS_MISMATCH and f.refund_id == refund_id for f in found)
         return any(f.cls is cls and f.key == key for f in found)
 
     # --- healing ------------------------------------------------------------------------------

@@ -44,8 +44,10 @@ from ticketing.models import Processor
 from ticketing.processors import reconcilable
 from ticketing.reconciliation_records import ReconWindow
 from ticketing.reconciliation_windows import schedule_times_for, windows_between
+from workflows.contracts import RefundTiming
 from workflows.options import queue_names
-from workflows.reconcile import ReconcileInput, ReconcileWorkflow
+from workflows.reconcile import ReconcileWorkflow
+from workflows.reconcile_contracts import ReconcileInput, reconcile_workflow_id
 
 MANAGED_BY = "ticketops schedules apply"
 
@@ -90,7 +92,9 @@ def reconciled_processors(config: ReconciliationSettings) -> list[Processor]:
     return found
 
 
-def reconcile_input(settings: Settings, processor: Processor, window: ReconWindow | None = None) -> ReconcileInput:
+def reconcile_input(
+    settings: Settings, processor: Processor, window: ReconWindow | None = None, *, actor: str = "schedule"
+) -> ReconcileInput:
     """The one place the workflow's input is made: by the schedule (no window), run now, or an explicit window."""
     config = settings.reconciliation
     return ReconcileInput(
@@ -98,6 +102,8 @@ def reconcile_input(settings: Settings, processor: Processor, window: ReconWindo
         window=window,
         window_hours=config.window_hours,
         settlement_lag_hours=config.settlement_lag_hours,
+        actor=actor,
+        refund_timing=RefundTiming(**settings.refunds.model_dump(exclude={"approval_threshold"})),
     )
 
 
@@ -246,20 +252,25 @@ class RunStarted(BaseModel):
     windows: list[ReconWindow] = []
 
 
-async def _newest_actions(handle: ScheduleHandle, before: int, want: int, wait: float) -> list[str]:
-    """Workflow ids of the actions taken after `before` actions, once the server has taken `want` of them."""
+async def _newest_actions(handle: ScheduleHandle, before: ScheduleDescription, wait: float) -> list[str] | None:
+    """Workflow ids of the actions taken since `before`; None when the server skipped the action (overlap)."""
     deadline = asyncio.get_running_loop().time() + wait
     while True:
         info = (await handle.describe()).info
-        taken = info.num_actions - before
-        if taken >= want or asyncio.get_running_loop().time() > deadline:
-            recent = info.recent_actions[-taken:] if taken > 0 else []
-            return [getattr(a.action, "workflow_id", "") for a in recent]
+        taken = info.num_actions - before.info.num_actions
+        if taken > 0 or asyncio.get_running_loop().time() > deadline:
+            return [getattr(a.action, "workflow_id", "") for a in info.recent_actions[-taken:]] if taken > 0 else []
+        if info.num_actions_skipped_overlap > before.info.num_actions_skipped_overlap:
+            return None
         await asyncio.sleep(0.1)
 
 
 async def run_now(client: Client, settings: Settings, processor_name: str, *, wait: float = 3.0) -> RunStarted:
-    """Trigger the processor's schedule: the run reconciles the window of "now" as if scheduled now."""
+    """Trigger the processor's schedule: the run reconciles the window of "now" as if scheduled now.
+
+    The schedule's overlap policy holds: while one of its runs is still going the trigger is
+    skipped, and the caller is told so rather than handed an id that never ran.
+    """
     processor = _processor(settings, processor_name)
     handle = await _schedule_handle(client, settings, processor)
     if handle is None:
@@ -268,25 +279,30 @@ async def run_now(client: Client, settings: Settings, processor_name: str, *, wa
             "or give an explicit window",
             type="schedule-missing",
         )
-    before = (await handle.describe()).info.num_actions
+    before = await handle.describe()
     await handle.trigger()
-    ids = await _newest_actions(handle, before, 1, wait)
+    ids = await _newest_actions(handle, before, wait)
+    if ids is None:
+        running = [getattr(a, "workflow_id", "") for a in before.info.running_actions]
+        raise ActionNotAllowed(
+            f"a reconciliation run of {processor.value} is still going ({', '.join(running) or 'just started'}); "
+            "the schedule skips overlapping runs",
+            type="run-in-progress",
+        )
     return RunStarted(processor=processor.value, how="trigger", schedule_id=handle.id, operation_ids=ids)
 
 
-def window_operation_id(processor: Processor, window: ReconWindow) -> str:
-    return f"reconcile/{processor.value}/{window.label}"
-
-
-async def run_window(client: Client, settings: Settings, processor_name: str, window: ReconWindow) -> RunStarted:
+async def run_window(
+    client: Client, settings: Settings, processor_name: str, window: ReconWindow, *, actor: str = "schedule"
+) -> RunStarted:
     """Start (or find running) the run of one explicit window; a finished window may run again."""
     processor = _processor(settings, processor_name)
     if window.end > datetime.now(UTC):
         raise ActionNotAllowed("the window has not ended yet", type="window-not-ended")
-    operation_id = window_operation_id(processor, window)
+    operation_id = reconcile_workflow_id(processor.value, window.label)
     await client.start_workflow(
         ReconcileWorkflow.run,
-        reconcile_input(settings, processor, window),
+        reconcile_input(settings, processor, window, actor=actor),
         id=operation_id,
         task_queue=queue_names(settings.temporal.queue_prefix)[0],
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
@@ -300,7 +316,7 @@ MAX_BACKFILL_WINDOWS = 400
 
 
 async def backfill(
-    client: Client, settings: Settings, processor_name: str, start: datetime, end: datetime
+    client: Client, settings: Settings, processor_name: str, start: datetime, end: datetime, *, actor: str = "schedule"
 ) -> RunStarted:
     """One run per whole window in `[start, end)`: the schedule's backfill when there is a schedule, else direct starts.
 
@@ -322,7 +338,7 @@ async def backfill(
     handle = await _schedule_handle(client, settings, processor)
     if handle is None or windows[-1].end + lag > now:
         # No schedule, or the last window's scheduled time is still ahead: start each window directly.
-        started = [await run_window(client, settings, processor.value, w) for w in windows]
+        started = [await run_window(client, settings, processor.value, w, actor=actor) for w in windows]
         return RunStarted(
             processor=processor.value,
             how="start",

@@ -20,12 +20,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
-from bench import bulk_delivery, event_cancellation, pdf, refund, reissue, resend, scale, search, stack
+from bench import bulk_delivery, event_cancellation, pdf, reconcile, refund, reissue, resend, scale, search, stack
 from bench.report import OUT_DIR, Result
 from runtime.logging import configure_logging
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (resend, refund, pdf, reissue, bulk_delivery, event_cancellation, scale, search)
+    m.NAME: m for m in (resend, refund, pdf, reissue, bulk_delivery, event_cancellation, scale, search, reconcile)
 }
 Runner = Callable[[argparse.Namespace, Path], Awaitable[Result]]
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from ticketing.reconciliation.models import ReconVisibility
 from workflows import search_attributes
 from workflows.search_attributes import REFUND_STATUS
 
 # The value a reconciliation run's `ReconStatus` takes while it has items finance must resolve.
-RECON_ITEMS_OPEN = "items-open"
+RECON_ITEMS_OPEN = ReconVisibility.OPEN_ITEMS.value
 
 
 def _refunds_in(status: str) -> str:

@@ -16,6 +16,7 @@ leaving a Temporal server or a stand-in holding its port.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import shutil
 import signal
@@ -23,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,22 @@ from devtools.finance_links import finance_links
 from workflows import search_attributes
 
 VAR = Path("var")
+# `make dev` passes its own start (TICKETOPS_DEV_T0), so the seconds count the install step too.
+_STARTED = float(os.environ.get("TICKETOPS_DEV_T0") or time.time())
+
+
+# Shadows the builtin in this module only: every line `dev` prints carries its time.
+def print(*parts: object, flush: bool = True) -> None:
+    """A line with the wall clock and the seconds since `make dev` began (where the time goes)."""
+    stamp = f"{time.strftime('%H:%M:%S')} +{time.time() - _STARTED:5.1f}s"
+    text = " ".join(str(p) for p in parts)
+    lead = len(text) - len(text.lstrip("\n"))
+    builtins.print(f"{text[:lead]}[{stamp}] {text[lead:]}", flush=flush)
+
+
+def _dev_port(name: str, default: int) -> int:
+    """TICKETOPS_DEV_<NAME>_PORT moves one service, so a second stack (a tour check, a helper) can run beside."""
+    return int(os.environ.get(f"TICKETOPS_DEV_{name}_PORT", default))
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,14 @@ class Ports:
     api: int = 8000
     stripe: int = 12111
     smtp: int = 1025
+
+    @classmethod
+    def from_env(cls) -> Ports:
+        """The defaults, each moved by its TICKETOPS_DEV_<NAME>_PORT."""
+        return cls(
+            _dev_port("TEMPORAL", 7233), _dev_port("UI", 8233), _dev_port("API", 8000),
+            _dev_port("STRIPE", 12111), _dev_port("SMTP", 1025),
+        )
 
     @classmethod
     def parse(cls, text: str) -> Ports:
@@ -107,6 +132,7 @@ class Stack:
             "TICKETOPS_STRIPE__BASE_URL": f"http://127.0.0.1:{p.stripe}",
             "TICKETOPS_EMAIL__SMTP__PORT": str(p.smtp),
             "TICKETOPS_PUBLIC_URL": f"http://127.0.0.1:{p.api}",
+            "TICKETOPS_API_URL": f"http://127.0.0.1:{p.api}",
             "TICKETOPS_BLOBS__ROOT": str(self.var / "blobs"),
             # The Web UI on this machine decodes payloads without a token (refused in production).
             "TICKETOPS_CODEC__TRUST_LOCAL_UI": "true",
@@ -216,6 +242,17 @@ def _finance_text(ui_base: str) -> str:
     return "\n".join(lines)
 
 
+def _apply_schedules(env: dict[str, str]) -> str:
+    """`ticketops schedules apply`, as an operator runs it (its own process, as the worker is):
+    the reconciliation schedules appear in the Web UI's Schedules page."""
+    done = subprocess.run(
+        [_bin("ticketops"), "schedules", "apply"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    if done.returncode != 0:
+        return f"not applied ({(done.stdout + done.stderr).strip()[-300:]}); run `ticketops schedules apply`"
+    return "; ".join(line.strip() for line in done.stdout.splitlines() if line.strip()) or "none configured"
+
+
 class _Stopping(Exception):
     """The first SIGTERM or SIGINT: stop the stack."""
 
@@ -227,31 +264,24 @@ def _first_signal(_signum: int, _frame: object) -> None:
     raise _Stopping
 
 
-def run_stack(
-    *,
-    fresh: bool = False,
-    ports: Ports | None = None,
-    var: Path = VAR,
-    after_seed: Sequence[tuple[str, Callable[[], str]]] = (),
-) -> int:
-    """The dev stack until a signal; `after_seed` runs (label, step) once the data is there (the
-    launcher's reconciliation schedules: the dev tools do not reach into the backoffice)."""
+def run_stack(*, fresh: bool = False, ports: Ports | None = None, var: Path = VAR) -> int:
+    """The dev stack until a signal."""
     signal.signal(signal.SIGTERM, _first_signal)
     signal.signal(signal.SIGINT, _first_signal)
     if fresh and var.exists():
         shutil.rmtree(var)
-    stack = Stack(var=var, ports=ports or Ports())
+    stack = Stack(var=var, ports=ports or Ports.from_env())
     os.environ.update(stack.env)
     p = stack.ports
-    print(f"starting the ticketops stack (logs in {var}/logs/)", flush=True)
+    print(f"starting the ticketops stack (logs in {var}/logs/); starting Temporal...", flush=True)
     restarts = 0
     try:
         for name in ("temporal", "stripe", "smtp"):
             child = stack.start(name)
             print(f"  {name:<9} up (pid {child.process.pid}, port {child.port})", flush=True)
+        print("  migrating the schema and seeding the demo data (skipped when the store has it)...", flush=True)
         print(f"  demo data: {stack.prepare()}", flush=True)
-        for label, step in after_seed:
-            print(f"  {label + ':':<10} {step()}", flush=True)
+        print(f"  schedules: {_apply_schedules(stack.env)}", flush=True)
         from devtools.dev_keys import ensure_dev_keys
 
         keys_file = var / "dev-api-keys.json"

@@ -98,6 +98,10 @@ class SesConfig(BaseModel):
 class EmailConfig(BaseModel):
     provider: str = "smtp"
     sender: str = "tickets@ticketops.local"
+    # Buyers' emails: the sender's display name, reply-to and accent colour unless the event's policy names its own.
+    sender_name: str = "Ticket office"
+    reply_to: str = "help@ticketops.local"
+    brand_colour: str = "#1d4ed8"
     finance_address: str = "finance@ticketops.local"
     smtp: SmtpConfig = SmtpConfig()
     ses: SesConfig = SesConfig()

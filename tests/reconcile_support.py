@@ -11,21 +11,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 
-from ticketing.reconciliation_records import ReconWindow
 from ticketing.reconciliation_windows import window_for_run
+from workflows.reconcile_contracts import ReconcileInput
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
-
-
-class SeenInput(BaseModel):
-    processor: str
-    window: ReconWindow | None = None
-    window_hours: int = 24
-    settlement_lag_hours: int = 24
 
 
 @workflow.defn(name="Reconcile", sandboxed=False)
@@ -33,7 +25,7 @@ class WindowReporter:
     """Registered under the real workflow type; returns the window a run would reconcile."""
 
     @workflow.run
-    async def run(self, req: SeenInput) -> dict[str, Any]:
+    async def run(self, req: ReconcileInput) -> dict[str, Any]:
         scheduled = workflow.info().typed_search_attributes.get(SCHEDULED_START)
         window = req.window or window_for_run(
             scheduled or workflow.now(),

@@ -24,6 +24,7 @@ CSV_COLUMNS = (
     "class",
     "severity",
     "state",
+    "healed",
     "order_code",
     "ledger_refund_id",
     "processor_refund_id",
@@ -46,6 +47,7 @@ class ReportLine(BaseModel):
     kind: str  # the discrepancy class
     severity: str
     state: str
+    healed: bool = False  # the run took the item's healing step; the next run's re-check resolves it
     order_code: str | None = None
     ledger_refund_id: str | None = None
     processor_refund_id: str | None = None
@@ -79,7 +81,6 @@ class ReportHeader(BaseModel):
     window_end: datetime
     finished_at: datetime | None = None
     processor_refunds: int = 0
-    ledger_refunds: int = 0
     healed: int = 0
 
 
@@ -102,6 +103,7 @@ def report_csv(lines: list[ReportLine]) -> bytes:
                 line.kind,
                 line.severity,
                 line.state,
+                "yes" if line.healed else "",
                 line.order_code or "",
                 line.ledger_refund_id or "",
                 line.processor_refund_id or "",
@@ -133,6 +135,11 @@ def _order(line: ReportLine) -> tuple[Any, ...]:
     )
 
 
+def needs_finance(line: ReportLine) -> bool:
+    """Open and not healed by the run: what finance is emailed about and works in the queue."""
+    return line.state == "open" and not line.healed
+
+
 def report_summary(header: ReportHeader, lines: list[ReportLine], totals: list[CurrencyTotal]) -> dict[str, Any]:
     """The JSON summary: totals per currency with their difference, counts per class, severity and state."""
     return {
@@ -141,7 +148,6 @@ def report_summary(header: ReportHeader, lines: list[ReportLine], totals: list[C
         "window": {"start": header.window_start.isoformat(), "end": header.window_end.isoformat()},
         "finished_at": header.finished_at.isoformat() if header.finished_at else None,
         "processor_refunds": header.processor_refunds,
-        "ledger_refunds": header.ledger_refunds,
         "healed": header.healed,
         "totals": [
             {
@@ -157,6 +163,7 @@ def report_summary(header: ReportHeader, lines: list[ReportLine], totals: list[C
         ],
         "items": len(lines),
         "open_items": sum(1 for line in lines if line.state == "open"),
+        "for_finance": sum(1 for line in lines if needs_finance(line)),
         "by_class": dict(sorted(Counter(line.kind for line in lines).items())),
         "by_severity": dict(sorted(Counter(line.severity for line in lines).items())),
         "by_state": dict(sorted(Counter(line.state for line in lines).items())),

@@ -39,6 +39,7 @@ from activities.orders import OrderActivities
 from activities.payments import PaymentActivities
 from activities.personalisation import PersonalisationActivities
 from activities.reconciliation import ReconciliationActivities
+from activities.reconciliation_report import ReconciliationReportActivities
 from activities.refunds import RefundActivities
 from activities.reissue import ReissueActivities
 from runtime.settings import Settings
@@ -147,6 +148,11 @@ def reconciliation_activities(deps: Deps, client: Client) -> list[Callable[..., 
     ]
 
 
+def reconciliation_report_activities(deps: Deps) -> list[Callable[..., Any]]:
+    """The run's report (orders queue: store and blobs); finance's email goes on the email queue."""
+    return [ReconciliationReportActivities(deps).write_reconciliation_report]
+
+
 def bulk_store_activities(deps: Deps) -> list[Callable[..., Any]]:
     bulk = BulkActivities(deps)
     return [bulk.prepare_bulk, bulk.finish_bulk, bulk.set_bulk_status]
@@ -174,6 +180,7 @@ def email_activities(deps: Deps) -> list[Callable[..., Any]]:
         order_emails.send_payment_receipt,
         BulkDeliveryActivities(deps).deliver_bulk_batch,
         EventCancellationActivities(deps).notify_cancellation_batch,
+        ReconciliationReportActivities(deps).send_reconciliation_email,
     ]
 
 
@@ -209,7 +216,11 @@ def build_workers(
             task_queue=orders_queue,
             workflows=list(WORKFLOWS),
             workflow_runner=SANDBOX,
-            activities=[*order_activities(deps), *reconciliation_activities(deps, client)],
+            activities=[
+                *order_activities(deps),
+                *reconciliation_activities(deps, client),
+                *reconciliation_report_activities(deps),
+            ],
             max_concurrent_activities=50,
         ),
         "email": lambda: Worker(

@@ -2,7 +2,7 @@
 healed where the refund rule allows it and the step is idempotent, the rest queued for finance.
 
 Phases: stage the processor's refunds, balance entries and undelivered events
-(pages into the store, a cursor here) -> classify -> heal -> re-check earlier
+(side by side, sharing the read rate; pages into the store, cursors here) -> classify -> heal -> re-check earlier
 items -> finish. Only ids and counts cross the history; the run continues as
 new after `continue_after_steps` activities with its cursor. Healing never
 writes the ledger: it tells the refund's own workflow (a signal), starts the
@@ -17,12 +17,14 @@ scheduled run's own workflow id is the schedule's, with its time appended.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError, WorkflowAlreadyStartedError
+from temporalio.types import MethodAsyncSingleParam
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -38,10 +40,12 @@ with workflow.unsafe.imports_passed_through():
         RunSummary,
         StagePage,
     )
+    from activities.reconciliation_report import ReconciliationReportActivities, ReconReportRequest  # recon-ops
     from ticketing.reconciliation.classify import Ages
-    from ticketing.reconciliation.models import ReconRunStatus
+    from ticketing.reconciliation.models import ReconRunStatus, ReconVisibility
     from ticketing.reconciliation_windows import window_for_run
     from ticketing.refunds import late_failure_workflow_id
+    from workflows import options  # recon-ops
     from workflows.contracts import ProcessorUpdate, RefundInput
     from workflows.reconcile_contracts import (
         ReconcileInput,
@@ -54,12 +58,12 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = ["ReconcileInput", "ReconcileResult", "ReconcileWorkflow"]
 
+A = TypeVar("A")
+R = TypeVar("R")
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
-STAGES = {"stage-refund": "refund", "stage-balance": "balance", "stage-event": "event"}
+KINDS = ("refund", "balance", "event")
 NEXT = {
-    "stage-refund": "stage-balance",
-    "stage-balance": "stage-event",
-    "stage-event": "classify",
+    "stage": "classify",
     "classify": "heal",
     "heal": "recheck",
     "recheck": "finish",
@@ -90,6 +94,7 @@ class ReconcileWorkflow:
             await self._finish(req, st, ReconRunStatus.FAILED, error=str(err.cause or err)[:500])
             raise ApplicationError(f"reconciliation failed: {err.cause or err}", type="recon-failed") from err
         summary = await self._finish(req, st, ReconRunStatus.COMPLETED)
+        await self._report(req, st)  # recon-ops: report to blob storage, email to finance
         return ReconcileResult(
             run_id=st.run_id,
             processor=req.processor,
@@ -123,7 +128,7 @@ class ReconcileWorkflow:
             BeginRun(run_id=run_id, processor=req.processor, window=window, dry_run=req.dry_run),
         )
         workflow.upsert_search_attributes(
-            [RECON_STATUS.value_set("running"), PAYMENT_PROCESSOR.value_set(req.processor.value)]
+            [RECON_STATUS.value_set(ReconVisibility.RUNNING), PAYMENT_PROCESSOR.value_set(req.processor.value)]
         )
         # Ages are judged at the end of the settlement lag, not the clock: a re-run judges alike.
         return ReconCursor(run_id=run_id, pass_no=pass_no, window=window, as_of=window.end + lag)
@@ -136,24 +141,8 @@ class ReconcileWorkflow:
             manual_stale_days=timing.manual_stale_days,
             approval_expiry_hours=timing.approval_expiry_hours,
         )
-        if st.phase in STAGES:
-            kind = STAGES[st.phase]
-            workflow.set_current_details(
-                f"Reading {req.processor.value} {kind} records for {st.window.label}: {st.staged.get(kind, 0)} so far"
-            )
-            result = await self._activity(
-                ReconciliationActivities.stage_processor_page,
-                StagePage(
-                    run_id=st.run_id, processor=req.processor, window=st.window, kind=kind, cursor=st.cursor,
-                    page_size=timing.page_size, max_pages=timing.pages_per_activity,
-                    rate_per_second=timing.read_rate_per_second,
-                ),
-                long=True,
-            )
-            st.staged[kind] = st.staged.get(kind, 0) + result.staged
-            st.cursor = result.cursor
-            if result.done:
-                self._next(st)
+        if st.phase == "stage":
+            await self._stage(req, st)
         elif st.phase == "classify":
             workflow.set_current_details(f"Comparing the ledger with {req.processor.value} for {st.window.label}")
             found = await self._activity(
@@ -181,6 +170,36 @@ class ReconcileWorkflow:
             self._next(st)
         elif st.phase == "finish":
             st.phase = "done"
+
+    async def _stage(self, req: ReconcileInput, st: ReconCursor) -> None:
+        """Refunds, balance entries and undelivered events read side by side, sharing the read rate."""
+        timing = req.timing
+        kinds = [k for k in KINDS if k not in st.staged_done]
+        workflow.set_current_details(
+            f"Reading {req.processor.value} records for {st.window.label}: "
+            + ", ".join(f"{st.staged.get(k, 0)} {k}" for k in KINDS)
+        )
+        results = await asyncio.gather(
+            *(
+                self._activity(
+                    ReconciliationActivities.stage_processor_page,
+                    StagePage(
+                        run_id=st.run_id, processor=req.processor, window=st.window, kind=kind,
+                        cursor=st.stage_cursors.get(kind), page_size=timing.page_size,
+                        max_pages=timing.pages_per_activity, rate_per_second=timing.read_rate_per_second / len(kinds),
+                    ),
+                    long=True,
+                )
+                for kind in kinds
+            )
+        )
+        for kind, result in zip(kinds, results, strict=True):
+            st.staged[kind] = st.staged.get(kind, 0) + result.staged
+            st.stage_cursors[kind] = result.cursor
+            if result.done:
+                st.staged_done.append(kind)
+        if len(st.staged_done) == len(KINDS):
+            self._next(st)
 
     def _next(self, st: ReconCursor, skip_to: str | None = None) -> None:
         st.phase = skip_to or NEXT[st.phase]
@@ -279,9 +298,7 @@ class ReconcileWorkflow:
                 heal_failed=st.heal_failed, resolved=st.resolved, error=error,
             ),
         )
-        recon_status = "failed" if status == ReconRunStatus.FAILED else (
-            "open-items" if summary.open_items else "clean"
-        )
+        recon_status = ReconVisibility.at_end(failed=status == ReconRunStatus.FAILED, open_items=summary.open_items)
         workflow.upsert_search_attributes(
             [RECON_STATUS.value_set(recon_status), RECON_OPEN_ITEMS.value_set(float(summary.open_items))]
         )
@@ -291,7 +308,7 @@ class ReconcileWorkflow:
         )
         return summary
 
-    async def _activity(self, method: Any, arg: Any, *, long: bool = False) -> Any:
+    async def _activity(self, method: MethodAsyncSingleParam[Any, A, R], arg: A, *, long: bool = False) -> R:
         return await workflow.execute_activity_method(
             method,
             arg,
@@ -299,3 +316,27 @@ class ReconcileWorkflow:
             heartbeat_timeout=timedelta(minutes=2) if long else None,
             retry_policy=READ_RETRY,
         )
+
+    # --- recon-ops: the report and finance's email -------------------------------------------
+
+    async def _report(self, req: ReconcileInput, st: ReconCursor) -> None:
+        """CSV + JSON summary in blob storage; an email to finance when this run left items open it did not heal.
+
+        Written after the run's row is final, so the report and the row agree; a re-run of the
+        window rewrites the same report and emails again only for its own pass.
+        """
+        report = await workflow.execute_activity_method(
+            ReconciliationReportActivities.write_reconciliation_report,
+            ReconReportRequest(run_id=st.run_id),
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=options.STORE_RETRY,
+        )
+        if report.for_finance and not req.dry_run:
+            await workflow.execute_activity_method(
+                ReconciliationReportActivities.send_reconciliation_email,
+                ReconReportRequest(run_id=st.run_id),
+                task_queue=options.sibling_queue(workflow.info().task_queue, "email"),
+                start_to_close_timeout=options.EMAIL_TIMEOUT,
+                schedule_to_close_timeout=options.EMAIL_SCHEDULE_TO_CLOSE,
+                retry_policy=options.EMAIL_RETRY,
+            )

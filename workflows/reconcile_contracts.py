@@ -39,8 +39,10 @@ class ReconCursor(BaseModel):
     pass_no: int
     window: ReconWindow
     as_of: datetime  # "now" for age rules: the scheduled start, so a re-run judges alike
-    phase: str = "stage-refund"  # stage-refund, stage-balance, stage-event, classify, recheck, heal, finish
-    cursor: str | None = None  # the processor's page cursor, or the last item id for heal
+    phase: str = "stage"  # stage, classify, heal, recheck, finish, done
+    cursor: str | None = None  # heal: the last item id taken
+    stage_cursors: dict[str, str | None] = {}  # refund | balance | event: the processor's page cursor
+    staged_done: list[str] = []
     staged: dict[str, int] = {}
     counts: dict[str, int] = {}
     healed: int = 0

@@ -66,6 +66,8 @@ R = TypeVar("R")
 SETTLE_PATCH = "refund-settle-activity"
 # Runs recorded before a run read its unread processor news before returning.
 NEWS_PATCH = "refund-unread-news"
+# The buyer hears of a refund that failed after they were told it succeeded (runs before it: finance only).
+BUYER_LATE_FAILURE_PATCH = "refund-buyer-late-failure"
 
 
 @workflow.defn(name="Refund")
@@ -79,6 +81,7 @@ class RefundWorkflow:
         self.requested_by = ""
         self.attempt_started: datetime | None = None
         self.finance_notices = 0  # the attempt finance was last told of
+        self.buyer_late_notice_due = False  # a refund the buyer was told of failed later; tell them too
         self.ending = False  # the states are done with; a finance action now is too late
         self.closing = False
         self.refused: ApplicationError | None = None  # the ledger would not open the refund
@@ -151,6 +154,9 @@ class RefundWorkflow:
                 if self.finance_notices < snap.attempt:
                     self.finance_notices = snap.attempt
                     await self._email(snap, "refund-error")
+                if self.buyer_late_notice_due and workflow.patched(BUYER_LATE_FAILURE_PATCH):
+                    self.buyer_late_notice_due = False
+                    await self._email(snap, "failed-later")
                 next_snap = await self._await_finance(snap)
                 if next_snap is None:
                     break
@@ -220,6 +226,13 @@ class RefundWorkflow:
     async def _settle(
         self, snap: RefundSnapshot, outcome: ProcessorOutcome, actor: str = "ticketops"
     ) -> RefundSnapshot:
+        """Settle the processor's answer; a refund the buyer was told of that failed later is to be told to them."""
+        new = await self._settle_ledger(snap, outcome, actor)
+        if snap.status == "refunded" and new.status == "refund-error":
+            self.buyer_late_notice_due = True  # sent after finance's notice (_drive)
+        return new
+
+    async def _settle_ledger(self, snap: RefundSnapshot, outcome: ProcessorOutcome, actor: str) -> RefundSnapshot:
         """Hand the processor's answer to the ledger, whose rule decides what it means (one activity)."""
         if workflow.patched(SETTLE_PATCH):
             new = await self._store(

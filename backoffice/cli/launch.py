@@ -11,7 +11,6 @@ the worker or the dev stack.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +23,8 @@ def dev(
         str | None,
         typer.Option(
             envvar="TICKETOPS_DEV_PORTS",
-            help="temporal,ui,api,stripe,smtp (default 7233,8233,8000,12111,1025), or `free` for any free ones.",
+            help="temporal,ui,api,stripe,smtp (default 7233,8233,8000,12111,1025, each moved by "
+            "TICKETOPS_DEV_<NAME>_PORT), or `free` for any free ones.",
         ),
     ] = None,
     var: Annotated[
@@ -35,22 +35,7 @@ def dev(
     from devtools.stack import Ports, run_stack
 
     chosen = None if ports is None else Ports.free() if ports == "free" else Ports.parse(ports)
-    raise typer.Exit(run_stack(fresh=fresh, ports=chosen, var=var, after_seed=[("schedules", _apply_schedules)]))
-
-
-def _apply_schedules() -> str:
-    """The reconciliation schedules, as `ticketops schedules apply` makes them (Web UI: Schedules)."""
-    from backoffice.schedules import apply_schedules
-    from runtime.settings import Settings
-    from runtime.temporal import connect
-
-    async def apply() -> str:
-        settings = Settings()
-        client = await connect(settings.temporal, codec=settings.codec)
-        applied = await apply_schedules(client, settings)
-        return ", ".join(f"{a.schedule_id} {a.outcome}" for a in applied) or "none configured"
-
-    return asyncio.run(apply())
+    raise typer.Exit(run_stack(fresh=fresh, ports=chosen, var=var))
 
 
 def worker() -> None:

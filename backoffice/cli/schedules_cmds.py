@@ -18,8 +18,7 @@ from temporalio.client import Client
 from backoffice.cli.client import out
 from backoffice.schedules import apply_schedules, view_schedules
 from runtime.settings import Settings, get_settings
-from runtime.temporal import connect, ensure_search_attributes
-from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
+from runtime.temporal import connect
 
 T = TypeVar("T")
 
@@ -53,7 +52,6 @@ def apply(
     """Create or update the schedules from settings; a second apply changes nothing."""
 
     async def work(client: Client, settings: Settings) -> None:
-        await ensure_search_attributes(client, SEARCH_ATTRIBUTES)
         applied = await apply_schedules(client, settings)
         if as_json:
             typer.echo(json.dumps([a.model_dump() for a in applied]))

@@ -76,19 +76,19 @@ def test_dev_restarts_a_dead_worker_and_a_group_sigterm_stops_everything(tmp_pat
     pids: dict[str, int] = {}
     try:
         for name in ("temporal", "stripe", "smtp", "worker", "api"):
-            pids[name] = int(out.until(rf"^\s+{name}\s+up \(pid (\d+)").group(1))
+            pids[name] = int(out.until(rf"\]\s+{name}\s+up \(pid (\d+)").group(1))
         out.until("ticketops is running")
 
         os.kill(pids["worker"], signal.SIGKILL)  # the worker crashes
         out.until(r"worker exited with -9; restarting it \(restart 1\)", timeout=30)
-        pids["new worker"] = int(out.until(r"^\s+worker\s+up \(pid (\d+)", timeout=60).group(1))
+        pids["new worker"] = int(out.until(r"\]\s+worker\s+up \(pid (\d+)", timeout=60).group(1))
         assert pids["new worker"] != pids["worker"]
 
         pgid = os.getpgid(proc.pid)  # a supervisor stops the group; make passes a second SIGTERM on
         os.killpg(pgid, signal.SIGTERM)
         time.sleep(0.2)
         os.killpg(pgid, signal.SIGTERM)
-        out.until("^stopped$", timeout=60)
+        out.until(r"\] stopped$", timeout=60)
         assert proc.wait(timeout=30) == 0, "\n".join(out.seen)
     finally:
         if proc.poll() is None:

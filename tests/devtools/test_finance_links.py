@@ -14,7 +14,8 @@ from workflows import search_attributes
 
 def test_each_link_filters_the_ui_list_by_refund_status() -> None:
     found = dict(links.finance_links("http://127.0.0.1:8233/"))
-    assert set(found) == {"refund errors", "awaiting manual payout", "awaiting approval"}
+    assert set(found) == {"refund errors", "awaiting manual payout", "awaiting approval", "open reconciliation items"}
+    assert parse_qs(urlsplit(found["open reconciliation items"]).query)["query"] == ['ReconStatus="open-items"']
     url = urlsplit(found["refund errors"])
     assert (url.netloc, url.path) == ("127.0.0.1:8233", "/namespaces/default/workflows")
     assert " " not in url.query and '"' not in url.query

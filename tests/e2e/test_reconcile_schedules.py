@@ -147,6 +147,26 @@ async def test_run_now_triggers_the_window_of_now(
     assert (await handle.describe()).schedule.state.paused  # a trigger does not unpause
 
 
+async def test_run_now_while_a_run_is_going_is_refused(
+    temporal_client: Client, queue_prefix: str, cleanup: list[ScheduleHandle]
+) -> None:
+    """No worker here: the first triggered run stays running, so overlap policy SKIP skips the second."""
+    settings = _settings(temporal_client, queue_prefix, paused=True)
+    await apply_schedules(temporal_client, settings)
+    handle = temporal_client.get_schedule_handle(schedule_id(settings, "stripe"))
+    cleanup.append(handle)
+    first = await run_now(temporal_client, settings, "stripe")
+    try:
+        with pytest.raises(ActionNotAllowed) as refused:
+            await run_now(temporal_client, settings, "stripe")
+        assert refused.value.type == "run-in-progress"
+        assert first.operation_ids[0] in refused.value.detail
+        info = (await handle.describe()).info
+        assert (info.num_actions, info.num_actions_skipped_overlap) == (1, 1)
+    finally:
+        await temporal_client.get_workflow_handle(first.operation_ids[0]).terminate("test over")
+
+
 async def test_backfill_runs_one_reconciliation_per_window(
     temporal_client: Client, queue_prefix: str, reporter: Worker, cleanup: list[ScheduleHandle]
 ) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest_asyncio
 from temporalio.client import Client
 
+from devtools.stripe_server.client import stripe_client
 from devtools.stripe_server.config import StripeServerConfig
 from devtools.stripe_server.server import StripeServer
 from runtime.settings import RefundConfig
@@ -92,7 +93,11 @@ async def _until_status(app: Harness, refund_id: str, status: RefundStatus) -> N
 
 
 def _finance_mails(app: Harness) -> int:
-    return [m["To"] for m in app.sink.messages].count("finance@ticketops.local")
+    """Refund-error notices to finance (the run's own report email is another matter)."""
+    return sum(
+        1 for m in app.sink.messages
+        if m["To"] == "finance@ticketops.local" and str(m["Subject"]).startswith("Refund ")
+    )
 
 
 async def test_lost_late_failure_is_found_and_healed(app: Harness, stripe: StripeServer) -> None:
@@ -158,3 +163,40 @@ async def test_dropped_failure_webhook_is_replayed_once(app: Harness, stripe: St
     async with app.store.read() as conn:
         (again,) = await rs.list_items(conn, run_id=first.run_id)
     assert again.id == item.id and again.state is ItemState.RESOLVED
+
+
+async def test_divergences_made_at_stripe_are_each_found_once(app: Harness, stripe: StripeServer) -> None:
+    """A Dashboard refund on our payment, a duplicate under a forgotten key, and another integration's
+    refund: three items, each with its class, and nothing about the refunds that agree."""
+    order = await card_order(app, stripe, tickets=4)  # 140.00: room for a duplicate of a partial refund
+    started = await request_refund(
+        app, order.code, {"kind": "tickets", "ticket_ids": [order.tickets[0].id], "reason": "one cannot come"}
+    )
+    done = await app.wait_operation(started["operation_id"])
+    assert done["result"]["status"] == "refunded"
+    (ours,) = stripe_refunds_for(stripe, order.payment.reference)
+    duplicate = stripe.duplicate_refund(ours["id"])
+    other = await card_order(app, stripe)
+    dashboard = stripe.dashboard_refund(other.payment.reference or "", amount=500)
+    client = stripe_client(stripe.base_url, stripe.config.api_key)
+    intent = await client.v1.payment_intents.create_async(
+        params={"amount": 2000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True,
+                "allowed_payment_method_types": ["card"]}
+    )
+    foreign = stripe.dashboard_refund(intent.id, amount=2000, metadata={"shop": "elsewhere"})
+    await _refunded(app, stripe)  # one more that agrees
+
+    result = await _reconcile(app, _window())
+    async with app.store.read() as conn:
+        items = {(i.cls, i.key): i for i in await rs.list_items(conn, run_id=result.run_id)}
+    assert set(items) == {
+        (C.DUPLICATE_AT_PROCESSOR, done["result"]["refund_id"]),
+        (C.MISSING_IN_LEDGER, dashboard["id"]),
+        (C.FOREIGN, foreign["id"]),
+    }
+    dup = items[(C.DUPLICATE_AT_PROCESSOR, done["result"]["refund_id"])]
+    assert dup.processor_side and dup.processor_side["paying_refunds"] == sorted([ours["id"], duplicate["id"]])
+    assert dup.processor_side["paid_twice"] == 3500 and dup.severity == 4
+    external = items[(C.MISSING_IN_LEDGER, dashboard["id"])]
+    assert external.suggested_action is SuggestedAction.CONFIRM_EXTERNAL_REFUND and external.ledger is None
+    assert result.open_items == 2 and result.healed == 0  # the foreign refund is counted, not queued

@@ -22,8 +22,8 @@ from tests.e2e.refund_support import card_order, stripe_refunds_for
 from tests.harness import Harness, running
 from ticketing.roles import Role
 from ticketing.states import RefundStatus
+from ticketing.store.audit import refunds_of_orders
 from ticketing.store.engine import Store
-from ticketing.store.refunds import refunds_of_orders
 
 
 @pytest_asyncio.fixture

@@ -89,3 +89,26 @@ async def test_staging_overwrites_a_page_read_twice(any_store: Store) -> None:
         gone = await rs.staged_counts(conn, RUN)
     assert counts == {"refund": 5} and [d["id"] for d in page] == ["re_2", "re_3"]
     assert sorted(d["id"] for d in named) == ["re_0", "re_3"] and ids == {"re_4"} and gone == {}
+
+
+async def test_one_execution_at_a_time_per_window(any_store: Store) -> None:
+    alive = {"reconcile/stripe/scheduled-1": True, "reconcile/stripe/gone": False}
+
+    async def owner_alive(workflow_id: str) -> bool:
+        return alive.get(workflow_id, False)
+
+    async def begin(workflow_id: str) -> int:
+        async with any_store.transaction() as conn:
+            return await rs.begin_run(
+                conn, run_id=RUN, processor="stripe", window=WINDOW, dry_run=False, now=NOW,
+                workflow_id=workflow_id, owner_alive=owner_alive,
+            )
+
+    assert await begin("reconcile/stripe/scheduled-1") == 1
+    assert await begin("reconcile/stripe/scheduled-1") == 1  # its own retried start: the same pass
+    with pytest.raises(rs.WindowBusy):
+        await begin(RUN)  # "run now" while the scheduled run is at it
+    alive["reconcile/stripe/scheduled-1"] = False  # it was terminated mid-run
+    assert await begin(RUN) == 2
+    async with any_store.transaction() as conn:
+        assert (await rs.get_run(conn, RUN)).workflow_id == RUN

@@ -16,7 +16,7 @@ from ticketing.models import Order, Refund
 from ticketing.states import RefundStatus
 from ticketing.store.deliveries import OPEN, DeliveryStatus
 from ticketing.store.orders import load_orders
-from ticketing.store.refunds import refunds_by_ids, refunds_of_orders
+from ticketing.store.refunds import refund_from_row, refunds_by_ids
 from ticketing.store.tables import deliveries, order_events, orders, refunds, tickets
 
 # History events written when a message was sent, each naming its Message-ID.
@@ -25,8 +25,17 @@ SENT_EVENTS = [
     "tickets-reissued-sent",
     "tickets-rescheduled-sent",
     "refund-receipt-sent",
+    "refund-failure-sent",
     "bulk-delivery-sent",
 ]
+
+
+async def refunds_of_orders(conn: AsyncConnection, order_codes: list[str]) -> list[Refund]:
+    """Every ledger row of these orders."""
+    if not order_codes:
+        return []
+    rows = await conn.execute(sa.select(refunds).where(refunds.c.order_code.in_(order_codes)))
+    return [refund_from_row(r) for r in rows]
 
 
 async def orders_with_refunds(

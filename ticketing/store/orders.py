@@ -61,6 +61,7 @@ def _order_row(order: Order) -> dict[str, Any]:
         "payment_method": order.payment.method.value,
         "processor": order.payment.processor.value,
         "payment_reference": order.payment.reference,
+        "card_last4": order.payment.card_last4,
         "payment_status": order.payment.status.value,
         "payment_amount": order.payment.amount.amount,
         "currency": order.currency,
@@ -130,6 +131,7 @@ def _order_from_row(row: Any, order_tickets: list[Ticket]) -> Order:
             method=PaymentMethod(row.payment_method),
             processor=Processor(row.processor),
             reference=row.payment_reference,
+            card_last4=row.card_last4,
             status=PaymentStatus(row.payment_status),
             amount=Money(amount=row.payment_amount, currency=cur),
             dispute_open=row.dispute_open,
@@ -400,3 +402,11 @@ async def adjust_inventory(
             .where(time_slots.c.id == time_slot_id)
             .values(sold=time_slots.c.sold + delta)
         )
+
+
+async def load_order_heads(conn: AsyncConnection, codes: Sequence[str]) -> dict[str, Order]:
+    """Orders without their tickets, in one query: for readers of money only (reconciliation)."""
+    if not codes:
+        return {}
+    rows = (await conn.execute(sa.select(orders).where(orders.c.code.in_(list(codes))))).all()
+    return {r.code: _order_from_row(r, []) for r in rows}

@@ -7,7 +7,7 @@ run and record id, so re-reading a page after a crash overwrites, never adds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +44,7 @@ def _run(r: Any) -> ReconRun:
         status=r.status,
         dry_run=r.dry_run,
         passes=r.passes,
+        workflow_id=r.workflow_id,
         counts=dict(r.counts or {}),
         totals=dict(r.totals or {}),
         staged=dict(r.staged or {}),
@@ -57,14 +58,43 @@ def _run(r: Any) -> ReconRun:
     )
 
 
+class WindowBusy(Exception):
+    """Another execution is reconciling this window right now (a scheduled run and a "run now")."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(f"the window is being reconciled by {owner}")
+        self.owner = owner
+
+
 async def begin_run(
-    conn: AsyncConnection, *, run_id: str, processor: str, window: ReconWindow, dry_run: bool, now: datetime
+    conn: AsyncConnection,
+    *,
+    run_id: str,
+    processor: str,
+    window: ReconWindow,
+    dry_run: bool,
+    now: datetime,
+    workflow_id: str | None = None,
+    owner_alive: Callable[[str], Awaitable[bool]] | None = None,
 ) -> int:
     """Start a pass over the window (the first, or a re-run); returns the pass number.
 
-    A re-run keeps the row (same id, same window) and forgets what the last pass read.
+    A re-run keeps the row (same id, same window) and forgets what the last pass read. A
+    retried start of the same execution gets its pass back. While another execution that is
+    still alive holds the window, `WindowBusy`: two passes would share one staging index.
     """
-    row = (await conn.execute(sa.select(recon_runs.c.passes).where(recon_runs.c.id == run_id))).first()
+    row = (
+        await conn.execute(
+            sa.select(recon_runs.c.passes, recon_runs.c.status, recon_runs.c.workflow_id).where(
+                recon_runs.c.id == run_id
+            )
+        )
+    ).first()
+    if row is not None and row.status == ReconRunStatus.RUNNING and row.workflow_id:
+        if row.workflow_id == workflow_id:
+            return int(row.passes)
+        if owner_alive is not None and await owner_alive(row.workflow_id):
+            raise WindowBusy(row.workflow_id)
     await conn.execute(sa.delete(recon_staged).where(recon_staged.c.run_id == run_id))
     if row is None:
         await conn.execute(
@@ -76,6 +106,7 @@ async def begin_run(
                 status=ReconRunStatus.RUNNING,
                 dry_run=dry_run,
                 passes=1,
+                workflow_id=workflow_id,
                 counts={},
                 totals={},
                 staged={},
@@ -93,8 +124,9 @@ async def begin_run(
         recon_runs.update()
         .where(recon_runs.c.id == run_id)
         .values(
-            status=ReconRunStatus.RUNNING, dry_run=dry_run, passes=passes, counts={}, totals={}, staged={},
-            healed=0, resolved=0, open_items=0, error=None, started_at=now, ended_at=None, updated_at=now,
+            status=ReconRunStatus.RUNNING, dry_run=dry_run, passes=passes, workflow_id=workflow_id, counts={},
+            totals={}, staged={}, healed=0, resolved=0, open_items=0, error=None, started_at=now, ended_at=None,
+            updated_at=now,
         )
     )
     return passes
@@ -433,6 +465,18 @@ async def staged_ids(conn: AsyncConnection, run_id: str, kind: str, record_ids: 
         return set()
     stmt = sa.select(recon_staged.c.record_id).where(
         recon_staged.c.run_id == run_id, recon_staged.c.kind == kind, recon_staged.c.record_id.in_(list(record_ids))
+    )
+    return {str(r[0]) for r in (await conn.execute(stmt)).all()}
+
+
+async def staged_by_ledger_ids(conn: AsyncConnection, run_id: str, ledger_refund_ids: Sequence[str]) -> set[str]:
+    """Which of these ledger refunds a staged processor refund names."""
+    if not ledger_refund_ids:
+        return set()
+    stmt = sa.select(recon_staged.c.ledger_refund_id).where(
+        recon_staged.c.run_id == run_id,
+        recon_staged.c.kind == "refund",
+        recon_staged.c.ledger_refund_id.in_(list(ledger_refund_ids)),
     )
     return {str(r[0]) for r in (await conn.execute(stmt)).all()}
 

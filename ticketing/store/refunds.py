@@ -67,6 +67,10 @@ def _from_row(r: Any) -> Refund:
     )
 
 
+# The auditor's reads (ticketing/store/audit.py) build refunds from their rows the same way.
+refund_from_row = _from_row
+
+
 async def insert_refund(conn: AsyncConnection, refund: Refund) -> None:
     await conn.execute(refunds.insert().values(**_row(refund)))
 
@@ -184,11 +188,18 @@ async def refunds_by_processor_ids(conn: AsyncConnection, processor_refund_ids: 
     return {r.processor_refund_id: _from_row(r) for r in rows}
 
 
-async def refunds_of_orders(conn: AsyncConnection, order_codes: Sequence[str]) -> list[Refund]:
+async def processor_paid_refunds(conn: AsyncConnection, order_codes: Sequence[str]) -> list[tuple[str, str, int]]:
+    """(order code, processor refund id, amount) of every refund the processor paid or is paying on
+    these orders, as the ledger has them (finance's payouts by hand are not the processor's)."""
     if not order_codes:
         return []
-    rows = (await conn.execute(sa.select(refunds).where(refunds.c.order_code.in_(list(order_codes))))).all()
-    return [_from_row(r) for r in rows]
+    stmt = sa.select(refunds.c.order_code, refunds.c.processor_refund_id, refunds.c.amount).where(
+        refunds.c.order_code.in_(list(order_codes)),
+        refunds.c.processor_refund_id.is_not(None),
+        refunds.c.status.in_([RefundStatus.SUCCEEDED.value, RefundStatus.CONFIRMING.value]),
+        refunds.c.manual_reference.is_(None),
+    )
+    return [(str(r[0]), str(r[1]), int(r[2])) for r in (await conn.execute(stmt)).all()]
 
 
 def _window_or_waiting(processor: Processor, start: datetime, end: datetime) -> sa.ColumnElement[bool]:
@@ -202,17 +213,18 @@ def _window_or_waiting(processor: Processor, start: datetime, end: datetime) -> 
     )
 
 
-async def ledger_refunds_page(
+async def ledger_refund_ids_page(
     conn: AsyncConnection, processor: Processor, start: datetime, end: datetime, *, after: str, limit: int
-) -> list[Refund]:
-    """The ledger's side of a window, in id order: its refunds, plus older ones still waiting."""
+) -> list[tuple[str, str | None]]:
+    """The ledger's side of a window, as (refund id, processor refund id) in id order: its refunds,
+    plus older ones still waiting."""
     stmt = (
-        sa.select(refunds)
+        sa.select(refunds.c.id, refunds.c.processor_refund_id)
         .where(_window_or_waiting(processor, start, end), refunds.c.id > after)
         .order_by(refunds.c.id)
         .limit(limit)
     )
-    return [_from_row(r) for r in (await conn.execute(stmt)).all()]
+    return [(str(r[0]), r[1]) for r in (await conn.execute(stmt)).all()]
 
 
 async def ledger_refunded_totals(

@@ -89,6 +89,7 @@ orders = sa.Table(
     sa.Column("payment_method", sa.String(20), nullable=False),
     sa.Column("processor", sa.String(20), nullable=False),
     sa.Column("payment_reference", sa.String(100), index=True),
+    sa.Column("card_last4", sa.String(4)),
     sa.Column("payment_status", sa.String(20), nullable=False),
     sa.Column("payment_amount", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
@@ -279,6 +280,7 @@ recon_runs = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("dry_run", sa.Boolean, nullable=False, default=False),
     sa.Column("passes", sa.Integer, nullable=False, default=1),  # executions of this window's run
+    sa.Column("workflow_id", sa.String(300)),  # the execution doing the latest pass (a schedule's differs)
     sa.Column("counts", sa.JSON, nullable=False),  # {class: n} found in the latest pass
     sa.Column("totals", sa.JSON, nullable=False),  # {currency: {processor, ledger, difference}}
     sa.Column("staged", sa.JSON, nullable=False),  # {refund|balance|event: n} read from the processor

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("dry_run", sa.Boolean(), nullable=False),
         sa.Column("passes", sa.Integer(), nullable=False),
+        sa.Column("workflow_id", sa.String(length=300), nullable=True),
         sa.Column("counts", sa.JSON(), nullable=False),
         sa.Column("totals", sa.JSON(), nullable=False),
         sa.Column("staged", sa.JSON(), nullable=False),
