@@ -22,6 +22,7 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -69,6 +70,9 @@ class OperationView(BaseModel):
 
 
 class Operations:
+    # How long a request waits for a workflow's first step (`start_with_update`) before answering without it.
+    update_wait = 20.0
+
     def __init__(self, client: Client, orders_queue: str) -> None:
         self.client = client
         self.orders_queue = orders_queue
@@ -118,8 +122,9 @@ class Operations:
         memo: dict[str, Any] | None = None,
     ) -> R | None:
         """Start the workflow with an update that answers once it has done its first step (update-with-start);
-        the update's refusal comes back as a domain error. A run that ran already under this id keeps its
-        outcome: None when it did not fail, its refusal when it did."""
+        the update's refusal comes back as a domain error. None when that step is not confirmed: the run ran
+        already under this id and did not fail (its refusal when it did), or no worker answered within
+        `update_wait` seconds but the run started."""
         from temporalio.exceptions import WorkflowAlreadyStartedError
 
         start = WithStartWorkflowOperation(
@@ -134,8 +139,17 @@ class Operations:
             memo=memo,
         )
         try:
-            result: R = await self.client.execute_update_with_start_workflow(update, start_workflow_operation=start)
+            result: R = await asyncio.wait_for(
+                self.client.execute_update_with_start_workflow(update, start_workflow_operation=start),
+                timeout=self.update_wait,
+            )
             return result
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            # No worker answered in time (all down, or the queue far behind): the run stands if it started,
+            # and does its first step when a worker comes; the caller says so rather than hang.
+            if await self.exists(operation_id):
+                return None
+            raise
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.non_retryable:
@@ -146,6 +160,15 @@ class Operations:
             if view.error is not None and view.status == "failed":
                 raise ActionNotAllowed(view.error.detail, type=view.error.type) from None
             return None
+
+    async def exists(self, operation_id: str) -> bool:
+        try:
+            await self.client.get_workflow_handle(operation_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
 
     async def view(self, operation_id: str) -> OperationView:
         handle = self.client.get_workflow_handle(operation_id)
