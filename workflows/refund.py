@@ -84,6 +84,7 @@ class RefundWorkflow:
         self.buyer_late_notice_due = False  # a refund the buyer was told of failed later; tell them too
         self.ending = False  # the states are done with; a finance action now is too late
         self.closing = False
+        self.refused: ApplicationError | None = None  # the ledger would not open the refund
 
     # --- the run --------------------------------------------------------------------------
 
@@ -103,22 +104,14 @@ class RefundWorkflow:
                 )
                 snap = await self._settle(snap, news, actor="processor")
         else:
-            snap = await self._store(
-                RefundActivities.open_refund,
-                OpenRefund(
-                    order_code=req.order_code,
-                    kind=req.kind,
-                    reason=req.reason,
-                    ticket_ids=req.ticket_ids,
-                    amount=req.amount,
-                    currency=req.currency,
-                    quote_hash=req.quote_hash,
-                    refund_id=req.refund_id,
-                    workflow_id=workflow.info().workflow_id,
-                    actor=req.actor,
-                    approval_threshold=req.approval_threshold,
-                ),
-            )
+            try:
+                snap = await self._open(req)
+            except ActivityError as err:
+                if isinstance(err.cause, ApplicationError):
+                    # The `opened` update that started this run answers the refusal first; the run fails as ever.
+                    self.refused = err.cause
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                raise
             self._publish(snap)
         while True:
             snap = await self._drive(snap)
@@ -350,6 +343,20 @@ class RefundWorkflow:
 
     # --- handlers -------------------------------------------------------------------------
 
+    @workflow.update(name="opened")
+    async def opened(self) -> RefundProgress:
+        """Answered once the ledger row is open, or with the ledger's refusal (its type): the API starts the
+        run with this update (update-with-start), so a 202 means the refund is under way and a loser of two
+        requests on one quote hears `amount-exceeds-refundable` or `quote-mismatch` at once."""
+        await workflow.wait_condition(lambda: self.snap is not None or self.refused is not None)
+        if self.snap is None and self.refused is not None:
+            raise ApplicationError(
+                self.refused.message,
+                type=self.refused.type or "refund-refused",
+                non_retryable=self.refused.non_retryable,
+            )
+        return self.progress()
+
     @workflow.update(name="processor_news")
     def processor_news(self, update: ProcessorUpdate) -> NewsReceipt:
         """Buffered by processor refund id (a webhook may arrive before we know the id) and read before the
@@ -453,6 +460,25 @@ class RefundWorkflow:
                 REFUND_CURRENCY.value_set(snap.currency),
             ]
         workflow.upsert_search_attributes(pairs)
+
+    async def _open(self, req: RefundInput) -> RefundSnapshot:
+        """The ledger row, written before any money moves: refused when the quote no longer holds."""
+        return await self._store(
+            RefundActivities.open_refund,
+            OpenRefund(
+                order_code=req.order_code,
+                kind=req.kind,
+                reason=req.reason,
+                ticket_ids=req.ticket_ids,
+                amount=req.amount,
+                currency=req.currency,
+                quote_hash=req.quote_hash,
+                refund_id=req.refund_id,
+                workflow_id=workflow.info().workflow_id,
+                actor=req.actor,
+                approval_threshold=req.approval_threshold,
+            ),
+        )
 
     async def _store(self, method: MethodAsyncSingleParam[Any, A, R], arg: A) -> R:
         return await workflow.execute_activity_method(
