@@ -16,7 +16,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
@@ -317,6 +325,48 @@ async def test_no_answer_within_the_business_days_is_a_confirmation_timeout(
     assert len(fakes.args("fetch_refund")) == len(polling) - 1  # no poll once the deadline has passed
     assert finance_window == 86400
     assert _emails(fakes) == [("refund-error", 0)]
+
+
+def _with_start(queue: str, wf_id: str) -> WithStartWorkflowOperation[RefundWorkflow, RefundResult]:
+    """The API's start: update-with-start, the `opened` update answered once the ledger row is open."""
+    return WithStartWorkflowOperation(
+        RefundWorkflow.run,
+        _input(),
+        id=wf_id,
+        task_queue=queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+
+
+async def test_started_with_the_opened_update_it_answers_once_the_row_is_open(
+    client: Client, fakes: Fakes, wf_id: str
+) -> None:
+    ledger = Ledger()
+    ledger.script(fakes).on("submit_refund", view("succeeded")).on("send_refund_email", SENT)
+    async with running(client, fakes, [RefundWorkflow]) as queue:
+        start = _with_start(queue, wf_id)
+        opened: Any = await client.execute_update_with_start_workflow(
+            RefundWorkflow.opened, start_workflow_operation=start
+        )
+        result = await (await start.workflow_handle()).result()
+    assert (opened.refund_id, opened.attempt) == ("rf-1", 1) and opened.status in ("refunding", "refunded")
+    assert result.status == "refunded"
+
+
+async def test_a_refused_open_answers_the_opened_update_and_fails_the_run(
+    client: Client, fakes: Fakes, wf_id: str
+) -> None:
+    """A loser of two requests on one quote hears the ledger's refusal, with its type, at once."""
+    fakes.on("open_refund", refused("amount-exceeds-refundable", "only 10.00 EUR is left to refund"))
+    async with running(client, fakes, [RefundWorkflow]) as queue:
+        start = _with_start(queue, wf_id)
+        refusal = await _refusal(
+            client.execute_update_with_start_workflow(RefundWorkflow.opened, start_workflow_operation=start)
+        )
+        with pytest.raises(WorkflowFailureError):
+            await (await start.workflow_handle()).result()
+    assert refusal == "amount-exceeds-refundable"
+    assert fakes.names() == ["open_refund"]
 
 
 # --- refund-error: finance marks or retries -----------------------------------------------------
