@@ -1,14 +1,14 @@
 """Record the replay corpus: run the workflow tests with the corpus's test key and keep their histories.
 
-    python -m tests.replay.record              # every workflow test; replaces the whole corpus
-    python -m tests.replay.record -k refund    # only some tests; replaces the types they record
+    python -m tests.replay.record              # every workflow test; replaces every test_*.json
+    python -m tests.replay.record -k refund    # only some tests; writes (over) the histories they record
 
 Each production workflow run that a test in `tests/workflows/` drives (fake activities, no
 personal data) is written to `tests/replay/histories/<Type>/<test name>.json`, encrypted with
 `tests.codec_keys.REPLAY_CODEC`, a test key. Record after a change that is meant to change the
 workflows' commands (with a `workflow.patched` guard for runs in flight), and keep the old
-histories that the new code must still replay by renaming them first: a recording replaces only
-the `test_*.json` files of the types it records (e.g. `Refund/v1-before-settle-activity--*.json`
+histories that the new code must still replay by renaming them first: a whole recording replaces
+only the `test_*.json` files (e.g. `Refund/v1-before-settle-activity--*.json`
 stay, and keep the patch's old branch tested).
 """
 
@@ -41,8 +41,9 @@ def main(argv: list[str]) -> int:
         recorded = sorted(p for p in Path(scratch).iterdir() if p.is_dir())
         for folder in recorded:
             kept = HISTORIES / folder.name
-            for old in kept.glob("test_*.json"):  # the last recording; histories named otherwise are kept
-                old.unlink()
+            if not argv:  # a whole recording replaces the last one; histories named otherwise are kept
+                for old in kept.glob("test_*.json"):
+                    old.unlink()
             kept.mkdir(parents=True, exist_ok=True)
             for new in folder.glob("*.json"):
                 shutil.copy(new, kept / new.name)
