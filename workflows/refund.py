@@ -68,6 +68,8 @@ SETTLE_PATCH = "refund-settle-activity"
 NEWS_PATCH = "refund-unread-news"
 # The buyer hears of a refund that failed after they were told it succeeded (runs before it: finance only).
 BUYER_LATE_FAILURE_PATCH = "refund-buyer-late-failure"
+# A follow-up run that finds the refund refunded and leaves it so (finance paid it by hand) sends no receipt.
+RECEIPT_ONCE_PATCH = "refund-receipt-once"
 
 
 @workflow.defn(name="Refund")
@@ -85,6 +87,7 @@ class RefundWorkflow:
         self.ending = False  # the states are done with; a finance action now is too late
         self.closing = False
         self.refused: ApplicationError | None = None  # the ledger would not open the refund
+        self.refunded_as_found = False  # a follow-up run found the refund refunded, and it has not moved since
 
     # --- the run --------------------------------------------------------------------------
 
@@ -95,6 +98,7 @@ class RefundWorkflow:
         if req.existing_refund_id:
             snap = await self._store(RefundActivities.get_refund_snapshot, req.existing_refund_id)
             self._publish(snap)
+            self.refunded_as_found = snap.status == RefundStatus.SUCCEEDED
             # Finance paid a refund by hand because the processor's failed: that failure is not news.
             if req.late_failure_reason and snap.status == RefundStatus.SUCCEEDED and snap.processor_refund_id:
                 news = ProcessorOutcome(
@@ -163,9 +167,14 @@ class RefundWorkflow:
                 snap = next_snap
             else:
                 break
-        if snap.status == RefundStatus.SUCCEEDED:
+        if snap.status == RefundStatus.SUCCEEDED and not self._receipt_sent_before(snap):
             await self._email(snap, "receipt")
         return snap
+
+    def _receipt_sent_before(self, snap: RefundSnapshot) -> bool:
+        """The buyer had their receipt when the refund first succeeded: a follow-up run that found it
+        refunded and leaves it so (finance paid it by hand; the processor's failure is not news) is silent."""
+        return self.refunded_as_found and workflow.patched(RECEIPT_ONCE_PATCH)
 
     def _unread_news(self, snap: RefundSnapshot) -> ProcessorUpdate | None:
         """Buffered processor news about this refund that the ledger's rule says still matters."""
@@ -446,6 +455,8 @@ class RefundWorkflow:
     def _publish(self, snap: RefundSnapshot) -> None:
         first = self.snap is None
         self.snap = snap
+        if snap.status != RefundStatus.SUCCEEDED:
+            self.refunded_as_found = False
         failure = (snap.failure_reason or "").split(":", 1)[0].strip()[:100] if snap.status == "refund-error" else ""
         pairs: list[SearchAttributeUpdate[Any]] = [
             REFUND_STATUS.value_set(snap.status),

@@ -556,12 +556,6 @@ async def test_a_late_failure_reopens_a_refunded_refund(
     assert _emails(fakes) == [("refund-error", 0), ("failed-later", 0), ("receipt", 0)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the follow-up run mails the customer a second receipt (a new operation id, so the delivery log "
-    "does not collapse it) for a refund whose ledger it leaves untouched",
-)
 async def test_a_late_failure_of_a_refund_paid_by_hand_is_not_news(client: Client, fakes: Fakes, wf_id: str) -> None:
     ledger = Ledger(status="refunded", processor_refund_id="re_1", reference="tr-1")
     ledger.script(fakes).on("send_refund_email", SENT)
