@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: dev test lint typecheck pytest slow bench clean install system-deps deploy-check
+.PHONY: dev test lint typecheck pytest slow soak bench clean install system-deps deploy-check record-histories
 
 # Importing the product compiles ~200 modules; without cached bytecode every process
 # (pytest, each worker subprocess) pays ~20 s for it. Keep the cache on, and precompile.
@@ -68,6 +68,16 @@ typecheck: install
 slow: install
 	bash deploy/ensure-postgres.sh
 	$(BIN)/pytest -m slow
+
+# The replay corpus (tests/replay/histories): the workflow tests' runs, encrypted with the test key.
+record-histories: install
+	$(BIN)/python -m tests.replay.record
+
+# The fault soak: its own stack on free ports, traffic and faults at once, `ticketops audit` as
+# the oracle (README, "Operations"). SOAK_MINUTES sets how long traffic and faults run.
+SOAK_MINUTES ?= 5
+soak: install
+	$(BIN)/python -m devtools.soak --minutes $(SOAK_MINUTES)
 
 bench: install
 	$(BIN)/python -m bench

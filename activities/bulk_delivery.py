@@ -48,7 +48,13 @@ from email_providers.base import Attachment, OutgoingEmail, PermanentEmailError,
 from ticketing.bulk import Audience, ItemStatus, Selection
 from ticketing.models import Event, Order, OrderEvent, Ticket, TicketType, TimeSlot
 from ticketing.store.bulk import ItemMark, items_in_range, load_bulk, mark_items, recipients_orders
-from ticketing.store.deliveries import DeliveryClaim, DeliveryStatus, claim_deliveries, mark_deliveries
+from ticketing.store.deliveries import (
+    DeliveryClaim,
+    DeliveryStatus,
+    claim_deliveries,
+    close_open_deliveries,
+    mark_deliveries,
+)
 from ticketing.store.group_commit import GroupCommit
 from ticketing.store.orders import append_histories, load_event, load_orders, load_ticket_types, load_time_slots
 
@@ -58,6 +64,8 @@ log = structlog.get_logger(__name__)
 # Records wait this long for others to share their transaction. Sends do not wait for it (a
 # send's connection is free again before its record is written), so it costs no throughput.
 LINGER = 0.005
+
+NOTHING_LEFT = "no-valid-tickets-any-more"
 
 
 def bulk_message_id(bulk_id: str, key: str, template: str) -> str:
@@ -229,7 +237,10 @@ class BulkDeliveryActivities:
                 if prior.get(r.message_id) is DeliveryStatus.SENT:
                     marks.append(ItemMark(r.item_id, ItemStatus.SENT, message_id=r.message_id))
                 elif not r.orders:
-                    marks.append(ItemMark(r.item_id, ItemStatus.SKIPPED, reason="no-valid-tickets-any-more"))
+                    marks.append(ItemMark(r.item_id, ItemStatus.SKIPPED, reason=NOTHING_LEFT))
+            # An earlier attempt may have claimed a recipient whose tickets are gone now: close its row.
+            gone = [r.message_id for r in candidates if not r.orders]
+            await close_open_deliveries(conn, DeliveryStatus.SKIPPED, NOTHING_LEFT, message_ids=gone)
             await mark_items(conn, marks)
         counts.update(m.status.value for m in marks)
         done = {m.item_id for m in marks}
@@ -314,7 +325,7 @@ class BulkDeliveryActivities:
             reason = str(err)[:500]
             if err.recipient:  # this mailbox only: the others go on, this one waits for a retry pass
                 deferred = ItemMark(recipient.item_id, ItemStatus.DEFERRED, reason)
-                await commits.record(_Record(mid, DeliveryStatus.QUEUED, reason, deferred))
+                await commits.record(_Record(mid, DeliveryStatus.DEFERRED, reason, deferred))
                 return ItemStatus.DEFERRED.value
             await commits.record(_Record(mid, DeliveryStatus.QUEUED, reason, None))
             log.warning("bulk.send_failed_transient", bulk_id=loaded.bulk_id, item=recipient.item_id, code=err.code)

@@ -1,7 +1,11 @@
 """Email activities on the `email` queue: render, send once, record.
 
 The delivery log is asked before every send: a retried activity never sends a
-message the log says was sent. Between send and log there is a window (a
+message the log says was sent. Tickets are read before the claim (to render them) and
+checked again in the transaction that claims the message, with the order locked: a
+reissue or refund that lands between the two makes the activity read again, so a
+message never carries a ticket that was invalid when it was claimed. (A reissue that
+commits after the claim sends the new ticket itself.) Between send and log there is a window (a
 crash right after the server accepted); the Message-ID is deterministic so
 that a resend in that window is recognisable downstream as the same message.
 """
@@ -9,10 +13,11 @@ that a resend in that window is recognisable downstream as the same message.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -30,9 +35,9 @@ from documents.from_orders import (
 )
 from email_providers.base import Attachment, OutgoingEmail, PermanentEmailError, TransientEmailError
 from ticketing.errors import ActionNotAllowed
-from ticketing.models import Event, OrderEvent
+from ticketing.models import Event, Order, OrderEvent, Ticket
 from ticketing.states import TicketState
-from ticketing.store.deliveries import DeliveryStatus, claim_delivery, mark_delivery
+from ticketing.store.deliveries import DeliveryStatus, claim_delivery, close_open_deliveries, mark_delivery
 from ticketing.store.orders import (
     append_history,
     load_event,
@@ -49,6 +54,18 @@ def message_id(operation_id: str, recipient: str, document: str) -> str:
     """One Message-ID per (operation, recipient, document), stable across retries."""
     digest = hashlib.sha256(f"{operation_id}|{recipient.lower()}|{document}".encode()).hexdigest()
     return f"{digest[:40]}@ticketops"
+
+
+# Reads that a concurrent action overtakes before the claim are retried at once this many times.
+STALE_READS = 3
+
+
+class _StaleRead(Exception):
+    """The tickets read for the message changed before the claim: read again."""
+
+
+def _deliverable(order: Order, ticket_ids: Sequence[str]) -> list[Ticket]:
+    return [t for t in (order.ticket(i) for i in ticket_ids) if t.is_valid]
 
 
 class DeliveryActivities:
@@ -88,10 +105,12 @@ class DeliveryActivities:
         document: str,
         build: Callable[[str], Awaitable[OutgoingEmail]],
         history: OrderEvent | None,
+        still_valid: Callable[[AsyncConnection], Awaitable[bool]] | None = None,
     ) -> DeliveryOutcome:
         """Claim in the delivery log, send, then mark sent and write history together.
 
         `order_code` None: a message about no one order (finance's reconciliation report); no history.
+        `still_valid` runs first in the claiming transaction; False raises `_StaleRead` and claims nothing.
         """
         store = self.deps.store
         mid = message_id(operation_id, recipient, document)
@@ -100,6 +119,14 @@ class DeliveryActivities:
                 update={"data": {**history.data, "message_id": mid}, "dedupe_key": f"{history.type}:{mid}"}
             )
         async with store.transaction() as conn:
+            if still_valid is not None:
+                if not await still_valid(conn):
+                    raise _StaleRead
+                # An earlier attempt claimed another set of tickets for this operation: that one never goes.
+                await close_open_deliveries(
+                    conn, DeliveryStatus.SKIPPED, "superseded: the tickets changed before a retry",
+                    workflow_id=operation_id, kind=kind, keep=mid,
+                )
             prior = await claim_delivery(
                 conn,
                 message_id=mid,
@@ -136,7 +163,7 @@ class DeliveryActivities:
             ) from err
         except TransientEmailError as err:
             async with store.transaction() as conn:
-                await mark_delivery(conn, mid, DeliveryStatus.QUEUED, str(err))
+                await mark_delivery(conn, mid, DeliveryStatus.DEFERRED, str(err))
             raise
         async with store.transaction() as conn:
             await mark_delivery(conn, mid, DeliveryStatus.SENT)
@@ -148,7 +175,18 @@ class DeliveryActivities:
     @activity.defn(name="deliver_tickets")
     @domain_errors
     async def deliver_tickets(self, req: DeliverTickets) -> DeliveryOutcome:
-        async with self.deps.store.transaction() as conn:
+        for _ in range(STALE_READS):
+            try:
+                return await self._deliver_tickets(req)
+            except _StaleRead:
+                log.info("delivery.tickets_changed_before_claim", order=req.order_code, kind=req.kind)
+        raise ApplicationError(
+            "the order's tickets kept changing while the message was being claimed",
+            type="tickets-changing",
+        )
+
+    async def _deliver_tickets(self, req: DeliverTickets) -> DeliveryOutcome:
+        async with self.deps.store.read() as conn:
             order = await load_order(conn, req.order_code)
             event = await load_event(conn, order.event_id)
             types = {t.id: t for t in await load_ticket_types(conn, event.id)}
@@ -156,10 +194,20 @@ class DeliveryActivities:
         recipient = order.contact.email
         if not recipient:
             raise ActionNotAllowed("the order's contact has no email address", type="no-contact-email")
-        deliverable = [t for t in (order.ticket(i) for i in req.ticket_ids) if t.is_valid]
+        deliverable = _deliverable(order, req.ticket_ids)
         if not deliverable:
+            async with self.deps.store.transaction() as conn:  # what an earlier attempt claimed never goes
+                await close_open_deliveries(
+                    conn, DeliveryStatus.SKIPPED, "no-valid-tickets", workflow_id=req.operation_id, kind=req.kind
+                )
             raise ActionNotAllowed("none of the tickets is valid any more", type="no-valid-tickets")
         docs = [ticket_document(order, event, t, types, slots) for t in deliverable]
+        read = [(t.id, t.barcode) for t in deliverable]
+
+        async def still_valid(conn: AsyncConnection) -> bool:
+            """The same tickets, with the same barcodes, valid now that the order is locked."""
+            now = await load_order(conn, req.order_code, for_update=True)
+            return [(t.id, t.barcode) for t in _deliverable(now, req.ticket_ids)] == read
 
         async def build(mid: str) -> OutgoingEmail:
             pdfs = await self.deps.ticket_pdfs().get(docs)
@@ -177,6 +225,7 @@ class DeliveryActivities:
             recipient=recipient,
             document=f"{req.kind}:" + ",".join(sorted(t.id for t in deliverable)),
             build=build,
+            still_valid=still_valid,
             history=OrderEvent(
                 type=req.history_type,
                 actor=req.actor,

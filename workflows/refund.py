@@ -68,6 +68,8 @@ SETTLE_PATCH = "refund-settle-activity"
 NEWS_PATCH = "refund-unread-news"
 # The buyer hears of a refund that failed after they were told it succeeded (runs before it: finance only).
 BUYER_LATE_FAILURE_PATCH = "refund-buyer-late-failure"
+# A follow-up run that finds the refund refunded and leaves it so (finance paid it by hand) sends no receipt.
+RECEIPT_ONCE_PATCH = "refund-receipt-once"
 
 
 @workflow.defn(name="Refund")
@@ -84,6 +86,8 @@ class RefundWorkflow:
         self.buyer_late_notice_due = False  # a refund the buyer was told of failed later; tell them too
         self.ending = False  # the states are done with; a finance action now is too late
         self.closing = False
+        self.refused: ApplicationError | None = None  # the ledger would not open the refund
+        self.refunded_as_found = False  # a follow-up run found the refund refunded, and it has not moved since
 
     # --- the run --------------------------------------------------------------------------
 
@@ -94,6 +98,7 @@ class RefundWorkflow:
         if req.existing_refund_id:
             snap = await self._store(RefundActivities.get_refund_snapshot, req.existing_refund_id)
             self._publish(snap)
+            self.refunded_as_found = snap.status == RefundStatus.SUCCEEDED
             # Finance paid a refund by hand because the processor's failed: that failure is not news.
             if req.late_failure_reason and snap.status == RefundStatus.SUCCEEDED and snap.processor_refund_id:
                 news = ProcessorOutcome(
@@ -103,22 +108,14 @@ class RefundWorkflow:
                 )
                 snap = await self._settle(snap, news, actor="processor")
         else:
-            snap = await self._store(
-                RefundActivities.open_refund,
-                OpenRefund(
-                    order_code=req.order_code,
-                    kind=req.kind,
-                    reason=req.reason,
-                    ticket_ids=req.ticket_ids,
-                    amount=req.amount,
-                    currency=req.currency,
-                    quote_hash=req.quote_hash,
-                    refund_id=req.refund_id,
-                    workflow_id=workflow.info().workflow_id,
-                    actor=req.actor,
-                    approval_threshold=req.approval_threshold,
-                ),
-            )
+            try:
+                snap = await self._open(req)
+            except ActivityError as err:
+                if isinstance(err.cause, ApplicationError):
+                    # The `opened` update that started this run answers the refusal first; the run fails as ever.
+                    self.refused = err.cause
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                raise
             self._publish(snap)
         while True:
             snap = await self._drive(snap)
@@ -170,9 +167,14 @@ class RefundWorkflow:
                 snap = next_snap
             else:
                 break
-        if snap.status == RefundStatus.SUCCEEDED:
+        if snap.status == RefundStatus.SUCCEEDED and not self._receipt_sent_before(snap):
             await self._email(snap, "receipt")
         return snap
+
+    def _receipt_sent_before(self, snap: RefundSnapshot) -> bool:
+        """The buyer had their receipt when the refund first succeeded: a follow-up run that found it
+        refunded and leaves it so (finance paid it by hand; the processor's failure is not news) is silent."""
+        return self.refunded_as_found and workflow.patched(RECEIPT_ONCE_PATCH)
 
     def _unread_news(self, snap: RefundSnapshot) -> ProcessorUpdate | None:
         """Buffered processor news about this refund that the ledger's rule says still matters."""
@@ -350,6 +352,20 @@ class RefundWorkflow:
 
     # --- handlers -------------------------------------------------------------------------
 
+    @workflow.update(name="opened")
+    async def opened(self) -> RefundProgress:
+        """Answered once the ledger row is open, or with the ledger's refusal (its type): the API starts the
+        run with this update (update-with-start), so a 202 means the refund is under way and a loser of two
+        requests on one quote hears `amount-exceeds-refundable` or `quote-mismatch` at once."""
+        await workflow.wait_condition(lambda: self.snap is not None or self.refused is not None)
+        if self.snap is None and self.refused is not None:
+            raise ApplicationError(
+                self.refused.message,
+                type=self.refused.type or "refund-refused",
+                non_retryable=self.refused.non_retryable,
+            )
+        return self.progress()
+
     @workflow.update(name="processor_news")
     def processor_news(self, update: ProcessorUpdate) -> NewsReceipt:
         """Buffered by processor refund id (a webhook may arrive before we know the id) and read before the
@@ -439,6 +455,8 @@ class RefundWorkflow:
     def _publish(self, snap: RefundSnapshot) -> None:
         first = self.snap is None
         self.snap = snap
+        if snap.status != RefundStatus.SUCCEEDED:
+            self.refunded_as_found = False
         failure = (snap.failure_reason or "").split(":", 1)[0].strip()[:100] if snap.status == "refund-error" else ""
         pairs: list[SearchAttributeUpdate[Any]] = [
             REFUND_STATUS.value_set(snap.status),
@@ -453,6 +471,25 @@ class RefundWorkflow:
                 REFUND_CURRENCY.value_set(snap.currency),
             ]
         workflow.upsert_search_attributes(pairs)
+
+    async def _open(self, req: RefundInput) -> RefundSnapshot:
+        """The ledger row, written before any money moves: refused when the quote no longer holds."""
+        return await self._store(
+            RefundActivities.open_refund,
+            OpenRefund(
+                order_code=req.order_code,
+                kind=req.kind,
+                reason=req.reason,
+                ticket_ids=req.ticket_ids,
+                amount=req.amount,
+                currency=req.currency,
+                quote_hash=req.quote_hash,
+                refund_id=req.refund_id,
+                workflow_id=workflow.info().workflow_id,
+                actor=req.actor,
+                approval_threshold=req.approval_threshold,
+            ),
+        )
 
     async def _store(self, method: MethodAsyncSingleParam[Any, A, R], arg: A) -> R:
         return await workflow.execute_activity_method(

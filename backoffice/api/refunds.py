@@ -207,7 +207,9 @@ async def request_refund(
             )
         operation_id = f"refund/{code}/{key}"
         refund_id = "rf_" + hashlib.sha256(operation_id.encode()).hexdigest()[:16]
-        await st.operations.start(
+        # The 202 comes once the ledger row is open; a request that lost the race to another on the same
+        # quote hears the ledger's refusal now (409 amount-exceeds-refundable or quote-mismatch).
+        opened = await st.operations.start_with_update(
             RefundWorkflow.run,
             RefundInput(
                 order_code=code,
@@ -222,6 +224,7 @@ async def request_refund(
                 timing=timing,
                 approval_threshold=st.settings.refunds.approval_threshold,
             ),
+            RefundWorkflow.opened,
             operation_id=operation_id,
             search_attributes=[
                 SearchAttributePair(ORDER_ID, code),
@@ -239,6 +242,8 @@ async def request_refund(
             "refund_id": refund_id,
             "status_url": f"/operations/{operation_id}",
             "refund_url": f"/refunds/{refund_id}",
+            # "pending": no worker opened the ledger row in time; the run does when one comes.
+            "ledger": "opened" if opened is not None else "pending",
         }
 
     return await idempotent(st.store, request, who, body.model_dump(mode="json") | {"code": code}, act)

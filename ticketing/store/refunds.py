@@ -67,6 +67,10 @@ def _from_row(r: Any) -> Refund:
     )
 
 
+# The auditor's reads (ticketing/store/audit.py) build refunds from their rows the same way.
+refund_from_row = _from_row
+
+
 async def insert_refund(conn: AsyncConnection, refund: Refund) -> None:
     await conn.execute(refunds.insert().values(**_row(refund)))
 
