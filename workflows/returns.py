@@ -119,12 +119,13 @@ class ReturnWorkflow:
         if self._decision is not None:
             raise ApplicationError(f"the return was already {self._decision}d", type="return-decided")
 
-    async def _decide(self, decision: str, method: Any, step: ReturnStep) -> Any:
+    async def _decide(self, decision: str, method: Any, actor: str, reason: str) -> Any:
+        """Wait until the request is open (an update can come while it is still being recorded), then decide."""
         await workflow.wait_condition(lambda: self._state is not None)
         self._refuse_unless_open()
         self._decision = decision
         try:
-            done = await self._store(method, step)
+            done = await self._store(method, self._step(actor, reason=reason))
         except ApplicationError:
             self._decision = None
             raise
@@ -133,8 +134,8 @@ class ReturnWorkflow:
 
     @workflow.update
     async def approve(self, req: ReturnDecision) -> str:
-        self._plan = await self._decide("approve", ReturnActivities.approve_return,
-                                        self._step(req.actor, reason=req.reason or "return approved"))
+        self._plan = await self._decide("approve", ReturnActivities.approve_return, req.actor,
+                                        req.reason or "return approved")
         return self._plan.refund_id
 
     @approve.validator
@@ -144,8 +145,7 @@ class ReturnWorkflow:
     @workflow.update
     async def decline(self, req: ReturnDecision) -> ReturnState:
         self._decline_reason = req.reason
-        state: ReturnState = await self._decide("decline", ReturnActivities.decline_return,
-                                                self._step(req.actor, reason=req.reason))
+        state: ReturnState = await self._decide("decline", ReturnActivities.decline_return, req.actor, req.reason)
         self._state = state
         return state
 

@@ -47,6 +47,7 @@ from activities.contracts import (
     OpenPersonalisationRound,
     OpenRefund,
     OrderRef,
+    PaymentReminder,
     PersonalisationLinkEmail,
     PersonalisationRound,
     PrepareBulk,
@@ -54,12 +55,21 @@ from activities.contracts import (
     ReceiptEmail,
     RefundEmail,
     RefundSnapshot,
+    RefundToStart,
     RefundTransition,
     ReissueOutcome,
     ReissueTickets,
     ResendPlan,
+    ReservationState,
+    ReservationStep,
+    ReturnDeclinedEmail,
+    ReturnState,
+    ReturnStep,
     SettleRefund,
     SubmitRefund,
+    TransferOfferEmail,
+    TransferState,
+    TransferStep,
     VoidOutcome,
     VoidPayment,
 )
@@ -235,6 +245,68 @@ class Fakes:
     @activity.defn(name="notify_cancellation_batch")
     async def notify_cancellation_batch(self, batch: BulkBatch) -> BatchCounts:
         return await self.answer("notify_cancellation_batch", batch)
+
+    # --- issue 16's flows: transfers, imports, reservations, returns --------------------------
+
+    @activity.defn(name="open_transfer")
+    async def open_transfer(self, req: TransferStep) -> TransferState:
+        return await self.answer("open_transfer", req)
+
+    @activity.defn(name="accept_transfer")
+    async def accept_transfer(self, req: TransferStep) -> TransferState:
+        return await self.answer("accept_transfer", req)
+
+    @activity.defn(name="close_transfer")
+    async def close_transfer(self, req: TransferStep) -> TransferState:
+        return await self.answer("close_transfer", req)
+
+    @activity.defn(name="send_transfer_offer")
+    async def send_transfer_offer(self, req: TransferOfferEmail) -> DeliveryOutcome:
+        return await self.answer("send_transfer_offer", req)
+
+    @activity.defn(name="import_batch")
+    async def import_batch(self, req: BulkBatch) -> BatchCounts:
+        return await self.answer("import_batch", req)
+
+    @activity.defn(name="deliver_import_batch")
+    async def deliver_import_batch(self, req: BulkBatch) -> BatchCounts:
+        return await self.answer("deliver_import_batch", req)
+
+    @activity.defn(name="record_reservation_deadline")
+    async def record_reservation_deadline(self, req: ReservationStep) -> ReservationState:
+        return await self.answer("record_reservation_deadline", req)
+
+    @activity.defn(name="expire_reservation")
+    async def expire_reservation(self, req: ReservationStep) -> ReservationState:
+        return await self.answer("expire_reservation", req)
+
+    @activity.defn(name="pay_reservation")
+    async def pay_reservation(self, req: ReservationStep) -> ReservationState:
+        return await self.answer("pay_reservation", req)
+
+    @activity.defn(name="send_payment_reminder")
+    async def send_payment_reminder(self, req: PaymentReminder) -> DeliveryOutcome:
+        return await self.answer("send_payment_reminder", req)
+
+    @activity.defn(name="open_return")
+    async def open_return(self, req: ReturnStep) -> ReturnState:
+        return await self.answer("open_return", req)
+
+    @activity.defn(name="decline_return")
+    async def decline_return(self, req: ReturnStep) -> ReturnState:
+        return await self.answer("decline_return", req)
+
+    @activity.defn(name="approve_return")
+    async def approve_return(self, req: ReturnStep) -> RefundToStart:
+        return await self.answer("approve_return", req)
+
+    @activity.defn(name="settle_return")
+    async def settle_return(self, req: ReturnStep) -> ReturnState:
+        return await self.answer("settle_return", req)
+
+    @activity.defn(name="send_return_declined")
+    async def send_return_declined(self, req: ReturnDeclinedEmail) -> DeliveryOutcome:
+        return await self.answer("send_return_declined", req)
 
     def activities(self) -> list[Callable[..., Any]]:
         """Every fake, as bound methods a Worker registers."""

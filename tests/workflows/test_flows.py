@@ -1,0 +1,140 @@
+"""Issue 16's workflows on their own (fake activities): TransferTicket, ImportOrders, Reservation, ReturnRequest.
+
+Each test's run is also recorded for the replay corpus (`python -m tests.replay.record -k test_flows`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from activities.contracts import (
+    BatchCounts,
+    BulkRange,
+    BulkReport,
+    DeliveryOutcome,
+    RefundToStart,
+    ReservationState,
+    ReturnState,
+    TransferState,
+)
+from tests.workflows.fakes import Fakes, StandInRefund, running
+from ticketing.bulk import BulkKind
+from workflows.contracts import (
+    AcceptTransfer,
+    BulkInput,
+    ImportParams,
+    ReservationInput,
+    ReturnDecision,
+    ReturnInput,
+    TransferInput,
+)
+from workflows.importing import ImportOrdersWorkflow
+from workflows.reservation import ReservationWorkflow
+from workflows.returns import ReturnWorkflow
+from workflows.transfer import TransferTicketWorkflow
+
+SENT = DeliveryOutcome(message_id="m-1", status="sent", ticket_count=1)
+
+
+def _transfer(status: str, expires_at: datetime, **kw: str) -> TransferState:
+    return TransferState(transfer_id="x", order_code="ORD-1", event_id="ev-1", ticket_id="t1", status=status,
+                         expires_at=expires_at, **kw)
+
+
+async def test_transfer_expires_at_its_deadline(client: Client, fakes: Fakes, wf_id: str) -> None:
+    expires = datetime.now(UTC) + timedelta(days=7)
+    fakes.on("open_transfer", _transfer("offered", expires)).on("send_transfer_offer", SENT)
+    fakes.on("close_transfer", _transfer("expired", expires))
+    async with running(client, fakes, [TransferTicketWorkflow]) as queue:
+        result = await client.execute_workflow(
+            TransferTicketWorkflow.run, TransferInput(order_code="ORD-1", ticket_id="t1", actor="agent"),
+            id=wf_id, task_queue=queue,
+        )
+    assert result.status == "expired" and fakes.args("close_transfer")[0].status == "expired"
+
+
+async def test_transfer_accepted_delivers_the_new_ticket(
+    client: Client, env: WorkflowEnvironment, fakes: Fakes, wf_id: str
+) -> None:
+    expires = datetime.now(UTC) + timedelta(days=7)
+    fakes.on("open_transfer", _transfer("offered", expires)).on("send_transfer_offer", SENT)
+    fakes.on("accept_transfer", _transfer("accepted", expires, new_order_code="NEW-1", new_ticket_id="t9"))
+    fakes.on("deliver_tickets", SENT)
+    async with running(client, fakes, [TransferTicketWorkflow]) as queue:
+        with env.with_time_skipping_disabled():  # the recipient accepts well before the deadline
+            handle = await client.start_workflow(
+                TransferTicketWorkflow.run, TransferInput(order_code="ORD-1", ticket_id="t1", actor="agent"),
+                id=wf_id, task_queue=queue,
+            )
+            await fakes.wait_for("send_transfer_offer")
+            accepted = await handle.execute_update(TransferTicketWorkflow.accept, AcceptTransfer())
+        result = await handle.result()
+    assert accepted.status == "accepted" and (result.new_order_code, result.delivery) == ("NEW-1", "sent")
+    assert fakes.args("deliver_tickets")[0].order_code == "NEW-1"
+
+
+async def test_import_writes_every_batch(client: Client, fakes: Fakes, wf_id: str) -> None:
+    fakes.on("prepare_bulk", BulkRange(first=1, last=5, total=5))
+    fakes.on("import_batch", lambda b: BatchCounts(counts={"imported": b.last - b.first + 1}))
+    fakes.on("finish_bulk", BulkReport(bulk_id="bk_1", status="completed", counts={"imported": 5}, report_uri=None))
+    async with running(client, fakes, [ImportOrdersWorkflow]) as queue:
+        report = await client.execute_workflow(
+            ImportOrdersWorkflow.run,
+            BulkInput(bulk_id="bk_1", kind=BulkKind.IMPORT, event_id="ev-1", actor="ops",
+                      selection={"event_id": "ev-1"}, params=ImportParams(deliver=False), batch_size=2, window=2),
+            id=wf_id, task_queue=queue,
+        )
+    assert report.counts == {"imported": 5}
+    assert sum(b.last - b.first + 1 for b in fakes.args("import_batch")) == 5
+    assert fakes.queues("import_batch") == {"orders"} and "deliver_import_batch" not in fakes.names()
+
+
+async def test_unpaid_reservation_is_reminded_then_expires(client: Client, fakes: Fakes, wf_id: str) -> None:
+    state = ReservationState(order_code="ORD-1", event_id="ev-1", status="reserved", ticket_ids=["t1"])
+    fakes.on("record_reservation_deadline", state).on("send_payment_reminder", SENT)
+    fakes.on("expire_reservation", state.model_copy(update={"status": "expired"}))
+    async with running(client, fakes, [ReservationWorkflow]) as queue:
+        result = await client.execute_workflow(
+            ReservationWorkflow.run,
+            ReservationInput(order_code="ORD-1", actor="agent", deadline=datetime.now(UTC) + timedelta(days=5),
+                             reminder_hours=[72, 24]),
+            id=wf_id, task_queue=queue,
+        )
+    assert (result.status, result.reminders_sent) == ("expired", 2)
+    assert [r.sequence for r in fakes.args("send_payment_reminder")] == [1, 2]
+
+
+async def test_return_approved_runs_the_refund_then_returns(client: Client, fakes: Fakes, wf_id: str) -> None:
+    fakes.on("open_return", ReturnState(order_code="ORD-1", event_id="ev-1", status="return-requested"))
+    fakes.on("approve_return", RefundToStart(refund_id="rf_1", kind="full", amount=3500, currency="EUR",
+                                             quote_hash="h", reason="end:refunded", processor="stripe"))
+    fakes.on("settle_return", ReturnState(order_code="ORD-1", event_id="ev-1", status="returned"))
+    async with running(client, fakes, [ReturnWorkflow, StandInRefund]) as queue:
+        handle = await client.start_workflow(
+            ReturnWorkflow.run, ReturnInput(order_code="ORD-1", actor="buyer", reason="cannot come"),
+            id=wf_id, task_queue=queue,
+        )
+        await fakes.wait_for("open_return")
+        assert await handle.execute_update(ReturnWorkflow.approve, ReturnDecision(actor="finance")) == "rf_1"
+        result = await handle.result()
+    assert (result.status, result.refund_status) == ("returned", "refunded")
+    assert fakes.args("settle_return")[0].refund_status == "refunded"
+
+
+async def test_return_declined_tells_the_buyer(client: Client, fakes: Fakes, wf_id: str) -> None:
+    fakes.on("open_return", ReturnState(order_code="ORD-1", event_id="ev-1", status="return-requested"))
+    fakes.on("decline_return", ReturnState(order_code="ORD-1", event_id="ev-1", status="paid"))
+    fakes.on("send_return_declined", SENT)
+    async with running(client, fakes, [ReturnWorkflow]) as queue:
+        handle = await client.start_workflow(
+            ReturnWorkflow.run, ReturnInput(order_code="ORD-1", actor="agent", reason="cannot come"),
+            id=wf_id, task_queue=queue,
+        )
+        await fakes.wait_for("open_return")
+        await handle.execute_update(ReturnWorkflow.decline, ReturnDecision(actor="agent", reason="too late now"))
+        result = await handle.result()
+    assert (result.status, result.delivery) == ("declined", "sent")
+    assert fakes.args("send_return_declined")[0].reason == "too late now"
