@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
+from ticketing.bulk import BulkKind
+from ticketing.models import Processor, RefundKind
 from ticketing.reconciliation_records import ProcessorRefundStatus
 from ticketing.refund_ledger import ProcessorOutcome, RefundAction
+from ticketing.states import RefundStatus
+
+# The customer's receipt, or finance's notice of a failed or a waiting (manual) refund.
+RefundEmailKind = Literal["receipt", "refund-error", "manual-reminder"]
 
 
 class OrderRef(BaseModel):
@@ -40,7 +47,7 @@ class DeliveryOutcome(BaseModel):
 
 class OpenRefund(BaseModel):
     order_code: str
-    kind: str
+    kind: RefundKind
     reason: str
     ticket_ids: list[str] = []
     amount: int | None = None
@@ -58,8 +65,8 @@ class RefundSnapshot(BaseModel):
     refund_id: str
     order_code: str
     event_id: str
-    status: str
-    processor: str
+    status: RefundStatus
+    processor: Processor
     amount: int
     currency: str
     ticket_count: int
@@ -93,7 +100,7 @@ class SettleRefund(BaseModel):
 
 
 class SubmitRefund(BaseModel):
-    processor: str
+    processor: Processor
     payment_reference: str
     amount: int
     currency: str
@@ -102,7 +109,7 @@ class SubmitRefund(BaseModel):
 
 
 class FetchRefund(BaseModel):
-    processor: str
+    processor: Processor
     processor_refund_id: str
 
 
@@ -119,7 +126,7 @@ class RefundEmail(BaseModel):
     """A refund email: `receipt` to the customer, `refund-error` or `manual-reminder` to finance."""
 
     refund_id: str
-    kind: str
+    kind: RefundEmailKind
     operation_id: str
     sequence: int = 0
 
@@ -169,12 +176,12 @@ class RefundToStart(BaseModel):
     """The refund a cancellation asks for, priced on the cancelled order; the child re-quotes it."""
 
     refund_id: str
-    kind: str
+    kind: RefundKind
     amount: int
     currency: str
     quote_hash: str
     reason: str
-    processor: str
+    processor: Processor
 
 
 class CancelOutcome(BaseModel):
@@ -183,7 +190,7 @@ class CancelOutcome(BaseModel):
     whole_order: bool
     ticket_ids: list[str]
     payment_voided: bool
-    processor: str
+    processor: Processor
     payment_reference: str | None = None
     refund: str
     refund_refusal: str | None = None
@@ -191,7 +198,7 @@ class CancelOutcome(BaseModel):
 
 
 class VoidPayment(BaseModel):
-    processor: str
+    processor: Processor
     payment_reference: str
 
 
@@ -249,7 +256,7 @@ class ReissueOutcome(BaseModel):
 class PrepareBulk(BaseModel):
     bulk_id: str
     workflow_id: str
-    kind: str
+    kind: BulkKind
     event_id: str
     selection: dict[str, object]
     params: dict[str, object]
@@ -273,9 +280,26 @@ class BulkBatch(BaseModel):
     phase: str = "deliver"
 
 
+class FollowUp(BaseModel):
+    """A refund a cancellation batch handed over: it waits (confirmation, finance) in its own Refund run."""
+
+    refund_id: str
+    order_code: str
+    workflow_id: str
+
+
 class BatchCounts(BaseModel):
     counts: dict[str, int] = {}
-    follow_ups: list[str] = []
+    follow_ups: list[FollowUp] = []
+
+    @field_validator("follow_ups", mode="before")
+    @classmethod
+    def _recorded_as_text(cls, value: object) -> object:
+        """Histories recorded before the model carry `refund_id|order_code|workflow_id` strings."""
+        if not isinstance(value, list):
+            return value
+        keys = ("refund_id", "order_code", "workflow_id")
+        return [dict(zip(keys, v.split("|", 2), strict=True)) if isinstance(v, str) else v for v in value]
 
 
 class FinishBulk(BaseModel):

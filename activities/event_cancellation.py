@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio import activity
 
-from activities.contracts import BatchCounts, BulkBatch
+from activities.contracts import BatchCounts, BulkBatch, FollowUp
 from activities.deps import Deps
 from activities.errors import domain_errors
 from activities.pacing import Pacer
@@ -196,7 +196,8 @@ class EventCancellationActivities:
         # never returned their follow-ups, and the parent ignores a run that exists already.
         async with store.transaction() as conn:
             waiting = await refund_items_in_range(conn, batch.bulk_id, batch.first, batch.last, set(FOLLOW_UP))
-        return BatchCounts(counts=counts, follow_ups=["|".join(entry) for entry in waiting])
+        follow_ups = [FollowUp(refund_id=r, order_code=o, workflow_id=w) for r, o, w in waiting]
+        return BatchCounts(counts=counts, follow_ups=follow_ups)
 
     async def _one(self, job: _Job, item: Any) -> ItemStatus:
         opened = await self._open(job, item)

@@ -22,6 +22,19 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.deps import Deps
 from activities.pacing import Pacer
+from activities.reconciliation_contracts import (
+    BeginRun,
+    ClassifyResult,
+    ClassifyWindow,
+    FinishRun,
+    HealDone,
+    HealPage,
+    HealStep,
+    Recheck,
+    RunSummary,
+    StagePage,
+    StageResult,
+)
 from payment_adapters.base import ProcessorUnavailable
 from payment_adapters.reconciliation import ReconciliationSource
 from payment_adapters.registry import reconciliation_source
@@ -40,7 +53,6 @@ from ticketing.reconciliation_records import (
     BalanceEntry,
     Page,
     ProcessorRefundRecord,
-    ReconWindow,
     UndeliveredEvent,
 )
 from ticketing.refunds import late_failure_workflow_id
@@ -65,106 +77,6 @@ WINDOW_BOUND = frozenset(
     {DiscrepancyClass.MONEY_MOVEMENT, DiscrepancyClass.MISSING_IN_LEDGER, DiscrepancyClass.FOREIGN}
 )
 KINDS = ("refund", "balance", "event")
-
-
-# --- contracts (ids and counts only) ------------------------------------------------------------
-
-
-class BeginRun(BaseModel):
-    run_id: str
-    processor: Processor
-    window: ReconWindow
-    dry_run: bool
-
-
-class StagePage(BaseModel):
-    run_id: str
-    processor: Processor
-    window: ReconWindow
-    kind: str  # refund | balance | event
-    cursor: str | None = None
-    page_size: int = 100
-    max_pages: int = 50
-    rate_per_second: float = 20.0
-
-
-class StageResult(BaseModel):
-    cursor: str | None
-    done: bool
-    staged: int
-
-
-class ClassifyWindow(BaseModel):
-    run_id: str
-    pass_no: int
-    processor: Processor
-    window: ReconWindow
-    ages: Ages
-    page: int = 500
-    rate_per_second: float = 20.0
-
-
-class ClassifyResult(BaseModel):
-    new: int = 0
-    reopened: int = 0
-    seen: int = 0
-
-
-class HealPage(BaseModel):
-    run_id: str
-    pass_no: int
-    after: str = ""
-    limit: int = 50
-
-
-class HealStep(BaseModel):
-    """One idempotent step the workflow takes for an item; the data the start or signal needs."""
-
-    item_id: str
-    action: str  # signal-refund | start-late-failure | restart-refund | replay-event (+ route)
-    route: str | None = None
-    refund_id: str
-    order_code: str
-    workflow_id: str
-    attempt: int
-    processor_refund_id: str | None = None
-    processor_status: str | None = None
-    failure_reason: str | None = None
-    event_id: str | None = None
-    events: list[tuple[str, str]] = []  # (id, type) of every undelivered event the replay stands for
-
-
-class HealDone(BaseModel):
-    run_id: str
-    item_ids: list[str]
-    events: list[tuple[str, str]] = []  # (event id, type) replayed: recorded as seen, as the webhook does
-
-
-class Recheck(BaseModel):
-    run_id: str
-    pass_no: int
-    processor: Processor
-    ages: Ages
-    limit: int = 1000
-    rate_per_second: float = 20.0
-
-
-class FinishRun(BaseModel):
-    run_id: str
-    processor: Processor
-    window: ReconWindow
-    status: str
-    healed: int = 0
-    heal_failed: int = 0
-    resolved: int = 0
-    error: str | None = None
-
-
-class RunSummary(BaseModel):
-    counts: dict[str, int]
-    found: int
-    open_items: int
-    staged: dict[str, int]
 
 
 # --- helpers ------------------------------------------------------------------------------------

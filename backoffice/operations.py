@@ -30,7 +30,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.types import MethodAsyncSingleParam, MethodSyncOrAsyncNoParam, MethodSyncSingleParam
+from temporalio.types import MethodAsyncSingleParam, MethodSyncOrAsyncNoParam
 from temporalio.workflow import UpdateMethodMultiParam
 
 from ticketing.errors import ActionNotAllowed, NotFound
@@ -183,17 +183,13 @@ class Operations:
             raise
         return desc.status is WorkflowExecutionStatus.RUNNING
 
-    async def signal(self, operation_id: str, signal: MethodSyncSingleParam[W, A, None], arg: A) -> bool:
-        """Signal a running workflow; False when it has ended or never existed."""
-        return await self._signal(operation_id, lambda handle: handle.signal(signal, arg))
+    async def signal(self, operation_id: str, signal: MethodSyncOrAsyncNoParam[W, None]) -> bool:
+        """Signal a running workflow (pause, resume, cancel); False when it has ended or never existed.
 
-    async def signal_bare(self, operation_id: str, signal: MethodSyncOrAsyncNoParam[W, None]) -> bool:
-        """A signal without an argument (pause, resume, cancel)."""
-        return await self._signal(operation_id, lambda handle: handle.signal(signal))
-
-    async def _signal(self, operation_id: str, send: Any) -> bool:
+        Processor news goes by update (`offer`), so its sender learns whether a run took it.
+        """
         try:
-            await send(self.client.get_workflow_handle(operation_id))
+            await self.client.get_workflow_handle(operation_id).signal(signal)
         except RPCError as err:
             if _closed(err):
                 return False

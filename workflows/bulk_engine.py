@@ -83,7 +83,7 @@ class BulkEngine:
                     kind=inp.kind,
                     event_id=inp.event_id,
                     selection=inp.selection,
-                    params={**inp.params, "actor": inp.actor},
+                    params={**inp.params.model_dump(mode="json", exclude={"kind"}), "actor": inp.actor},
                     actor=inp.actor,
                     retry_of=inp.retry_of,
                 ),

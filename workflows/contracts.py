@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, model_validator
 
 # Defined once with the settings; the workflows' inputs carry it.
 from runtime.settings import RefundTiming as RefundTiming  # noqa: PLC0414 (a re-export)
+from ticketing.bulk import BulkKind, RefundPlan
+from ticketing.models import RefundKind
 from ticketing.refund_ledger import ProcessorOutcome
+from ticketing.states import RefundStatus
 
 
 class ResendRequest(BaseModel):
@@ -27,7 +31,7 @@ class RefundInput(BaseModel):
     order_code: str
     actor: str
     refund_id: str
-    kind: str = "full"
+    kind: RefundKind = RefundKind.FULL
     reason: str = ""
     ticket_ids: list[str] = []
     amount: int | None = None
@@ -66,7 +70,7 @@ class NewsReceipt(StrEnum):
 
 class RefundProgress(BaseModel):
     refund_id: str
-    status: str
+    status: RefundStatus
     attempt: int
     waiting_for: str
     failure_reason: str | None = None
@@ -75,7 +79,7 @@ class RefundProgress(BaseModel):
 class RefundResult(BaseModel):
     refund_id: str
     order_code: str
-    status: str
+    status: RefundStatus
     amount: int
     currency: str
     attempts: int
@@ -167,13 +171,34 @@ class BulkProgress(BaseModel):
     deferred_passes: int = 0
 
 
+class DeliveryParams(BaseModel):
+    """A bulk delivery: the tickets again, or a message with its subject and body."""
+
+    kind: Literal[BulkKind.DELIVERY] = BulkKind.DELIVERY
+    template: Literal["tickets", "message"] = "tickets"
+    subject: str | None = None
+    body: str | None = None
+
+
+class CancellationParams(BaseModel):
+    """An event cancellation: why, how much each order gets back, and whether buyers hear first."""
+
+    kind: Literal[BulkKind.EVENT_CANCELLATION] = BulkKind.EVENT_CANCELLATION
+    reason: str = "the event was cancelled"
+    refund: RefundPlan = RefundPlan()
+    notify: bool = True
+
+
+BulkParams = Annotated[DeliveryParams | CancellationParams, Field(discriminator="kind")]
+
+
 class BulkInput(BaseModel):
     bulk_id: str
-    kind: str
+    kind: BulkKind
     event_id: str
     actor: str
     selection: dict[str, object]
-    params: dict[str, object] = {}
+    params: BulkParams
     retry_of: str | None = None
     batch_size: int = 100
     window: int = 4
@@ -185,6 +210,14 @@ class BulkInput(BaseModel):
     progress: BulkProgress | None = None
     paused: bool = False
     refund_timing: RefundTiming = RefundTiming()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _params_of_kind(cls, data: Any) -> Any:
+        """The parameters are of the run's kind; runs recorded before the typed model carry a plain dict."""
+        if isinstance(data, dict) and isinstance(data.get("params", {}), dict):
+            data = {**data, "params": {**data.get("params", {}), "kind": data.get("kind")}}
+        return data
 
 
 class BulkView(BaseModel):

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts import BatchCounts, BulkReport
     from activities.event_cancellation import EventCancellationActivities
     from workflows.bulk_engine import BulkEngine
-    from workflows.contracts import BulkInput, RefundInput
+    from workflows.contracts import BulkInput, CancellationParams, RefundInput
     from workflows.refund import RefundWorkflow
 
 
@@ -32,14 +32,14 @@ class EventCancellationWorkflow(BulkEngine):
 
     @workflow.run
     async def run(self, inp: BulkInput) -> BulkReport:
-        if not inp.params.get("notify", True):
+        if isinstance(inp.params, CancellationParams) and not inp.params.notify:
             self.phases = ("cancel",)
         return await self.run_bulk(inp)
 
     async def after_batch(self, phase: str, result: BatchCounts) -> None:
         assert self.inp is not None
         for entry in result.follow_ups:
-            refund_id, order_code, workflow_id = entry.split("|", 2)
+            refund_id, order_code, workflow_id = entry.refund_id, entry.order_code, entry.workflow_id
             try:
                 await workflow.start_child_workflow(
                     RefundWorkflow.run,

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError, WorkflowAlreadyStartedError
+from temporalio.types import MethodAsyncSingleParam
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -56,6 +58,8 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = ["ReconcileInput", "ReconcileResult", "ReconcileWorkflow"]
 
+A = TypeVar("A")
+R = TypeVar("R")
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 KINDS = ("refund", "balance", "event")
 NEXT = {
@@ -306,7 +310,7 @@ class ReconcileWorkflow:
         )
         return summary
 
-    async def _activity(self, method, arg, *, long: bool = False):
+    async def _activity(self, method: MethodAsyncSingleParam[Any, A, R], arg: A, *, long: bool = False) -> R:
         return await workflow.execute_activity_method(
             method,
             arg,

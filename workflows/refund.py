@@ -10,11 +10,12 @@ webhook signal racing a durable poll timer, bounded by the business-day window.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
@@ -22,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         OpenRefund,
         ProcessorRefundView,
         RefundEmail,
+        RefundEmailKind,
         RefundSnapshot,
         RefundTransition,
         SettleRefund,
@@ -32,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.refunds import RefundActivities
     from ticketing import refund_ledger
     from ticketing.calendar import add_business_days
+    from ticketing.models import Processor
     from ticketing.reconciliation_records import ProcessorRefundStatus
     from ticketing.refund_ledger import ProcessorOutcome, RefundAction, Settlement
     from ticketing.states import RefundStatus
@@ -54,6 +57,9 @@ with workflow.unsafe.imports_passed_through():
         REFUND_STATUS,
     )
 
+A = TypeVar("A")
+R = TypeVar("R")
+
 # Runs recorded before the processor's answer was settled by one activity (`settle_refund`).
 SETTLE_PATCH = "refund-settle-activity"
 # Runs recorded before a run read its unread processor news before returning.
@@ -71,6 +77,7 @@ class RefundWorkflow:
         self.requested_by = ""
         self.attempt_started: datetime | None = None
         self.finance_notices = 0  # the attempt finance was last told of
+        self.ending = False  # the states are done with; a finance action now is too late
         self.closing = False
 
     # --- the run --------------------------------------------------------------------------
@@ -83,7 +90,7 @@ class RefundWorkflow:
             snap = await self._store(RefundActivities.get_refund_snapshot, req.existing_refund_id)
             self._publish(snap)
             # Finance paid a refund by hand because the processor's failed: that failure is not news.
-            if req.late_failure_reason and snap.status == "refunded" and snap.processor_refund_id:
+            if req.late_failure_reason and snap.status == RefundStatus.SUCCEEDED and snap.processor_refund_id:
                 news = ProcessorOutcome(
                     processor_refund_id=snap.processor_refund_id,
                     status=ProcessorRefundStatus.FAILED,
@@ -111,11 +118,14 @@ class RefundWorkflow:
         while True:
             snap = await self._drive(snap)
             # News that came while the run was ending (a failure webhook during the receipt) is acted on:
-            # the handlers finish, then the ledger's rule judges whatever is unread, until nothing is.
+            # the handlers finish (a finance action that came too late is refused), then the ledger's rule
+            # judges whatever is unread, until nothing is.
+            self.ending = True
             await workflow.wait_condition(workflow.all_handlers_finished)
             unread = self._unread_news(snap)
             if unread is None:
                 break
+            self.ending = False
             snap = await self._settle(snap, unread, actor="processor")
         self.closing = True  # no await from here to the return: later news is refused, so its sender acts
         self.waiting_for = ""
@@ -134,15 +144,15 @@ class RefundWorkflow:
         """Through the ledger's states until the refund is final or finance let it lie; the receipt last."""
         while True:
             status = snap.status
-            if status == "awaiting-approval":
+            if status is RefundStatus.AWAITING_APPROVAL:
                 snap = await self._await_approval(snap)
-            elif status == "awaiting-manual":
+            elif status is RefundStatus.AWAITING_MANUAL:
                 snap = await self._await_manual(snap)
-            elif status == "refunding":
+            elif status is RefundStatus.REFUNDING:
                 snap = await self._submit(snap)
-            elif status == "confirming-refund":
+            elif status is RefundStatus.CONFIRMING:
                 snap = await self._confirm(snap)
-            elif status == "refund-error":
+            elif status is RefundStatus.FAILED:
                 if self.finance_notices < snap.attempt:
                     self.finance_notices = snap.attempt
                     await self._email(snap, "refund-error")
@@ -152,7 +162,7 @@ class RefundWorkflow:
                 snap = next_snap
             else:
                 break
-        if snap.status == "refunded":
+        if snap.status == RefundStatus.SUCCEEDED:
             await self._email(snap, "receipt")
         return snap
 
@@ -339,12 +349,15 @@ class RefundWorkflow:
         """The same news as a signal: signal-with-start (a bulk hand-off) and runs signalled before the update."""
         self.updates[update.processor_refund_id] = update
 
-    def _status(self) -> str:
-        return self.snap.status if self.snap else "requested"
+    def _status(self) -> RefundStatus:
+        return self.snap.status if self.snap else RefundStatus.REQUESTED
 
     async def _finish_action(self) -> RefundProgress:
         target = self.actions_done + 1
-        await workflow.wait_condition(lambda: self.actions_done >= target)
+        await workflow.wait_condition(lambda: self.actions_done >= target or self.ending)
+        if self.actions_done < target:  # e.g. finance's mark as the wait for finance ran out: refused, not hung
+            self.pending_action = None
+            raise ApplicationError("the refund's run has ended and takes no more actions", type="operation-closed")
         return self.progress()
 
     @workflow.update(name="mark_refunded")
@@ -354,7 +367,7 @@ class RefundWorkflow:
 
     @mark_refunded.validator
     def _validate_mark(self, action: MarkRefunded) -> None:
-        if self._status() not in ("awaiting-manual", "refund-error"):
+        if self._status() not in (RefundStatus.AWAITING_MANUAL, RefundStatus.FAILED):
             raise ApplicationError(
                 f"a {self._status()} refund cannot be marked refunded", type="refund-not-markable"
             )
@@ -370,9 +383,9 @@ class RefundWorkflow:
 
     @retry.validator
     def _validate_retry(self, action: RetryRefund) -> None:
-        if self._status() != "refund-error":
+        if self._status() != RefundStatus.FAILED:
             raise ApplicationError(f"a {self._status()} refund cannot be retried", type="refund-not-retryable")
-        if self.snap and self.snap.processor != "stripe":
+        if self.snap and self.snap.processor != Processor.STRIPE:
             raise ApplicationError("only processor refunds can be retried", type="refund-not-retryable")
         if self.pending_action is not None:
             raise ApplicationError("another finance action is being applied", type="action-in-progress")
@@ -384,7 +397,7 @@ class RefundWorkflow:
 
     @approve.validator
     def _validate_approve(self, action: ApproveRefund) -> None:
-        if self._status() != "awaiting-approval":
+        if self._status() != RefundStatus.AWAITING_APPROVAL:
             raise ApplicationError(f"a {self._status()} refund needs no approval", type="refund-not-awaiting-approval")
         if action.actor == self.requested_by:
             raise ApplicationError(
@@ -421,7 +434,7 @@ class RefundWorkflow:
             ]
         workflow.upsert_search_attributes(pairs)
 
-    async def _store(self, method, arg):
+    async def _store(self, method: MethodAsyncSingleParam[Any, A, R], arg: A) -> R:
         return await workflow.execute_activity_method(
             method, arg, start_to_close_timeout=options.STORE_TIMEOUT, retry_policy=options.STORE_RETRY
         )
@@ -451,7 +464,7 @@ class RefundWorkflow:
         self._publish(new)
         return new
 
-    async def _email(self, snap: RefundSnapshot, kind: str, sequence: int = 0) -> None:
+    async def _email(self, snap: RefundSnapshot, kind: RefundEmailKind, sequence: int = 0) -> None:
         """Best effort: a notification that cannot be sent must not undo a refund."""
         try:
             await workflow.execute_activity_method(

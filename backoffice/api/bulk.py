@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 from temporalio.common import SearchAttributePair
 
 from backoffice.api.auth import ADMIN, SUPPORT
@@ -28,12 +28,13 @@ from ticketing.store.bulk import create_bulk, load_bulk, status_counts
 from ticketing.store.orders import load_event, load_time_slots
 from workflows.bulk_delivery import BulkDeliveryWorkflow
 from workflows.bulk_engine import BulkEngine
-from workflows.contracts import BulkInput
+from workflows.contracts import BulkInput, BulkParams, CancellationParams, DeliveryParams
 from workflows.event_cancellation import EventCancellationWorkflow
 from workflows.search_attributes import BULK_STATUS, EVENT_ID
 
 router = APIRouter(tags=["bulk"])
 StateDep = Annotated[AppState, Depends(state)]
+BULK_PARAMS: TypeAdapter[DeliveryParams | CancellationParams] = TypeAdapter(BulkParams)
 ActorDep = Annotated[str, Depends(actor)]
 
 
@@ -114,7 +115,7 @@ async def _start(
     kind: BulkKind,
     event_id: str,
     selection: Selection,
-    params: dict[str, Any],
+    params: DeliveryParams | CancellationParams,
     body: Any,
     prefix: str,
     scheduled_at: datetime | None = None,
@@ -148,7 +149,11 @@ async def _start(
                 kind=kind.value,
                 event_id=event_id,
                 workflow_id=operation_id,
-                params={"selection": selection.model_dump(mode="json"), **params, "actor": who},
+                params={
+                    "selection": selection.model_dump(mode="json"),
+                    **params.model_dump(mode="json", exclude={"kind"}),
+                    "actor": who,
+                },
                 created_by=who,
                 retry_of=retry_of,
                 status=BulkStatus.SCHEDULED if delay else BulkStatus.RUNNING,
@@ -203,11 +208,7 @@ async def deliver_to_event(
         unscanned_only=body.unscanned_only,
         audience=body.audience,
     )
-    params = {
-        "template": "tickets" if body.template == "tickets" else "message",
-        "subject": body.subject,
-        "body": body.body,
-    }
+    params = DeliveryParams(template=body.template, subject=body.subject, body=body.body)
     return await _start(
         st,
         request,
@@ -235,7 +236,7 @@ async def cancel_event(
     selection = Selection(
         event_id=event_id, time_slot_id=body.time_slot_id, statuses=[OrderStatus.PAID, OrderStatus.RESERVED]
     )
-    params = {"reason": body.reason, "refund": body.refund.model_dump(mode="json"), "notify": body.notify}
+    params = CancellationParams(reason=body.reason, refund=body.refund, notify=body.notify)
     return await _start(
         st,
         request,
@@ -284,7 +285,7 @@ async def _control(st: AppState, bulk_id: str, signal: Callable[[BulkEngine], No
         row = await load_bulk(conn, bulk_id)
     if row.status in (BulkStatus.COMPLETED.value, BulkStatus.CANCELLED.value):
         raise ActionNotAllowed(f"bulk operation {bulk_id} has ended ({row.status})", type="bulk-ended")
-    if not await st.operations.signal_bare(row.workflow_id, signal):
+    if not await st.operations.signal(row.workflow_id, signal):
         raise ActionNotAllowed(f"bulk operation {bulk_id} is not running", type="bulk-not-running")
     return await _bulk_state(st, bulk_id)
 
@@ -321,7 +322,8 @@ async def retry_failed(bulk_id: str, request: Request, st: StateDep, who: ActorD
         raise ActionNotAllowed("wait until the operation has finished", type="bulk-still-running")
     if not (counts.get("failed", 0) or counts.get("refund-error", 0)):
         raise ActionNotAllowed("nothing failed", type="nothing-to-retry")
-    params = {k: v for k, v in dict(row.params).items() if k not in ("selection", "actor")}
+    kept = {k: v for k, v in dict(row.params).items() if k not in ("selection", "actor")}
+    params = BULK_PARAMS.validate_python({**kept, "kind": row.kind})
     selection = Selection.model_validate(row.params["selection"])
     return await _start(
         st,

@@ -44,20 +44,43 @@ async def app(
         yield harness
 
 
-async def _waiting_in_refund_error(app: Harness, refund_url: str) -> dict[str, Any]:
-    """Poll the refund until it is in refund-error with its run waiting for finance."""
-    for _ in range(100):
+async def _refund_reaches(app: Harness, refund_url: str, status: str) -> dict[str, Any]:
+    """Poll the refund until it is in `status`."""
+    for _ in range(300):
         refund: dict[str, Any] = (await app.http.get(refund_url)).json()
-        if refund["status"] == "refund-error" and refund["waiting_for"]:
-            break
+        if refund["status"] == status:
+            return refund
         await asyncio.sleep(0.1)
-    assert refund["status"] == "refund-error" and refund["waiting_for"], refund
-    return refund
+    raise AssertionError(f"the refund never reached {status}: {refund}")
+
+
+async def _waiting_in_refund_error(app: Harness, refund_url: str, attempt: int = 1) -> dict[str, Any]:
+    """Poll the refund until it is in refund-error with its run waiting for finance (finance told).
+
+    The refund's `waiting_for` names what its status waits for even before the run got there, so
+    the run's own details say when it waits: the late-failure run's, if one took over, else the first's.
+    """
+    for _ in range(200):
+        refund: dict[str, Any] = (await app.http.get(refund_url)).json()
+        if refund["status"] == "refund-error" and refund["attempt"] == attempt:
+            for run in (late_failure_workflow_id(refund["id"], attempt), refund["operation_id"]):
+                view = await app.http.get(f"/operations/{run}")
+                if view.status_code == 200 and "waiting for finance" in (view.json().get("details") or ""):
+                    return refund
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the refund's run never waited for finance in refund-error: {refund}")
 
 
 async def _follow_up_ended(app: Harness, refund_id: str) -> None:
-    """Wait for the run that took over a refund Stripe failed after its first success."""
-    done = await app.wait_operation(late_failure_workflow_id(refund_id, 1))
+    """Wait for the run that took over a refund Stripe failed after its first success, if one did.
+
+    The failure comes 0.5 s after success: while the first run still sends the receipt, that run
+    takes the news and handles it itself; after it ended, the webhook starts the late-failure run.
+    """
+    follow_up = late_failure_workflow_id(refund_id, 1)
+    if (await app.http.get(f"/operations/{follow_up}")).status_code == 404:
+        return
+    done = await app.wait_operation(follow_up)
     assert done["status"] == "completed" and done["result"]["status"] == "refunded", done
 
 
@@ -152,8 +175,8 @@ async def test_refund_failure_then_finance_marks_it_refunded(app: Harness, strip
     assert marked.json()["status"] == "refunded" and marked.json()["manual_reference"] == "BANK-2026-0042"
     done = await app.wait_operation(started["operation_id"])
     assert done["result"]["status"] == "refunded"
-    # The card's refund "succeeds" first, so the failure is handled by the late-failure run, which
-    # sends the receipt after the mark: until it ends, a second mark meets it (refund-not-markable).
+    # The card's refund "succeeds" first; if the late-failure run handled the failure, it sends the
+    # receipt after the mark: until it ends, a second mark meets it (refund-not-markable).
     await _follow_up_ended(app, refund["id"])
     async with app.store.transaction() as conn:
         final = await load_order(conn, order.code)
@@ -216,11 +239,7 @@ async def test_retry_after_failure_uses_a_new_attempt(app: Harness, stripe: Stri
     retried = await app.http.post(f"{started['refund_url']}/retry", headers=finance_2)
     assert retried.status_code == 200, retried.text
     assert retried.json()["attempt"] == 2
-    for _ in range(100):
-        refund = (await app.http.get(started["refund_url"])).json()
-        if refund["status"] == "refund-error" and refund["attempt"] == 2 and refund["waiting_for"]:
-            break
-        await asyncio.sleep(0.1)
+    await _waiting_in_refund_error(app, started["refund_url"], attempt=2)
     keys = {r.idempotency_key for r in stripe.request_log if r.method == "POST" and r.path == "/v1/refunds"}
     assert len(keys) == 2  # a new idempotency key per attempt
     assert len(stripe_refunds_for(stripe, order.payment.reference)) == 2
@@ -393,6 +412,45 @@ async def test_succeeded_then_failed_later(app: Harness, stripe: StripeServer) -
             break
         await asyncio.sleep(0.1)
     assert [m["To"] for m in app.sink.messages].count("finance@ticketops.local") == 1
+    # The run had ended, so it refused the news and the webhook started the late-failure run.
+    follow_up = (await app.http.get(f"/operations/{late_failure_workflow_id(refund['id'], 1)}")).json()
+    assert follow_up["status"] == "running" and follow_up["workflow"] == "Refund", follow_up
+
+
+async def test_failure_during_the_receipt_is_handled_by_the_running_refund(
+    app: Harness, stripe: StripeServer
+) -> None:
+    """Issue 11's lost refund: the failure webhook arrives while the run sends the receipt (a slow relay).
+
+    The run takes the news by update and acts on it before it ends; it used to buffer it and return
+    `refunded`, while the webhook answered "signalled" and no late-failure run started.
+    """
+    order = await card_order(app, stripe)
+    app.sink.defer_recipients.add("ada@example.com")  # greylisted: the run stays in its last step
+    started = await request_refund(app, order.code, {"kind": "full", "reason": "customer request"})
+    await _refund_reaches(app, started["refund_url"], "refunded")
+    processor_id = stripe_refunds_for(stripe, order.payment.reference)[0]["id"]
+    stripe.force_refund_failure(processor_id, reason="expired_or_canceled_card")
+    for _ in range(100):
+        failed = [e["id"] for e in stripe.events("refund.failed")]
+        if failed and stripe.webhook_deliveries().get(failed[-1]) == "delivered":
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the stand-in never delivered refund.failed")
+    app.sink.defer_recipients.discard("ada@example.com")  # the receipt goes on its next retry
+
+    refund = await _waiting_in_refund_error(app, started["refund_url"])
+    assert refund["failure_reason"] == "expired_or_canceled_card"
+    # The original run took the news and owns the refund: no late-failure run was needed.
+    no_follow_up = await app.http.get(f"/operations/{late_failure_workflow_id(refund['id'], 1)}")
+    assert no_follow_up.status_code == 404, no_follow_up.text
+    assert (await app.http.get(f"/operations/{started['operation_id']}")).json()["status"] == "running"
+    async with app.store.transaction() as conn:
+        after = await load_order(conn, order.code)
+    assert after.refunded_total.amount == 0 and {t.state for t in after.tickets} == {TicketState.VALID}
+    await app.sink.wait_for_messages(2, timeout=30)
+    assert sorted(m["To"] for m in app.sink.messages) == ["ada@example.com", "finance@ticketops.local"]
 
 
 @pytest.mark.slow

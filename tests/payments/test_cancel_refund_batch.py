@@ -22,7 +22,7 @@ from temporalio.testing import ActivityEnvironment
 
 import activities.event_cancellation as ec
 from activities.bulk_common import BulkActivities
-from activities.contracts import BatchCounts, BulkBatch, PrepareBulk
+from activities.contracts import BatchCounts, BulkBatch, FollowUp, PrepareBulk
 from activities.deps import Deps
 from activities.event_cancellation import EventCancellationActivities
 from devtools.stripe_server.client import stripe_client
@@ -230,15 +230,15 @@ async def test_follow_ups_are_returned_again_by_a_retry_after_the_items_were_mar
     first = await _run(s)
     assert first.counts == {"refund-pending": 2}
     expected = sorted(
-        f"{ec.refund_id_for(ec.refund_workflow_id(o.code, s.bulk_id))}|{o.code}|"
-        f"{ec.refund_workflow_id(o.code, s.bulk_id)}"
+        (ec.refund_id_for(ec.refund_workflow_id(o.code, s.bulk_id)), o.code, ec.refund_workflow_id(o.code, s.bulk_id))
         for o in s.orders
     )
-    assert sorted(first.follow_ups) == expected
+    assert sorted((f.refund_id, f.order_code, f.workflow_id) for f in first.follow_ups) == expected
     # The attempt died after marking its items, before its result reached the workflow: a retry
     # finds nothing left to do, but still hands over the refunds that wait.
     again = await _run(s)
-    assert again.counts == {} and sorted(again.follow_ups) == expected
+    assert again.counts == {}
+    assert sorted((f.refund_id, f.order_code, f.workflow_id) for f in again.follow_ups) == expected
     assert len([r for r in stripe.refunds() if r["payment_intent"] in {o.payment.reference for o in s.orders}]) == 2
 
 
@@ -271,7 +271,7 @@ async def test_a_processor_refusal_is_booked_as_a_refund_error(store: Store, str
     counts = await _run(s)
     assert counts.counts == {"refunded": 1, "refund-error": 1}
     wid = ec.refund_workflow_id(refused.code, s.bulk_id)
-    assert counts.follow_ups == [f"{ec.refund_id_for(wid)}|{refused.code}|{wid}"]
+    assert counts.follow_ups == [FollowUp(refund_id=ec.refund_id_for(wid), order_code=refused.code, workflow_id=wid)]
     async with store.transaction() as conn:
         order = await load_order(conn, refused.code)
         refund = await find_refund_by_workflow(conn, wid)

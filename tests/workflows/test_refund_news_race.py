@@ -182,8 +182,7 @@ async def test_a_failure_that_arrives_during_the_receipt_is_acted_on(
 
         # Finance pays by hand; the run ends refunded, and now nothing is unread.
         marked = MarkRefunded(actor="finance-2", reference="B-1")
-        # The SDK types an async update's result as its coroutine.
-        await handle.execute_update(RefundWorkflow.mark_refunded, marked)  # type: ignore[unused-coroutine]
+        await handle.execute_update(RefundWorkflow.mark_refunded, marked)
         result = await handle.result()
         assert result.status == RefundStatus.SUCCEEDED and fake.snap.paid_manually
         assert fake.emails == ["receipt", "refund-error", "receipt"]
