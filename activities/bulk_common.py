@@ -26,6 +26,7 @@ from ticketing.store.bulk import (
     set_bulk,
     status_counts,
 )
+from ticketing.store.deliveries import DeliveryStatus, close_open_deliveries
 
 
 class BulkActivities:
@@ -75,6 +76,14 @@ class BulkActivities:
             if req.status == BulkStatus.CANCELLED:
                 await mark_pending_as(conn, req.bulk_id, ItemStatus.SKIPPED, "cancelled-by-operator")
             await fail_deferred(conn, req.bulk_id)
+            # The delivery log follows its items: nothing this operation claimed stays open.
+            await close_open_deliveries(
+                conn, DeliveryStatus.FAILED, "still deferred after every retry",
+                workflow_id=req.bulk_id, only=DeliveryStatus.DEFERRED,
+            )
+            await close_open_deliveries(
+                conn, DeliveryStatus.SKIPPED, f"not sent: the operation ended {req.status}", workflow_id=req.bulk_id
+            )
             counts = await status_counts(conn, req.bulk_id)
         buffer = io.StringIO()
         writer = csv.writer(buffer)

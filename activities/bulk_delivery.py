@@ -40,14 +40,21 @@ from activities.contracts import BatchCounts, BulkBatch
 from activities.deps import Deps
 from activities.errors import domain_errors
 from activities.pacing import Pacer
+from documents.branding import event_branding, reply_headers, sender_mailbox
 from documents.email_templates import render_email
-from documents.from_orders import ticket_document
+from documents.from_orders import ticket_document, tickets_email_context
 from documents.models import TicketDocument
 from email_providers.base import Attachment, OutgoingEmail, PermanentEmailError, TransientEmailError
 from ticketing.bulk import Audience, ItemStatus, Selection
 from ticketing.models import Event, Order, OrderEvent, Ticket, TicketType, TimeSlot
 from ticketing.store.bulk import ItemMark, items_in_range, load_bulk, mark_items, recipients_orders
-from ticketing.store.deliveries import DeliveryClaim, DeliveryStatus, claim_deliveries, mark_deliveries
+from ticketing.store.deliveries import (
+    DeliveryClaim,
+    DeliveryStatus,
+    claim_deliveries,
+    close_open_deliveries,
+    mark_deliveries,
+)
 from ticketing.store.group_commit import GroupCommit
 from ticketing.store.orders import append_histories, load_event, load_orders, load_ticket_types, load_time_slots
 
@@ -57,6 +64,8 @@ log = structlog.get_logger(__name__)
 # Records wait this long for others to share their transaction. Sends do not wait for it (a
 # send's connection is free again before its record is written), so it costs no throughput.
 LINGER = 0.005
+
+NOTHING_LEFT = "no-valid-tickets-any-more"
 
 
 def bulk_message_id(bulk_id: str, key: str, template: str) -> str:
@@ -228,7 +237,10 @@ class BulkDeliveryActivities:
                 if prior.get(r.message_id) is DeliveryStatus.SENT:
                     marks.append(ItemMark(r.item_id, ItemStatus.SENT, message_id=r.message_id))
                 elif not r.orders:
-                    marks.append(ItemMark(r.item_id, ItemStatus.SKIPPED, reason="no-valid-tickets-any-more"))
+                    marks.append(ItemMark(r.item_id, ItemStatus.SKIPPED, reason=NOTHING_LEFT))
+            # An earlier attempt may have claimed a recipient whose tickets are gone now: close its row.
+            gone = [r.message_id for r in candidates if not r.orders]
+            await close_open_deliveries(conn, DeliveryStatus.SKIPPED, NOTHING_LEFT, message_ids=gone)
             await mark_items(conn, marks)
         counts.update(m.status.value for m in marks)
         done = {m.item_id for m in marks}
@@ -257,42 +269,38 @@ class BulkDeliveryActivities:
             name = tickets[0][0].personalisation.name
         codes = ", ".join(o.code for o in recipient.orders)
         attachments: list[Attachment] = []
+        context: dict[str, object]
+        event = loaded.event
         if loaded.template == "tickets":
             docs = [doc for _, doc in tickets]
             attachments = [
-                Attachment(filename=f"ticket-{d.ticket_id}.pdf", content_type="application/pdf", data=pdfs[d.ticket_id])
+                Attachment(
+                    filename=f"ticket-{d.ticket_code}.pdf", content_type="application/pdf", data=pdfs[d.ticket_id]
+                )
                 for d in docs
             ]
-            event = loaded.event
-            rendered = render_email(
-                "tickets",
-                {
-                    "event_name": event.name,
-                    "event_starts_at": event.starts_at,
-                    "venue": event.venue,
-                    "order_code": codes,
-                    "buyer_name": name,
-                    "tickets": [d.model_dump() for d in docs],
-                },
-            )
+            template, context = "tickets", tickets_email_context(event, codes, name, docs)
         else:
-            rendered = render_email(
-                "custom_message",
-                {
-                    "subject": loaded.params.get("subject", ""),
-                    "body": loaded.params.get("body", ""),
-                    "buyer_name": name,
-                    "order_code": codes,
-                },
-            )
+            template = "custom_message"
+            context = {
+                "subject": loaded.params.get("subject", ""),
+                "body": loaded.params.get("body", ""),
+                "buyer_name": name,
+                "order_code": codes,
+                "event_name": event.name,
+                "event_starts_at": _when(event, [doc for _, doc in tickets]),
+            }
+        brand = event_branding(event, self.deps.settings.email)
+        rendered = render_email(template, context, brand)
         return OutgoingEmail(
             message_id=recipient.message_id,
-            sender=self.deps.settings.email.sender,
+            sender=sender_mailbox(brand, self.deps.settings.email.sender),
             to=[recipient.key],
             subject=rendered.subject,
             text=rendered.text,
             html=rendered.html,
             attachments=attachments,
+            headers=reply_headers(brand),
         )
 
     async def _send(
@@ -317,7 +325,7 @@ class BulkDeliveryActivities:
             reason = str(err)[:500]
             if err.recipient:  # this mailbox only: the others go on, this one waits for a retry pass
                 deferred = ItemMark(recipient.item_id, ItemStatus.DEFERRED, reason)
-                await commits.record(_Record(mid, DeliveryStatus.QUEUED, reason, deferred))
+                await commits.record(_Record(mid, DeliveryStatus.DEFERRED, reason, deferred))
                 return ItemStatus.DEFERRED.value
             await commits.record(_Record(mid, DeliveryStatus.QUEUED, reason, None))
             log.warning("bulk.send_failed_transient", bulk_id=loaded.bulk_id, item=recipient.item_id, code=err.code)
@@ -340,3 +348,9 @@ class BulkDeliveryActivities:
         sent = ItemMark(recipient.item_id, ItemStatus.SENT, message_id=mid)
         await commits.record(_Record(mid, DeliveryStatus.SENT, None, sent, history))
         return ItemStatus.SENT.value
+
+
+def _when(event: Event, docs: list[TicketDocument]) -> datetime:
+    """A message about tickets names their time (their slot's) when they share one, else the event's."""
+    times = {d.event_starts_at for d in docs}
+    return times.pop() if len(times) == 1 else event.starts_at

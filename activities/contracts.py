@@ -13,8 +13,8 @@ from ticketing.reconciliation_records import ProcessorRefundStatus
 from ticketing.refund_ledger import ProcessorOutcome, RefundAction
 from ticketing.states import RefundStatus
 
-# The customer's receipt, or finance's notice of a failed or a waiting (manual) refund.
-RefundEmailKind = Literal["receipt", "refund-error", "manual-reminder"]
+# The customer's receipt or notice of a refund that failed later, or finance's notice of a failed or a waiting refund.
+RefundEmailKind = Literal["receipt", "failed-later", "refund-error", "manual-reminder"]
 
 
 class OrderRef(BaseModel):
@@ -123,7 +123,7 @@ class ProcessorRefundView(BaseModel):
 
 
 class RefundEmail(BaseModel):
-    """A refund email: `receipt` to the customer, `refund-error` or `manual-reminder` to finance."""
+    """A refund email: `receipt` or `failed-later` to the customer, `refund-error` or `manual-reminder` to finance."""
 
     refund_id: str
     kind: RefundEmailKind
@@ -286,6 +286,7 @@ class FollowUp(BaseModel):
     refund_id: str
     order_code: str
     workflow_id: str
+    summary: str | None = None  # the Refund run's summary: order and amount, no personal data (shown unencrypted)
 
 
 class BatchCounts(BaseModel):

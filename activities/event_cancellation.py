@@ -38,6 +38,7 @@ from ticketing.models import Event, Order, OrderEvent, Refund
 from ticketing.policies.actions import Refusal
 from ticketing.reconciliation_records import ProcessorRefundStatus
 from ticketing.refund_ledger import ProcessorOutcome, RefundAction
+from ticketing.refunds import refund_summary
 from ticketing.states import OrderStatus, RefundStatus
 from ticketing.store.bulk import items_in_range, load_bulk, mark_item
 from ticketing.store.deliveries import DeliveryStatus, claim_delivery, mark_delivery
@@ -196,7 +197,16 @@ class EventCancellationActivities:
         # never returned their follow-ups, and the parent ignores a run that exists already.
         async with store.transaction() as conn:
             waiting = await refund_items_in_range(conn, batch.bulk_id, batch.first, batch.last, set(FOLLOW_UP))
-        follow_ups = [FollowUp(refund_id=r, order_code=o, workflow_id=w) for r, o, w in waiting]
+        then = f"handed over by event cancellation {batch.bulk_id}"
+        follow_ups = [
+            FollowUp(
+                refund_id=refund_id,
+                order_code=code,
+                workflow_id=workflow_id,
+                summary=refund_summary(amount, code, tickets, kind, then=then),
+            )
+            for refund_id, code, workflow_id, amount, tickets, kind in waiting
+        ]
         return BatchCounts(counts=counts, follow_ups=follow_ups)
 
     async def _one(self, job: _Job, item: Any) -> ItemStatus:

@@ -15,12 +15,11 @@ from temporalio import activity
 from activities.contracts import DeliveryOutcome, PersonalisationLinkEmail, ReceiptEmail
 from activities.delivery import DeliveryActivities
 from activities.errors import domain_errors
-from documents.email_templates import render_email
 from documents.from_orders import receipt_document
 from documents.receipt_pdf import render_receipt_pdf
 from email_providers.base import Attachment, OutgoingEmail
 from ticketing.errors import ActionNotAllowed
-from ticketing.models import Order, OrderEvent
+from ticketing.models import Event, Order, OrderEvent
 from ticketing.personalisation_tokens import LinkClaims, SupersededLink, make_token
 from ticketing.policies.actions import receipt_refusal
 from ticketing.store.orders import load_event, load_order, load_ticket_types
@@ -36,20 +35,16 @@ def _recipient(order: Order) -> str:
 
 class OrderEmailActivities(DeliveryActivities):
     def _builder(
-        self, recipient: str, template: str, context: dict[str, object], attach: Callable[[], Attachment] | None = None
+        self,
+        recipient: str,
+        template: str,
+        context: dict[str, object],
+        event: Event,
+        attach: Callable[[], Attachment] | None = None,
     ) -> Callable[[str], Awaitable[OutgoingEmail]]:
         async def build(mid: str) -> OutgoingEmail:
-            rendered = render_email(template, context)
             attachments = [await asyncio.to_thread(attach)] if attach else []
-            return OutgoingEmail(
-                message_id=mid,
-                sender=self.deps.settings.email.sender,
-                to=[recipient],
-                subject=rendered.subject,
-                text=rendered.text,
-                html=rendered.html,
-                attachments=attachments,
-            )
+            return self._email(mid, recipient, template, context, event, attachments)
 
         return build
 
@@ -79,7 +74,7 @@ class OrderEmailActivities(DeliveryActivities):
             kind="personalisation-link",
             recipient=recipient,
             document=f"personalisation-link:{req.round}",
-            build=self._builder(recipient, "personalisation_link", context),
+            build=self._builder(recipient, "personalisation_link", context, event),
             history=OrderEvent(
                 type="personalisation-link-sent",
                 actor=req.actor,
@@ -121,7 +116,7 @@ class OrderEmailActivities(DeliveryActivities):
             kind="payment-receipt",
             recipient=recipient,
             document="payment-receipt",
-            build=self._builder(recipient, "payment_receipt", context, attach),
+            build=self._builder(recipient, "payment_receipt", context, event, attach),
             history=OrderEvent(
                 type="receipt-sent", actor=req.actor, at=datetime.now(UTC), data={"operation_id": req.operation_id}
             ),

@@ -38,6 +38,7 @@ from activities.reconciliation_contracts import (
 from payment_adapters.base import ProcessorUnavailable
 from payment_adapters.reconciliation import ReconciliationSource
 from payment_adapters.registry import reconciliation_source
+from ticketing.audit import compare_totals, processor_refunded_totals
 from ticketing.models import Order, Processor, Refund
 from ticketing.reconciliation.classify import (
     PAYING,
@@ -495,7 +496,7 @@ class ReconciliationActivities:
     @activity.defn(name="finish_reconciliation")
     async def finish_reconciliation(self, req: FinishRun) -> RunSummary:
         """Counts per class (the window's report), totals per currency, and the run's end."""
-        processor_totals: dict[str, int] = {}
+        entries: list[BalanceEntry] = []
         after = ""
         async with self.deps.store.read() as conn:
             staged = await recon_store.staged_counts(conn, req.run_id)
@@ -503,21 +504,10 @@ class ReconciliationActivities:
                 rows = await recon_store.staged_page(conn, req.run_id, "balance", after=after, limit=1000)
                 if not rows:
                     break
-                for d in rows:
-                    entry = BalanceEntry(**d)
-                    if entry.type in ("refund", "refund_failure"):
-                        # A refund takes money out (negative); the figure is what went back to buyers.
-                        processor_totals[entry.currency] = processor_totals.get(entry.currency, 0) - entry.amount
+                entries += [BalanceEntry(**d) for d in rows]
                 after = rows[-1]["id"]
             ledger_totals = await ledger_refunded_totals(conn, req.processor, req.window.start, req.window.end)
-        totals = {
-            cur: {
-                "processor": processor_totals.get(cur, 0),
-                "ledger": ledger_totals.get(cur, 0),
-                "difference": processor_totals.get(cur, 0) - ledger_totals.get(cur, 0),
-            }
-            for cur in sorted(set(processor_totals) | set(ledger_totals))
-        }
+        totals = compare_totals(processor_refunded_totals(entries), ledger_totals)
         async with self.deps.store.transaction() as conn:
             counts = await recon_store.count_items(conn, run_id=req.run_id)
             open_items = sum(

@@ -17,10 +17,12 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -33,6 +35,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.types import MethodAsyncSingleParam, MethodSyncOrAsyncNoParam
 from temporalio.workflow import UpdateMethodMultiParam
 
+from runtime.codec import PublicText
 from ticketing.errors import ActionNotAllowed, NotFound
 
 # A query needs a worker; when none polls, answer without the live details rather than hang.
@@ -67,6 +70,9 @@ class OperationView(BaseModel):
 
 
 class Operations:
+    # How long a request waits for a workflow's first step (`start_with_update`) before answering without it.
+    update_wait = 20.0
+
     def __init__(self, client: Client, orders_queue: str) -> None:
         self.client = client
         self.orders_queue = orders_queue
@@ -95,13 +101,74 @@ class Operations:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 search_attributes=TypedSearchAttributes(search_attributes or []),
-                static_summary=summary,
+                # Summaries name ids and amounts only: stored in plaintext for every Web UI user.
+                static_summary=PublicText(summary) if summary else None,
                 memo=memo,
                 start_delay=start_delay,
                 start_signal=start_signal[0] if start_signal else None,
                 start_signal_args=[start_signal[1]] if start_signal else [],
             )
         return operation_id
+
+    async def start_with_update(
+        self,
+        run: MethodAsyncSingleParam[W, A, Any],
+        arg: A,
+        update: UpdateMethodMultiParam[[W], R],
+        *,
+        operation_id: str,
+        search_attributes: list[SearchAttributePair[Any]] | None = None,
+        summary: str | None = None,
+        memo: dict[str, Any] | None = None,
+    ) -> R | None:
+        """Start the workflow with an update that answers once it has done its first step (update-with-start);
+        the update's refusal comes back as a domain error. None when that step is not confirmed: the run ran
+        already under this id and did not fail (its refusal when it did), or no worker answered within
+        `update_wait` seconds but the run started."""
+        from temporalio.exceptions import WorkflowAlreadyStartedError
+
+        start = WithStartWorkflowOperation(
+            run,
+            arg,
+            id=operation_id,
+            task_queue=self.orders_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes(search_attributes or []),
+            static_summary=summary,
+            memo=memo,
+        )
+        try:
+            result: R = await asyncio.wait_for(
+                self.client.execute_update_with_start_workflow(update, start_workflow_operation=start),
+                timeout=self.update_wait,
+            )
+            return result
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            # No worker answered in time (all down, or the queue far behind): the run stands if it started,
+            # and does its first step when a worker comes; the caller says so rather than hang.
+            if await self.exists(operation_id):
+                return None
+            raise
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.non_retryable:
+                raise ActionNotAllowed(cause.message, type=cause.type or "update-refused") from err
+            raise
+        except WorkflowAlreadyStartedError:
+            view = await self.view(operation_id)
+            if view.error is not None and view.status == "failed":
+                raise ActionNotAllowed(view.error.detail, type=view.error.type) from None
+            return None
+
+    async def exists(self, operation_id: str) -> bool:
+        try:
+            await self.client.get_workflow_handle(operation_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
 
     async def view(self, operation_id: str) -> OperationView:
         handle = self.client.get_workflow_handle(operation_id)

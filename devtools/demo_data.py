@@ -48,7 +48,8 @@ from ticketing.store.engine import Store
 from ticketing.store.orders import adjust_inventory, insert_event, insert_order, save_order
 from ticketing.store.tables import events as events_table
 
-CreatePayment = Callable[[Money, str], Awaitable[str]]
+# (amount, description) -> (the processor's payment id, the card's last four digits if it knows them)
+CreatePayment = Callable[[Money, str], Awaitable[tuple[str, str | None]]]
 ACTOR = "demo-seed"
 
 FIRST_NAMES = (
@@ -189,7 +190,14 @@ def _shows(now: datetime, scale: int) -> dict[str, _Show]:
         venue="Dunes Park",
         starts_at=festival_at,
         currency="EUR",
-        policy=EventPolicy(refund_booking_fees=False, allow_item_cancellation=True),
+        # Its own organiser in the buyers' emails (sender name, colour, reply-to); the others use the defaults.
+        policy=EventPolicy(
+            refund_booking_fees=False,
+            allow_item_cancellation=True,
+            organiser_name="Dunes Open Air",
+            brand_colour="#b45309",
+            reply_to="crew@dunes-open-air.example",
+        ),
     )
     picnic = Event(
         id="evt_demo_picnic",
@@ -412,10 +420,12 @@ async def seed_demo(
     planned = [(n, o) for n in range(orders) if (o := planner.order(n, references))]
     festival = shows["festival"].event
     planned = [(n, planner.scanned(o, festival.starts_at) if o.event_id == festival.id else o) for n, o in planned]
-    references.update(await _processor_payments(planned, create_payment))
+    paid = await _processor_payments(planned, create_payment)
+    references.update({n: ref for n, (ref, _) in paid.items()})
     final = []
     for n, order in planned:
-        payment = order.payment.model_copy(update={"reference": references.get(n)})
+        last4 = paid[n][1] if n in paid and order.payment.method is PaymentMethod.CARD else None
+        payment = order.payment.model_copy(update={"reference": references.get(n), "card_last4": last4})
         final.append(order.model_copy(update={"payment": payment}))
     async with store.transaction() as conn:
         if await _has_events(conn):  # someone else seeded meanwhile
@@ -435,8 +445,10 @@ async def seed_demo(
     )
 
 
-async def _processor_payments(planned: list[tuple[int, Order]], create_payment: CreatePayment | None) -> dict[int, str]:
-    """Processor references of settled card and wallet orders, eight requests at a time."""
+async def _processor_payments(
+    planned: list[tuple[int, Order]], create_payment: CreatePayment | None
+) -> dict[int, tuple[str, str | None]]:
+    """Processor references (and card digits) of settled card and wallet orders, eight requests at a time."""
     wanted = [
         (n, o)
         for n, o in planned
@@ -444,15 +456,15 @@ async def _processor_payments(planned: list[tuple[int, Order]], create_payment: 
         and o.payment.status is PaymentStatus.SUCCEEDED
     ]
     if create_payment is None:
-        return {n: f"pi_demo_{n + 1}" for n, _ in wanted}
+        return {n: (f"pi_demo_{n + 1}", "4242") for n, _ in wanted}
     gate = asyncio.Semaphore(8)
 
-    async def one(order: Order) -> str:
+    async def one(order: Order) -> tuple[str, str | None]:
         async with gate:
             return await create_payment(order.payment.amount, f"ticketops demo order {order.code}")
 
     found = await asyncio.gather(*(one(o) for _, o in wanted))
-    return {n: ref for (n, _), ref in zip(wanted, found, strict=True)}
+    return {n: paid for (n, _), paid in zip(wanted, found, strict=True)}
 
 
 async def _write(conn: AsyncConnection, shows: dict[str, _Show], orders: list[Order]) -> None:

@@ -6,6 +6,11 @@ started again on the same port to simulate an outage. The server runs in its own
 (aiosmtpd's Controller), so it answers even while the caller's event loop is blocked.
 
     python -m devtools.smtp_sink --dir var/mail --port 1025
+
+Fault switches of a running sink process (the soak's, or by hand), by signal:
+  SIGUSR1  the relay goes down (stops listening, drops connections); again: back up.
+  SIGUSR2  recipients matching `--defer-matching REGEX` get 451 (greylisted); again: accepted.
+Each switch prints a line with its new state.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import email
 import email.policy
 import itertools
 import os
+import re
 import signal
 import ssl
 import threading
@@ -53,7 +59,7 @@ class _Handler:
     ) -> str:
         if address.lower() in self._sink.fail_recipients:
             return "550 5.1.1 Recipient address rejected: unknown user"
-        if address.lower() in self._sink.defer_recipients:
+        if address.lower() in self._sink.defer_recipients or self._sink.deferring(address):
             return "451 4.7.1 Greylisted: try again later"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
@@ -103,6 +109,8 @@ class SmtpSink:
         self.port = port
         self.fail_recipients = {address.lower() for address in fail_recipients or set()}
         self.defer_recipients: set[str] = set()  # answered 451 (greylisting) until removed
+        self.defer_pattern: re.Pattern[str] | None = None  # with `defer_on`, matching recipients get 451
+        self.defer_on = False
         self.require_auth = require_auth
         self.tls_context = tls_context
         self.deliveries: list[Delivery] = []
@@ -130,6 +138,9 @@ class SmtpSink:
             assert isinstance(parsed, EmailMessage)
             self._parsed.append(parsed)
         return list(self._parsed)
+
+    def deferring(self, address: str) -> bool:
+        return self.defer_on and self.defer_pattern is not None and bool(self.defer_pattern.search(address.lower()))
 
     @property
     def running(self) -> bool:
@@ -211,12 +222,38 @@ class SmtpSink:
 
 async def _serve(args: argparse.Namespace) -> None:
     sink = SmtpSink(Path(args.dir), host=args.host, port=args.port, fail_recipients=set(args.fail_recipient))
+    if args.defer_matching:
+        sink.defer_pattern = re.compile(args.defer_matching)
     await sink.start()
     print(f"SMTP sink on {sink.host}:{sink.port}, writing to {sink.directory}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    switching = asyncio.Lock()
+
+    async def toggle_relay() -> None:
+        async with switching:
+            if sink.running:
+                await sink.stop()
+                print("fault: relay down", flush=True)
+            else:
+                await sink.start()
+                print("fault: relay up", flush=True)
+
+    def toggle_defer() -> None:
+        sink.defer_on = not sink.defer_on
+        print(f"fault: deferring {args.defer_matching!r}: {'on' if sink.defer_on else 'off'}", flush=True)
+
+    tasks: set[asyncio.Task[None]] = set()
+
+    def relay_signal() -> None:
+        task = loop.create_task(toggle_relay())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_signal_handler(signal.SIGUSR1, relay_signal)
+    loop.add_signal_handler(signal.SIGUSR2, toggle_defer)
     try:
         await stop.wait()
     finally:
@@ -229,6 +266,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025, help="0 picks a free port")
     parser.add_argument("--fail-recipient", action="append", default=[], help="refuse this address with 550")
+    parser.add_argument("--defer-matching", help="regex: matching recipients get 451 while SIGUSR2 has deferral on")
     asyncio.run(_serve(parser.parse_args()))
 
 

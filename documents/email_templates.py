@@ -8,8 +8,9 @@ values must still be passed, as None.
 Context of each template (`*_display`, totals and amounts are formatted money strings;
 datetimes are printed in their own timezone):
 
-- tickets: order_code, event_name, event_starts_at, venue|None, buyer_name|None,
-  tickets: [{ticket_type, holder_name|None, time_slot_label|None, ticket_id}]
+- tickets: order_code, event_name, event_starts_at|None (None: the tickets' times differ, each
+  ticket line shows its own), venue|None, buyer_name|None,
+  tickets: [{ticket_type, holder_name|None, time_slot_label|None, ticket_code, event_starts_at}]
 - refund_receipt: order_code, event_name, buyer_name|None, refund_total, payment_method,
   lines: [{description, amount_display}], expected_arrival|None ("5 to 10 business days")
 - cancellation: order_code, event_name, event_starts_at, buyer_name|None, reason|None,
@@ -25,7 +26,12 @@ datetimes are printed in their own timezone):
   by_class: [{kind, count}], totals: [{currency, processor_display, ledger_display,
   difference_display}], report_csv, report_json
 - custom_message: subject, body (plain text; blank lines separate paragraphs),
-  buyer_name|None, order_code|None
+  buyer_name|None, order_code|None, event_name, event_starts_at
+- refund_failed: order_code, event_name, buyer_name|None, refund_total, payment_method,
+  reason (in a buyer's words), tickets_valid_again (bool)
+
+Every template also gets `brand` (documents.branding.Branding: name, colour, reply_to),
+passed apart from the context so that callers cannot forget it.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup, escape
 from pydantic import BaseModel, ConfigDict
 
+from documents.branding import Branding
 from documents.formatting import format_date, format_datetime
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -52,6 +59,7 @@ TEMPLATES: tuple[str, ...] = (
     "finance_manual_refund_reminder",
     "custom_message",
     "finance_reconciliation",
+    "refund_failed",
 )
 
 
@@ -90,10 +98,11 @@ def _environment() -> Environment:
     return env
 
 
-def render_email(template: str, context: dict[str, Any]) -> RenderedEmail:
+def render_email(template: str, context: dict[str, Any], brand: Branding | None = None) -> RenderedEmail:
     """Render `template` (one of TEMPLATES) with `context` into subject, text and HTML."""
     if template not in TEMPLATES:
         raise ValueError(f"unknown email template {template!r}; known: {', '.join(TEMPLATES)}")
+    context = {**context, "brand": brand or Branding()}
     env = _environment()
     text_module = env.get_template(f"{template}.txt").make_module(context)
     html = env.get_template(f"{template}.html").render(context)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from documents.models import ReceiptDocument, ReceiptLine, TicketDocument
-from ticketing.models import Event, Order, Refund, Ticket, TicketType, TimeSlot
+from ticketing.models import Event, Order, PaymentMethod, Refund, Ticket, TicketType, TimeSlot
 from ticketing.money import Money, total
 from ticketing.states import RefundStatus
 
@@ -22,6 +22,7 @@ def ticket_document(
     return TicketDocument(
         order_code=order.code,
         ticket_id=ticket.id,
+        ticket_code=order.ticket_code(ticket.id),
         barcode=ticket.barcode,
         event_name=event.name,
         event_starts_at=slot.starts_at if slot else event.starts_at,
@@ -64,9 +65,88 @@ def receipt_document(
             for r, amount in zip(settled, refunded, strict=True)
         ],
         total_display=net.display(),
-        payment_method=payment_method_label(order),
+        payment_method=_capitalised(payment_method_label(order)),
     )
 
 
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+_METHOD_NAMES = {
+    PaymentMethod.CARD: "card",
+    PaymentMethod.WALLET: "wallet",
+    PaymentMethod.INVOICE: "invoice",
+    PaymentMethod.VOUCHER: "voucher",
+    PaymentMethod.FREE: "no payment (free order)",
+}
+
+
 def payment_method_label(order: Order) -> str:
-    return order.payment.method.value.capitalize()
+    """What the buyer paid with, in their words: `card ending 4242`, `wallet`, `invoice`."""
+    name = _METHOD_NAMES[order.payment.method]
+    if order.payment.method is PaymentMethod.CARD and order.payment.card_last4:
+        return f"{name} ending {order.payment.card_last4}"
+    return name
+
+
+def tickets_email_context(
+    event: Event, order_code: str, buyer_name: str | None, docs: Sequence[TicketDocument]
+) -> dict[str, object]:
+    """The tickets email's context: its "When" is the tickets' own time (their slot's), never
+    the event's default; tickets at different times each show their own and "When" is left out."""
+    times = {d.event_starts_at for d in docs}
+    return {
+        "event_name": event.name,
+        "event_starts_at": times.pop() if len(times) == 1 else None,
+        "venue": event.venue,
+        "order_code": order_code,
+        "buyer_name": buyer_name,
+        "tickets": [d.model_dump() for d in docs],
+    }
+
+
+def refund_receipt_lines(order: Order, refund: Refund, types: dict[str, TicketType]) -> list[dict[str, str]]:
+    """The refund receipt's lines; they add up to the refund's amount.
+
+    A refund covers its tickets' prices and, on a full refund, the fees the event refunds:
+    what the tickets do not explain is those fees, on a line of their own.
+    """
+    tickets = {t.id: t for t in order.tickets}
+    refunded = [tickets[tid] for tid in refund.ticket_ids if tid in tickets]
+    lines = [
+        {
+            "description": f"{types[t.ticket_type_id].name} ticket {order.ticket_code(t.id)}"
+            if t.ticket_type_id in types
+            else f"Ticket {order.ticket_code(t.id)}",
+            "amount_display": t.price.display(),
+        }
+        for t in refunded
+    ]
+    rest = refund.amount - total([t.price for t in refunded], refund.amount.currency)
+    if not lines or rest.amount < 0:
+        return [{"description": f"Refund on order {order.code}", "amount_display": refund.amount.display()}]
+    if rest.amount > 0:
+        kinds = [f.kind.value for f in order.fees if f.refundable] or ["booking"]
+        label = " and ".join(kinds).capitalize() + (" fees" if len(kinds) > 1 else " fee")
+        lines.append({"description": label, "amount_display": rest.display()})
+    return lines
+
+
+# Processor failure codes, as a buyer would understand them; anything else gets the general sentence.
+_FAILURES_IN_WORDS = {
+    "expired_or_canceled_card": "Your card has expired or was cancelled, so your bank sent the money back to us.",
+    "lost_or_stolen_card": "Your card was reported lost or stolen, so your bank sent the money back to us.",
+    "charge_for_pending_refund_disputed": "The payment is disputed with your bank, so the refund was stopped.",
+    "insufficient_funds": "The refund could not be paid out yet.",
+    "declined": "Your bank did not accept the refund.",
+}
+_FAILURE_GENERAL = "Your bank or card provider sent the money back to us."
+
+
+def refund_failure_in_words(reason: str | None) -> str:
+    """The processor's failure reason (`expired_or_canceled_card`, `declined: ...`) in a buyer's words."""
+    for code, words in _FAILURES_IN_WORDS.items():
+        if reason and code in reason:
+            return words
+    return _FAILURE_GENERAL

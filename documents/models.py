@@ -18,6 +18,7 @@ class _Document(BaseModel):
 class TicketDocument(_Document):
     order_code: str
     ticket_id: str
+    ticket_code: str  # what the buyer sees (Order.ticket_code); ticket_id stays internal
     barcode: str
     event_name: str
     event_starts_at: datetime

@@ -58,7 +58,7 @@ def _row(pdf: FPDF, face: Typeface, label: str, value: str, width: float) -> Non
 def render_ticket_pdf(doc: TicketDocument) -> bytes:
     """Render one ticket as a one-page A4 PDF."""
     texts = [doc.event_name, doc.venue or "", doc.time_slot_label or "", doc.ticket_type]
-    texts += [doc.holder_name or "", doc.price_display, doc.order_code, doc.ticket_id, doc.barcode]
+    texts += [doc.holder_name or "", doc.price_display, doc.order_code, doc.ticket_code, doc.barcode]
     pdf, face = start_pdf(texts)
     pdf.set_title(face.clean(f"Ticket {doc.order_code}: {doc.event_name}"))
     pdf.set_auto_page_break(auto=False)
@@ -99,7 +99,7 @@ def render_ticket_pdf(doc: TicketDocument) -> bytes:
     _row(pdf, face, "Holder", doc.holder_name or "Not personalised", column)
     _row(pdf, face, "Price", doc.price_display, column)
     _row(pdf, face, "Order", doc.order_code, column)
-    _row(pdf, face, "Ticket ID", doc.ticket_id, column)
+    _row(pdf, face, "Ticket", doc.ticket_code, column)
 
     pdf.set_xy(_MARGIN, pdf.h - _MARGIN - 10)
     pdf.set_font(face.family, "", 9)

@@ -5,6 +5,12 @@ key; the key id travels in the payload's metadata, so a rotated-out key still
 decrypts old histories as long as it stays configured. The key id is also the
 associated data, so a payload cannot be relabelled to another key. Payloads
 that are not ours (written before encryption was turned on) pass through.
+
+Public payloads stay plaintext so every Web UI user reads them: a workflow's
+summary and its current details (the `__temporal_workflow_metadata` answer).
+Only our payload converter marks a payload public, and only for a `PublicText`
+or a `WorkflowMetadata` value: a plain `str` is sealed like everything else, so
+a caller has to say, at the line that writes the summary, that it is public.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from collections.abc import Mapping, Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
 from runtime.settings import CodecSettings
@@ -25,6 +32,33 @@ from runtime.settings import CodecSettings
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
 _NONCE = 12
+# Metadata our converter sets on payloads that carry no personal data by construction.
+PUBLIC = "ticketops-public"
+
+
+class PublicText(str):
+    """Text that holds no personal data (ids, amounts, statuses): stored and shown unencrypted.
+
+    Pass it as a workflow's `static_summary`; the SDK hands the same object to the
+    payload converter, which marks its payload public.
+    """
+
+    __slots__ = ()
+
+
+def is_public(payload: Payload) -> bool:
+    return payload.metadata.get(PUBLIC) == b"1"
+
+
+class MarkingPayloadConverter(PydanticPayloadConverter):
+    """The pydantic converter, marking the payloads of public values for the codec to leave alone."""
+
+    def to_payloads(self, values: Sequence[object]) -> list[Payload]:
+        payloads = super().to_payloads(values)
+        for value, payload in zip(values, payloads, strict=True):
+            if isinstance(value, PublicText | WorkflowMetadata):
+                payload.metadata[PUBLIC] = b"1"
+        return payloads
 
 
 class CodecError(Exception):
@@ -47,7 +81,7 @@ class EncryptionCodec(PayloadCodec):
         return cls(keys, settings.active_key_id)
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self.encrypt(p) for p in payloads]
+        return [p if is_public(p) else self.encrypt(p) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.decrypt(p) for p in payloads]
@@ -74,4 +108,8 @@ class EncryptionCodec(PayloadCodec):
 
 def data_converter(settings: CodecSettings) -> DataConverter:
     """The pydantic data converter with our encryption codec: use it for every client and worker."""
-    return dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec.from_settings(settings))
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_converter_class=MarkingPayloadConverter,
+        payload_codec=EncryptionCodec.from_settings(settings),
+    )

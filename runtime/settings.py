@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -97,6 +98,10 @@ class SesConfig(BaseModel):
 class EmailConfig(BaseModel):
     provider: str = "smtp"
     sender: str = "tickets@ticketops.local"
+    # Buyers' emails: the sender's display name, reply-to and accent colour unless the event's policy names its own.
+    sender_name: str = "Ticket office"
+    reply_to: str = "help@ticketops.local"
+    brand_colour: str = "#1d4ed8"
     finance_address: str = "finance@ticketops.local"
     smtp: SmtpConfig = SmtpConfig()
     ses: SesConfig = SesConfig()
@@ -148,6 +153,12 @@ class CodecSettings(BaseModel):
     keys: dict[str, SecretStr] = Field(default_factory=lambda: {"dev-1": SecretStr(_DEV_CODEC_KEY)})
     active_key_id: str = "dev-1"
     cors_origins: list[str] = ["http://127.0.0.1:8233", "http://localhost:8233"]
+    trust_local_ui: bool = Field(
+        default=False,
+        description="Development only: a codec request without credentials from loopback, sent by a "
+        "Web UI whose origin is one of `cors_origins` on loopback, decodes as support. `ticketops dev` "
+        "turns it on so the person at the machine reads the UI; production settings refuse it.",
+    )
 
 
 class BlobConfig(BaseModel):
@@ -218,6 +229,11 @@ class ReconciliationSettings(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TICKETOPS_", env_nested_delimiter="__")
 
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="`production` refuses development-only shortcuts (TICKETOPS_CODEC__TRUST_LOCAL_UI).",
+    )
+
     database_url: str = f"sqlite+aiosqlite:///{VAR / 'ticketops.sqlite'}"
     temporal: TemporalSettings = TemporalSettings()
     stripe: StripeSettings = StripeSettings()
@@ -240,6 +256,15 @@ class Settings(BaseSettings):
         "A first delivery of many tickets is bound by rendering; set it to the worker machine's cores.",
     )
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _no_development_shortcuts_in_production(self) -> Self:
+        if self.codec.trust_local_ui and self.environment != "development":
+            raise ValueError(
+                "codec.trust_local_ui lets anyone on the machine decode payloads without a token: "
+                "it is for `ticketops dev` only and refused when environment is production"
+            )
+        return self
 
 
 @lru_cache

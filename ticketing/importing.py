@@ -16,6 +16,8 @@ contact_email      required  must look like an email address
 contact_mobile     required  digits, optionally with +, spaces, dashes, brackets
 payment_method     required  card | wallet | invoice | voucher | free
 payment_reference  optional  required for card and wallet (the processor's id)
+card_last4         optional  the card's last four digits, for card payments;
+                             the buyer's emails say "card ending 4242"
 status             optional  paid | reserved (default paid)
 service_fee        optional  per order, integer minor units (cents); default 0
 booking_fee        optional  per order, integer minor units (cents); default 0
@@ -59,7 +61,7 @@ from ticketing.money import Money
 from ticketing.states import OrderStatus
 
 ORDER_FIELDS = ("order_code", "event_id", "contact_name", "contact_email", "contact_mobile", "payment_method",
-                "payment_reference", "status", "service_fee", "booking_fee", "created_at")
+                "payment_reference", "card_last4", "status", "service_fee", "booking_fee", "created_at")
 LINE_FIELDS = ("ticket_type_id", "time_slot_id", "quantity")
 COLUMNS = ORDER_FIELDS + LINE_FIELDS
 REQUIRED = frozenset(
@@ -112,6 +114,7 @@ class ImportedOrder(Model):
     contact: Contact
     payment_method: PaymentMethod
     payment_reference: str | None
+    card_last4: str | None = None
     status: OrderStatus
     service_fee: int  # minor units
     booking_fee: int
@@ -219,6 +222,8 @@ def _parse_field(name: str, text: str) -> tuple[Any, str | None]:
         if text.lower() in set(PaymentMethod):
             return PaymentMethod(text.lower()), None
         return None, f"must be one of {', '.join(PaymentMethod)}"
+    if name == "card_last4":
+        return (text, None) if re.fullmatch(r"[0-9]{4}", text) else (None, "must be the card's last four digits")
     if name == "status":
         if text.lower() in IMPORTABLE_STATUSES:
             return OrderStatus(text.lower()), None
@@ -246,6 +251,8 @@ def _parse_row(row: _Row, issues: list[ImportIssue], missing: set[str]) -> None:
     method = row.values.get("payment_method")
     if method in NEEDS_REFERENCE and not row.cells.get("payment_reference"):
         issues.append(ImportIssue(f"required for {method} payments", row.number, "payment_reference"))
+    if row.values.get("card_last4") and method is not PaymentMethod.CARD:
+        issues.append(ImportIssue("only a card payment has a card number", row.number, "card_last4"))
     for fee in ("service_fee", "booking_fee"):
         if method is PaymentMethod.FREE and row.values.get(fee):
             issues.append(ImportIssue("a free order carries no fees", row.number, fee))
@@ -275,7 +282,7 @@ def _to_order(group: list[_Row]) -> ImportedOrder:
         row=group[0].number, code=v.get("order_code"), event_id=v["event_id"],
         contact=Contact(name=v["contact_name"], email=v["contact_email"], mobile=v["contact_mobile"]),
         payment_method=v["payment_method"], payment_reference=v.get("payment_reference"),
-        status=v.get("status", OrderStatus.PAID), service_fee=v.get("service_fee", 0),
+        card_last4=v.get("card_last4"), status=v.get("status", OrderStatus.PAID), service_fee=v.get("service_fee", 0),
         booking_fee=v.get("booking_fee", 0), created_at=v.get("created_at"),
         lines=[ImportedLine(row=r.number, ticket_type_id=r.values["ticket_type_id"],
                             time_slot_id=r.values.get("time_slot_id"), quantity=r.values["quantity"]) for r in group],
@@ -415,5 +422,5 @@ def build_imported_order(item: ImportedOrder, cat: Catalogue, *, code: str, now:
         event=event, items=[(types[ln.ticket_type_id], ln.time_slot_id) for ln in item.lines
                             for _ in range(ln.quantity)],
         contact=item.contact, method=item.payment_method, fees=fees, created_at=item.created_at or now,
-        status=item.status, payment_reference=item.payment_reference, code=code,
+        status=item.status, payment_reference=item.payment_reference, card_last4=item.card_last4, code=code,
     )

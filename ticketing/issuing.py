@@ -50,6 +50,7 @@ def build_order(
     created_at: datetime,
     status: OrderStatus = OrderStatus.PAID,
     payment_reference: str | None = None,
+    card_last4: str | None = None,
     code: str | None = None,
 ) -> Order:
     """A new order: one ticket per (ticket type, time slot) item, priced from its type."""
@@ -78,6 +79,7 @@ def build_order(
             method=method,
             processor=PROCESSOR_FOR_METHOD[method],
             reference=payment_reference,
+            card_last4=card_last4 if method is PaymentMethod.CARD else None,
             status=PaymentStatus.SUCCEEDED if paid else PaymentStatus.PENDING,
             amount=amount,
         ),

@@ -51,6 +51,10 @@ class EventPolicy(Model):
     refund_approval_threshold: int | None = Field(
         default=None, description="Refunds above this many minor units need a second approver."
     )
+    # What the buyer's emails show; None takes the ticket office's defaults (settings.email).
+    organiser_name: str | None = Field(default=None, description="Sender display name and email heading.")
+    brand_colour: str | None = Field(default=None, pattern=r"^#[0-9A-Fa-f]{6}$", description="Email accent, #rrggbb.")
+    reply_to: str | None = Field(default=None, description="Where buyers' replies go.")
 
 
 class TimeSlot(Model):
@@ -111,6 +115,7 @@ class Payment(Model):
     status: PaymentStatus
     amount: Money
     dispute_open: bool = False
+    card_last4: str | None = Field(default=None, pattern=r"^[0-9]{4}$", description="Shown to the buyer.")
 
 
 class Personalisation(Model):
@@ -201,6 +206,24 @@ class Order(Model):
         return left if left.amount > 0 else Money.zero(self.currency)
 
     @property
+    def fully_refunded(self) -> bool:
+        """Money went back and nothing refundable is left or on its way: the one test of `refunded`.
+
+        A free order has no money to give back: it is refunded when its refunds took every ticket."""
+        if self.payment.method is PaymentMethod.FREE:
+            return not self.valid_tickets and any(t.state is TicketState.REFUNDED for t in self.tickets)
+        return (
+            self.refunded_total.amount > 0 and self.pending_refund_total.is_zero and self.refundable_total.is_zero
+        )
+
+    @property
+    def display_status(self) -> str:
+        """The status as people read it: a paid order with money returned is `partly-refunded`."""
+        if self.status is OrderStatus.PAID and self.refunded_total.amount > 0:
+            return "partly-refunded"
+        return self.status.value
+
+    @property
     def lines(self) -> list[OrderLine]:
         """Order contents grouped by ticket type, as the receipt shows them."""
         grouped: dict[str, list[Ticket]] = {}
@@ -220,6 +243,13 @@ class Order(Model):
     @property
     def valid_tickets(self) -> list[Ticket]:
         return [t for t in self.tickets if t.is_valid]
+
+    def ticket_code(self, ticket_id: str) -> str:
+        """What a buyer sees for a ticket: the order code and its place in the order (`K7QX2P-2`)."""
+        for position, t in enumerate(self.tickets, start=1):
+            if t.id == ticket_id:
+                return f"{self.code}-{position}"
+        return self.ticket(ticket_id).id  # raises NotFound
 
     def ticket(self, ticket_id: str) -> Ticket:
         for t in self.tickets:

@@ -22,7 +22,7 @@ from ticketing.models import Order, OrderEvent, Processor, Refund
 from ticketing.money import Money
 from ticketing.reconciliation_records import ProcessorRefundStatus
 from ticketing.refunds import RefundQuote, history_event, move_refund
-from ticketing.states import TICKET_TRANSITIONS, RefundStatus, TicketState, transition
+from ticketing.states import ORDER_TRANSITIONS, TICKET_TRANSITIONS, OrderStatus, RefundStatus, TicketState, transition
 
 Change = tuple[Order, Refund, list[OrderEvent]]
 
@@ -176,13 +176,26 @@ def _set_tickets(order: Order, ticket_ids: list[str], target: TicketState, only_
 
 
 def _totals(order: Order, pending: int = 0, refunded: int = 0) -> Order:
+    """Every refund move of money passes here, so the order's refunded status follows its totals here."""
     cur = order.currency
-    return order.model_copy(
+    order = order.model_copy(
         update={
             "pending_refund_total": Money(amount=order.pending_refund_total.amount + pending, currency=cur),
             "refunded_total": Money(amount=order.refunded_total.amount + refunded, currency=cur),
         }
     )
+    return _refund_status(order)
+
+
+def _refund_status(order: Order) -> Order:
+    """A paid order whose money is all back is `refunded`; money owed again (a late failure) makes it `paid`."""
+    if order.status is OrderStatus.PAID and order.fully_refunded:
+        target = OrderStatus.REFUNDED
+    elif order.status is OrderStatus.REFUNDED and not order.fully_refunded:
+        target = OrderStatus.PAID
+    else:
+        return order  # reserved, expired and cancelled orders keep their status whatever is refunded
+    return order.model_copy(update={"status": transition(ORDER_TRANSITIONS, order.status, target, what="order")})
 
 
 def open_refund(
@@ -221,7 +234,7 @@ def open_refund(
     if quote.processor is Processor.FREE:
         refund = move_refund(refund, RefundStatus.SUCCEEDED, now)
         events.append(history_event("item-refunded", actor, now, refund))
-        return order, refund, events
+        return _refund_status(order), refund, events
     order = _totals(order, pending=quote.amount.amount)
     if needs_approval:
         target = RefundStatus.AWAITING_APPROVAL

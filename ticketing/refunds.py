@@ -157,6 +157,17 @@ def quote_refund(
     )
 
 
+def refund_summary(amount: Money, order_code: str, tickets: int, kind: str, *, then: str | None = None) -> str:
+    """What every run of a refund says of itself in the Web UI: order and money, never who.
+
+    The summary is stored unencrypted (every UI user reads it), so it holds only
+    ids, counts and amounts. `then` says why this run exists, when it is not the first.
+    """
+    what = f"{tickets} ticket{'' if tickets == 1 else 's'}, {kind}" if tickets else kind
+    text = f"Refund {amount.display()} on order {order_code} ({what})"
+    return f"{text}: {then}" if then else text
+
+
 def approval_threshold(event: Event, default: int | None) -> int | None:
     """The event's own threshold overrides the setting; None means no refund waits for approval."""
     return event.policy.refund_approval_threshold if event.policy.refund_approval_threshold is not None else default

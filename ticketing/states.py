@@ -15,6 +15,9 @@ from ticketing.errors import InvalidTransition
 class OrderStatus(StrEnum):
     RESERVED = "reserved"
     PAID = "paid"
+    # Every refundable cent is back with the buyer (refund_ledger sets it; a later failure reopens
+    # the order as paid). A partly refunded order stays `paid`; `Order.display_status` shows it.
+    REFUNDED = "refunded"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
 
@@ -71,7 +74,9 @@ class ScanState(StrEnum):
 
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.RESERVED: frozenset({OrderStatus.PAID, OrderStatus.EXPIRED, OrderStatus.CANCELLED}),
-    OrderStatus.PAID: frozenset({OrderStatus.CANCELLED}),
+    OrderStatus.PAID: frozenset({OrderStatus.CANCELLED, OrderStatus.REFUNDED}),
+    # A refund that fails after success gives the money back to us: the order is paid again.
+    OrderStatus.REFUNDED: frozenset({OrderStatus.PAID, OrderStatus.CANCELLED}),
     OrderStatus.EXPIRED: frozenset(),
     OrderStatus.CANCELLED: frozenset(),
 }

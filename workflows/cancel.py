@@ -39,8 +39,10 @@ with workflow.unsafe.imports_passed_through():
         VoidPayment,
     )
     from activities.refunds import RefundActivities
+    from runtime.codec import PublicText
     from ticketing.cancellation import refund_operation_id
     from ticketing.money import Money
+    from ticketing.refunds import refund_summary
     from workflows import options
     from workflows.contracts import CancelInput, CancelResult, RefundInput, RefundResult
     from workflows.failures import refusals_surface
@@ -49,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         ORDER_ID,
         PAYMENT_PROCESSOR,
         REFUND_AMOUNT,
+        REFUND_CURRENCY,
         REFUND_STATUS,
     )
 
@@ -125,7 +128,7 @@ class CancelOrderWorkflow:
         self, req: CancelInput, outcome: CancelOutcome, plan: RefundToStart
     ) -> workflow.ChildWorkflowHandle[Any, RefundResult]:
         workflow.set_current_details("Starting the refund")
-        amount = Money(amount=plan.amount, currency=plan.currency).display()
+        money = Money(amount=plan.amount, currency=plan.currency)
         return await workflow.start_child_workflow(
             "Refund",
             RefundInput(
@@ -150,9 +153,12 @@ class CancelOrderWorkflow:
                     SearchAttributePair(REFUND_STATUS, "requested"),
                     SearchAttributePair(PAYMENT_PROCESSOR, plan.processor),
                     SearchAttributePair(REFUND_AMOUNT, plan.amount),
+                    SearchAttributePair(REFUND_CURRENCY, plan.currency),
                 ]
             ),
-            static_summary=f"Refund {amount} on order {req.order_code} after its cancellation ({plan.kind})",
+            static_summary=PublicText(
+                refund_summary(money, req.order_code, len(outcome.ticket_ids), plan.kind, then="after its cancellation")
+            ),
         )
 
     async def _notify(self, req: CancelInput, outcome: CancelOutcome) -> tuple[int, str]:

@@ -16,6 +16,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import BatchCounts, BulkReport
     from activities.event_cancellation import EventCancellationActivities
+    from runtime.codec import PublicText
     from workflows.bulk_engine import BulkEngine
     from workflows.contracts import BulkInput, CancellationParams, RefundInput
     from workflows.refund import RefundWorkflow
@@ -52,7 +53,9 @@ class EventCancellationWorkflow(BulkEngine):
                     ),
                     id=workflow_id,
                     parent_close_policy=ParentClosePolicy.ABANDON,
-                    static_summary=f"Refund on order {order_code} (event cancellation {self.inp.bulk_id})",
+                    static_summary=PublicText(
+                        entry.summary or f"Refund on order {order_code} (event {self.inp.bulk_id})"
+                    ),
                 )
                 self.progress.follow_ups += 1
             except WorkflowAlreadyStartedError:

@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.reconciliation_report import ReconciliationReportActivities, ReconReportRequest  # recon-ops
     from ticketing.reconciliation.classify import Ages
-    from ticketing.reconciliation.models import ReconRunStatus
+    from ticketing.reconciliation.models import ReconRunStatus, ReconVisibility
     from ticketing.reconciliation_windows import window_for_run
     from ticketing.refunds import late_failure_workflow_id
     from workflows import options  # recon-ops
@@ -128,7 +128,7 @@ class ReconcileWorkflow:
             BeginRun(run_id=run_id, processor=req.processor, window=window, dry_run=req.dry_run),
         )
         workflow.upsert_search_attributes(
-            [RECON_STATUS.value_set("running"), PAYMENT_PROCESSOR.value_set(req.processor.value)]
+            [RECON_STATUS.value_set(ReconVisibility.RUNNING), PAYMENT_PROCESSOR.value_set(req.processor.value)]
         )
         # Ages are judged at the end of the settlement lag, not the clock: a re-run judges alike.
         return ReconCursor(run_id=run_id, pass_no=pass_no, window=window, as_of=window.end + lag)
@@ -298,9 +298,7 @@ class ReconcileWorkflow:
                 heal_failed=st.heal_failed, resolved=st.resolved, error=error,
             ),
         )
-        recon_status = "failed" if status == ReconRunStatus.FAILED else (
-            "open-items" if summary.open_items else "clean"
-        )
+        recon_status = ReconVisibility.at_end(failed=status == ReconRunStatus.FAILED, open_items=summary.open_items)
         workflow.upsert_search_attributes(
             [RECON_STATUS.value_set(recon_status), RECON_OPEN_ITEMS.value_set(float(summary.open_items))]
         )

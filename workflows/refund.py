@@ -54,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
         ORDER_ID,
         PAYMENT_PROCESSOR,
         REFUND_AMOUNT,
+        REFUND_CURRENCY,
+        REFUND_FAILURE,
         REFUND_STATUS,
     )
 
@@ -64,6 +66,10 @@ R = TypeVar("R")
 SETTLE_PATCH = "refund-settle-activity"
 # Runs recorded before a run read its unread processor news before returning.
 NEWS_PATCH = "refund-unread-news"
+# The buyer hears of a refund that failed after they were told it succeeded (runs before it: finance only).
+BUYER_LATE_FAILURE_PATCH = "refund-buyer-late-failure"
+# A follow-up run that finds the refund refunded and leaves it so (finance paid it by hand) sends no receipt.
+RECEIPT_ONCE_PATCH = "refund-receipt-once"
 
 
 @workflow.defn(name="Refund")
@@ -77,8 +83,11 @@ class RefundWorkflow:
         self.requested_by = ""
         self.attempt_started: datetime | None = None
         self.finance_notices = 0  # the attempt finance was last told of
+        self.buyer_late_notice_due = False  # a refund the buyer was told of failed later; tell them too
         self.ending = False  # the states are done with; a finance action now is too late
         self.closing = False
+        self.refused: ApplicationError | None = None  # the ledger would not open the refund
+        self.refunded_as_found = False  # a follow-up run found the refund refunded, and it has not moved since
 
     # --- the run --------------------------------------------------------------------------
 
@@ -89,6 +98,7 @@ class RefundWorkflow:
         if req.existing_refund_id:
             snap = await self._store(RefundActivities.get_refund_snapshot, req.existing_refund_id)
             self._publish(snap)
+            self.refunded_as_found = snap.status == RefundStatus.SUCCEEDED
             # Finance paid a refund by hand because the processor's failed: that failure is not news.
             if req.late_failure_reason and snap.status == RefundStatus.SUCCEEDED and snap.processor_refund_id:
                 news = ProcessorOutcome(
@@ -98,22 +108,14 @@ class RefundWorkflow:
                 )
                 snap = await self._settle(snap, news, actor="processor")
         else:
-            snap = await self._store(
-                RefundActivities.open_refund,
-                OpenRefund(
-                    order_code=req.order_code,
-                    kind=req.kind,
-                    reason=req.reason,
-                    ticket_ids=req.ticket_ids,
-                    amount=req.amount,
-                    currency=req.currency,
-                    quote_hash=req.quote_hash,
-                    refund_id=req.refund_id,
-                    workflow_id=workflow.info().workflow_id,
-                    actor=req.actor,
-                    approval_threshold=req.approval_threshold,
-                ),
-            )
+            try:
+                snap = await self._open(req)
+            except ActivityError as err:
+                if isinstance(err.cause, ApplicationError):
+                    # The `opened` update that started this run answers the refusal first; the run fails as ever.
+                    self.refused = err.cause
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                raise
             self._publish(snap)
         while True:
             snap = await self._drive(snap)
@@ -156,15 +158,23 @@ class RefundWorkflow:
                 if self.finance_notices < snap.attempt:
                     self.finance_notices = snap.attempt
                     await self._email(snap, "refund-error")
+                if self.buyer_late_notice_due and workflow.patched(BUYER_LATE_FAILURE_PATCH):
+                    self.buyer_late_notice_due = False
+                    await self._email(snap, "failed-later")
                 next_snap = await self._await_finance(snap)
                 if next_snap is None:
                     break
                 snap = next_snap
             else:
                 break
-        if snap.status == RefundStatus.SUCCEEDED:
+        if snap.status == RefundStatus.SUCCEEDED and not self._receipt_sent_before(snap):
             await self._email(snap, "receipt")
         return snap
+
+    def _receipt_sent_before(self, snap: RefundSnapshot) -> bool:
+        """The buyer had their receipt when the refund first succeeded: a follow-up run that found it
+        refunded and leaves it so (finance paid it by hand; the processor's failure is not news) is silent."""
+        return self.refunded_as_found and workflow.patched(RECEIPT_ONCE_PATCH)
 
     def _unread_news(self, snap: RefundSnapshot) -> ProcessorUpdate | None:
         """Buffered processor news about this refund that the ledger's rule says still matters."""
@@ -225,6 +235,13 @@ class RefundWorkflow:
     async def _settle(
         self, snap: RefundSnapshot, outcome: ProcessorOutcome, actor: str = "ticketops"
     ) -> RefundSnapshot:
+        """Settle the processor's answer; a refund the buyer was told of that failed later is to be told to them."""
+        new = await self._settle_ledger(snap, outcome, actor)
+        if snap.status == "refunded" and new.status == "refund-error":
+            self.buyer_late_notice_due = True  # sent after finance's notice (_drive)
+        return new
+
+    async def _settle_ledger(self, snap: RefundSnapshot, outcome: ProcessorOutcome, actor: str) -> RefundSnapshot:
         """Hand the processor's answer to the ledger, whose rule decides what it means (one activity)."""
         if workflow.patched(SETTLE_PATCH):
             new = await self._store(
@@ -335,6 +352,20 @@ class RefundWorkflow:
 
     # --- handlers -------------------------------------------------------------------------
 
+    @workflow.update(name="opened")
+    async def opened(self) -> RefundProgress:
+        """Answered once the ledger row is open, or with the ledger's refusal (its type): the API starts the
+        run with this update (update-with-start), so a 202 means the refund is under way and a loser of two
+        requests on one quote hears `amount-exceeds-refundable` or `quote-mismatch` at once."""
+        await workflow.wait_condition(lambda: self.snap is not None or self.refused is not None)
+        if self.snap is None and self.refused is not None:
+            raise ApplicationError(
+                self.refused.message,
+                type=self.refused.type or "refund-refused",
+                non_retryable=self.refused.non_retryable,
+            )
+        return self.progress()
+
     @workflow.update(name="processor_news")
     def processor_news(self, update: ProcessorUpdate) -> NewsReceipt:
         """Buffered by processor refund id (a webhook may arrive before we know the id) and read before the
@@ -424,15 +455,41 @@ class RefundWorkflow:
     def _publish(self, snap: RefundSnapshot) -> None:
         first = self.snap is None
         self.snap = snap
-        pairs: list[SearchAttributeUpdate[Any]] = [REFUND_STATUS.value_set(snap.status)]
+        if snap.status != RefundStatus.SUCCEEDED:
+            self.refunded_as_found = False
+        failure = (snap.failure_reason or "").split(":", 1)[0].strip()[:100] if snap.status == "refund-error" else ""
+        pairs: list[SearchAttributeUpdate[Any]] = [
+            REFUND_STATUS.value_set(snap.status),
+            REFUND_FAILURE.value_set(failure) if failure else REFUND_FAILURE.value_unset(),
+        ]
         if first:
             pairs += [
                 ORDER_ID.value_set(snap.order_code),
                 EVENT_ID.value_set(snap.event_id),
                 PAYMENT_PROCESSOR.value_set(snap.processor),
                 REFUND_AMOUNT.value_set(snap.amount),
+                REFUND_CURRENCY.value_set(snap.currency),
             ]
         workflow.upsert_search_attributes(pairs)
+
+    async def _open(self, req: RefundInput) -> RefundSnapshot:
+        """The ledger row, written before any money moves: refused when the quote no longer holds."""
+        return await self._store(
+            RefundActivities.open_refund,
+            OpenRefund(
+                order_code=req.order_code,
+                kind=req.kind,
+                reason=req.reason,
+                ticket_ids=req.ticket_ids,
+                amount=req.amount,
+                currency=req.currency,
+                quote_hash=req.quote_hash,
+                refund_id=req.refund_id,
+                workflow_id=workflow.info().workflow_id,
+                actor=req.actor,
+                approval_threshold=req.approval_threshold,
+            ),
+        )
 
     async def _store(self, method: MethodAsyncSingleParam[Any, A, R], arg: A) -> R:
         return await workflow.execute_activity_method(

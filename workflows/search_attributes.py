@@ -10,7 +10,10 @@ ORDER_ID = SearchAttributeKey.for_keyword("OrderId")
 EVENT_ID = SearchAttributeKey.for_keyword("EventId")
 REFUND_STATUS = SearchAttributeKey.for_keyword("RefundStatus")
 PAYMENT_PROCESSOR = SearchAttributeKey.for_keyword("PaymentProcessor")
-REFUND_AMOUNT = SearchAttributeKey.for_int("RefundAmount")
+REFUND_AMOUNT = SearchAttributeKey.for_int("RefundAmount")  # minor units of RefundCurrency
+REFUND_CURRENCY = SearchAttributeKey.for_keyword("RefundCurrency")
+# The processor's failure code of a refund-error run (`expired_or_canceled_card`), unset once it moves on.
+REFUND_FAILURE = SearchAttributeKey.for_keyword("RefundFailure")
 BULK_STATUS = SearchAttributeKey.for_keyword("BulkStatus")
 
 
@@ -29,6 +32,8 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
     REFUND_STATUS,
     PAYMENT_PROCESSOR,
     REFUND_AMOUNT,
+    REFUND_CURRENCY,
+    REFUND_FAILURE,
     BULK_STATUS,
     BULK_DONE,
     BULK_FAILED,

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
 from backoffice.api import (
@@ -38,8 +39,12 @@ READY_TIMEOUT_SECONDS = 2.0
 
 
 def create_app(app_state: AppState | None = None, *, lifespan: Any = None) -> FastAPI:
-    """With `app_state` the caller owns the resources (tests); else `lifespan` builds them."""
-    app = FastAPI(
+    """With `app_state` the caller owns the resources (tests); else `lifespan` builds them.
+
+    `/docs` and `/redoc` load Swagger UI and ReDoc from the assets fastapi-offline
+    ships (under `/static-offline-docs`), not from a CDN: they work offline.
+    """
+    app = FastAPIOffline(
         lifespan=lifespan,
         # FastAPI's own OpenTelemetry spans record the URL path and query (search terms, emails):
         # RequestTracing below names spans by route template and records neither.

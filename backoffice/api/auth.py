@@ -10,8 +10,10 @@ or `Authorization: Bearer <JWT>` from the configured identity provider.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import structlog
 from fastapi import Request, Security
@@ -82,6 +84,9 @@ async def principal_of(request: Request) -> Principal:
         return cached
     app_state = request.app.state.ticketops
     credential = _credential(request)
+    if credential is None and _trusted_local_ui(request):
+        request.state.principal = LOCAL_UI
+        return LOCAL_UI
     if credential is None:
         raise _unauthorized(_missing_credential_detail(request), invalid=False)
     if looks_like_api_key(credential):
@@ -98,6 +103,38 @@ async def principal_of(request: Request) -> Principal:
     _rate_limit(request, principal)
     request.state.principal = principal
     return principal
+
+
+# Who the development Web UI decodes as when `codec.trust_local_ui` is on.
+LOCAL_UI = Principal(name="local-web-ui", role=Role.SUPPORT, credential_id="local-web-ui")
+
+
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _trusted_local_ui(request: Request) -> bool:
+    """Development only (production settings refuse it): the Web UI on this machine reads the codec.
+
+    All of: the setting is on, the route is the codec's, the connection comes from
+    loopback, and the browser says the page is a configured UI origin on loopback.
+    """
+    codec = request.app.state.ticketops.settings.codec
+    if not codec.trust_local_ui or not request.url.path.startswith("/codec/"):
+        return False
+    origin = request.headers.get("Origin")
+    client = request.client.host if request.client else None
+    return (
+        origin is not None
+        and origin in codec.cors_origins
+        and _loopback(urlsplit(origin).hostname)
+        and _loopback(client)
+    )
 
 
 def _rate_limit(request: Request, principal: Principal) -> None:

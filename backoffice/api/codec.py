@@ -3,7 +3,10 @@
 The Web UI posts `{"payloads": [...]}` (protobuf JSON: base64 metadata values
 and data) to `/codec/decode` from the browser, so these two routes answer CORS
 for the UI's origins only. A caller without a support role gets 401/403 and
-the UI keeps showing ciphertext.
+the UI keeps showing ciphertext. In production the UI passes the signed-in
+user's OIDC access token (checked against the JWKS); under `ticketops dev` the
+UI on loopback is trusted without one (`codec.trust_local_ui`, see auth.py).
+The CLI sends `{}` when a command has no payloads: that is an empty list.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import base64
 import binascii
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel, Field, field_validator
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -63,7 +66,7 @@ class EncodedPayload(BaseModel):
 
 
 class PayloadsBody(BaseModel):
-    payloads: list[EncodedPayload] = Field(max_length=1000)
+    payloads: list[EncodedPayload] = Field(default_factory=list, max_length=1000)
 
     model_config = {
         "json_schema_extra": {
@@ -72,12 +75,21 @@ class PayloadsBody(BaseModel):
     }
 
 
+# The Web UI (2.5x) adds `?preserveStorageRefs=true` to its codec calls: it concerns codecs that move
+# large payloads to external storage, which ours does not, so it is accepted and changes nothing.
+PreserveStorageRefs = Annotated[
+    bool, Query(alias="preserveStorageRefs", description="Sent by the Web UI; no effect here.")
+]
+
+
 def _codec(st: AppState) -> EncryptionCodec:
     return EncryptionCodec.from_settings(st.settings.codec)
 
 
 @router.post("/decode", response_model=PayloadsBody)
-async def decode(body: PayloadsBody, st: Annotated[AppState, Depends(state)]) -> PayloadsBody:
+async def decode(
+    body: PayloadsBody, st: Annotated[AppState, Depends(state)], _refs: PreserveStorageRefs = False
+) -> PayloadsBody:
     """Decrypt payloads for the Web UI; plaintext payloads come back as they are."""
     try:
         decoded = await _codec(st).decode([p.payload() for p in body.payloads])
@@ -87,7 +99,9 @@ async def decode(body: PayloadsBody, st: Annotated[AppState, Depends(state)]) ->
 
 
 @router.post("/encode", response_model=PayloadsBody)
-async def encode(body: PayloadsBody, st: Annotated[AppState, Depends(state)]) -> PayloadsBody:
+async def encode(
+    body: PayloadsBody, st: Annotated[AppState, Depends(state)], _refs: PreserveStorageRefs = False
+) -> PayloadsBody:
     """Encrypt payloads the Web UI sends (signal or start input typed by a user) with the active key."""
     encoded = await _codec(st).encode([p.payload() for p in body.payloads])
     return PayloadsBody(payloads=[EncodedPayload.of(p) for p in encoded])

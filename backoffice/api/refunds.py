@@ -22,13 +22,27 @@ from ticketing.models import Refund, RefundKind
 from ticketing.money import Money
 from ticketing.processors import CAPABILITIES
 from ticketing.refund_waits import waiting_for
-from ticketing.refunds import RefundQuote, RefundRequest, late_failure_workflow_id, needs_approval, quote_refund
+from ticketing.refunds import (
+    RefundQuote,
+    RefundRequest,
+    late_failure_workflow_id,
+    needs_approval,
+    quote_refund,
+    refund_summary,
+)
 from ticketing.states import RefundStatus
 from ticketing.store.orders import load_event, load_order
 from ticketing.store.refunds import list_refunds, load_refund
 from workflows.contracts import ApproveRefund, MarkRefunded, RefundInput, RetryRefund
 from workflows.refund import RefundWorkflow
-from workflows.search_attributes import EVENT_ID, ORDER_ID, PAYMENT_PROCESSOR, REFUND_AMOUNT, REFUND_STATUS
+from workflows.search_attributes import (
+    EVENT_ID,
+    ORDER_ID,
+    PAYMENT_PROCESSOR,
+    REFUND_AMOUNT,
+    REFUND_CURRENCY,
+    REFUND_STATUS,
+)
 
 router = APIRouter(tags=["refunds"])
 A = TypeVar("A", bound=BaseModel)
@@ -193,7 +207,9 @@ async def request_refund(
             )
         operation_id = f"refund/{code}/{key}"
         refund_id = "rf_" + hashlib.sha256(operation_id.encode()).hexdigest()[:16]
-        await st.operations.start(
+        # The 202 comes once the ledger row is open; a request that lost the race to another on the same
+        # quote hears the ledger's refusal now (409 amount-exceeds-refundable or quote-mismatch).
+        opened = await st.operations.start_with_update(
             RefundWorkflow.run,
             RefundInput(
                 order_code=code,
@@ -208,6 +224,7 @@ async def request_refund(
                 timing=timing,
                 approval_threshold=st.settings.refunds.approval_threshold,
             ),
+            RefundWorkflow.opened,
             operation_id=operation_id,
             search_attributes=[
                 SearchAttributePair(ORDER_ID, code),
@@ -215,11 +232,9 @@ async def request_refund(
                 SearchAttributePair(REFUND_STATUS, RefundStatus.REQUESTED.value),
                 SearchAttributePair(PAYMENT_PROCESSOR, quote.processor.value),
                 SearchAttributePair(REFUND_AMOUNT, quote.amount.amount),
+                SearchAttributePair(REFUND_CURRENCY, quote.amount.currency),
             ],
-            summary=(
-                f"Refund {quote.amount.display()} on order {code} "
-                f"({len(quote.tickets_invalidated)} ticket(s), {quote.kind.value})"
-            ),
+            summary=refund_summary(quote.amount, code, len(quote.tickets_invalidated), quote.kind.value),
             memo={"actor": who, "refund_id": refund_id},
         )
         return {
@@ -227,6 +242,8 @@ async def request_refund(
             "refund_id": refund_id,
             "status_url": f"/operations/{operation_id}",
             "refund_url": f"/refunds/{refund_id}",
+            # "pending": no worker opened the ledger row in time; the run does when one comes.
+            "ledger": "opened" if opened is not None else "pending",
         }
 
     return await idempotent(st.store, request, who, body.model_dump(mode="json") | {"code": code}, act)

@@ -85,6 +85,7 @@ class PaymentView(BaseModel):
     status: str
     amount: MoneyView
     dispute_open: bool
+    card_last4: str | None = None
 
 
 class EventSummary(BaseModel):
@@ -112,6 +113,9 @@ class OrderSummary(BaseModel):
     code: str
     event_id: str
     status: str
+    display_status: str  # `status`, or `partly-refunded` for a paid order with money returned
+    payment_method: str
+    card_last4: str | None = None  # the demo's test cards: 4242 refunds at once, 7726 pending, 5126 fails later
     contact_name: str | None
     contact_email: str | None
     total: MoneyView
@@ -122,6 +126,7 @@ class OrderSummary(BaseModel):
 class OrderView(BaseModel):
     code: str
     status: str
+    display_status: str  # `status`, or `partly-refunded` for a paid order with money returned
     event: EventSummary
     created_at: datetime
     contact: ContactView
@@ -145,6 +150,9 @@ def order_summary(order: Order) -> OrderSummary:
         code=order.code,
         event_id=order.event_id,
         status=order.status.value,
+        display_status=order.display_status,
+        payment_method=order.payment.method.value,
+        card_last4=order.payment.card_last4,
         contact_name=order.contact.name,
         contact_email=order.contact.email,
         total=MoneyView.of(order.payment.amount),
@@ -164,6 +172,7 @@ def order_view(
     return OrderView(
         code=order.code,
         status=order.status.value,
+        display_status=order.display_status,
         event=EventSummary(id=event.id, name=event.name, starts_at=event.starts_at),
         created_at=order.created_at,
         contact=ContactView(**order.contact.model_dump()),
@@ -173,6 +182,7 @@ def order_view(
             status=order.payment.status.value,
             amount=MoneyView.of(order.payment.amount),
             dispute_open=order.payment.dispute_open,
+            card_last4=order.payment.card_last4,
         ),
         lines=[
             LineView(

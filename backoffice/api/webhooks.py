@@ -21,7 +21,7 @@ from backoffice.api.problems import ProblemError
 from payment_adapters.base import WebhookRejected
 from ticketing.models import Processor
 from ticketing.processor_news import NewsRoute, route_news
-from ticketing.refunds import late_failure_workflow_id
+from ticketing.refunds import late_failure_workflow_id, refund_summary
 from ticketing.store.refunds import find_refund_by_processor_id
 from ticketing.store.tables import webhook_events
 from workflows.contracts import NewsReceipt, ProcessorUpdate, RefundInput
@@ -87,6 +87,10 @@ async def _handle_refund(st: AppState, adapter: object, processor_refund_id: str
                 timing=st.settings.refunds.timing(),
             ),
             operation_id=ledger.workflow_id,
+            summary=refund_summary(
+                ledger.amount, ledger.order_code, len(ledger.ticket_ids), ledger.kind.value,
+                then="handed over by event cancellation",
+            ),
             start_signal=("processor_update", update),
         )
         return "signalled-with-start"
@@ -104,7 +108,12 @@ async def _handle_refund(st: AppState, adapter: object, processor_refund_id: str
                 late_failure_reason=fresh.failure_reason or fresh.status,
             ),
             operation_id=follow_up,
-            summary=f"Refund {ledger.amount.display()} on order {ledger.order_code} failed after success",
+            # The original run is closed and cannot change: this run names it, and its RefundStatus
+            # search attribute puts the reopened refund in finance's refund-error list.
+            summary=refund_summary(
+                ledger.amount, ledger.order_code, len(ledger.ticket_ids), ledger.kind.value,
+                then=f"{fresh.status} after it succeeded; reopens {ledger.workflow_id}",
+            ),
         )
         return "late-failure"
     return "no-change"

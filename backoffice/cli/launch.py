@@ -11,6 +11,7 @@ the worker or the dev stack.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,11 +19,23 @@ import typer
 
 def dev(
     fresh: Annotated[bool, typer.Option(help="Wipe var/ first: new database, mail and Temporal history.")] = False,
+    ports: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TICKETOPS_DEV_PORTS",
+            help="temporal,ui,api,stripe,smtp (default 7233,8233,8000,12111,1025, each moved by "
+            "TICKETOPS_DEV_<NAME>_PORT), or `free` for any free ones.",
+        ),
+    ] = None,
+    var: Annotated[
+        Path, typer.Option(envvar="TICKETOPS_DEV_VAR", help="Where the stack keeps its data and logs.")
+    ] = Path("var"),
 ) -> None:
     """Run the whole local stack: Temporal dev server, Stripe and SMTP stand-ins, worker, API, demo data."""
-    from devtools.stack import run_stack
+    from devtools.stack import Ports, run_stack
 
-    raise typer.Exit(run_stack(fresh=fresh))
+    chosen = None if ports is None else Ports.free() if ports == "free" else Ports.parse(ports)
+    raise typer.Exit(run_stack(fresh=fresh, ports=chosen, var=var))
 
 
 def worker() -> None:

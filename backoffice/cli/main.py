@@ -15,6 +15,7 @@ import sys
 import typer
 
 from backoffice.cli.actions_cmds import order_actions, scan_app
+from backoffice.cli.audit_cmds import audit
 from backoffice.cli.bulk_cmds import bulk_app, event_app
 from backoffice.cli.data import demo_app, orders_app
 from backoffice.cli.events_cmds import events_app
@@ -34,6 +35,7 @@ app.add_typer(schedules_app, name="schedules")
 app.command()(dev)
 app.command()(worker)
 app.command()(api)
+app.command()(audit)
 db_app.command("upgrade")(db_upgrade)
 
 # The agent commands talk to the API (backoffice/cli/client.py); `orders` merges them with `orders import`.

@@ -49,7 +49,8 @@ def search(
         table.add_column(column, justify="right" if column in ("Tickets", "Total") else "left")
     for o in found:
         table.add_row(
-            o["code"], o["event_id"], o["status"], o.get("contact_name") or "", o.get("contact_email") or "",
+            o["code"], o["event_id"], o.get("display_status") or o["status"],
+            o.get("contact_name") or "", o.get("contact_email") or "",
             str(o["tickets"]), money(o["total"]), _time(o["created_at"]),
         )
     out().print(table)
@@ -93,7 +94,7 @@ def show(api: Api, code: Annotated[str, typer.Argument(help="The order code.")])
     console = out()
     event, contact, payment, totals = o["event"], o["contact"], o["payment"], o["totals"]
     head = Table(show_header=False, box=None, padding=(0, 2), title=f"Order {o['code']}", title_justify="left")
-    head.add_row("Status", f"[bold]{o['status']}[/]")
+    head.add_row("Status", f"[bold]{o.get('display_status') or o['status']}[/]")
     head.add_row("Event", f"{event['name']} ({event['id']}), {_time(event['starts_at'])}")
     head.add_row("Created", _time(o["created_at"]))
     head.add_row("Contact", " | ".join(

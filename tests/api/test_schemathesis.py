@@ -42,10 +42,13 @@ CHECKS = [
 
 
 @pytest_asyncio.fixture
-async def unlimited(temporal_client: Client, store: Store, tmp_path: Path, queue_prefix: str) -> AsyncIterator[Harness]:
+async def unlimited(
+    temporal_client: Client, any_store: Store, tmp_path: Path, queue_prefix: str
+) -> AsyncIterator[Harness]:
+    """On SQLite and on PostgreSQL: PostgreSQL refuses what SQLite lets through (NUL in text)."""
     overrides = {"auth": AuthSettings(rate_limit_per_minute=None)}
     async with running(
-        temporal_client, store, tmp_path, queue_prefix, with_workers=False, settings_overrides=overrides
+        temporal_client, any_store, tmp_path, queue_prefix, with_workers=False, settings_overrides=overrides
     ) as harness:
         event, types, slots = make_event(event_id="evt_fuzz")
         order = make_order(event, types, tickets=2)

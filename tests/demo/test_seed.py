@@ -122,9 +122,9 @@ async def test_the_same_seed_gives_the_same_orders(store: Store, sqlite_template
 async def test_card_and_wallet_payments_come_from_the_caller(store: Store) -> None:
     calls: list[tuple[Money, str]] = []
 
-    async def create_payment(amount: Money, description: str) -> str:
+    async def create_payment(amount: Money, description: str) -> tuple[str, str | None]:
         calls.append((amount, description))
-        return f"pi_from_caller_{len(calls)}"
+        return f"pi_from_caller_{len(calls)}", "7726"
 
     await seed_demo(store, orders=60, create_payment=create_payment, now=NOW)
     by_reference = {f"pi_from_caller_{i}": call for i, call in enumerate(calls, start=1)}
@@ -136,3 +136,5 @@ async def test_card_and_wallet_payments_come_from_the_caller(store: Store) -> No
     for order in settled:
         amount, description = by_reference[order.payment.reference or ""]
         assert amount == order.payment.amount and order.code in description
+        # the card's digits reach the order (what the buyer's emails show); a wallet has none
+        assert order.payment.card_last4 == ("7726" if order.payment.method is PaymentMethod.CARD else None)

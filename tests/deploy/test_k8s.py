@@ -131,3 +131,11 @@ def test_cloud_overlays_authenticate_every_process_and_scaler(overlay: str) -> N
     auths = by_kind(docs, "TriggerAuthentication")
     for scaler in by_kind(docs, "ScaledObject").values():
         assert scaler["spec"]["triggers"][0]["authenticationRef"]["name"] in auths
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_overlay_runs_as_production_so_the_dev_codec_trust_is_refused(overlay: str) -> None:
+    """`TICKETOPS_ENVIRONMENT=production` makes the settings refuse the development-only codec trust."""
+    [config] = by_kind(render(overlay), "ConfigMap").values()
+    assert config["data"]["TICKETOPS_ENVIRONMENT"] == "production"
+    assert "TICKETOPS_CODEC__TRUST_LOCAL_UI" not in config["data"]

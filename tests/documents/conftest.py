@@ -12,6 +12,7 @@ def make_ticket(**changes: Any) -> TicketDocument:
     fields: dict[str, Any] = {
         "order_code": "A1B2C3",
         "ticket_id": "T-1",
+        "ticket_code": "A1B2C3-1",
         "barcode": "TKO-00000001-Q7ZP4K2M",
         "event_name": "Spring Gala",
         "event_starts_at": datetime(2026, 3, 14, 20, 0, tzinfo=UTC),

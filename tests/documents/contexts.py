@@ -16,9 +16,9 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "buyer_name": "Ada Lovelace",
         "tickets": [
             {"ticket_type": "Adult", "holder_name": "Ada Lovelace", "time_slot_label": None,
-             "ticket_id": "T-1"},
+             "ticket_code": "A1B2C3-1", "event_starts_at": STARTS},
             {"ticket_type": "Child", "holder_name": None, "time_slot_label": "20:00 entry",
-             "ticket_id": "T-2"},
+             "ticket_code": "A1B2C3-2", "event_starts_at": STARTS},
         ],
     },
     "refund_receipt": {
@@ -77,6 +77,17 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "body": "Doors open at 18:30.\nParking is free.\n\nSee you there.",
         "buyer_name": "Ada Lovelace",
         "order_code": "A1B2C3",
+        "event_name": "Spring Gala",
+        "event_starts_at": STARTS,
+    },
+    "refund_failed": {
+        "order_code": "A1B2C3",
+        "event_name": "Spring Gala",
+        "buyer_name": "Ada Lovelace",
+        "refund_total": "EUR 35.00",
+        "payment_method": "card ending 4242",
+        "reason": "Your card has expired or was cancelled, so your bank sent the money back to us.",
+        "tickets_valid_again": True,
     },
     "finance_reconciliation": {
         "processor": "stripe",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from jinja2 import UndefinedError
 
+from documents.branding import Branding
 from documents.email_templates import TEMPLATES, render_email
 from tests.documents.contexts import CONTEXTS
 
@@ -51,7 +53,7 @@ def test_missing_variable_raises(template: str, missing: str) -> None:
 
 
 def test_missing_variable_inside_a_list_item_raises() -> None:
-    context = dict(CONTEXTS["tickets"], tickets=[{"ticket_type": "Adult", "ticket_id": "T-1"}])
+    context = dict(CONTEXTS["tickets"], tickets=[{"ticket_type": "Adult", "ticket_code": "A1B2C3-1"}])
     with pytest.raises(UndefinedError):
         render_email("tickets", context)
 
@@ -64,9 +66,40 @@ def test_unknown_template_is_refused() -> None:
 def test_tickets_email_lists_every_ticket() -> None:
     text = render_email("tickets", CONTEXTS["tickets"]).text
     assert "2 tickets" in text
-    assert "Adult, for Ada Lovelace (ticket T-1)" in text
-    assert "Child, 20:00 entry (ticket T-2)" in text
+    assert "Adult, for Ada Lovelace (ticket A1B2C3-1)" in text
+    assert "Child, 20:00 entry (ticket A1B2C3-2)" in text
     assert "Saturday 14 March 2026, 20:00" in text
+
+
+def test_tickets_at_different_times_each_show_their_own() -> None:
+    late = datetime(2026, 3, 14, 22, 30, tzinfo=UTC)
+    tickets = [dict(CONTEXTS["tickets"]["tickets"][0]), dict(CONTEXTS["tickets"]["tickets"][1], event_starts_at=late)]
+    text = render_email("tickets", dict(CONTEXTS["tickets"], event_starts_at=None, tickets=tickets)).text
+    assert "When:" not in text
+    assert "Adult, Saturday 14 March 2026, 20:00, for Ada Lovelace" in text
+    assert "Child, 20:00 entry, Saturday 14 March 2026, 22:30 (ticket A1B2C3-2)" in text
+
+
+def test_branding_names_the_organiser_and_reply_to() -> None:
+    brand = Branding(name="Jazz & Co", colour="#aa0033", reply_to="help@jazz.example")
+    html = render_email("tickets", CONTEXTS["tickets"], brand).html
+    assert "Jazz &amp; Co" in html
+    assert "background:#aa0033" in html
+    assert "help@jazz.example" in html
+
+
+def test_custom_message_names_the_event_and_its_date() -> None:
+    rendered = render_email("custom_message", CONTEXTS["custom_message"])
+    assert rendered.text.startswith("About Spring Gala, Saturday 14 March 2026, 20:00\n")
+    assert "About <strong>Spring Gala</strong>, Saturday 14 March 2026, 20:00" in rendered.html
+
+
+def test_refund_failed_tells_the_buyer_in_plain_words() -> None:
+    rendered = render_email("refund_failed", CONTEXTS["refund_failed"])
+    assert rendered.subject == "Your refund for order A1B2C3 did not go through"
+    assert "Your card has expired or was cancelled" in rendered.text
+    assert "card ending 4242" in rendered.text
+    assert "Your tickets are valid again" in rendered.text
 
 
 def test_finance_refund_error_names_refund_order_and_reason() -> None:

@@ -49,10 +49,11 @@ def test_ticket_shows_event_type_slot_holder_order_and_barcode_text() -> None:
         "Ada Lovelace",
         "EUR 35.00",
         "A1B2C3",
-        "T-1",
+        "A1B2C3-1",  # the ticket's short code
         "TKO-00000001-Q7ZP4K2M",
     ):
         assert expected in text
+    assert "T-1" not in text  # the internal ticket id is not shown
 
 
 def test_ticket_without_holder_venue_or_slot() -> None:

@@ -120,3 +120,21 @@ def test_used_ticket_is_still_listed_but_not_valid_for_scan_reset() -> None:
     order = make_order(event, types)
     used = order.tickets[0].model_copy(update={"scan_state": ScanState.SCANNED_IN})
     assert used.used and used.is_valid
+
+
+def test_fully_refunded_order_keeps_its_receipt_contact_and_cancel_but_nothing_else() -> None:
+    event, types, _ = make_event()
+    order = make_order(event, types, service_fee=0)
+    refunded = order.model_copy(
+        update={
+            "status": OrderStatus.REFUNDED,
+            "refunded_total": order.paid_total,
+            "tickets": [t.model_copy(update={"state": TicketState.REFUNDED}) for t in order.tickets],
+        }
+    )
+    acts = _actions(refunded, event)
+    assert {n for n, a in acts.items() if a.enabled} == {
+        "cancel", "edit-contact", "send-receipt", "download-receipt", "add-comment",
+    }  # fmt: skip
+    assert acts["refund"].reason_type == "nothing-to-refund"  # not "the order is refunded": it says why
+    assert acts["resend"].reason_type == "order-refunded"

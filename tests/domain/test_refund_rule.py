@@ -7,12 +7,12 @@ import pytest
 from tests.builders import NOW, eur, make_event, make_order
 from ticketing import refund_ledger
 from ticketing.errors import InvalidTransition
-from ticketing.models import EventPolicy, RefundKind
+from ticketing.models import EventPolicy, PaymentMethod, RefundKind
 from ticketing.processors import CAPABILITIES
 from ticketing.reconciliation_records import ProcessorRefundStatus as P
 from ticketing.refund_ledger import ProcessorOutcome, RefundAction, Settlement
 from ticketing.refunds import RefundRequest, needs_approval, quote_refund
-from ticketing.states import RefundStatus, TicketState
+from ticketing.states import OrderStatus, RefundStatus, TicketState
 
 
 def _refunding():
@@ -117,3 +117,60 @@ def test_the_events_threshold_overrides_the_setting() -> None:
     assert not needs_approval(quote, own, 0)  # the event's own threshold, not the setting's 0
     stricter = event.model_copy(update={"policy": EventPolicy(refund_approval_threshold=0)})
     assert needs_approval(quote, stricter, None)
+
+
+def _refund_of(order, event, kind: RefundKind, **kw):
+    quote = quote_refund(
+        order, event, RefundRequest(kind=kind, reason="customer asked", **kw), CAPABILITIES[order.payment.processor]
+    )
+    return refund_ledger.open_refund(
+        order,
+        quote,
+        refund_id=f"rf_{kind.value}",
+        workflow_id="refund/X/2",
+        actor="agent",
+        now=NOW,
+        needs_approval=False,
+    )[:2]
+
+
+def test_order_status_follows_its_refunds_partly_refunded_refunded_and_paid_again() -> None:
+    event, types, _ = make_event()
+    order = make_order(event, types, tickets=2)  # its service fee is kept: refunded still means all we refund
+    first_order, first = _refund_of(order, event, RefundKind.TICKETS, ticket_ids=[order.tickets[0].id])
+    assert first_order.status is OrderStatus.PAID  # money on its way is not money back
+    partly, _, _ = refund_ledger.settle(first_order, first, _out(P.SUCCEEDED), actor="t", now=NOW)
+    assert partly.status is OrderStatus.PAID and partly.display_status == "partly-refunded"
+
+    rest_order, rest = _refund_of(partly, event, RefundKind.FULL)
+    assert rest_order.status is OrderStatus.PAID  # the rest is pending
+    done, settled, _ = refund_ledger.settle(rest_order, rest, _out(P.SUCCEEDED, pid="re_2"), actor="t", now=NOW)
+    assert done.status is OrderStatus.REFUNDED and done.display_status == "refunded"
+
+    # Stripe fails the second refund days later: money is owed again, so the order is paid (partly refunded).
+    reopened, failed, events = refund_ledger.settle(
+        done, settled, _out(P.FAILED, pid="re_2", reason="expired_or_canceled_card"), actor="t", now=NOW
+    )
+    assert failed.status is RefundStatus.FAILED and [e.type for e in events] == ["refund-error"]
+    assert reopened.status is OrderStatus.PAID and reopened.display_status == "partly-refunded"
+
+    # Finance pays it by hand: refunded again.
+    again, _, _ = refund_ledger.apply(reopened, failed, RefundAction.SUCCEEDED, actor="f", now=NOW, reference="B-1")
+    assert again.status is OrderStatus.REFUNDED
+
+
+def test_a_cancelled_order_keeps_its_status_when_refunded() -> None:
+    event, types, _ = make_event()
+    order = make_order(event, types, tickets=1).model_copy(update={"status": OrderStatus.CANCELLED})
+    pending, refund = _refund_of(order, event, RefundKind.FULL)
+    after, _, _ = refund_ledger.settle(pending, refund, _out(P.SUCCEEDED), actor="t", now=NOW)
+    assert after.status is OrderStatus.CANCELLED and after.refunded_total.amount > 0
+
+
+def test_a_free_order_is_refunded_when_its_refund_takes_every_ticket() -> None:
+    event, types, _ = make_event()
+    order = make_order(event, types, tickets=2, method=PaymentMethod.FREE)
+    one, _ = _refund_of(order, event, RefundKind.TICKETS, ticket_ids=[order.tickets[0].id])
+    assert one.status is OrderStatus.PAID
+    every, _ = _refund_of(one, event, RefundKind.TICKETS, ticket_ids=[order.tickets[1].id])
+    assert every.status is OrderStatus.REFUNDED

@@ -31,7 +31,15 @@ O, P, R, T, S = OrderStatus, PaymentStatus, RefundStatus, TicketState, ScanState
 ALLOWED: dict[str, tuple[Any, set[tuple[Any, Any]]]] = {
     "order": (
         ORDER_TRANSITIONS,
-        {(O.RESERVED, O.PAID), (O.RESERVED, O.EXPIRED), (O.RESERVED, O.CANCELLED), (O.PAID, O.CANCELLED)},
+        {
+            (O.RESERVED, O.PAID),
+            (O.RESERVED, O.EXPIRED),
+            (O.RESERVED, O.CANCELLED),
+            (O.PAID, O.CANCELLED),
+            (O.PAID, O.REFUNDED),
+            (O.REFUNDED, O.PAID),
+            (O.REFUNDED, O.CANCELLED),
+        },
     ),
     "payment": (
         PAYMENT_TRANSITIONS,

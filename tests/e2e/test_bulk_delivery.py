@@ -13,12 +13,14 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 from temporalio.worker import Replayer
 
+from activities.bulk_delivery import bulk_message_id
 from activities.contracts import BulkBatch
 from runtime.settings import BlobConfig, BulkConfig
 from tests.builders import make_event, make_order
 from tests.documents.qr import decode_qr_payloads_from_pdf
 from tests.e2e.bulk_support import buyers, event_with_orders, per_recipient, wait_bulk, with_holder
 from tests.harness import Harness, running, seed
+from ticketing.states import TicketState
 from ticketing.store.deliveries import deliveries_for
 from ticketing.store.engine import Store
 from ticketing.store.orders import load_history
@@ -310,3 +312,38 @@ async def test_batches_slide_staggered_and_together_never_exceed_the_rate(app: H
         assert not running  # a run continues as new only with nothing in flight
     assert overlapped_start  # a batch started while another was still sending
     assert len(covered) == len(set(covered)) == 20  # every item in exactly one batch, across the runs
+
+
+async def test_recipients_refunded_while_the_relay_was_down_close_their_log_rows(app: Harness) -> None:
+    """Claimed while the relay is down, refunded before the retry: skipped, and the log row says so."""
+    emails = buyers(6)
+    event, _, orders = await event_with_orders(app, emails)
+    await app.sink.stop()
+    started = await _start(app, event.id)
+    handle = app.client.get_workflow_handle(started["operation_id"])
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:  # the first attempt claimed its recipients, and the relay failed it: a retry waits
+        pending = (await handle.describe()).raw_description.pending_activities
+        if any(a.attempt >= 2 for a in pending) or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    async with app.store.read() as conn:
+        claimed = await deliveries_for(conn, started["bulk_id"])
+    assert len(claimed) >= 3 and {r.status for r in claimed} == {"queued"}, claimed
+    ids = {r.message_id for r in claimed}
+    refunded = [o for o in orders if bulk_message_id(started["bulk_id"], o.contact.email or "", "tickets") in ids][:3]
+    async with app.store.transaction() as conn:
+        for order in refunded:
+            await conn.execute(
+                tickets_table.update()
+                .where(tickets_table.c.id.in_([t.id for t in order.tickets]))
+                .values(state=TicketState.REFUNDED.value)
+            )
+    await app.sink.start()
+    done = await wait_bulk(app, started["bulk_id"], timeout=60)
+    assert done["counts"] == {"sent": 3, "skipped": 3}, done
+    async with app.store.read() as conn:
+        rows = await deliveries_for(conn, started["bulk_id"])
+    assert sorted(r.status for r in rows) == ["sent"] * 3 + ["skipped"] * 3, [(r.status, r.reason) for r in rows]
+    assert all(r.reason for r in rows if r.status == "skipped")
+    assert set(per_recipient(app)) == {o.contact.email for o in orders} - {o.contact.email for o in refunded}

@@ -7,21 +7,18 @@ picked such a run up after a deploy must replay it as it ran, not fail the workf
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
-from pydantic import SecretStr
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from runtime.codec import data_converter
-from runtime.settings import CodecSettings
+from tests.codec_keys import REPLAY_CODEC
 from workflows.bulk_delivery import BulkDeliveryWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
-# The recording's payloads are encrypted, as every run's are, with this key made for it (not a secret).
-FIXTURE_KEY = SecretStr(base64.b64encode(b"replay-fixture-key-not-a-secret!").decode())
-FIXTURE_CODEC = CodecSettings(keys={"replay-fixture": FIXTURE_KEY}, active_key_id="replay-fixture")
+# The recording's payloads are encrypted, as every run's are, with the replay corpus's test key.
+FIXTURE_CODEC = REPLAY_CODEC
 
 
 async def test_a_run_recorded_in_waves_replays() -> None:

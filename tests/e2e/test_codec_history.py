@@ -13,7 +13,7 @@ import uuid
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 
-from runtime.codec import ENCODING
+from runtime.codec import ENCODING, PUBLIC
 from tests.builders import make_event, make_order
 from tests.harness import Harness, seed
 
@@ -47,8 +47,11 @@ async def test_resend_history_holds_no_plaintext_personal_data(app: Harness) -> 
     raw += desc.raw_description.SerializeToString()
     for personal in (AGENT, order.contact.email, order.contact.name):
         assert personal and personal.encode() not in raw, personal
-    # Search attribute values (ids, statuses) must stay readable to the server; everything else is sealed.
-    sealed = [p for event in history.events for p in _payloads(event) if "type" not in p.metadata]
+    # Search attribute values (ids, statuses) and the summary stay readable; everything else is sealed.
+    stored = [p for event in history.events for p in _payloads(event) if "type" not in p.metadata]
+    public = [p for p in stored if PUBLIC in p.metadata]
+    assert [p.data for p in public] == [f'"Resend 1 ticket(s) of order {order.code}"'.encode()]
+    sealed = [p for p in stored if PUBLIC not in p.metadata]
     assert sealed and all(p.metadata["encoding"] == ENCODING for p in sealed)
 
     # What the Web UI does for staff: post the stored payloads to the codec endpoint.

@@ -22,6 +22,7 @@ from tests.builders import make_event, make_order
 from tests.e2e.bulk_support import wait_bulk
 from tests.harness import Harness, running, seed
 from ticketing.models import Contact, Order, PaymentMethod
+from ticketing.money import Money
 from ticketing.states import OrderStatus, TicketState
 from ticketing.store.engine import Store
 from ticketing.store.orders import load_event, load_order, load_ticket_types
@@ -121,6 +122,19 @@ async def test_event_cancellation_mixed_methods_under_a_429_storm(app: Harness, 
                 break
         await asyncio.sleep(0.1)
     await _assert_processor_matches_ledger(app, stripe, exclude=rejected.payment.reference)
+    # Its Refund run (the hand-over) names the order and the amount in the Web UI's list.
+    async with app.store.transaction() as conn:
+        handed = (
+            await conn.execute(sa.select(refunds_table).where(refunds_table.c.order_code == code["pending"]))
+        ).one()
+    desc = await app.client.get_workflow_handle(handed.workflow_id).describe()
+    amount = Money(amount=handed.amount, currency=handed.currency).display()
+    summary = await desc.static_summary()
+    assert summary and summary.startswith(f"Refund {amount} on order {code['pending']} ("), summary
+    assert "handed over by event cancellation" in summary
+    attrs = {pair.key.name: pair.value for pair in desc.typed_search_attributes.search_attributes}
+    assert attrs["OrderId"] == code["pending"] and attrs["RefundAmount"] == handed.amount
+    assert attrs["EventId"] == event.id and attrs["RefundCurrency"] == handed.currency
 
     # A re-run retries only what failed: the rejected order, once more, and nothing else.
     posts_before = [r for r in stripe.request_log if r.method == "POST" and r.path == "/v1/refunds"]

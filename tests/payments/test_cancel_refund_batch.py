@@ -271,9 +271,14 @@ async def test_a_processor_refusal_is_booked_as_a_refund_error(store: Store, str
     counts = await _run(s)
     assert counts.counts == {"refunded": 1, "refund-error": 1}
     wid = ec.refund_workflow_id(refused.code, s.bulk_id)
-    assert counts.follow_ups == [FollowUp(refund_id=ec.refund_id_for(wid), order_code=refused.code, workflow_id=wid)]
     async with store.transaction() as conn:
         order = await load_order(conn, refused.code)
         refund = await find_refund_by_workflow(conn, wid)
     assert refund is not None and refund.status is RefundStatus.FAILED
+    # The Refund run it is handed to names the order and the amount (its summary in the Web UI).
+    summary = f"Refund {refund.amount.display()} on order {refused.code} (full): "
+    summary += f"handed over by event cancellation {s.bulk_id}"
+    assert counts.follow_ups == [
+        FollowUp(refund_id=ec.refund_id_for(wid), order_code=refused.code, workflow_id=wid, summary=summary)
+    ]
     assert order.pending_refund_total.is_zero and order.refunded_total == Money(amount=0, currency="EUR")

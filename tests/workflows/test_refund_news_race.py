@@ -177,7 +177,7 @@ async def test_a_failure_that_arrives_during_the_receipt_is_acted_on(
         progress = await _progress_until(handle, RefundStatus.FAILED, "waiting for finance")
         assert progress.failure_reason == "expired_or_canceled_card"
         assert fake.snap.status == RefundStatus.FAILED
-        assert fake.emails == ["receipt", "refund-error"]
+        assert fake.emails == ["receipt", "refund-error", "failed-later"]  # finance, then the buyer, told
         assert fake.settled[-1] == FAILED_LATER
 
         # Finance pays by hand; the run ends refunded, and now nothing is unread.
@@ -185,7 +185,7 @@ async def test_a_failure_that_arrives_during_the_receipt_is_acted_on(
         await handle.execute_update(RefundWorkflow.mark_refunded, marked)
         result = await handle.result()
         assert result.status == RefundStatus.SUCCEEDED and fake.snap.paid_manually
-        assert fake.emails == ["receipt", "refund-error", "receipt"]
+        assert fake.emails == ["receipt", "refund-error", "failed-later", "receipt"]
 
 
 async def test_news_for_an_ended_run_is_refused_so_the_sender_acts(

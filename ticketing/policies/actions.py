@@ -73,7 +73,8 @@ def personalisation_refusal(order: Order, event: Event) -> Refusal | None:
 
 
 def refund_refusal(order: Order, event: Event) -> Refusal | None:
-    if refusal := _status_refusal(order, {OrderStatus.PAID, OrderStatus.CANCELLED}):
+    # A refunded order is asked too, so that it answers "nothing is left to refund".
+    if refusal := _status_refusal(order, {OrderStatus.PAID, OrderStatus.REFUNDED, OrderStatus.CANCELLED}):
         return refusal
     if order.payment.status is not PaymentStatus.SUCCEEDED:
         return Refusal(
@@ -129,7 +130,9 @@ def edit_ticket_refusal(order: Order, event: Event) -> Refusal | None:
 
 
 def edit_contact_refusal(order: Order, event: Event) -> Refusal | None:
-    return _status_refusal(order, {OrderStatus.PAID, OrderStatus.RESERVED, OrderStatus.CANCELLED})
+    return _status_refusal(
+        order, {OrderStatus.PAID, OrderStatus.RESERVED, OrderStatus.REFUNDED, OrderStatus.CANCELLED}
+    )
 
 
 def receipt_refusal(order: Order, event: Event) -> Refusal | None:
@@ -141,8 +144,8 @@ def receipt_refusal(order: Order, event: Event) -> Refusal | None:
 
 
 def download_receipt_refusal(order: Order, event: Event) -> Refusal | None:
-    """A receipt shows a settled payment; a cancelled order keeps its receipt (with refunds)."""
-    if refusal := _status_refusal(order, {OrderStatus.PAID, OrderStatus.CANCELLED}):
+    """A receipt shows a settled payment; a cancelled or refunded order keeps its receipt (with refunds)."""
+    if refusal := _status_refusal(order, {OrderStatus.PAID, OrderStatus.REFUNDED, OrderStatus.CANCELLED}):
         return refusal
     if order.payment.status is not PaymentStatus.SUCCEEDED:
         return Refusal(type="payment-not-settled", reason=f"the payment is {order.payment.status.value}")

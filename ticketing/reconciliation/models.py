@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, computed_field
@@ -71,6 +72,21 @@ class ReconRunStatus:
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+
+
+class ReconVisibility(StrEnum):
+    """The `ReconStatus` search attribute: what finance filters the Web UI on."""
+
+    RUNNING = "running"
+    CLEAN = "clean"
+    OPEN_ITEMS = "open-items"
+    FAILED = "failed"
+
+    @classmethod
+    def at_end(cls, *, failed: bool, open_items: int) -> ReconVisibility:
+        if failed:
+            return cls.FAILED
+        return cls.OPEN_ITEMS if open_items else cls.CLEAN
 
 
 class ReconRun(BaseModel):

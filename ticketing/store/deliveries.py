@@ -1,6 +1,9 @@
 """The delivery log: what email was queued, sent or failed, keyed by Message-ID.
 
 A retried activity asks the log first and does not send what it says was sent.
+Every claimed row ends `sent`, `failed`, `deferred` (the server said later, a retry
+will come) or `skipped` with a reason (nothing left to send when the retry came):
+`queued` is only the moment between the claim and the send's answer.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ class DeliveryStatus(StrEnum):
     QUEUED = "queued"
     SENT = "sent"
     FAILED = "failed"
+    DEFERRED = "deferred"
+    SKIPPED = "skipped"
+
+
+OPEN = (DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value)
 
 
 async def claim_delivery(
@@ -133,3 +141,31 @@ async def mark_deliveries(
         .values(status=sa.bindparam("b_status"), reason=sa.bindparam("b_reason"), updated_at=datetime.now(UTC)),
         [{"b_id": mid, "b_status": status.value, "b_reason": reason} for mid, status, reason in marks],
     )
+
+
+async def close_open_deliveries(
+    conn: AsyncConnection,
+    status: DeliveryStatus,
+    reason: str,
+    *,
+    message_ids: Sequence[str] | None = None,
+    workflow_id: str | None = None,
+    kind: str | None = None,
+    keep: str | None = None,
+    only: DeliveryStatus | None = None,
+) -> int:
+    """Close the rows still open (queued or deferred) among those named: by Message-ID, or by
+    operation (and kind), but for `keep`. Rows already sent, failed or skipped stay as they are."""
+    stmt = deliveries.update().where(deliveries.c.status.in_([only.value] if only else list(OPEN)))
+    if message_ids is not None:
+        if not message_ids:
+            return 0
+        stmt = stmt.where(deliveries.c.message_id.in_(list(message_ids)))
+    if workflow_id is not None:
+        stmt = stmt.where(deliveries.c.workflow_id == workflow_id)
+    if kind is not None:
+        stmt = stmt.where(deliveries.c.kind == kind)
+    if keep is not None:
+        stmt = stmt.where(deliveries.c.message_id != keep)
+    result = await conn.execute(stmt.values(status=status.value, reason=reason[:500], updated_at=datetime.now(UTC)))
+    return int(result.rowcount or 0)

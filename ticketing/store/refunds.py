@@ -67,6 +67,10 @@ def _from_row(r: Any) -> Refund:
     )
 
 
+# The auditor's reads (ticketing/store/audit.py) build refunds from their rows the same way.
+refund_from_row = _from_row
+
+
 async def insert_refund(conn: AsyncConnection, refund: Refund) -> None:
     await conn.execute(refunds.insert().values(**_row(refund)))
 
@@ -137,15 +141,21 @@ async def list_refunds(
 
 async def refund_items_in_range(
     conn: AsyncConnection, bulk_id: str, first: int, last: int, statuses: set[ItemStatus]
-) -> list[tuple[str, str, str]]:
-    """(refund id, order code, refund workflow id) of the range's items in these states, in id order."""
+) -> list[tuple[str, str, str, Money, int, str]]:
+    """(refund id, order code, workflow id, amount, tickets, kind) of the range's items in these states, by id."""
     stmt = (
-        sa.select(refunds.c.id, refunds.c.order_code, refunds.c.workflow_id)
+        sa.select(
+            refunds.c.id, refunds.c.order_code, refunds.c.workflow_id, refunds.c.amount, refunds.c.currency,
+            refunds.c.ticket_ids, refunds.c.kind,
+        )
         .select_from(bulk_items.join(refunds, refunds.c.id == bulk_items.c.refund_id))
         .where(in_range(bulk_id, first, last, statuses))
         .order_by(bulk_items.c.id)
     )
-    return [(r[0], r[1], r[2]) for r in (await conn.execute(stmt)).all()]
+    return [
+        (r.id, r.order_code, r.workflow_id, Money(amount=r.amount, currency=r.currency), len(r.ticket_ids), r.kind)
+        for r in (await conn.execute(stmt)).all()
+    ]
 
 
 # --- reads for reconciliation -------------------------------------------------------------------

@@ -89,6 +89,7 @@ orders = sa.Table(
     sa.Column("payment_method", sa.String(20), nullable=False),
     sa.Column("processor", sa.String(20), nullable=False),
     sa.Column("payment_reference", sa.String(100), index=True),
+    sa.Column("card_last4", sa.String(4)),
     sa.Column("payment_status", sa.String(20), nullable=False),
     sa.Column("payment_amount", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
