@@ -57,12 +57,12 @@ async def test_run_now_triggers_the_schedule(recon: Harness) -> None:
 
 async def test_run_with_a_window_starts_that_window_once_per_key(recon: Harness) -> None:
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    window = {"start": (today - 4 * DAY).isoformat(), "end": (today - 3 * DAY).isoformat()}
+    window = {"start": (today - 30 * DAY).isoformat(), "end": (today - 29 * DAY).isoformat()}
     headers = {**await _finance(recon), "Idempotency-Key": "recon-1"}
     first = await recon.http.post("/reconciliation/runs", json={"window": window}, headers=headers)
     again = await recon.http.post("/reconciliation/runs", json={"window": window}, headers=headers)
     assert first.status_code == again.status_code == 202, first.text
-    label = ReconWindow(start=today - 4 * DAY, end=today - 3 * DAY).label
+    label = ReconWindow(start=today - 30 * DAY, end=today - 29 * DAY).label
     assert first.json()["operation_ids"] == [f"reconcile/stripe/{label}"]
     assert again.headers["Idempotent-Replayed"] == "true"
     result = await recon.client.get_workflow_handle(f"reconcile/stripe/{label}").result()

@@ -45,11 +45,13 @@ async def rcli(temporal_client: Client, store: Store, tmp_path: Path, queue_pref
 
 
 async def test_run_now_and_an_explicit_window(rcli: Cli) -> None:
-    out = ok(await rcli.run("reconcile", "run", "--wait", role=Role.FINANCE))
+    out = ok(await rcli.run("reconcile", "run", role=Role.FINANCE))
     assert "triggered the schedule for stripe" in out
-    assert lines(out, "run reconcile/stripe/scheduled-")
+    (started,) = lines(out, "run reconcile/stripe/scheduled-")
+    result = await rcli.h.client.get_workflow_handle(started.split()[-1]).result()
+    assert result["scheduled"]  # a scheduled run: its window came from TemporalScheduledStartTime
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    start, end = today - 5 * DAY, today - 4 * DAY
+    start, end = today - 40 * DAY, today - 39 * DAY  # days no other test's run holds (ids are global)
     out = ok(await rcli.run(
         "reconcile", "run", "--from", start.date().isoformat(), "--to", end.date().isoformat(), "--wait",
         role=Role.FINANCE,

@@ -201,10 +201,13 @@ async def test_explicit_window_starts_once_under_its_window_id(
     result = await temporal_client.get_workflow_handle(started.operation_ids[0]).result()
     assert result == {"label": window.label, "scheduled": None}
     # No schedule for this prefix: a backfill starts each window directly, by its window id.
-    direct = await backfill(temporal_client, settings, "stripe", today - 5 * DAY, today - 3 * DAY)
+    # (Workflow ids are the namespace's, not the test's: each test reconciles days of its own.)
+    direct = await backfill(temporal_client, settings, "stripe", today - 20 * DAY, today - 18 * DAY)
     assert direct.how == "start"
     assert direct.operation_ids == [f"reconcile/stripe/{w.label}" for w in direct.windows]
     assert len(direct.windows) == 2
+    results = [await temporal_client.get_workflow_handle(i).result() for i in direct.operation_ids]
+    assert [r["label"] for r in results] == [w.label for w in direct.windows]
 
 
 @pytest.mark.parametrize(
