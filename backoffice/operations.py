@@ -89,11 +89,7 @@ class Operations:
         start_delay: timedelta | None = None,
         start_signal: tuple[str, BaseModel] | None = None,
     ) -> str:
-        """Start the workflow unless it runs or ran already under this id.
-
-        `workflow` is the run method (`TransferTicketWorkflow.run`), so the argument is type
-        checked against it; older callers still pass the type's name.
-        """
+        """Start the workflow unless it runs or ran already under this id."""
         from temporalio.exceptions import WorkflowAlreadyStartedError
 
         with contextlib.suppress(WorkflowAlreadyStartedError):
