@@ -24,9 +24,15 @@ from temporalio.runtime import Runtime
 from runtime.codec import data_converter
 from runtime.settings import CodecSettings, TemporalSettings
 
-_KIND = {
-    SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    SearchAttributeIndexedValueType.INT: IndexedValueType.INDEXED_VALUE_TYPE_INT,
+# Each kind of search attribute: the server's enum (registration) and tcld's word (Temporal Cloud).
+_KINDS: dict[SearchAttributeIndexedValueType, tuple[IndexedValueType.ValueType, str]] = {
+    SearchAttributeIndexedValueType.KEYWORD: (IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD, "Keyword"),
+    SearchAttributeIndexedValueType.INT: (IndexedValueType.INDEXED_VALUE_TYPE_INT, "Int"),
+    SearchAttributeIndexedValueType.DOUBLE: (IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE, "Double"),
+    SearchAttributeIndexedValueType.DATETIME: (IndexedValueType.INDEXED_VALUE_TYPE_DATETIME, "Datetime"),
+    SearchAttributeIndexedValueType.BOOL: (IndexedValueType.INDEXED_VALUE_TYPE_BOOL, "Bool"),
+    SearchAttributeIndexedValueType.TEXT: (IndexedValueType.INDEXED_VALUE_TYPE_TEXT, "Text"),
+    SearchAttributeIndexedValueType.KEYWORD_LIST: (IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST, "KeywordList"),
 }
 
 
@@ -71,7 +77,7 @@ async def ensure_search_attributes(client: Client, keys: Sequence[SearchAttribut
         ListSearchAttributesRequest(namespace=client.namespace)
     )
     missing = {
-        k.name: _KIND[k.indexed_value_type]
+        k.name: _KINDS[k.indexed_value_type][0]
         for k in keys
         if k.name not in listed.custom_attributes
     }
@@ -83,9 +89,8 @@ async def ensure_search_attributes(client: Client, keys: Sequence[SearchAttribut
 
 def search_attribute_commands(namespace: str, keys: Sequence[SearchAttributeKey[Any]]) -> list[str]:
     """The `tcld` commands that create `keys` (`workflows.search_attributes.ALL`) on a Temporal Cloud namespace."""
-    kinds = {SearchAttributeIndexedValueType.KEYWORD: "Keyword", SearchAttributeIndexedValueType.INT: "Int"}
     return [
         f"tcld namespace search-attributes add --namespace {namespace} "
-        f"--search-attribute '{k.name}={kinds[k.indexed_value_type]}'"
+        f"--search-attribute '{k.name}={_KINDS[k.indexed_value_type][1]}'"
         for k in keys
     ]

@@ -53,6 +53,8 @@ def test_cloud_search_attribute_commands_cover_every_attribute() -> None:
     assert "tcld namespace search-attributes add --namespace ticketops.a1b2c --search-attribute 'RefundAmount=Int'" \
         in commands
     assert any("'RefundStatus=Keyword'" in c for c in commands)
+    assert any("'ReconOpenItems=Double'" in c for c in commands)
+    assert any("'PaymentDeadline=Datetime'" in c for c in commands)
 
 
 def test_every_worker_drains_for_the_configured_time_and_is_unversioned_by_default() -> None:
@@ -76,6 +78,11 @@ EXPECTED = {
     "Refund": VersioningBehavior.AUTO_UPGRADE,
     "BulkDelivery": VersioningBehavior.AUTO_UPGRADE,
     "EventCancellation": VersioningBehavior.AUTO_UPGRADE,
+    "ImportOrders": VersioningBehavior.AUTO_UPGRADE,
+    "TransferTicket": VersioningBehavior.AUTO_UPGRADE,
+    "Reservation": VersioningBehavior.AUTO_UPGRADE,
+    "ReturnRequest": VersioningBehavior.AUTO_UPGRADE,
+    "Reconcile": VersioningBehavior.AUTO_UPGRADE,
 }
 
 
@@ -90,3 +97,33 @@ def test_unversioned_workers_leave_the_definitions_undeclared() -> None:
     worker_options(Settings())
     assert all(workflow._Definition.must_from_class(cls).versioning_behavior in (None, VersioningBehavior.UNSPECIFIED)
                for cls in WORKFLOWS)
+
+
+async def test_a_bare_server_gets_every_search_attribute_of_every_kind() -> None:
+    """A worker registers the attributes itself off Cloud: every kind in ALL (Keyword, Int, Double, Datetime)."""
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+    from temporalio.testing import WorkflowEnvironment
+
+    from runtime.temporal import ensure_search_attributes
+    from tests.conftest import temporal_binary
+
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(), ui=False)
+    try:
+        await ensure_search_attributes(env.client, search_attributes.ALL)
+        await ensure_search_attributes(env.client, search_attributes.ALL)  # a second worker: nothing to add
+        listed = await env.client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=env.client.namespace)
+        )
+    finally:
+        await env.shutdown()
+    assert {k.name for k in search_attributes.ALL} <= set(listed.custom_attributes)
+    kinds = {k.indexed_value_type for k in search_attributes.ALL}
+    assert len(kinds) >= 4  # the point of the test: more than Keyword and Int
+
+
+def test_the_readme_lists_the_cloud_commands_for_every_attribute() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for command in search_attribute_commands("$NS", search_attributes.ALL):
+        assert command in readme, f"README's Temporal Cloud section lacks: {command}"
