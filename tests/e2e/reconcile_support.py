@@ -356,7 +356,9 @@ async def reconcile(
         ReconcileInput(
             processor=Processor.STRIPE, window=window, settlement_lag_hours=LAG_HOURS, dry_run=dry_run, timing=timing
         ),
-        id=reconcile_workflow_id("stripe", window.label),
+        # The store's run row is `reconcile/stripe/{window}` whatever the workflow id; the test's prefix keeps
+        # tests that share the dev server (and a window) from meeting a run another test left behind.
+        id=prefix + reconcile_workflow_id("stripe", window.label),
         task_queue=f"{prefix}orders",
     )
 

@@ -146,7 +146,7 @@ async def test_clean_window_of_1000_refunds_has_no_items(world: World) -> None:
         run = await rs.get_run(conn, RUN_ID)
     assert run.totals == {"EUR": {"processor": 3_500_000, "ledger": 3_500_000, "difference": 0}}
     # Ids and counts only cross the history: its size does not grow with the window.
-    history = await world.app.client.get_workflow_handle(RUN_ID).fetch_history()
+    history = await world.app.client.get_workflow_handle(world.app.prefix + RUN_ID).fetch_history()
     largest = max(len(e.SerializeToString()) for e in history.events)
     assert len(history.events) < 150 and largest < 4096, (len(history.events), largest)
 

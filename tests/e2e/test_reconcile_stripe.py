@@ -68,7 +68,7 @@ async def _reconcile(app: Harness, window: ReconWindow) -> ReconcileResult:
     return await app.client.execute_workflow(
         ReconcileWorkflow.run,
         ReconcileInput(processor=Processor.STRIPE, window=window, settlement_lag_hours=0, timing=FAST),
-        id=reconcile_workflow_id("stripe", window.label),
+        id=app.prefix + reconcile_workflow_id("stripe", window.label),
         task_queue=f"{app.prefix}orders",
     )
 
