@@ -4,50 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from devtools.stripe_server.client import stripe_client
-from devtools.stripe_server.config import StripeServerConfig
 from devtools.stripe_server.server import StripeServer
-from runtime.settings import RefundConfig
 from tests.builders import make_event, make_order
 from tests.e2e.refund_support import card_order, stripe_refunds_for
-from tests.harness import Harness, running, seed
+from tests.harness import Harness, seed
 from ticketing.models import EventPolicy, Order, Personalisation
 from ticketing.roles import Role
 from ticketing.states import OrderStatus
-from ticketing.store.engine import Store
 from ticketing.store.orders import load_history, load_order, load_ticket_types, save_order
 from ticketing.store.refunds import list_refunds
 from workflows.contracts import CancelInput
 
-FAST = RefundConfig(poll_initial_seconds=0.5, poll_max_seconds=1.0, manual_reminder_days=1.0)
 
-
-@pytest_asyncio.fixture
-async def stripe() -> AsyncIterator[StripeServer]:
-    server = StripeServer(StripeServerConfig(pending_refund_settle_seconds=0.5, refund_fail_after_seconds=0.5))
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest_asyncio.fixture
-async def app(
-    temporal_client: Client, store: Store, tmp_path: Path, queue_prefix: str, stripe: StripeServer
-) -> AsyncIterator[Harness]:
-    async with running(
-        temporal_client, store, tmp_path, queue_prefix, stripe=stripe, webhooks=True,
-        settings_overrides={"refunds": FAST},
-    ) as harness:
-        yield harness
+@pytest.fixture
+def app(stripe_app: Harness) -> Harness:
+    return stripe_app
 
 
 async def _cancel(app: Harness, code: str, body: dict[str, Any], key: str | None = None) -> Any:

@@ -10,20 +10,15 @@ of the window heals nothing and resolves the item.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest_asyncio
-from temporalio.client import Client
+import pytest
 
 from devtools.stripe_server.client import stripe_client
-from devtools.stripe_server.config import StripeServerConfig
 from devtools.stripe_server.server import StripeServer
-from runtime.settings import RefundConfig
 from tests.e2e.reconcile_support import FAST
 from tests.e2e.refund_support import card_order, request_refund, stripe_refunds_for
-from tests.harness import Harness, running
+from tests.harness import Harness
 from ticketing.models import Processor
 from ticketing.reconciliation import DiscrepancyClass as C
 from ticketing.reconciliation import ItemState, SuggestedAction
@@ -31,32 +26,15 @@ from ticketing.reconciliation_records import ReconWindow
 from ticketing.refunds import late_failure_workflow_id
 from ticketing.states import RefundStatus
 from ticketing.store import reconciliation as rs
-from ticketing.store.engine import Store
 from ticketing.store.refunds import load_refund
 from ticketing.store.tables import webhook_events
 from workflows.reconcile import ReconcileWorkflow
 from workflows.reconcile_contracts import ReconcileInput, ReconcileResult, reconcile_workflow_id
 
-REFUNDS = RefundConfig(poll_initial_seconds=0.5, poll_max_seconds=1.0)
 
-
-@pytest_asyncio.fixture
-async def stripe() -> AsyncIterator[StripeServer]:
-    server = StripeServer(StripeServerConfig(pending_refund_settle_seconds=0.5, refund_fail_after_seconds=0.5))
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest_asyncio.fixture
-async def app(
-    temporal_client: Client, store: Store, tmp_path: Path, queue_prefix: str, stripe: StripeServer
-) -> AsyncIterator[Harness]:
-    async with running(
-        temporal_client, store, tmp_path, queue_prefix, stripe=stripe, webhooks=True,
-        settings_overrides={"refunds": REFUNDS},
-    ) as harness:
-        yield harness
+@pytest.fixture
+def app(stripe_app: Harness) -> Harness:
+    return stripe_app
 
 
 def _window() -> ReconWindow:
