@@ -36,6 +36,7 @@ from documents.from_orders import (
 from email_providers.base import Attachment, OutgoingEmail, PermanentEmailError, TransientEmailError
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Event, Order, OrderEvent, Ticket
+from ticketing.policies.actions import buyer_email
 from ticketing.states import TicketState
 from ticketing.store.deliveries import DeliveryStatus, claim_delivery, close_open_deliveries, mark_delivery
 from ticketing.store.orders import (
@@ -191,9 +192,7 @@ class DeliveryActivities:
             event = await load_event(conn, order.event_id)
             types = {t.id: t for t in await load_ticket_types(conn, event.id)}
             slots = {s.id: s for s in await load_time_slots(conn, event.id)}
-        recipient = order.contact.email
-        if not recipient:
-            raise ActionNotAllowed("the order's contact has no email address", type="no-contact-email")
+        recipient = buyer_email(order)
         deliverable = _deliverable(order, req.ticket_ids)
         if not deliverable:
             async with self.deps.store.transaction() as conn:  # what an earlier attempt claimed never goes

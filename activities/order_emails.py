@@ -19,18 +19,12 @@ from documents.from_orders import receipt_document
 from documents.receipt_pdf import render_receipt_pdf
 from email_providers.base import Attachment, OutgoingEmail
 from ticketing.errors import ActionNotAllowed
-from ticketing.models import Event, Order, OrderEvent
+from ticketing.models import Event, OrderEvent
 from ticketing.personalisation_tokens import LinkClaims, SupersededLink, make_token
-from ticketing.policies.actions import receipt_refusal
+from ticketing.policies.actions import buyer_email, receipt_refusal
 from ticketing.store.orders import load_event, load_order, load_ticket_types
 from ticketing.store.personalisation import current_round
 from ticketing.store.refunds import list_refunds
-
-
-def _recipient(order: Order) -> str:
-    if not order.contact.email:
-        raise ActionNotAllowed("the order's contact has no email address", type="no-contact-email")
-    return order.contact.email
 
 
 class OrderEmailActivities(DeliveryActivities):
@@ -58,7 +52,7 @@ class OrderEmailActivities(DeliveryActivities):
             latest = await current_round(conn, order.code)
         if latest != req.round:
             raise SupersededLink("personalisation was opened again; the newer round sends its own link")
-        recipient = _recipient(order)
+        recipient = buyer_email(order)
         secret = self.deps.settings.signing_secret.get_secret_value()
         token = make_token(secret, LinkClaims(order_code=order.code, round=req.round, expires_at=req.expires_at))
         context: dict[str, object] = {
@@ -94,7 +88,7 @@ class OrderEmailActivities(DeliveryActivities):
             refunds = await list_refunds(conn, order_code=order.code, limit=500)
         if refusal := receipt_refusal(order, event):
             raise ActionNotAllowed(refusal.reason, type=refusal.type)
-        recipient = _recipient(order)
+        recipient = buyer_email(order)
         doc = receipt_document(order, event, types, refunds)
         context: dict[str, object] = {
             "order_code": order.code,

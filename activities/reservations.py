@@ -19,6 +19,7 @@ from documents.email_templates import render_email
 from email_providers.base import OutgoingEmail
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Order, OrderEvent
+from ticketing.policies.actions import buyer_email
 from ticketing.reservations import (
     EXPIRED_EVENT,
     LINK_PURPOSE,
@@ -102,9 +103,7 @@ class ReservationEmailActivities(DeliveryActivities):
         async with self.deps.store.transaction() as conn:
             order = await load_order(conn, req.order_code)
             event = await load_event(conn, order.event_id)
-        if not order.contact.email:
-            raise ActionNotAllowed("the order's contact has no email address", type="no-contact-email")
-        recipient = order.contact.email
+        recipient = buyer_email(order)
         token = sign(self.deps.settings.signing_secret.get_secret_value(), LINK_PURPOSE, order.code, req.deadline)
         link = f"{self.deps.settings.public_url.rstrip('/')}/pay/{token}"
         body = (

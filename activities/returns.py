@@ -13,8 +13,8 @@ from activities.errors import domain_errors
 from documents.email_templates import render_email
 from email_providers.base import OutgoingEmail
 from ticketing.cancellation import refund_id_for
-from ticketing.errors import ActionNotAllowed
 from ticketing.models import Order, OrderEvent
+from ticketing.policies.actions import buyer_email
 from ticketing.returns import (
     DECLINED_EVENT,
     REFUND_FAILED_EVENT,
@@ -105,9 +105,7 @@ class ReturnEmailActivities(DeliveryActivities):
         async with self.deps.store.transaction() as conn:
             order = await load_order(conn, req.order_code)
             event = await load_event(conn, order.event_id)
-        if not order.contact.email:
-            raise ActionNotAllowed("the order's contact has no email address", type="no-contact-email")
-        recipient = order.contact.email
+        recipient = buyer_email(order)
         body = (f"Your request to return order {order.code} for {event.name} was declined.\n\n"
                 f"Reason: {req.reason}\n\nYour tickets stay valid.")
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
+from ticketing.errors import ActionNotAllowed
 from ticketing.models import Event, Order, Processor, Ticket, TimeSlot
 from ticketing.states import OrderStatus, PaymentStatus, TicketState
 
@@ -278,3 +279,10 @@ def available_actions(order: Order, event: Event, slots: Sequence[TimeSlot] = ()
             )
         )
     return actions
+
+
+def buyer_email(order: Order) -> str:
+    """Where mail to the buyer goes; an order without a contact email cannot be mailed (`no-contact-email`)."""
+    if not order.contact.email:
+        raise ActionNotAllowed("the order's contact has no email address", type="no-contact-email")
+    return order.contact.email
