@@ -119,11 +119,11 @@ async def test_a_late_failure_can_drop_all_its_webhooks(backend: Backend, receiv
 
     server.force_refund_failure(refund.id, "lost_or_stolen_card", webhook="dropped")
 
-    assert await _event_types(backend, refund.id, pi.created, delivered=False) == [
-        "charge.refund.updated",
-        "refund.failed",
-        "refund.updated",
-    ]
+    failure_events = {"charge.refund.updated", "refund.failed", "refund.updated"}
+    # Under load the creation's own delivery may still be retried (its receiver answered slowly); the failure's
+    # events are the point: all listed as undelivered, and none of them reached the endpoint.
+    assert failure_events <= set(await _event_types(backend, refund.id, pi.created, delivered=False))
+    assert not failure_events & {d.event["type"] for d in receiver.for_object(refund.id)}
     assert (await backend.client.v1.refunds.retrieve_async(refund.id)).failure_reason == "lost_or_stolen_card"
 
 
