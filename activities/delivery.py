@@ -36,7 +36,8 @@ from documents.from_orders import (
 from email_providers.base import Attachment, OutgoingEmail, PermanentEmailError, TransientEmailError
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Event, Order, OrderEvent, Ticket
-from ticketing.policies.actions import buyer_email
+from ticketing.policies.actions import buyer_email, return_refusal
+from ticketing.returns import return_link
 from ticketing.states import TicketState
 from ticketing.store.deliveries import DeliveryStatus, claim_delivery, close_open_deliveries, mark_delivery
 from ticketing.store.orders import (
@@ -95,6 +96,15 @@ class DeliveryActivities:
             attachments=attachments or [],
             headers=reply_headers(brand),
         )
+
+    def _return_link(self, order: Order, event: Event) -> str | None:
+        """The buyer's signed return link, when the event lets this order be returned now."""
+        if return_refusal(order, event) is not None:
+            return None
+        settings = self.deps.settings
+        link = return_link(settings.signing_secret.get_secret_value(), settings.public_url, order.code, event,
+                           now=datetime.now(UTC))
+        return link[0] if link else None
 
     async def _send_once(
         self,
@@ -210,7 +220,8 @@ class DeliveryActivities:
 
         async def build(mid: str) -> OutgoingEmail:
             pdfs = await self.deps.ticket_pdfs().get(docs)
-            context = tickets_email_context(event, order.code, order.contact.name, docs)
+            link = self._return_link(order, event)
+            context = tickets_email_context(event, order.code, order.contact.name, docs, link)
             attachments = [
                 Attachment(filename=f"ticket-{d.ticket_code}.pdf", content_type="application/pdf", data=pdf)
                 for d, pdf in zip(docs, pdfs, strict=True)

@@ -91,10 +91,15 @@ def payment_method_label(order: Order) -> str:
 
 
 def tickets_email_context(
-    event: Event, order_code: str, buyer_name: str | None, docs: Sequence[TicketDocument]
+    event: Event,
+    order_code: str,
+    buyer_name: str | None,
+    docs: Sequence[TicketDocument],
+    return_link: str | None = None,
 ) -> dict[str, object]:
     """The tickets email's context: its "When" is the tickets' own time (their slot's), never
-    the event's default; tickets at different times each show their own and "When" is left out."""
+    the event's default; tickets at different times each show their own and "When" is left out.
+    `return_link`: the buyer's signed return link, when the event lets the order be returned."""
     times = {d.event_starts_at for d in docs}
     return {
         "event_name": event.name,
@@ -103,6 +108,7 @@ def tickets_email_context(
         "order_code": order_code,
         "buyer_name": buyer_name,
         "tickets": [d.model_dump() for d in docs],
+        "return_link": return_link,
     }
 
 
