@@ -237,3 +237,43 @@ async def test_transfer_refusals(app: Harness, anon: httpx.AsyncClient) -> None:
     problem(await anon.get("/transfers/not.a-token"), 403, "transfer-link-invalid")
     unknown = sign(secret, "transfer", "transfer/NOPE/x/y", datetime.now(UTC) + timedelta(days=1))
     problem(await anon.get(f"/transfers/{unknown}"), 404, "transfer-not-found")
+
+
+async def test_holder_starts_a_transfer_by_their_manage_link(app: Harness, anon: httpx.AsyncClient) -> None:
+    order = await _seeded(app)
+    given = order.tickets[1]
+    problem(await anon.get(f"/orders/{order.code}/tickets/{given.id}/transfer-link"), 401, "unauthorized")
+    problem(await app.http.get(f"/orders/{order.code}/tickets/tkt_nope/transfer-link"), 404, "ticket-not-found")
+    made = await app.http.get(f"/orders/{order.code}/tickets/{given.id}/transfer-link")
+    assert made.status_code == 200, made.text
+    url = made.json()["url"]
+    assert url.startswith(app.settings.public_url.rstrip("/") + "/transfers/start/")
+    token = url.rsplit("/", 1)[1]
+
+    problem(await anon.post(f"/transfers/start/{token}", json={"name": "Grace", "email": "not-an-email"}), 422,
+            "validation-error")
+    problem(await anon.post(f"/transfers/start/{token[:-3]}abc", json=RECIPIENT), 403, "manage-ticket-link-invalid")
+    other = sign(app.settings.signing_secret.get_secret_value(), "return", f"{order.code}/{given.id}",
+                 datetime.now(UTC) + timedelta(days=1))
+    problem(await anon.post(f"/transfers/start/{other}", json=RECIPIENT), 403, "manage-ticket-link-invalid")
+
+    started = await anon.post(f"/transfers/start/{token}", json=RECIPIENT)
+    assert started.status_code == 202, started.text
+    assert started.json()["ticket_id"] == given.id
+    offer = await _offer_token(app)
+    assert (await anon.post(f"/transfers/{offer}/accept")).status_code == 200
+    done = await app.wait_operation(started.json()["operation_id"])
+    assert (done["result"]["status"], done["result"]["delivery"]) == ("accepted", "sent")
+    after = await stored(app, order.code)
+    assert after.ticket(given.id).state.value == "invalid:transferred"
+    assert after.ticket(order.tickets[0].id).is_valid
+    (offered,) = await history(app, order.code, "item-transfer-offered")
+    assert offered.actor == "holder-link"
+    # The link names that one ticket: it is gone now, so the link starts nothing more.
+    problem(await anon.post(f"/transfers/start/{token}", json=RECIPIENT), 409, "ticket-invalid")
+
+
+async def test_no_manage_link_once_the_event_started(app: Harness) -> None:
+    order = await _seeded(app, starts_in=timedelta(minutes=-5))
+    problem(await app.http.get(f"/orders/{order.code}/tickets/{order.tickets[0].id}/transfer-link"), 409,
+            "event-started")
