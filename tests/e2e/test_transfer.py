@@ -277,3 +277,29 @@ async def test_no_manage_link_once_the_event_started(app: Harness) -> None:
     order = await _seeded(app, starts_in=timedelta(minutes=-5))
     problem(await app.http.get(f"/orders/{order.code}/tickets/{order.tickets[0].id}/transfer-link"), 409,
             "event-started")
+
+
+MANAGE = re.compile(r"https?://\S+/transfers/start/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
+
+
+async def _tickets_email_links(app: Harness, order: Order) -> list[str]:
+    sent = await app.http.post(f"/orders/{order.code}/resend", headers=await app.headers_for("agent-7"))
+    assert (await app.wait_operation(sent.json()["operation_id"]))["status"] == "completed"
+    [mail] = await app.sink.wait_for_messages(1)
+    text = mail.get_body(("plain",))
+    assert text is not None
+    return MANAGE.findall(text.get_content())
+
+
+async def test_the_tickets_email_carries_a_manage_link_per_ticket(app: Harness, anon: httpx.AsyncClient) -> None:
+    order = await _seeded(app)
+    tokens = await _tickets_email_links(app, order)
+    assert len(tokens) == 2
+    started = await anon.post(f"/transfers/start/{tokens[1]}", json=RECIPIENT)
+    assert started.status_code == 202, started.text
+    assert started.json()["ticket_id"] == order.tickets[1].id
+
+
+async def test_no_manage_links_where_the_event_allows_no_transfers(app: Harness) -> None:
+    order = await _seeded(app, allow_transfers=False)
+    assert await _tickets_email_links(app, order) == []
