@@ -210,16 +210,29 @@ class ReconciliationActivities:
                 return await source.balance_page(req.window, at, req.page_size)
             return await source.undelivered_event_page(req.window, at, req.page_size)
 
-        for _ in range(req.max_pages):
-            page = await _paced(pacer, lambda: fetch(cursor))  # noqa: B023 - called at once
-            async with self.deps.store.transaction() as conn:
-                await recon_store.stage(conn, req.run_id, req.kind, [_staged_row(req.kind, r) for r in page.items])
-            staged += len(page.items)
-            cursor = page.next_cursor
-            activity.heartbeat(cursor, staged)
-            if cursor is None:
-                return StageResult(cursor=None, done=True, staged=staged)
-        return StageResult(cursor=cursor, done=False, staged=staged)
+        def read(at: str | None) -> asyncio.Task[Page[Any]]:
+            return asyncio.ensure_future(_paced(pacer, lambda: fetch(at)))
+
+        # Page n+1 is read while page n is written; the heartbeat names only what is written,
+        # so a resumed attempt reads the prefetched page again (its rows are upserted once).
+        reading = read(cursor)
+        try:
+            for n in range(req.max_pages):
+                page = await reading
+                if page.next_cursor is not None and n + 1 < req.max_pages:
+                    reading = read(page.next_cursor)
+                rows = [_staged_row(req.kind, r) for r in page.items]
+                async with self.deps.store.transaction() as conn:
+                    await recon_store.stage(conn, req.run_id, req.kind, rows)
+                staged += len(page.items)
+                cursor = page.next_cursor
+                activity.heartbeat(cursor, staged)
+                if cursor is None:
+                    return StageResult(cursor=None, done=True, staged=staged)
+            return StageResult(cursor=cursor, done=False, staged=staged)
+        finally:
+            if not reading.done():
+                reading.cancel()
 
     # --- classify -----------------------------------------------------------------------------
 

@@ -101,8 +101,7 @@ class Operations:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 search_attributes=TypedSearchAttributes(search_attributes or []),
-                # Summaries name ids and amounts only: stored in plaintext for every Web UI user.
-                static_summary=PublicText(summary) if summary else None,
+                static_summary=_public(summary),
                 memo=memo,
                 start_delay=start_delay,
                 start_signal=start_signal[0] if start_signal else None,
@@ -135,7 +134,7 @@ class Operations:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             search_attributes=TypedSearchAttributes(search_attributes or []),
-            static_summary=summary,
+            static_summary=_public(summary),
             memo=memo,
         )
         try:
@@ -300,3 +299,8 @@ async def _failure(handle: Any, status: WorkflowExecutionStatus | None) -> Opera
         return OperationError(type="workflow-failed", detail=str(err))
     name = status.name.lower() if status else "unknown"
     return OperationError(type=f"workflow-{name}", detail=f"the workflow ended as {name}")
+
+
+def _public(summary: str | None) -> PublicText | None:
+    """Summaries name ids and amounts only: stored in plaintext for every Web UI user, on every start path."""
+    return PublicText(summary) if summary else None

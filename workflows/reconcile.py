@@ -62,6 +62,7 @@ A = TypeVar("A")
 R = TypeVar("R")
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 KINDS = ("refund", "balance", "event")
+EVENTS_FIRST = "recon-stage-events-first"  # runs started before it read the three kinds side by side
 NEXT = {
     "stage": "classify",
     "classify": "heal",
@@ -172,9 +173,13 @@ class ReconcileWorkflow:
             st.phase = "done"
 
     async def _stage(self, req: ReconcileInput, st: ReconCursor) -> None:
-        """Refunds, balance entries and undelivered events read side by side, sharing the read rate."""
+        """Undelivered events first, then refunds and balance entries side by side, sharing the read rate."""
         timing = req.timing
         kinds = [k for k in KINDS if k not in st.staged_done]
+        if "event" in kinds and workflow.patched(EVENTS_FIRST):
+            # Undelivered events are usually a page or none: read alone first, so the refunds and
+            # balance entries then split the whole read rate instead of a third of it each.
+            kinds = ["event"]
         workflow.set_current_details(
             f"Reading {req.processor.value} records for {st.window.label}: "
             + ", ".join(f"{st.staged.get(k, 0)} {k}" for k in KINDS)

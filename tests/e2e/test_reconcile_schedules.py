@@ -195,14 +195,14 @@ async def test_explicit_window_starts_once_under_its_window_id(
 ) -> None:
     settings = _settings(temporal_client, queue_prefix)
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    window = ReconWindow(start=today - 3 * DAY, end=today - 2 * DAY)
+    window = ReconWindow(start=today - 60 * DAY, end=today - 59 * DAY)  # days no other test's run holds
     started = await run_window(temporal_client, settings, "stripe", window)
     assert started.operation_ids == [f"reconcile/stripe/{window.label}"]
     result = await temporal_client.get_workflow_handle(started.operation_ids[0]).result()
     assert result == {"label": window.label, "scheduled": None}
     # No schedule for this prefix: a backfill starts each window directly, by its window id.
     # (Workflow ids are the namespace's, not the test's: each test reconciles days of its own.)
-    direct = await backfill(temporal_client, settings, "stripe", today - 20 * DAY, today - 18 * DAY)
+    direct = await backfill(temporal_client, settings, "stripe", today - 70 * DAY, today - 68 * DAY)
     assert direct.how == "start"
     assert direct.operation_ids == [f"reconcile/stripe/{w.label}" for w in direct.windows]
     assert len(direct.windows) == 2
