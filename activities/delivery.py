@@ -33,10 +33,12 @@ from documents.from_orders import (
     ticket_document,
     tickets_email_context,
 )
+from documents.models import TicketDocument
 from email_providers.base import Attachment, OutgoingEmail, PermanentEmailError, TransientEmailError
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Event, Order, OrderEvent, Ticket
-from ticketing.policies.actions import buyer_email
+from ticketing.policies.actions import buyer_email, return_refusal, transfer_refusal
+from ticketing.returns import return_link
 from ticketing.states import TicketState
 from ticketing.store.deliveries import DeliveryStatus, claim_delivery, close_open_deliveries, mark_delivery
 from ticketing.store.orders import (
@@ -47,6 +49,7 @@ from ticketing.store.orders import (
     load_time_slots,
 )
 from ticketing.store.refunds import load_refund
+from ticketing.transfers import manage_link
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +98,28 @@ class DeliveryActivities:
             attachments=attachments or [],
             headers=reply_headers(brand),
         )
+
+    def _return_link(self, order: Order, event: Event) -> str | None:
+        """The buyer's signed return link, when the event lets this order be returned now."""
+        if return_refusal(order, event) is not None:
+            return None
+        settings = self.deps.settings
+        link = return_link(settings.signing_secret.get_secret_value(), settings.public_url, order.code, event,
+                           now=datetime.now(UTC))
+        return link[0] if link else None
+
+    def _manage_links(self, order: Order, event: Event, docs: Sequence[TicketDocument]) -> dict[str, str]:
+        """By ticket code, the holder's signed link to transfer the ticket, for those the event lets go now."""
+        now, settings = datetime.now(UTC), self.deps.settings
+        links: dict[str, str] = {}
+        for doc in docs:
+            if transfer_refusal(order, event, now, doc.ticket_id) is not None:
+                continue
+            link = manage_link(settings.signing_secret.get_secret_value(), settings.public_url, order.code,
+                               doc.ticket_id, event, now=now)
+            if link:
+                links[doc.ticket_code] = link[0]
+        return links
 
     async def _send_once(
         self,
@@ -210,7 +235,8 @@ class DeliveryActivities:
 
         async def build(mid: str) -> OutgoingEmail:
             pdfs = await self.deps.ticket_pdfs().get(docs)
-            context = tickets_email_context(event, order.code, order.contact.name, docs)
+            context = tickets_email_context(event, order.code, order.contact.name, docs,
+                                            self._return_link(order, event), self._manage_links(order, event, docs))
             attachments = [
                 Attachment(filename=f"ticket-{d.ticket_code}.pdf", content_type="application/pdf", data=pdf)
                 for d, pdf in zip(docs, pdfs, strict=True)

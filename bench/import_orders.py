@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
 import time
 from pathlib import Path
 
 from bench.report import Result
+from bench.scale import RssSampler, run_histories
 from bench.stack import bench_event, product, temporal_server
 from ticketing.importing import COLUMNS, parse_text
 from ticketing.store.importing import import_orders
@@ -54,14 +56,24 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
             await insert_event(conn, via_api, [ga], [])
             await insert_event(conn, direct, [ga_direct], [])
 
-        begun = time.perf_counter()
-        resp = await stack.http.post("/imports", content=_csv(via_api.id, ga.id, count).encode(),
-                                     headers={"Content-Type": "text/csv", "Idempotency-Key": "bench-import"})
-        if resp.status_code != 202:
-            raise RuntimeError(f"POST /imports answered {resp.status_code}: {resp.text[:500]}")
-        accepted = time.perf_counter()
-        await stack.wait_workflows([resp.json()["operation_id"]], timeout=3600)
-        done = time.perf_counter()
+        body = _csv(via_api.id, ga.id, count).encode()
+        rss = RssSampler(os.getpid())  # API and workers share this process (product())
+        async with rss.running():
+            rss_start = rss.sample()
+            begun = time.perf_counter()
+            resp = await stack.http.post("/imports", content=body,
+                                         headers={"Content-Type": "text/csv", "Idempotency-Key": "bench-import"})
+            if resp.status_code != 202:
+                raise RuntimeError(f"POST /imports answered {resp.status_code}: {resp.text[:500]}")
+            accepted = time.perf_counter()
+            rss_accepted = rss.sample()
+            await stack.wait_workflows([resp.json()["operation_id"]], timeout=3600)
+            done = time.perf_counter()
+            rss_end = rss.sample()
+        rss_peak = max((b for _, b in rss.samples), default=0)
+        rss_peak_request = max((b for t, b in rss.samples if t <= accepted), default=0)
+        rss_peak_workflow = max((b for t, b in rss.samples if t > accepted), default=0)
+        runs = await run_histories(client, resp.json()["operation_id"])
         state = await stack.get(f"/bulk/{resp.json()['bulk_id']}")
         if state["counts"] != {"imported": count}:
             raise RuntimeError(f"the import ended with {state['counts']}")
@@ -77,5 +89,16 @@ async def run(args: argparse.Namespace, workdir: Path) -> Result:
     result.add("  end to end", count / total, "orders/s")
     result.add("direct import, one transaction (baseline)", count / direct_s, "orders/s")
     result.ratio("API import rate / direct import rate", (count / total) / (count / direct_s))
-    result.details = {"request_s": accepted - begun, "workflow_s": done - accepted, "direct_s": direct_s}
+    mib = 1024 * 1024
+    result.add("process RSS (API + workers): start / peak / end", rss_peak / mib, "MiB peak",
+               note=f"{rss_start / mib:.0f} / {rss_peak / mib:.0f} / {rss_end / mib:.0f} MiB")
+    result.add("  peak while the request checks and stages / while the workflow writes", rss_peak_workflow / mib,
+               "MiB (wf)", note=f"{rss_peak_request / mib:.0f} / {rss_peak_workflow / mib:.0f} MiB")
+    events = [r["events"] for r in runs]
+    result.add("ImportOrders history: largest run", max(events), "events",
+               note=f"{len(events)} runs; largest payload {max(r['largest_payload'] for r in runs) / 1024:.1f} KiB")
+    result.details = {"request_s": accepted - begun, "workflow_s": done - accepted, "direct_s": direct_s,
+                      "rss_start": rss_start, "rss_peak": rss_peak,
+                      "rss_accepted": rss_accepted, "rss_peak_request": rss_peak_request,
+                      "rss_peak_workflow": rss_peak_workflow, "rss_end": rss_end, "runs": runs}
     return result

@@ -6,7 +6,7 @@ backoffice API (a PDF on request) both call them, so they live below both, in `d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from documents.models import ReceiptDocument, ReceiptLine, TicketDocument
 from ticketing.models import Event, Order, PaymentMethod, Refund, Ticket, TicketType, TimeSlot
@@ -91,10 +91,17 @@ def payment_method_label(order: Order) -> str:
 
 
 def tickets_email_context(
-    event: Event, order_code: str, buyer_name: str | None, docs: Sequence[TicketDocument]
+    event: Event,
+    order_code: str,
+    buyer_name: str | None,
+    docs: Sequence[TicketDocument],
+    return_link: str | None = None,
+    manage_links: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """The tickets email's context: its "When" is the tickets' own time (their slot's), never
-    the event's default; tickets at different times each show their own and "When" is left out."""
+    the event's default; tickets at different times each show their own and "When" is left out.
+    `return_link`: the buyer's signed return link, when the event lets the order be returned;
+    `manage_links`: by ticket code, the holder's signed link to transfer that ticket, where allowed."""
     times = {d.event_starts_at for d in docs}
     return {
         "event_name": event.name,
@@ -102,7 +109,8 @@ def tickets_email_context(
         "venue": event.venue,
         "order_code": order_code,
         "buyer_name": buyer_name,
-        "tickets": [d.model_dump() for d in docs],
+        "tickets": [d.model_dump() | {"manage_link": (manage_links or {}).get(d.ticket_code)} for d in docs],
+        "return_link": return_link,
     }
 
 

@@ -37,15 +37,17 @@ class ProcessorPayment(BaseModel):
     amount: Money
     amount_refunded: int = 0
     created: datetime | None = None
+    metadata: dict[str, str] = {}
 
 
 class WebhookEvent(BaseModel):
-    """A verified processor notification, normalised; `refund` is set for refund events."""
+    """A verified processor notification, normalised; `refund` is set for refund events, `payment` for payments'."""
 
     id: str
     type: str
     created: datetime
     refund: ProcessorRefund | None = None
+    payment: ProcessorPayment | None = None
 
 
 class ProcessorError(Exception):
@@ -77,6 +79,10 @@ class PaymentAdapter(Protocol):
     ) -> ProcessorRefund: ...
 
     async def get_refund(self, refund_id: str) -> ProcessorRefund: ...
+
+    async def get_payment(self, payment_id: str) -> ProcessorPayment:
+        """The payment as the processor has it now (a webhook's copy may be stale or replayed)."""
+        ...
 
     async def find_refund(self, *, payment_reference: str, idempotency_key: str) -> ProcessorRefund | None:
         """The refund an earlier attempt made under this key, if the processor has one.

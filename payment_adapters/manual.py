@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-from payment_adapters.base import ProcessorPayment, ProcessorRefund, WebhookEvent, WebhookRejected
+from payment_adapters.base import ProcessorPayment, ProcessorRefund, ProcessorRejected, WebhookEvent, WebhookRejected
 from ticketing.models import Processor
 from ticketing.money import Money
 from ticketing.processors import CAPABILITIES
@@ -40,6 +40,9 @@ class ManualAdapter:
 
     async def find_refund(self, *, payment_reference: str, idempotency_key: str) -> ProcessorRefund | None:
         return None
+
+    async def get_payment(self, payment_id: str) -> ProcessorPayment:
+        raise ProcessorRejected("manual payments are not held by a processor", code="no_processor")
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
         raise WebhookRejected("manual refunds have no webhooks", code="no_webhooks")

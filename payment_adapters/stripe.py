@@ -27,6 +27,7 @@ from ticketing.money import Money
 from ticketing.processors import CAPABILITIES
 
 REFUND_EVENT_TYPES = {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
+PAYMENT_EVENT_TYPES = {"payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled"}
 
 
 def _ts(value: int | None) -> datetime | None:
@@ -57,14 +58,29 @@ def _refund(raw: Any) -> ProcessorRefund:
     )
 
 
+def _payment(raw: Any) -> ProcessorPayment:
+    obj = plain(raw)
+    return ProcessorPayment(
+        id=obj["id"],
+        status=obj["status"],
+        amount=Money(amount=obj["amount"], currency=obj["currency"].upper()),
+        amount_refunded=0,
+        created=_ts(obj.get("created")),
+        metadata=dict(obj.get("metadata") or {}),
+    )
+
+
 def webhook_event(body: dict[str, Any]) -> WebhookEvent:
     """A Stripe event (from a verified webhook, or fetched from the API), normalised."""
     obj = body["data"]["object"]
     refund = None
     if body["type"] in REFUND_EVENT_TYPES and obj.get("object") == "refund":
         refund = _refund(obj)
+    payment = None
+    if body["type"] in PAYMENT_EVENT_TYPES and obj.get("object") == "payment_intent":
+        payment = _payment(obj)
     created = _ts(body.get("created")) or datetime.now(UTC)
-    return WebhookEvent(id=body["id"], type=body["type"], created=created, refund=refund)
+    return WebhookEvent(id=body["id"], type=body["type"], created=created, refund=refund, payment=payment)
 
 
 def translate_error(err: stripe.StripeError) -> Exception:
@@ -128,6 +144,12 @@ class StripeAdapter:
     async def get_refund(self, refund_id: str) -> ProcessorRefund:
         try:
             return _refund(await self.client.v1.refunds.retrieve_async(refund_id))
+        except stripe.StripeError as err:
+            raise translate_error(err) from err
+
+    async def get_payment(self, payment_id: str) -> ProcessorPayment:
+        try:
+            return _payment(await self.client.v1.payment_intents.retrieve_async(payment_id))
         except stripe.StripeError as err:
             raise translate_error(err) from err
 

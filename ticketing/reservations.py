@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from ticketing.errors import ActionNotAllowed
 from ticketing.inventory import InventoryDelta, seat_deltas
 from ticketing.models import Order, OrderEvent
+from ticketing.money import Money
 from ticketing.policies.actions import reservation_refusal
 from ticketing.states import (
     ORDER_TRANSITIONS,
@@ -46,6 +47,16 @@ def check_deadline(order: Order, deadline: datetime, *, now: datetime, current: 
         raise ActionNotAllowed("the deadline must be in the future", type="deadline-in-past")
     if current is not None and deadline <= current:
         raise ActionNotAllowed("an extension moves the deadline later", type="deadline-not-later")
+
+
+def check_processor_payment(order: Order, received: Money) -> None:
+    """A processor's payment settles the reservation only while it waits, and only for its whole amount."""
+    _refuse(order)
+    if received != order.payment.amount:
+        raise ActionNotAllowed(
+            f"the processor received {received.display()}, the order is {order.payment.amount.display()}",
+            type="payment-amount-mismatch",
+        )
 
 
 def reminder_times(deadline: datetime, before: Sequence[timedelta]) -> list[datetime]:

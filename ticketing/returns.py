@@ -9,21 +9,36 @@ fails also puts the order back to `paid` (the refund's own flows take it from th
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Event, Order, OrderEvent, RefundKind
 from ticketing.policies.actions import return_decision_refusal, return_refusal
 from ticketing.processors import CAPABILITIES
 from ticketing.refunds import RefundQuote, RefundRequest, quote_refund
+from ticketing.signed_links import sign
 from ticketing.states import ORDER_TRANSITIONS, OrderStatus, transition
 
 LINK_PURPOSE = "return"  # of the buyer's signed return link (ticketing.signed_links)
+LINK_DAYS = 30
 REQUESTED_EVENT = "return-requested"
 DECLINED_EVENT = "return-declined"
 APPROVED_EVENT = "return-approved"
 RETURNED_EVENT = "returned"
 REFUND_FAILED_EVENT = "return-refund-failed"
+
+
+def return_link(secret: str, public_url: str, order_code: str, event: Event, *, now: datetime
+                ) -> tuple[str, datetime] | None:
+    """The buyer's signed return link and its expiry: 30 days, or until the event starts (None once it has).
+
+    The one place the link is made: the agents' `GET /orders/{code}/return-link` and the tickets email.
+    """
+    expires = min(now + timedelta(days=LINK_DAYS), event.starts_at).replace(microsecond=0)
+    if expires <= now:
+        return None
+    token = sign(secret, LINK_PURPOSE, order_code, expires)
+    return f"{public_url.rstrip('/')}/returns/{token}", expires
 
 
 def _event(kind: str, actor: str, now: datetime, operation_id: str, **data: object) -> OrderEvent:

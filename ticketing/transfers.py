@@ -33,6 +33,7 @@ from ticketing.models import (
 )
 from ticketing.money import Money
 from ticketing.policies.actions import transfer_refusal
+from ticketing.signed_links import sign
 from ticketing.states import (
     TICKET_TRANSITIONS,
     TRANSFER_TRANSITIONS,
@@ -44,6 +45,7 @@ from ticketing.states import (
 )
 
 LINK_PURPOSE = "transfer"  # of the recipient's signed link (ticketing.signed_links)
+MANAGE_PURPOSE = "manage-ticket"  # of the holder's "manage your ticket" link, which starts a transfer
 OFFERED_EVENT = "item-transfer-offered"
 CANCELED_EVENT = "item-transfer-canceled"  # the seed's spelling; also written when a transfer expires
 TRANSFERRED_EVENT = "item-transferred"
@@ -85,6 +87,25 @@ def deadline(event: Event, now: datetime, days: float) -> datetime:
 def _refuse_ticket(order: Order, event: Event, ticket_id: str, now: datetime) -> None:
     if refusal := transfer_refusal(order, event, now, ticket_id):
         raise ActionNotAllowed(refusal.reason, type=refusal.type, ticket_id=ticket_id)
+
+
+def manage_link(secret: str, public_url: str, order_code: str, ticket_id: str, event: Event, *, now: datetime
+                ) -> tuple[str, datetime] | None:
+    """The holder's signed link to start a transfer of one ticket, valid until the event starts (None then).
+
+    The subject is `{order_code}/{ticket_id}`; the transfer's own rules are asked again when it is used.
+    """
+    expires = event.starts_at.replace(microsecond=0)
+    if expires <= now:
+        return None
+    token = sign(secret, MANAGE_PURPOSE, f"{order_code}/{ticket_id}", expires)
+    return f"{public_url.rstrip('/')}/transfers/start/{token}", expires
+
+
+def manage_subject(subject: str) -> tuple[str, str]:
+    """(order code, ticket id) of a verified manage link's subject."""
+    code, _, ticket_id = subject.partition("/")
+    return code, ticket_id
 
 
 def check_request(order: Order, event: Event, ticket_id: str, now: datetime) -> None:

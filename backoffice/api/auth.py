@@ -41,6 +41,8 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
         # The transfer recipient's link, likewise.
         ("GET", "/transfers/{token}"),
         ("POST", "/transfers/{token}/accept"),
+        # The holder's "manage your ticket" link, which starts a transfer of that one ticket.
+        ("POST", "/transfers/start/{token}"),
         # The buyer's return link.
         ("POST", "/returns/{token}"),
         ("GET", "/openapi.json"),

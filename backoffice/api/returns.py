@@ -9,7 +9,7 @@ signed token names the order) start `ReturnRequest`; the order shows `return-req
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -24,7 +24,8 @@ from backoffice.api.orders import Accepted, accepted
 from ticketing.errors import ActionNotAllowed
 from ticketing.policies.actions import return_decision_refusal, return_refusal
 from ticketing.returns import LINK_PURPOSE, REQUESTED_EVENT
-from ticketing.signed_links import sign, verify
+from ticketing.returns import return_link as make_return_link
+from ticketing.signed_links import verify
 from ticketing.store.orders import load_event, load_history, load_order
 from workflows.contracts import ReturnDecision, ReturnInput
 from workflows.returns import ReturnWorkflow
@@ -34,7 +35,6 @@ router = APIRouter(tags=["returns"])
 StateDep = Annotated[AppState, Depends(state)]
 ActorDep = Annotated[str, Depends(actor)]
 LINK_ACTOR = "return-link"  # the buyer, identified by the link alone
-LINK_DAYS = 30
 
 
 class ReturnBody(BaseModel):
@@ -114,11 +114,11 @@ async def return_link(code: str, st: StateDep) -> ReturnLink:
     async with st.store.transaction() as conn:
         order = await load_order(conn, code)
         event = await load_event(conn, order.event_id)
-    expires = min(datetime.now(UTC) + timedelta(days=LINK_DAYS), event.starts_at).replace(microsecond=0)
-    if expires <= datetime.now(UTC):
+    link = make_return_link(st.settings.signing_secret.get_secret_value(), st.settings.public_url, code, event,
+                            now=datetime.now(UTC))
+    if link is None:
         raise ActionNotAllowed("the event has started; returns go through an agent", type="event-started")
-    token = sign(st.settings.signing_secret.get_secret_value(), LINK_PURPOSE, code, expires)
-    return ReturnLink(url=f"{st.settings.public_url.rstrip('/')}/returns/{token}", expires_at=expires)
+    return ReturnLink(url=link[0], expires_at=link[1])
 
 
 async def _open_return(st: AppState, code: str) -> str:

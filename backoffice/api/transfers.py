@@ -4,7 +4,9 @@
 recipient in the store (their name and email never enter a workflow payload) and starts
 `TransferTicket`, whose id is the transfer's id. `GET/POST /transfers/{token}` take no
 login: the signed token names the transfer and expires with it. They show the event and the
-ticket type only, nothing of the giver.
+ticket type only, nothing of the giver. The holder starts a transfer themselves with
+`POST /transfers/start/{token}`: their "manage your ticket" link (in the tickets email, or from
+`GET /orders/{code}/tickets/{ticket_id}/transfer-link`) names the order and the ticket.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ticketing.signed_links import verify
 from ticketing.states import TransferStatus
 from ticketing.store.orders import load_event, load_order, load_ticket_types
 from ticketing.store.transfers import insert_transfer, load_transfer, open_transfer_of
-from ticketing.transfers import LINK_PURPOSE, TicketTransfer, check_request
+from ticketing.transfers import LINK_PURPOSE, MANAGE_PURPOSE, TicketTransfer, check_request, manage_link, manage_subject
 from workflows.contracts import AcceptTransfer, CancelTransfer, TransferInput
 from workflows.search_attributes import EVENT_ID, ORDER_ID
 from workflows.transfer import TransferTicketWorkflow
@@ -37,6 +39,7 @@ from workflows.transfer import TransferTicketWorkflow
 router = APIRouter(tags=["transfers"])
 StateDep = Annotated[AppState, Depends(state)]
 ActorDep = Annotated[str, Depends(actor)]
+HOLDER_ACTOR = "holder-link"  # the holder, identified by their manage link alone
 
 
 class TransferBody(BaseModel):
@@ -50,6 +53,22 @@ class TransferBody(BaseModel):
     ticket_id: str = Field(min_length=1, max_length=40)
     name: PersonName
     email: EmailAddress
+
+
+class RecipientBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"name": "Grace Hopper", "email": "grace@example.com"}]},
+    )
+
+    name: PersonName
+    email: EmailAddress
+
+
+class ManageLink(BaseModel):
+    url: str
+    expires_at: datetime
 
 
 class CancelTransferBody(BaseModel):
@@ -109,34 +128,68 @@ async def start_transfer(
     code = code.upper()
 
     async def act(key: str) -> dict[str, Any]:
-        transfer_id = f"transfer/{code}/{body.ticket_id}/{key}"
-        now = datetime.now(UTC)
-        async with st.store.transaction() as conn:
-            order = await load_order(conn, code)
-            event = await load_event(conn, order.event_id)
-            check_request(order, event, body.ticket_id, now)
-            await insert_transfer(
-                conn,
-                TicketTransfer(
-                    id=transfer_id, order_code=code, ticket_id=body.ticket_id,
-                    recipient=Contact(name=body.name, email=body.email),
-                    status=TransferStatus.REQUESTED, created_by=who, created_at=now,
-                ),
-            )
-        await st.operations.start(
-            TransferTicketWorkflow.run,
-            TransferInput(
-                order_code=code, ticket_id=body.ticket_id, actor=who,
-                acceptance_days=st.settings.transfers.acceptance_days,
-            ),
-            operation_id=transfer_id,
-            search_attributes=[SearchAttributePair(ORDER_ID, code), SearchAttributePair(EVENT_ID, order.event_id)],
-            summary=f"Transfer ticket {body.ticket_id} of order {code}",
-            memo={"actor": who},
-        )
-        return accepted(transfer_id, transfer_id=transfer_id, ticket_id=body.ticket_id)
+        return await _start(st, code, body.ticket_id, Contact(name=body.name, email=body.email), who, key)
 
     return await idempotent(st.store, request, who, body.model_dump(mode="json") | {"code": code}, act)
+
+
+async def _start(st: AppState, code: str, ticket_id: str, recipient: Contact, who: str, key: str) -> dict[str, Any]:
+    """Check the policy, record the recipient, start `TransferTicket`: for an agent and for the holder's link."""
+    transfer_id = f"transfer/{code}/{ticket_id}/{key}"
+    now = datetime.now(UTC)
+    async with st.store.transaction() as conn:
+        order = await load_order(conn, code)
+        event = await load_event(conn, order.event_id)
+        check_request(order, event, ticket_id, now)
+        await insert_transfer(
+            conn,
+            TicketTransfer(
+                id=transfer_id, order_code=code, ticket_id=ticket_id, recipient=recipient,
+                status=TransferStatus.REQUESTED, created_by=who, created_at=now,
+            ),
+        )
+    await st.operations.start(
+        TransferTicketWorkflow.run,
+        TransferInput(
+            order_code=code, ticket_id=ticket_id, actor=who,
+            acceptance_days=st.settings.transfers.acceptance_days,
+        ),
+        operation_id=transfer_id,
+        search_attributes=[SearchAttributePair(ORDER_ID, code), SearchAttributePair(EVENT_ID, order.event_id)],
+        summary=f"Transfer ticket {ticket_id} of order {code}",
+        memo={"actor": who},
+    )
+    return accepted(transfer_id, transfer_id=transfer_id, ticket_id=ticket_id)
+
+
+@router.post("/transfers/start/{token}", status_code=202, response_model=TransferAccepted)
+async def start_by_link(token: str, body: RecipientBody, st: StateDep) -> JSONResponse:
+    """The holder offers their ticket to someone, by the manage link from their tickets email."""
+    subject, _ = verify(st.settings.signing_secret.get_secret_value(), MANAGE_PURPOSE, token, now=datetime.now(UTC))
+    code, ticket_id = manage_subject(subject)
+    # A repeated click on the same order state finds the first transfer; once it ended, a new one may start.
+    async with st.store.transaction() as conn:
+        version = (await load_order(conn, code)).version
+    started = await _start(st, code, ticket_id, Contact(name=body.name, email=body.email), HOLDER_ACTOR,
+                           f"link-{version}")
+    return JSONResponse(started, status_code=202)
+
+
+@router.get(
+    "/orders/{code}/tickets/{ticket_id}/transfer-link", response_model=ManageLink, dependencies=[Depends(SUPPORT)]
+)
+async def transfer_link(code: str, ticket_id: str, st: StateDep) -> ManageLink:
+    """The holder's signed "manage your ticket" link for one ticket, valid until the event starts."""
+    code = code.upper()
+    async with st.store.transaction() as conn:
+        order = await load_order(conn, code)
+        event = await load_event(conn, order.event_id)
+    order.ticket(ticket_id)  # an unknown ticket is refused here, not when the link is used
+    link = manage_link(st.settings.signing_secret.get_secret_value(), st.settings.public_url, code, ticket_id, event,
+                       now=datetime.now(UTC))
+    if link is None:
+        raise ActionNotAllowed("the event has started; tickets can no longer be transferred", type="event-started")
+    return ManageLink(url=link[0], expires_at=link[1])
 
 
 async def _open_transfer(st: AppState, code: str, ticket_id: str) -> TicketTransfer:

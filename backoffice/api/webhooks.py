@@ -1,9 +1,12 @@
-"""Stripe webhooks: verify, drop what was seen, re-fetch, then tell the refund's workflow.
+"""Stripe webhooks: verify, drop what was seen, re-fetch, then tell the refund's or reservation's workflow.
 
 The event id is recorded as seen only after it was handled, so a webhook that
 failed half-way is redelivered by Stripe rather than lost. The refund is
 re-fetched from Stripe, so a replayed or stale event cannot move a refund.
-The API reaches the payment adapter directly here, for verification only.
+A `payment_intent.succeeded` whose intent (re-fetched) carries `metadata.order_code` pays that
+order's `Reservation` by the same update finance's mark-paid uses; a payment the reservation
+cannot take (expired, paid already, another amount) is logged for finance and not retried.
+The API reaches the payment adapter directly here, for verification and re-fetching only.
 """
 
 from __future__ import annotations
@@ -18,14 +21,19 @@ from sqlalchemy.exc import IntegrityError
 
 from backoffice.api.deps import AppState, state
 from backoffice.api.problems import ProblemError
+from backoffice.api.reservations import reservation_id
 from payment_adapters.base import WebhookRejected
+from ticketing.errors import DomainError
 from ticketing.models import Processor
 from ticketing.processor_news import NewsRoute, route_news
 from ticketing.refunds import late_failure_workflow_id, refund_summary
+from ticketing.reservations import check_processor_payment
+from ticketing.store.orders import load_order
 from ticketing.store.refunds import find_refund_by_processor_id
 from ticketing.store.tables import webhook_events
-from workflows.contracts import NewsReceipt, ProcessorUpdate, RefundInput
+from workflows.contracts import NewsReceipt, ProcessorUpdate, RefundInput, ReservationPayment
 from workflows.refund import RefundWorkflow
+from workflows.reservation import ReservationWorkflow
 
 router = APIRouter(tags=["webhooks"])
 log = structlog.get_logger(__name__)
@@ -49,6 +57,8 @@ async def stripe_webhook(request: Request, st: Annotated[AppState, Depends(state
     outcome = "ignored"
     if event.refund is not None:
         outcome = await _handle_refund(st, adapter, event.refund.id, event.id)
+    elif event.payment is not None and event.type == "payment_intent.succeeded":
+        outcome = await _handle_payment(st, adapter, event.payment.id)
     try:
         async with st.store.transaction() as conn:
             await conn.execute(
@@ -59,6 +69,29 @@ async def stripe_webhook(request: Request, st: Annotated[AppState, Depends(state
     except IntegrityError:
         return {"status": "duplicate"}
     return {"status": outcome}
+
+
+async def _handle_payment(st: AppState, adapter: object, payment_id: str) -> str:
+    """Pay the reserved order the intent names; any other intent (a card order's own) is not ours to act on."""
+    fresh = await adapter.get_payment(payment_id)  # type: ignore[attr-defined]
+    code = fresh.metadata.get("order_code")
+    if fresh.status != "succeeded" or not code:
+        return "ignored"
+    try:
+        async with st.store.transaction() as conn:
+            order = await load_order(conn, code.upper())
+        check_processor_payment(order, fresh.amount)
+    except DomainError as err:
+        log.warning("webhook.payment_not_applied", order=code, payment=fresh.id, reason=err.type)
+        return err.type
+    done = await st.operations.offer(
+        reservation_id(order.code), ReservationWorkflow.pay,
+        ReservationPayment(actor="processor", reference=fresh.id, via="stripe"),
+    )
+    if done is None:  # expired or settled in the meantime, or no reservation runs for it
+        log.warning("webhook.payment_not_applied", order=order.code, payment=fresh.id, reason="reservation-closed")
+        return "reservation-closed"
+    return "paid"
 
 
 async def _handle_refund(st: AppState, adapter: object, processor_refund_id: str, event_id: str) -> str:

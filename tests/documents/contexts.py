@@ -20,6 +20,7 @@ CONTEXTS: dict[str, dict[str, Any]] = {
             {"ticket_type": "Child", "holder_name": None, "time_slot_label": "20:00 entry",
              "ticket_code": "A1B2C3-2", "event_starts_at": STARTS},
         ],
+        "return_link": "https://tickets.example/returns/abc.def",
     },
     "refund_receipt": {
         "order_code": "A1B2C3",

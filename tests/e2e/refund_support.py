@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from devtools.stripe_server.client import stripe_client
@@ -21,9 +22,12 @@ async def card_order(
     tickets: int = 2,
     policy: EventPolicy | None = None,
     method: PaymentMethod = PaymentMethod.CARD,
+    starts_at: datetime | None = None,
     **kw: Any,
 ) -> Order:
     event, types, slots = make_event(event_id=f"evt_{uuid.uuid4().hex[:6]}", policy=policy)
+    if starts_at is not None:  # the builders' event has started by now; some flows need one still ahead
+        event = event.model_copy(update={"starts_at": starts_at})
     order = make_order(event, types, tickets=tickets, method=method, **kw)
     if method in (PaymentMethod.CARD, PaymentMethod.WALLET):
         client = stripe_client(stripe.base_url, stripe.config.api_key)

@@ -13,6 +13,8 @@ from typing import Any
 import pytest_asyncio
 from temporalio.client import Client
 
+from devtools.stripe_server.client import stripe_client
+from devtools.stripe_server.server import StripeServer
 from runtime.settings import ReservationConfig
 from tests.builders import make_event, make_order
 from tests.e2e.action_support import action, history, problem, stored
@@ -142,3 +144,53 @@ async def test_reservation_refusals(app: Harness) -> None:
             422, "validation-error")
     problem(await app.http.post(f"/orders/{reserved.code}/reservation/extend",
                                 json={"deadline": "2030-01-01T00:00:00Z"}), 409, "operation-closed")
+
+
+async def _delivered(stripe: StripeServer, event_id: str, attempts: int = 1) -> None:
+    for _ in range(200):
+        if any(n >= attempts and s == "delivered" for _, n, s in stripe.delivery_attempts(event_id)):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(stripe.delivery_attempts(event_id))
+
+
+async def _intent_paid(stripe: StripeServer, code: str, amount: int) -> tuple[str, str]:
+    """A card payment on the stand-in naming the order; (intent id, its payment_intent.succeeded event id)."""
+    client = stripe_client(stripe.base_url, stripe.config.api_key)
+    intent = await client.v1.payment_intents.create_async(params={
+        "amount": amount, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True,
+        "allowed_payment_method_types": ["card"], "metadata": {"order_code": code},
+    })
+    (event,) = [e for e in stripe.events("payment_intent.succeeded") if e["data"]["object"]["id"] == intent.id]
+    return intent.id, str(event["id"])
+
+
+async def test_stripe_payment_webhook_pays_the_reservation_once(stripe_app: Harness, stripe: StripeServer) -> None:
+    app = stripe_app
+    order = await _reserved(app)
+    op = await _open(app, order.code, (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0))
+
+    # Another amount than the order's: answered (never retried), logged, the reservation waits on.
+    _, short_event = await _intent_paid(stripe, order.code, order.payment.amount.amount - 100)
+    await _delivered(stripe, short_event)
+    assert (await stored(app, order.code)).status is OrderStatus.RESERVED
+    assert await history(app, order.code, "payment-received") == []
+
+    intent_id, event_id = await _intent_paid(stripe, order.code, order.payment.amount.amount)
+    done = await app.wait_operation(op, timeout=30)
+    assert (done["result"]["status"], done["result"]["delivery"]) == ("paid", "sent")
+    after = await stored(app, order.code)
+    assert (after.status.value, after.payment.status.value, after.payment.reference) == ("paid", "succeeded",
+                                                                                           intent_id)
+    (received,) = await history(app, order.code, "payment-received")
+    assert (received.actor, received.data["reference"]) == ("processor", intent_id)
+    (mail,) = app.sink.messages
+    assert len([p for p in mail.iter_attachments() if p.get_content_type() == "application/pdf"]) == 2
+
+    # Stripe sends the event again: seen already, nothing happens twice.
+    await _delivered(stripe, event_id)
+    stripe.resend_event(event_id)
+    await _delivered(stripe, event_id, attempts=2)
+    await asyncio.sleep(0.3)
+    assert len(await history(app, order.code, "payment-received")) == 1
+    assert len(app.sink.messages) == 1

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 
 import httpx
@@ -110,3 +114,42 @@ async def test_agent_request_declined_with_a_reason_the_buyer_is_told(app: Harne
             "order-paid")
     # The builders' event started already: no link for the buyer then, an agent takes the request.
     problem(await app.http.get(f"/orders/{order.code}/return-link"), 409, "event-started")
+
+
+def _links(mail: EmailMessage) -> list[str]:
+    body = mail.get_body(("plain",))
+    assert body is not None
+    return re.findall(r"https?://\S+/returns/\S+", body.get_content())
+
+
+async def test_the_tickets_email_carries_a_return_link_that_works(app: Harness, stripe: StripeServer) -> None:
+    order = await card_order(app, stripe, starts_at=datetime.now(UTC) + timedelta(days=10))
+    sent = await app.http.post(f"/orders/{order.code}/resend", headers=await app.headers_for("agent-7"))
+    assert sent.status_code == 202, sent.text
+    assert (await app.wait_operation(sent.json()["operation_id"]))["status"] == "completed"
+    (eml,) = app.sink.directory.glob("*.eml")
+    mail = BytesParser(policy=policy.default).parsebytes(eml.read_bytes())
+    assert isinstance(mail, EmailMessage)
+    (link,) = _links(mail)
+    html = mail.get_body(("html",))
+    assert html is not None and f'href="{link}"' in html.get_content()
+    token = link.rsplit("/returns/", 1)[1]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app.extra["app"]), base_url="http://api") as anon:
+        asked = await anon.post(f"/returns/{token}", json={"reason": "I cannot attend"})
+    assert asked.status_code == 202, asked.text
+    for _ in range(100):
+        if (await stored(app, order.code)).status.value == "return-requested":
+            break
+        await asyncio.sleep(0.1)
+    assert (await stored(app, order.code)).status.value == "return-requested"
+    assert (await history(app, order.code, "return-requested"))[0].data["via"] == "link"
+
+
+async def test_no_return_link_once_the_event_has_started(app: Harness, stripe: StripeServer) -> None:
+    order = await card_order(app, stripe)  # the builders' event started already
+    sent = await app.http.post(f"/orders/{order.code}/resend", headers=await app.headers_for("agent-7"))
+    assert (await app.wait_operation(sent.json()["operation_id"]))["status"] == "completed"
+    (mail,) = app.sink.messages
+    assert _links(mail) == []
+    body = mail.get_body(("plain",))
+    assert body is not None and "return" not in body.get_content().lower()

@@ -237,3 +237,69 @@ async def test_transfer_refusals(app: Harness, anon: httpx.AsyncClient) -> None:
     problem(await anon.get("/transfers/not.a-token"), 403, "transfer-link-invalid")
     unknown = sign(secret, "transfer", "transfer/NOPE/x/y", datetime.now(UTC) + timedelta(days=1))
     problem(await anon.get(f"/transfers/{unknown}"), 404, "transfer-not-found")
+
+
+async def test_holder_starts_a_transfer_by_their_manage_link(app: Harness, anon: httpx.AsyncClient) -> None:
+    order = await _seeded(app)
+    given = order.tickets[1]
+    problem(await anon.get(f"/orders/{order.code}/tickets/{given.id}/transfer-link"), 401, "unauthorized")
+    problem(await app.http.get(f"/orders/{order.code}/tickets/tkt_nope/transfer-link"), 404, "ticket-not-found")
+    made = await app.http.get(f"/orders/{order.code}/tickets/{given.id}/transfer-link")
+    assert made.status_code == 200, made.text
+    url = made.json()["url"]
+    assert url.startswith(app.settings.public_url.rstrip("/") + "/transfers/start/")
+    token = url.rsplit("/", 1)[1]
+
+    problem(await anon.post(f"/transfers/start/{token}", json={"name": "Grace", "email": "not-an-email"}), 422,
+            "validation-error")
+    problem(await anon.post(f"/transfers/start/{token[:-3]}abc", json=RECIPIENT), 403, "manage-ticket-link-invalid")
+    other = sign(app.settings.signing_secret.get_secret_value(), "return", f"{order.code}/{given.id}",
+                 datetime.now(UTC) + timedelta(days=1))
+    problem(await anon.post(f"/transfers/start/{other}", json=RECIPIENT), 403, "manage-ticket-link-invalid")
+
+    started = await anon.post(f"/transfers/start/{token}", json=RECIPIENT)
+    assert started.status_code == 202, started.text
+    assert started.json()["ticket_id"] == given.id
+    offer = await _offer_token(app)
+    assert (await anon.post(f"/transfers/{offer}/accept")).status_code == 200
+    done = await app.wait_operation(started.json()["operation_id"])
+    assert (done["result"]["status"], done["result"]["delivery"]) == ("accepted", "sent")
+    after = await stored(app, order.code)
+    assert after.ticket(given.id).state.value == "invalid:transferred"
+    assert after.ticket(order.tickets[0].id).is_valid
+    (offered,) = await history(app, order.code, "item-transfer-offered")
+    assert offered.actor == "holder-link"
+    # The link names that one ticket: it is gone now, so the link starts nothing more.
+    problem(await anon.post(f"/transfers/start/{token}", json=RECIPIENT), 409, "ticket-invalid")
+
+
+async def test_no_manage_link_once_the_event_started(app: Harness) -> None:
+    order = await _seeded(app, starts_in=timedelta(minutes=-5))
+    problem(await app.http.get(f"/orders/{order.code}/tickets/{order.tickets[0].id}/transfer-link"), 409,
+            "event-started")
+
+
+MANAGE = re.compile(r"https?://\S+/transfers/start/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
+
+
+async def _tickets_email_links(app: Harness, order: Order) -> list[str]:
+    sent = await app.http.post(f"/orders/{order.code}/resend", headers=await app.headers_for("agent-7"))
+    assert (await app.wait_operation(sent.json()["operation_id"]))["status"] == "completed"
+    [mail] = await app.sink.wait_for_messages(1)
+    text = mail.get_body(("plain",))
+    assert text is not None
+    return MANAGE.findall(text.get_content())
+
+
+async def test_the_tickets_email_carries_a_manage_link_per_ticket(app: Harness, anon: httpx.AsyncClient) -> None:
+    order = await _seeded(app)
+    tokens = await _tickets_email_links(app, order)
+    assert len(tokens) == 2
+    started = await anon.post(f"/transfers/start/{tokens[1]}", json=RECIPIENT)
+    assert started.status_code == 202, started.text
+    assert started.json()["ticket_id"] == order.tickets[1].id
+
+
+async def test_no_manage_links_where_the_event_allows_no_transfers(app: Harness) -> None:
+    order = await _seeded(app, allow_transfers=False)
+    assert await _tickets_email_links(app, order) == []
