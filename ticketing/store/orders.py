@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketing.errors import ConcurrentModification, NotFound
@@ -211,19 +212,17 @@ async def append_history(conn: AsyncConnection, code: str, history: Sequence[Ord
 
 
 async def append_histories(conn: AsyncConnection, entries: Sequence[tuple[str, OrderEvent]]) -> None:
-    """Append (order code, event) pairs of any orders in two statements, deduplicated as `append_history`."""
-    keys = [e.dedupe_key for _, e in entries if e.dedupe_key]
+    """Append (order code, event) pairs of any orders in one statement, deduplicated as `append_history`.
+
+    The dedupe key's unique index decides (`ON CONFLICT DO NOTHING`) rather than a read first: one
+    round trip less in every group commit, and a concurrent writer of the same key waits for the
+    other's commit and skips, where a read-then-insert failed the whole transaction on the index."""
     seen: set[str] = set()
-    if keys:
-        rows = await conn.execute(
-            sa.select(order_events.c.dedupe_key).where(order_events.c.dedupe_key.in_(keys))
-        )
-        seen = {r.dedupe_key for r in rows}
     fresh = []
     for code, e in entries:
-        if e.dedupe_key and e.dedupe_key in seen:
-            continue
         if e.dedupe_key:
+            if e.dedupe_key in seen:
+                continue
             seen.add(e.dedupe_key)
         fresh.append(
             {
@@ -236,7 +235,8 @@ async def append_histories(conn: AsyncConnection, entries: Sequence[tuple[str, O
             }
         )
     if fresh:
-        await conn.execute(order_events.insert(), fresh)
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        await conn.execute(insert(order_events).on_conflict_do_nothing(index_elements=["dedupe_key"]), fresh)
 
 
 async def save_order(
