@@ -61,10 +61,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--store",
-        choices=("sqlite", "postgres"),
+        choices=("sqlite", "postgres", "both"),
         default="sqlite",
         help="the product's database: SQLite in the work folder (default), or a fresh PostgreSQL database "
-        "on TICKETOPS_BENCH_PG (default postgresql://postgres@127.0.0.1:5432/postgres)",
+        "on TICKETOPS_BENCH_PG (default postgresql://postgres@127.0.0.1:5432/postgres); both: each benchmark on "
+        "SQLite then on PostgreSQL, and every ratio of the second over the first (var/bench/<name>-stores.json)",
     )
     p.add_argument("--verbose", action="store_true", help="show the product's INFO logs")
     p.add_argument("--keep", action="store_true", help="keep the work folders (stores, .eml files) under var/bench/")
@@ -85,27 +86,61 @@ def _workdir(name: str, *, keep: bool) -> Iterator[Path]:
         yield Path(tmp)
 
 
+STORE_TARGET = 0.9  # issue 14: PostgreSQL's ratios at least 0.9 of the same run's SQLite ratios
+
+
+def stores(arg: str) -> list[str]:
+    return ["sqlite", "postgres"] if arg == "both" else [arg]
+
+
+async def run_one(args: argparse.Namespace, name: str, store: str) -> Result | None:
+    module = BENCHMARKS[name]
+    stack.STORE_KIND = store
+    started = time.perf_counter()
+    print(f"-- {name} ({store}): running ...", flush=True)
+    with _workdir(name, keep=args.keep) as workdir:
+        try:
+            result: Result = await module.run(args, workdir)
+        except Exception:
+            traceback.print_exc()
+            print(f"-- {name}: FAILED after {time.perf_counter() - started:.1f}s", flush=True)
+            return None
+    result.details["wall_seconds"] = round(time.perf_counter() - started, 2)
+    result.params["store"] = store
+    if store != "sqlite":
+        result.name = f"{result.name}-{store}"  # its own var/bench/<name>-postgres.json
+    path = result.write()
+    print(result.table())
+    print(f"-- {name}: {result.details['wall_seconds']:.1f}s, written to {path}\n", flush=True)
+    return result
+
+
+def compare_stores(name: str, sqlite: Result, postgres: Result) -> Result:
+    """`--store both`: each ratio PostgreSQL measured over the one SQLite measured just before it."""
+    params = {k: v for k, v in sqlite.params.items() if k != "store"} | {"stores": "sqlite, then postgres"}
+    result = Result(f"{name}-stores", params)
+    theirs = {f.name: f for f in postgres.figures if f.ratio}
+    for mine in (f for f in sqlite.figures if f.ratio and f.name in theirs):
+        pg = theirs[mine.name].value
+        result.add(f"{mine.name}: sqlite", mine.value, "x")
+        result.add(f"{mine.name}: postgres", pg, "x")
+        target = STORE_TARGET if mine.target is not None else None
+        result.ratio(f"{mine.name}: postgres / sqlite", pg / mine.value if mine.value else float("nan"), target=target)
+    result.details = {"sqlite": sqlite.params, "postgres": postgres.params}
+    return result
+
+
 async def run_all(args: argparse.Namespace, names: list[str]) -> int:
     failures = 0
     for name in names:
-        module = BENCHMARKS[name]
-        started = time.perf_counter()
-        print(f"-- {name}: running ...", flush=True)
-        with _workdir(name, keep=args.keep) as workdir:
-            try:
-                result: Result = await module.run(args, workdir)
-            except Exception:
-                failures += 1
-                traceback.print_exc()
-                print(f"-- {name}: FAILED after {time.perf_counter() - started:.1f}s", flush=True)
-                continue
-        result.details["wall_seconds"] = round(time.perf_counter() - started, 2)
-        result.params["store"] = args.store
-        if args.store != "sqlite":
-            result.name = f"{result.name}-{args.store}"  # its own var/bench/<name>-postgres.json
-        path = result.write()
-        print(result.table())
-        print(f"-- {name}: {result.details['wall_seconds']:.1f}s, written to {path}\n", flush=True)
+        results = {store: await run_one(args, name, store) for store in stores(args.store)}
+        failures += sum(1 for r in results.values() if r is None)
+        sqlite, postgres = results.get("sqlite"), results.get("postgres")
+        if len(results) == 2 and sqlite is not None and postgres is not None:
+            both = compare_stores(name, sqlite, postgres)
+            path = both.write()
+            print(both.table())
+            print(f"-- {name}: both stores compared, written to {path}\n", flush=True)
     return 1 if failures else 0
 
 
@@ -117,7 +152,6 @@ def main() -> None:
         print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
         os._exit(2)
     configure_logging(level="INFO" if args.verbose else "WARNING")
-    stack.STORE_KIND = args.store
     code = 1
     try:
         code = asyncio.run(run_all(args, names))
