@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from temporalio import activity
 from activities.contracts import BatchCounts, BulkBatch
 from activities.deps import Deps
 from activities.errors import domain_errors
+from activities.heartbeats import Heartbeat
 from activities.pacing import Pacer
 from documents.branding import event_branding, reply_headers, sender_mailbox
 from documents.email_templates import render_email
@@ -121,21 +121,6 @@ def _counts(counts: Counter[str]) -> BatchCounts:
     return BatchCounts(counts={k: v for k, v in counts.items() if v})
 
 
-class _Heartbeat:
-    """Heartbeats at most every `every` seconds: each one encodes its details through the payload
-    codec and enters the SDK, which is a large share of an email's CPU when sent per email."""
-
-    def __init__(self, every: float = 1.0) -> None:
-        self.every = every
-        self.last = -every
-
-    def __call__(self, done: int) -> None:
-        now = time.monotonic()
-        if now - self.last >= self.every:
-            self.last = now
-            activity.heartbeat(done)
-
-
 class BulkDeliveryActivities:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -161,7 +146,7 @@ class BulkDeliveryActivities:
         transactions_before = commits.transactions
         in_flight = asyncio.Semaphore(self.deps.settings.bulk.batch_concurrency)
         stop = asyncio.Event()  # set by a transient failure: what has not started waits for the retry
-        beat = _Heartbeat()
+        beat = Heartbeat()
 
         async def one(recipient: _Recipient) -> None:
             async with in_flight:

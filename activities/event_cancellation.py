@@ -24,6 +24,7 @@ from temporalio import activity
 from activities.contracts import BatchCounts, BulkBatch, FollowUp
 from activities.deps import Deps
 from activities.errors import domain_errors
+from activities.heartbeats import Heartbeat
 from activities.pacing import Pacer
 from documents.email_templates import render_email
 from email_providers.base import OutgoingEmail, PermanentEmailError
@@ -86,8 +87,9 @@ class EventCancellationActivities:
         reason = str(bulk.params.get("reason", "the event was cancelled"))
         pacer = Pacer(batch.rate)
         counts: dict[str, int] = {}
+        beat = Heartbeat()
         for done, item in enumerate(items):
-            activity.heartbeat(done)
+            beat(done)
             async with store.transaction() as conn:
                 order = await load_order(conn, item.key)
             note = None
@@ -177,6 +179,7 @@ class EventCancellationActivities:
         counts: dict[str, int] = {}
         pending = iter(items)
         failure: list[Exception] = []
+        beat = Heartbeat()
 
         async def work() -> None:
             for item in pending:
@@ -188,7 +191,7 @@ class EventCancellationActivities:
                     failure.append(err)
                     return
                 counts[status.value] = counts.get(status.value, 0) + 1
-                activity.heartbeat(sum(counts.values()))
+                beat(sum(counts.values()))
 
         await asyncio.gather(*(work() for _ in range(in_flight(batch.rate))))
         if failure:
