@@ -123,3 +123,29 @@ async def test_linger_gathers_records_that_arrive_close_together(store: Store) -
 
     await asyncio.gather(*(one(n) for n in range(20)))
     assert commits.transactions == 1 and commits.records == 20
+
+
+async def test_on_postgresql_the_next_group_commits_while_one_is_still_being_written(any_store: Store) -> None:
+    """PostgreSQL writes a second group beside a slow one; SQLite, with one writer, after it."""
+    code = await _order_code(any_store)
+    first_written = asyncio.Event()
+    release = asyncio.Event()
+
+    async def write(conn: AsyncConnection, batch: Sequence[tuple[str, OrderEvent]]) -> None:
+        await append_histories(conn, batch)
+        if any(event.data["n"] == 0 for _, event in batch):
+            first_written.set()
+            await release.wait()  # a slow transaction: the first group holds on
+
+    commits: GroupCommit[tuple[str, OrderEvent]] = GroupCommit(any_store, write)
+    first = asyncio.create_task(commits.record(_event(code, 0)))
+    await first_written.wait()
+    second = asyncio.create_task(commits.record(_event(code, 1)))
+    done, _ = await asyncio.wait({second}, timeout=1.0)
+    assert bool(done) is any_store.is_postgres
+    release.set()
+    await asyncio.gather(first, second)
+    async with any_store.transaction() as conn:
+        written = sorted(h.data["n"] for h in await load_history(conn, code) if h.type == "note")
+    assert written == [0, 1]
+    assert commits.transactions == 2

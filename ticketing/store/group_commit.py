@@ -8,6 +8,12 @@ are written together in the next one, so the number of transactions follows the
 store's speed, not the number of emails, and no caller returns before its record is
 durable: the window between "the provider accepted" and "we know it" stays one
 in-flight message wide per sender.
+
+On SQLite one group is written at a time (the database has one writer). On PostgreSQL
+a group's transaction is a handful of round trips to the server, each a wait for its
+process to be scheduled on a busy machine, so while one group is being written the
+next one is gathered and written beside it: groups never share a record, so they touch
+different rows and cannot deadlock.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ticketing.store.engine import Store
 
 T = TypeVar("T")
+PG_WRITERS = 2
 
 
 class GroupCommit(Generic[T]):
@@ -31,7 +38,8 @@ class GroupCommit(Generic[T]):
     only its own caller (a record that is not written means its email may go out again).
     `linger`
     holds a transaction back that long for more records to join it: callers wait a little
-    longer, the store writes far fewer transactions.
+    longer, the store writes far fewer transactions. Up to `PG_WRITERS` groups are written at
+    once on PostgreSQL, one on SQLite.
     """
 
     def __init__(
@@ -45,22 +53,31 @@ class GroupCommit(Generic[T]):
         self._write = write
         self._linger = linger
         self._waiting: list[tuple[T, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()
+        self._max_writers = PG_WRITERS if store.is_postgres else 1
+        self._gathering = 0  # writers lingering: the records waiting now will be theirs
         self.transactions = 0
         self.records = 0
 
     async def record(self, item: T) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain())
+        self._writers = {w for w in self._writers if not w.done()}  # one that just ended takes nothing more
+        if not self._gathering and len(self._writers) < self._max_writers:  # every writer is busy writing
+            self._writers.add(asyncio.create_task(self._drain()))
         await asyncio.shield(done)  # a cancelled caller must not cancel a commit other callers wait on
 
     async def _drain(self) -> None:
         while self._waiting:
-            if self._linger:
-                await asyncio.sleep(self._linger)
+            self._gathering += 1
+            try:
+                if self._linger:
+                    await asyncio.sleep(self._linger)
+            finally:
+                self._gathering -= 1
             group, self._waiting = self._waiting, []
+            if not group:  # another writer took them
+                continue
             try:
                 await self._commit(group)
             except Exception:
