@@ -285,6 +285,14 @@ class ReservationPayment(BaseModel):
     reference: str | None = None
     processor: Processor = Processor.MANUAL
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_via(cls, data: Any) -> Any:
+        """An update sent before `processor` existed (an API mid-rollout) said `via: stripe` for Stripe's."""
+        if isinstance(data, dict) and "processor" not in data and data.get("via") == "stripe":
+            return {**data, "processor": Processor.STRIPE.value}
+        return data
+
 
 class ReservationResult(BaseModel):
     order_code: str
