@@ -40,7 +40,7 @@ def _given_away(tickets: int = 2, count: int = 1) -> tuple[Event, Order, list[Or
 
 
 def _quote(order: Order, event: Event, **kw: object) -> RefundQuote:
-    request = RefundRequest(reason="customer request", **kw)  # type: ignore[arg-type]
+    request = RefundRequest(reason="customer request", **kw)
     return quote_refund(order, event, request, CAPABILITIES[order.payment.processor])
 
 
