@@ -166,3 +166,12 @@ async def test_payment_of_another_amount_reaches_finance_and_the_reservation_wai
     assert await deliver_signed(app, stripe, {**event, "id": f"{event_id}_again"}) == {"status": "paid"}
     assert await _item_for(app, intent_id) == []
     assert [i["id"] for i in await _item_for(app, short_id)] == [item["id"]]
+
+
+async def test_payment_naming_an_unknown_order_reaches_finance(app: Harness, stripe: StripeServer) -> None:
+    intent_id, event_id = await intent_paid(stripe, "ZZZZZZ", 1000)
+    await delivered(stripe, event_id)
+    (item,) = await _item_for(app, intent_id)
+    assert (item["kind"], item["order_code"], item["ledger"]["refusal"], item["ledger"]["order_status"]) == (
+        "payment-unapplied", "ZZZZZZ", "order-not-found", None
+    )
