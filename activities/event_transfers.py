@@ -142,7 +142,10 @@ async def _running(handle: WorkflowHandle[object, object]) -> bool:
 
 
 async def _heartbeat(done: Callable[[], int]) -> None:
-    """An update can wait on the transfer's worker; the attempt stays alive while it is working."""
+    """An update can wait on the transfer's worker; the attempt stays alive while it is working
+    (a beat at least three times per heartbeat timeout, whatever the operation set it to)."""
+    timeout = activity.info().heartbeat_timeout
+    every = min(HEARTBEAT_SECONDS, timeout.total_seconds() / 3) if timeout else HEARTBEAT_SECONDS
     while True:
         activity.heartbeat(done())
-        await asyncio.sleep(HEARTBEAT_SECONDS)
+        await asyncio.sleep(max(0.1, every))
