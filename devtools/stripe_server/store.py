@@ -151,6 +151,17 @@ class Store:
             row = self._db.execute("SELECT data FROM objects WHERE id = ? AND kind = ?", (object_id, kind)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def get_many(self, kind: str, object_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """{id: object} for those of these ids that exist, in one query (an expanded list page)."""
+        if not object_ids:
+            return {}
+        marks = ",".join("?" * len(object_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, data FROM objects WHERE kind = ? AND id IN ({marks})", (kind, *object_ids)
+            ).fetchall()
+        return {str(r[0]): json.loads(r[1]) for r in rows}
+
     def seq_of(self, kind: str, object_id: str) -> int | None:
         with self._lock:
             row = self._db.execute("SELECT seq FROM objects WHERE id = ? AND kind = ?", (object_id, kind)).fetchone()
