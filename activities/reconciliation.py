@@ -38,7 +38,7 @@ from activities.reconciliation_contracts import (
 from payment_adapters.base import ProcessorUnavailable
 from payment_adapters.reconciliation import ReconciliationSource
 from payment_adapters.registry import reconciliation_source
-from ticketing.audit import compare_totals, processor_refunded_totals
+from ticketing.audit import compare_totals, processor_refunded_totals, window_debits
 from ticketing.models import Order, Processor, Refund
 from ticketing.reconciliation.classify import (
     PAYING,
@@ -206,8 +206,8 @@ class ReconciliationActivities:
         async def fetch(at: str | None) -> Page[Any]:
             if req.kind == "refund":
                 return await source.refund_page(req.window, at, req.page_size)
-            if req.kind == "balance":
-                return await source.balance_page(req.window, at, req.page_size)
+            if req.kind == "balance":  # the failures only, when the refunds bring their own debits
+                return await source.balance_page(req.window, at, req.page_size, failures_only=source.inline_balance)
             return await source.undelivered_event_page(req.window, at, req.page_size)
 
         def read(at: str | None) -> asyncio.Task[Page[Any]]:
@@ -302,9 +302,12 @@ class ReconciliationActivities:
             orders = await load_order_heads(conn, sorted({r.order_code for r in ledger.values()} | set(ours.values())))
             paid_elsewhere = await processor_paid_refunds(conn, sorted(set(ours.values())))
             all_ids = sorted(page_ids | {p.id for p in related})
-            balance = [
-                BalanceEntry(**d) for d in await recon_store.staged_by_link(conn, req.run_id, "balance", all_ids)
-            ]
+            # Each refund's own entries came with it (inline); a source that does not inline them
+            # has them in the balance listing.
+            in_hand = {p.id: p for p in (*records, *related)}
+            listed = [pid for pid in all_ids if in_hand[pid].balance_entries is None]
+            balance = [BalanceEntry(**d) for d in await recon_store.staged_by_link(conn, req.run_id, "balance", listed)]
+            balance += [b for p in in_hand.values() for b in p.balance_entries or ()]
             events = [
                 UndeliveredEvent(**d) for d in await recon_store.staged_by_link(conn, req.run_id, "event", all_ids)
             ]
@@ -509,18 +512,27 @@ class ReconciliationActivities:
     @activity.defn(name="finish_reconciliation")
     async def finish_reconciliation(self, req: FinishRun) -> RunSummary:
         """Counts per class (the window's report), totals per currency, and the run's end."""
-        entries: list[BalanceEntry] = []
-        after = ""
+        processor_totals: dict[str, int] = {}
         async with self.deps.store.read() as conn:
             staged = await recon_store.staged_counts(conn, req.run_id)
-            while True:
-                rows = await recon_store.staged_page(conn, req.run_id, "balance", after=after, limit=1000)
-                if not rows:
-                    break
-                entries += [BalanceEntry(**d) for d in rows]
-                after = rows[-1]["id"]
+            # Summed a page at a time: memory stays flat however many refunds the window holds.
+            for kind in ("refund", "balance"):
+                after = ""
+                while True:
+                    rows = await recon_store.staged_page(conn, req.run_id, kind, after=after, limit=1000)
+                    if not rows:
+                        break
+                    if kind == "balance":
+                        entries = [BalanceEntry(**d) for d in rows]
+                    else:
+                        entries = window_debits(
+                            (BalanceEntry(**b) for d in rows for b in d.get("balance_entries") or ()), req.window
+                        )
+                    for currency, amount in processor_refunded_totals(entries).items():
+                        processor_totals[currency] = processor_totals.get(currency, 0) + amount
+                    after = rows[-1]["id"]
             ledger_totals = await ledger_refunded_totals(conn, req.processor, req.window.start, req.window.end)
-        totals = compare_totals(processor_refunded_totals(entries), ledger_totals)
+        totals = compare_totals(processor_totals, ledger_totals)
         async with self.deps.store.transaction() as conn:
             counts = await recon_store.count_items(conn, run_id=req.run_id)
             open_items = sum(

@@ -63,6 +63,9 @@ R = TypeVar("R")
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 KINDS = ("refund", "balance", "event")
 EVENTS_FIRST = "recon-stage-events-first"  # runs started before it read the three kinds side by side
+# Refunds bring their balance entries inline, so the balance listing is a page of failures: read it
+# beside the events first, then the refunds alone at the whole rate. Older runs: events, then both.
+REFUNDS_ALONE = "recon-stage-refunds-alone"
 NEXT = {
     "stage": "classify",
     "classify": "heal",
@@ -173,10 +176,13 @@ class ReconcileWorkflow:
             st.phase = "done"
 
     async def _stage(self, req: ReconcileInput, st: ReconCursor) -> None:
-        """Undelivered events first, then refunds and balance entries side by side, sharing the read rate."""
+        """The small listings first (undelivered events, refund failures), then the refunds alone at the whole rate."""
         timing = req.timing
         kinds = [k for k in KINDS if k not in st.staged_done]
-        if "event" in kinds and workflow.patched(EVENTS_FIRST):
+        if workflow.patched(REFUNDS_ALONE):
+            small = [k for k in kinds if k != "refund"]
+            kinds = small or kinds
+        elif "event" in kinds and workflow.patched(EVENTS_FIRST):
             # Undelivered events are usually a page or none: read alone first, so the refunds and
             # balance entries then split the whole read rate instead of a third of it each.
             kinds = ["event"]
