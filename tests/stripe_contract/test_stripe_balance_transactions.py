@@ -138,10 +138,10 @@ async def test_a_refund_list_expands_each_refunds_balance_transactions_inline(ba
         assert isinstance(debit, stripe.BalanceTransaction)
         assert (debit.id, debit.type, debit.source) == (made.balance_transaction, "refund", refund.id)
         assert _same_money(debit, -refund.amount, refund.currency)
-    credit = failed.failure_balance_transaction
-    assert isinstance(credit, stripe.BalanceTransaction)
+    credit, debit = failed.failure_balance_transaction, failed.balance_transaction
+    assert isinstance(credit, stripe.BalanceTransaction) and isinstance(debit, stripe.BalanceTransaction)
     assert (credit.type, credit.source) == ("refund_failure", failed.id)
-    assert credit.amount == -failed.balance_transaction.amount
+    assert credit.amount == -debit.amount
     assert ok.to_dict().get("failure_balance_transaction") is None  # absent or null: nothing to expand
     plain = await backend.client.v1.refunds.list_async(params={"payment_intent": kept_pi.id, "limit": 10})
     assert [r.balance_transaction for r in plain.data] == [kept.balance_transaction]  # an id unless asked
