@@ -102,6 +102,20 @@ async def _paced(pacer: Pacer, call: Callable[[], Awaitable[T]], *, tries: int =
     raise AssertionError("unreachable")
 
 
+async def _take(waiting: asyncio.Queue[T], reader: asyncio.Future[None]) -> T:
+    """The next page read ahead; the reader's error if it failed before reading one."""
+    if not waiting.empty():
+        return waiting.get_nowait()
+    getting = asyncio.ensure_future(waiting.get())
+    either: set[asyncio.Future[Any]] = {getting, reader}
+    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    failed = reader.exception() if reader.done() and not getting.done() else None
+    if failed is not None:
+        getting.cancel()
+        raise failed
+    return await getting
+
+
 def _staged_row(kind: str, record: BaseModel) -> dict[str, Any]:
     data = record.model_dump(mode="json")
     if isinstance(record, ProcessorRefundRecord):
@@ -210,20 +224,33 @@ class ReconciliationActivities:
                 return await source.balance_page(req.window, at, req.page_size, failures_only=source.inline_balance)
             return await source.undelivered_event_page(req.window, at, req.page_size)
 
-        def read(at: str | None) -> asyncio.Task[Page[Any]]:
-            return asyncio.ensure_future(_paced(pacer, lambda: fetch(at)))
+        async def reader(at: str | None) -> None:
+            """Reads ahead of the writer (at most two pages waiting), so writing and judging a page
+            take no read slot; stops after the activity's last page."""
+            for _ in range(req.max_pages):
+                page = await _paced(pacer, lambda: fetch(at))  # noqa: B023
+                await waiting.put(page)
+                at = page.next_cursor
+                if at is None:
+                    return
 
-        # Page n+1 is read while page n is written; the heartbeat names only what is written,
-        # so a resumed attempt reads the prefetched page again (its rows are upserted once).
-        reading = read(cursor)
+        judge = None
+        if req.judge is not None and req.kind == "refund":
+            judge = ClassifyWindow(
+                run_id=req.run_id, pass_no=0, processor=req.processor, window=req.window, ages=req.judge
+            )
+        # The heartbeat names only what is written (and judged), so a resumed attempt reads the
+        # pages read ahead again (their rows are upserted once).
+        waiting: asyncio.Queue[Page[Any]] = asyncio.Queue(maxsize=2)
+        reading = asyncio.ensure_future(reader(cursor))
         try:
-            for n in range(req.max_pages):
-                page = await reading
-                if page.next_cursor is not None and n + 1 < req.max_pages:
-                    reading = read(page.next_cursor)
+            for _ in range(req.max_pages):
+                page = await _take(waiting, reading)
                 rows = [_staged_row(req.kind, r) for r in page.items]
                 async with self.deps.store.transaction() as conn:
                     await recon_store.stage(conn, req.run_id, req.kind, rows)
+                if judge is not None and page.items:
+                    await self._judge_staged(judge, page.items)
                 staged += len(page.items)
                 cursor = page.next_cursor
                 activity.heartbeat(cursor, staged)
@@ -231,8 +258,18 @@ class ReconciliationActivities:
                     return StageResult(cursor=None, done=True, staged=staged)
             return StageResult(cursor=cursor, done=False, staged=staged)
         finally:
-            if not reading.done():
-                reading.cancel()
+            reading.cancel()
+
+    async def _judge_staged(self, req: ClassifyWindow, records: list[ProcessorRefundRecord]) -> None:
+        """Classify a page just staged against everything staged so far; nothing is recorded here.
+
+        A page with any disagreement is marked to be classified again once every page is staged
+        (so its items are written from the whole window); a clean page is done, unless one of its
+        refunds shares a ledger key or a payment with another, which the classify step finds.
+        """
+        if await self._classify_processor_page(req, records):
+            async with self.deps.store.transaction() as conn:
+                await recon_store.mark_recheck(conn, req.run_id, [p.id for p in records])
 
     # --- classify -----------------------------------------------------------------------------
 
@@ -248,7 +285,10 @@ class ReconciliationActivities:
         if phase == "processor":
             while True:
                 async with self.deps.store.read() as conn:
-                    rows = await recon_store.staged_page(conn, req.run_id, "refund", after=after, limit=req.page)
+                    if req.judged_while_staging:  # the rest was judged clean as it was staged
+                        rows = await recon_store.staged_to_reclassify(conn, req.run_id, after=after, limit=req.page)
+                    else:
+                        rows = await recon_store.staged_page(conn, req.run_id, "refund", after=after, limit=req.page)
                 if not rows:
                     break
                 found = await self._classify_processor_page(req, [ProcessorRefundRecord(**r) for r in rows])

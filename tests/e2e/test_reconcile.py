@@ -146,6 +146,24 @@ async def test_a_succeeded_refund_without_its_balance_entry_is_found(world: Worl
     assert run.totals == {"EUR": {"processor": 10_500, "ledger": 14_000, "difference": -3_500}}
 
 
+async def test_a_duplicate_read_pages_apart_is_found_once(world: World) -> None:
+    """Each page is judged as it is staged; a ledger key whose second refund comes pages later is judged again whole."""
+    await world.clean(60)
+    order = await world.order()
+    refund = await world.refund(order, RefundStatus.SUCCEEDED, processor_refund_id="re_0000first")
+    world.processor_refund(order, refund, pid="re_0000first")  # the first page (the fake pages in id order)
+    world.processor_refund(order, refund, pid="re_zzzzsecond")  # the last page: the same key again
+    dashboard = world.processor_refund(order, None, ours=False, pid="re_zzzzthird", amount=500)  # same payment
+    result = await reconcile(world.app.client, world.app.prefix, dry_run=True)  # 50 a page
+    found = {(i.cls, i.key) for i in await _items(world.app)}
+    assert found == {
+        (C.DUPLICATE_AT_PROCESSOR, refund.id),
+        (C.OVER_REFUNDED, order.payment.reference or ""),  # 3 x 35.00 + 5.00 of 70.00 refundable
+        (C.MISSING_IN_LEDGER, dashboard.id),
+    }
+    assert result.found == 3
+
+
 async def test_evidence_of_the_lost_late_failure(world: World) -> None:
     await late_failure(world)
     await reconcile(world.app.client, world.app.prefix, dry_run=True)

@@ -167,6 +167,10 @@ async def test_a_run_stages_classifies_heals_rechecks_and_reports(
     assert [(s.kind, s.cursor, s.rate_per_second) for s in staged[2:]] == [
         ("refund", None, 20.0), ("refund", "re_page2", 20.0),
     ]
+    # Refund pages are judged as they are staged (with the run's ages); classify then re-judges what disagreed.
+    assert [s.judge is not None for s in staged] == [False, False, True, True]
+    assert staged[2].judge == recon.args("classify_reconciliation")[0].ages
+    assert recon.args("classify_reconciliation")[0].judged_while_staging
     assert recon.args("classify_reconciliation")[0].pass_no == 3
     [healed] = recon.args("reconciliation_mark_healed")
     assert healed.item_ids == ["i1", "i2"]
