@@ -156,11 +156,12 @@ class Store:
         if not object_ids:
             return {}
         marks = ",".join("?" * len(object_ids))
+        # By id alone: with `kind = ?` in the WHERE, SQLite walks the kind index (every object of the kind).
         with self._lock:
             rows = self._db.execute(
-                f"SELECT id, data FROM objects WHERE kind = ? AND id IN ({marks})", (kind, *object_ids)
+                f"SELECT id, kind, data FROM objects WHERE id IN ({marks})", tuple(object_ids)
             ).fetchall()
-        return {str(r[0]): json.loads(r[1]) for r in rows}
+        return {str(r[0]): json.loads(r[2]) for r in rows if r[1] == kind}
 
     def seq_of(self, kind: str, object_id: str) -> int | None:
         with self._lock:
