@@ -555,8 +555,10 @@ class ReconciliationActivities:
         processor_totals: dict[str, int] = {}
         async with self.deps.store.read() as conn:
             staged = await recon_store.staged_counts(conn, req.run_id)
-            # Summed a page at a time: memory stays flat however many refunds the window holds.
-            for kind in ("refund", "balance"):
+            # Summed a page at a time: memory stays flat however many refunds the window holds. Each
+            # balance transaction counts once, whether listed or read inline with its refund (a run
+            # that staged the whole balance listing before an upgrade has both).
+            for kind in ("balance", "refund"):
                 after = ""
                 while True:
                     rows = await recon_store.staged_page(conn, req.run_id, kind, after=after, limit=1000)
@@ -565,9 +567,9 @@ class ReconciliationActivities:
                     if kind == "balance":
                         entries = [BalanceEntry(**d) for d in rows]
                     else:
-                        entries = window_debits(
-                            (BalanceEntry(**b) for d in rows for b in d.get("balance_entries") or ()), req.window
-                        )
+                        inline = [BalanceEntry(**b) for d in rows for b in d.get("balance_entries") or ()]
+                        listed = await recon_store.staged_ids(conn, req.run_id, "balance", [e.id for e in inline])
+                        entries = window_debits((e for e in inline if e.id not in listed), req.window)
                     for currency, amount in processor_refunded_totals(entries).items():
                         processor_totals[currency] = processor_totals.get(currency, 0) + amount
                     after = rows[-1]["id"]
