@@ -2,7 +2,9 @@
 
 The idempotency key comes from the workflow id and the attempt number, so a
 retried activity, a crashed worker or a replayed workflow asks the processor
-for the same refund and gets the same one back.
+for the same refund and gets the same one back. Keys expire (Stripe: 24 h) and
+a retry from refund-error gets a new one, so every submission first looks for
+a refund of ours at the processor and adopts it (`earlier_refund`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from datetime import timedelta
 
+import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -21,8 +24,38 @@ from payment_adapters.base import (
     ProcessorRejected,
     ProcessorUnavailable,
 )
+from ticketing import refund_ledger
 from ticketing.models import Processor
 from ticketing.money import Money
+from ticketing.reconciliation_records import ProcessorRefundStatus
+from ticketing.refund_ledger import ProcessorCandidate, ProcessorOutcome
+
+log = structlog.get_logger(__name__)
+
+
+async def earlier_refund(
+    adapter: PaymentAdapter, *, payment_reference: str, refund_id: str, idempotency_key: str
+) -> ProcessorRefund | None:
+    """The processor refund of ours that a submission under `idempotency_key` adopts instead of paying again.
+
+    The processor is asked for every refund naming the ledger refund (any attempt) and the ledger's
+    rule (`refund_ledger.to_adopt`) picks: this attempt's own, or an earlier one that paid or may pay.
+    """
+    found = await adapter.find_refunds(
+        payment_reference=payment_reference, refund_id=refund_id, idempotency_key=idempotency_key
+    )
+    by_id = {r.id: r for r in found}
+    candidates = [
+        ProcessorCandidate(
+            outcome=ProcessorOutcome(
+                processor_refund_id=r.id, status=ProcessorRefundStatus(r.status), failure_reason=r.failure_reason
+            ),
+            idempotency_key=r.metadata.get("idempotency_key"),
+        )
+        for r in found
+    ]
+    chosen = refund_ledger.to_adopt(idempotency_key, candidates)
+    return by_id[chosen.processor_refund_id] if chosen else None
 
 
 def _view(refund: ProcessorRefund) -> ProcessorRefundView:
@@ -62,12 +95,17 @@ class PaymentActivities:
 
     @activity.defn(name="submit_refund")
     async def submit_refund(self, req: SubmitRefund) -> ProcessorRefundView:
-        """Create the refund; a retry first adopts what an earlier attempt may have made."""
+        """Create the refund, unless the processor already has one of ours to adopt (`earlier_refund`).
+
+        Asked first on every submission, not only on a retried activity: finance's retry of a
+        refund-error, a restarted run and a retry after the processor forgot our key all come here
+        with nothing else to tell them apart, and each could otherwise pay the buyer twice.
+        """
         adapter = self._adapter(req.processor)
-        if activity.info().attempt > 1:
-            earlier = await self._find(adapter, req)
-            if earlier is not None:
-                return _view(earlier)
+        earlier = await self._find(adapter, req)
+        if earlier is not None:
+            log.info("payments.refund_adopted", refund_id=req.metadata.get("refund_id"), processor_refund_id=earlier.id)
+            return _view(earlier)
         refund = await self._call(
             adapter.create_refund(
                 payment_reference=req.payment_reference,
@@ -80,15 +118,19 @@ class PaymentActivities:
 
     async def _find(self, adapter: PaymentAdapter, req: SubmitRefund) -> ProcessorRefund | None:
         try:
-            return await adapter.find_refund(
-                payment_reference=req.payment_reference, idempotency_key=req.idempotency_key
+            return await earlier_refund(
+                adapter,
+                payment_reference=req.payment_reference,
+                refund_id=req.metadata.get("refund_id", ""),
+                idempotency_key=req.idempotency_key,
             )
         except ProcessorUnavailable as err:
-            raise ApplicationError(err.message, type="processor-unavailable") from err
+            delay = timedelta(seconds=2) if err.status == 429 else None
+            raise ApplicationError(err.message, type="processor-unavailable", next_retry_delay=delay) from err
 
     @activity.defn(name="find_refund")
     async def find_refund(self, req: SubmitRefund) -> ProcessorRefundView | None:
-        """After a long outage: did the processor make this refund after all?"""
+        """After a long outage: did the processor make this refund (or an earlier attempt's) after all?"""
         found = await self._find(self._adapter(req.processor), req)
         return _view(found) if found else None
 

@@ -97,7 +97,8 @@ def test_exact_in_minor_units() -> None:
         (RefundStatus.SUCCEEDED, False, ProcessorRefundStatus.FAILED, NewsRoute.START_LATE_FAILURE),
         (RefundStatus.SUCCEEDED, True, ProcessorRefundStatus.SUCCEEDED, NewsRoute.NO_CHANGE),
         (RefundStatus.FAILED, False, ProcessorRefundStatus.SUCCEEDED, NewsRoute.NO_CHANGE),
-        (RefundStatus.REFUNDING, False, ProcessorRefundStatus.SUCCEEDED, NewsRoute.UNROUTABLE),
+        # A restarted run in refunding looks for a refund of ours before it submits: it adopts this one.
+        (RefundStatus.REFUNDING, False, ProcessorRefundStatus.SUCCEEDED, NewsRoute.START_RUN_WITH_NEWS),
     ],
 )
 def test_news_routes_as_the_webhook_does(
@@ -108,9 +109,12 @@ def test_news_routes_as_the_webhook_does(
     assert route_news(refund, outcome, run_open=run_open) is route
 
 
-def test_refunding_without_a_run_is_never_restarted() -> None:
-    """A new run in refunding would submit again: finance decides, the run heals nothing."""
+def test_refunding_without_a_run_is_restarted_and_requested_is_not() -> None:
+    """A restarted run in refunding adopts what an earlier run made before it submits (it asks the processor
+    first), so it is healed; a requested row was never opened by its run: finance decides."""
     (item,) = _classify(_refund(RefundStatus.REFUNDING, pid=None), None, as_of=T0, open_run=False)
+    assert (item.cls, item.action) == (C.ORPHANED, SuggestedAction.RESTART_REFUND) and item.heals
+    (item,) = _classify(_refund(RefundStatus.REQUESTED, pid=None), None, as_of=T0, open_run=False)
     assert (item.cls, item.action) == (C.ORPHANED, SuggestedAction.INVESTIGATE) and not item.heals
 
 

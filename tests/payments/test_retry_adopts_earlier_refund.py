@@ -66,6 +66,27 @@ async def test_a_retry_adopts_the_refund_the_first_attempt_made(stripe: StripeSe
     again = await retry_env.run(activities.submit_refund, _request(intent, "refund/X/1/attempt-1"))
     assert again.id == first.id
     assert [r["id"] for r in stripe.refunds() if r["amount"] == 2000] == [first.id]
-    looked_up = await adapter.find_refund(payment_reference=intent, idempotency_key="refund/X/1/attempt-1")
-    assert looked_up is not None and looked_up.id == first.id
-    assert await adapter.find_refund(payment_reference=intent, idempotency_key="refund/X/1/attempt-2") is None
+    # Finance's retry (attempt 2, a new key) finds attempt 1's refund by the ledger refund's id.
+    looked_up = await adapter.find_refunds(
+        payment_reference=intent, refund_id="rf_1", idempotency_key="refund/X/1/attempt-2"
+    )
+    assert [r.id for r in looked_up] == [first.id]
+    retried = await ActivityEnvironment().run(activities.submit_refund, _request(intent, "refund/X/1/attempt-2"))
+    assert retried.id == first.id and len([r for r in stripe.refunds() if r["amount"] == 2000]) == 1
+    assert await adapter.find_refunds(payment_reference=intent, refund_id="rf_2", idempotency_key="k-none") == []
+
+
+async def test_the_lookup_pages_past_the_first_hundred_refunds(stripe: StripeServer) -> None:
+    """Stripe lists 100 refunds a page at most; ours may be on any page."""
+    adapter = StripeAdapter(stripe.config.api_key, stripe.config.webhook_secret, base_url=stripe.base_url)
+    deps = Deps(settings=Settings(), store=cast(Any, None), email=cast(Any, None), payments={Processor.STRIPE: adapter})
+    intent = await _intent(stripe)
+    ours = await ActivityEnvironment().run(
+        PaymentActivities(deps).submit_refund, _request(intent, "refund/X/1/attempt-1")
+    )
+    for n in range(150):  # newer than ours: Stripe lists newest first, so ours is on the second page
+        stripe.dashboard_refund(intent, amount=1, metadata={"n": str(n)})
+    found = await adapter.find_refunds(payment_reference=intent, refund_id="rf_1", idempotency_key="refund/X/1/x")
+    assert [r.id for r in found] == [ours.id]
+    lists = [r for r in stripe.request_log if r.method == "GET" and r.path == "/v1/refunds"]
+    assert len(lists) == 1 + 2  # the look before ours was made (one page), then two pages
