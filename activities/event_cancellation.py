@@ -25,10 +25,10 @@ from activities.contracts import BatchCounts, BulkBatch, FollowUp
 from activities.deps import Deps
 from activities.errors import domain_errors
 from activities.pacing import Pacer
-from activities.payments import earlier_refund
 from documents.email_templates import render_email
 from email_providers.base import OutgoingEmail, PermanentEmailError
 from payment_adapters.base import ProcessorRefund, ProcessorRejected, ProcessorUnavailable
+from payment_adapters.lookup import earlier_refund
 from ticketing import refund_ledger
 from ticketing.bulk import ItemStatus, RefundMode, RefundPlan
 from ticketing.cancellation import CancelRequest, cancel_order

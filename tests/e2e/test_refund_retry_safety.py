@@ -132,6 +132,27 @@ async def test_retry_after_a_late_success_adopts_it_and_pays_nothing_more(
     assert len(receipts) == 1 and "Refund" in receipts[0]["Subject"], [m["Subject"] for m in receipts]
 
 
+async def test_paying_by_hand_what_the_processor_paid_or_may_pay_is_refused(
+    app: Harness, stripe: StripeServer, time_skipping_env: WorkflowEnvironment
+) -> None:
+    order = await card_order(app, stripe, card="pm_card_pendingRefund")
+    started, _ = await _timed_out(app, time_skipping_env, order)
+    [first] = stripe_refunds_for(stripe, order.payment.reference)
+    finance = await app.headers_for("finance-2", "finance")
+    url = f"{started['refund_url']}/mark-refunded"
+    pending = await app.http.post(url, json={"reference": "BANK-1"}, headers=finance)
+    assert pending.status_code == 409 and pending.json()["type"].endswith("/processor-refund-exists"), pending.text
+    assert pending.json()["processor_status"] == "pending"
+    stripe.release_refund(first["id"])
+    paid = await app.http.post(url, json={"reference": "BANK-1"}, headers=finance)
+    assert paid.status_code == 409 and paid.json()["processor_refund_id"] == first["id"]
+    assert (await app.http.get(started["refund_url"])).json()["status"] == "refund-error"
+    # Once the processor's refund failed, paying by hand is finance's to do.
+    stripe.force_refund_failure(first["id"], "lost_or_stolen_card")
+    done = await app.http.post(url, json={"reference": "BANK-1"}, headers=finance)
+    assert done.status_code == 200 and done.json()["status"] == "refunded", done.text
+
+
 async def test_retry_after_a_still_pending_refund_waits_for_it_again(
     app: Harness, stripe: StripeServer, time_skipping_env: WorkflowEnvironment
 ) -> None:
