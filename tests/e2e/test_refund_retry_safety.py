@@ -67,16 +67,24 @@ async def _reaches(app: Harness, url: str, status: str, *, attempt: int = 1, wai
 
 
 async def _timed_out(
-    app: Harness, env: WorkflowEnvironment, order: Order, body: dict[str, Any] | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Request a refund, let its processor refund stay pending past the window: refund-error, finance waited for."""
+    app: Harness, stripe: StripeServer, env: WorkflowEnvironment, *, one_ticket: bool = False
+) -> tuple[Order, dict[str, Any], dict[str, Any]]:
+    """A card refund whose processor refund stays pending past the window: refund-error, finance waited for.
+
+    Returns the order, the API's answer to the request, and the processor refund (pending)."""
+    order = await card_order(app, stripe, card="pm_card_pendingRefund")
+    body: dict[str, Any] = {"kind": "full", "reason": "show moved"}
+    if one_ticket:  # the charge keeps room for a second refund, so nothing at the processor would stop one
+        body = {"kind": "tickets", "ticket_ids": [order.tickets[0].id], "reason": "seat broken"}
     with env.with_time_skipping_disabled():
-        started = await request_refund(app, order.code, body or {"kind": "full", "reason": "show moved"})
+        started = await request_refund(app, order.code, body)
     await _reaches(app, started["refund_url"], "confirming-refund")
     await env.fast_forward(app.client.get_workflow_handle(started["operation_id"]), timedelta(days=4))
     refund = await _reaches(app, started["refund_url"], "refund-error", waiting="waiting for finance")
     assert refund["failure_reason"] == "confirmation-timeout"
-    return started, refund
+    [first] = stripe_refunds_for(stripe, order.payment.reference)
+    assert first["status"] == "pending"
+    return order, started, first
 
 
 async def _news_delivered(stripe: StripeServer, refund_id: str) -> None:
@@ -100,12 +108,7 @@ async def _retry(app: Harness, url: str) -> dict[str, Any]:
 async def test_retry_after_a_late_success_adopts_it_and_pays_nothing_more(
     app: Harness, stripe: StripeServer, time_skipping_env: WorkflowEnvironment
 ) -> None:
-    order = await card_order(app, stripe, card="pm_card_pendingRefund")
-    # One ticket of two: the charge has room for a second refund, so nothing at the processor stops one.
-    one = {"kind": "tickets", "ticket_ids": [order.tickets[0].id], "reason": "seat broken"}
-    started, _ = await _timed_out(app, time_skipping_env, order, one)
-    [first] = stripe_refunds_for(stripe, order.payment.reference)
-    assert first["status"] == "pending"
+    order, started, first = await _timed_out(app, stripe, time_skipping_env, one_ticket=True)
     # The bank pays it after all, days after the window; the webhook reaches the run in refund-error.
     stripe.release_refund(first["id"])
     await _news_delivered(stripe, first["id"])
@@ -135,9 +138,7 @@ async def test_retry_after_a_late_success_adopts_it_and_pays_nothing_more(
 async def test_paying_by_hand_what_the_processor_paid_or_may_pay_is_refused(
     app: Harness, stripe: StripeServer, time_skipping_env: WorkflowEnvironment
 ) -> None:
-    order = await card_order(app, stripe, card="pm_card_pendingRefund")
-    started, _ = await _timed_out(app, time_skipping_env, order)
-    [first] = stripe_refunds_for(stripe, order.payment.reference)
+    _, started, first = await _timed_out(app, stripe, time_skipping_env)
     finance = await app.headers_for("finance-2", "finance")
     url = f"{started['refund_url']}/mark-refunded"
     pending = await app.http.post(url, json={"reference": "BANK-1"}, headers=finance)
@@ -156,9 +157,7 @@ async def test_paying_by_hand_what_the_processor_paid_or_may_pay_is_refused(
 async def test_retry_after_a_still_pending_refund_waits_for_it_again(
     app: Harness, stripe: StripeServer, time_skipping_env: WorkflowEnvironment
 ) -> None:
-    order = await card_order(app, stripe, card="pm_card_pendingRefund")
-    started, _ = await _timed_out(app, time_skipping_env, order)
-    [first] = stripe_refunds_for(stripe, order.payment.reference)
+    order, started, first = await _timed_out(app, stripe, time_skipping_env)
 
     await _retry(app, started["refund_url"])
     waiting = await _reaches(app, started["refund_url"], "confirming-refund", attempt=2)
@@ -172,9 +171,7 @@ async def test_retry_after_a_still_pending_refund_waits_for_it_again(
 async def test_retry_after_a_genuine_failure_submits_a_new_refund(
     app: Harness, stripe: StripeServer, time_skipping_env: WorkflowEnvironment
 ) -> None:
-    order = await card_order(app, stripe, card="pm_card_pendingRefund")
-    started, _ = await _timed_out(app, time_skipping_env, order)
-    [first] = stripe_refunds_for(stripe, order.payment.reference)
+    order, started, first = await _timed_out(app, stripe, time_skipping_env)
     stripe.force_refund_failure(first["id"], "expired_or_canceled_card")  # the money never left
     await _news_delivered(stripe, first["id"])
 
