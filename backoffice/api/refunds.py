@@ -92,11 +92,19 @@ class QuotedTicketView(BaseModel):
     amount: MoneyView
 
 
+class KeptTicketView(BaseModel):
+    ticket_id: str
+    amount: MoneyView
+    reason_type: str = Field(description="Why it is not refunded, e.g. ticket-transferred.")
+    reason: str
+
+
 class QuoteView(BaseModel):
     order_code: str
     kind: str
     amount: MoneyView
     tickets: list[QuotedTicketView]
+    kept: list[KeptTicketView] = Field(default=[], description="Tickets of the order this refund does not pay back.")
     fees_kept: MoneyView
     tickets_invalidated: list[str]
     processor: str
@@ -173,6 +181,11 @@ def _quote_view(quote: RefundQuote, needs_approval: bool) -> QuoteView:
         kind=quote.kind.value,
         amount=MoneyView.of(quote.amount),
         tickets=[QuotedTicketView(ticket_id=q.ticket_id, amount=MoneyView.of(q.amount)) for q in quote.tickets],
+        kept=[
+            KeptTicketView(ticket_id=k.ticket_id, amount=MoneyView.of(k.amount), reason_type=k.reason_type,
+                           reason=k.reason)
+            for k in quote.kept
+        ],
         fees_kept=MoneyView.of(quote.fees_kept),
         tickets_invalidated=quote.tickets_invalidated,
         processor=quote.processor.value,

@@ -271,6 +271,26 @@ async def record_findings(
     return counts
 
 
+async def record_finding_once(
+    conn: AsyncConnection, *, processor: str, source: str, finding: Finding, now: datetime
+) -> tuple[str, bool]:
+    """Open an item for a finding made outside a run (a webhook), unless its item exists in any state.
+
+    (item id, whether it is new). A redelivery neither adds a second item nor reopens one finance resolved.
+    """
+    iid = item_id(processor, finding.cls, finding.key)
+    stmt = _upsert(conn)(recon_items).values(
+        id=iid, processor=processor, cls=finding.cls.value, key=finding.key, severity=int(finding.severity),
+        state=ItemState.OPEN.value, state_at=now, suggested_action=finding.action.value, ledger=finding.ledger,
+        processor_side=finding.processor, refund_id=finding.refund_id,
+        processor_refund_id=finding.processor_refund_id, order_code=finding.order_code, amount=finding.amount,
+        currency=finding.currency, first_seen_run=source, last_seen_run=source, last_seen_pass=0,
+        created_at=now, updated_at=now,
+    ).on_conflict_do_nothing(index_elements=["id"])
+    result = await conn.execute(stmt)
+    return iid, bool(result.rowcount)
+
+
 async def get_item(conn: AsyncConnection, iid: str) -> ReconItem:
     row = (await conn.execute(sa.select(recon_items).where(recon_items.c.id == iid))).first()
     if row is None:
