@@ -33,6 +33,6 @@ def route_news(refund: Refund, outcome: ProcessorOutcome, *, run_open: bool) -> 
         return NewsRoute.SIGNAL_RUN
     if refund.status in (RefundStatus.CONFIRMING, RefundStatus.REFUNDING):
         # A started run in confirming reads the news; one in refunding asks the processor for a refund of
-        # ours before it submits (`activities.payments.earlier_refund`), so it adopts this one.
+        # ours before it submits (`payment_adapters.lookup.earlier_refund`), so it adopts this one.
         return NewsRoute.START_RUN_WITH_NEWS
     return NewsRoute.UNROUTABLE

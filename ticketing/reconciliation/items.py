@@ -76,7 +76,7 @@ class SuggestedAction(StrEnum):
     RECOVER_DUPLICATE = "recover-duplicate"  # ask the buyer or the processor for the money back
     INVESTIGATE = "investigate"
     # A refund-error the processor paid: retry it (the retry adopts the paid refund, pays nothing again);
-    # marking it refunded by hand would record a payout finance never made.
+    # marking it refunded by hand is refused by the API (`processor-refund-exists`): it would pay twice.
     MARK_OR_RETRY = "mark-or-retry"
     CHASE_PROCESSOR = "chase-processor"  # pending too long: contact the processor
     PAY_OR_REJECT = "pay-or-reject"  # awaiting finance too long
