@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import timedelta
+from typing import TypeVar
 
 import structlog
 from temporalio import activity
@@ -29,6 +30,7 @@ from ticketing.models import Processor
 from ticketing.money import Money
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 def _view(refund: ProcessorRefund) -> ProcessorRefundView:
@@ -49,7 +51,7 @@ class PaymentActivities:
             )
         return adapter
 
-    async def _call(self, call: Awaitable[ProcessorRefund]) -> ProcessorRefund:
+    async def _call(self, call: Awaitable[T]) -> T:
         try:
             return await call
         except ProcessorRejected as err:
@@ -75,7 +77,7 @@ class PaymentActivities:
         with nothing else to tell them apart, and each could otherwise pay the buyer twice.
         """
         adapter = self._adapter(req.processor)
-        earlier = await self._find(adapter, req)
+        earlier = await self._call(self._lookup(adapter, req))  # refused as a create would be (refund-error)
         if earlier is not None:
             log.info("payments.refund_adopted", refund_id=req.metadata.get("refund_id"), processor_refund_id=earlier.id)
             return _view(earlier)
@@ -89,22 +91,24 @@ class PaymentActivities:
         )
         return _view(refund)
 
-    async def _find(self, adapter: PaymentAdapter, req: SubmitRefund) -> ProcessorRefund | None:
-        try:
-            return await earlier_refund(
-                adapter,
-                payment_reference=req.payment_reference,
-                refund_id=req.metadata.get("refund_id", ""),
-                idempotency_key=req.idempotency_key,
-            )
-        except ProcessorUnavailable as err:
-            delay = timedelta(seconds=2) if err.status == 429 else None
-            raise ApplicationError(err.message, type="processor-unavailable", next_retry_delay=delay) from err
+    @staticmethod
+    def _lookup(adapter: PaymentAdapter, req: SubmitRefund) -> Awaitable[ProcessorRefund | None]:
+        return earlier_refund(
+            adapter,
+            payment_reference=req.payment_reference,
+            refund_id=req.metadata.get("refund_id", ""),
+            idempotency_key=req.idempotency_key,
+        )
 
     @activity.defn(name="find_refund")
     async def find_refund(self, req: SubmitRefund) -> ProcessorRefundView | None:
-        """After a long outage: did the processor make this refund (or an earlier attempt's) after all?"""
-        found = await self._find(self._adapter(req.processor), req)
+        """After a long outage: did the processor make this refund (or an earlier attempt's) after all?
+
+        Retried until the processor answers (its run has no other way to know)."""
+        try:
+            found = await self._lookup(self._adapter(req.processor), req)
+        except ProcessorUnavailable as err:
+            raise ApplicationError(err.message, type="processor-unavailable") from err
         return _view(found) if found else None
 
     @activity.defn(name="fetch_refund")

@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 import pytest_asyncio
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.contracts import SubmitRefund
@@ -20,6 +22,7 @@ from activities.deps import Deps
 from activities.payments import PaymentActivities
 from devtools.stripe_server.client import stripe_client
 from devtools.stripe_server.server import StripeServer
+from payment_adapters.base import ProcessorRejected
 from payment_adapters.stripe import StripeAdapter
 from runtime.settings import Settings
 from ticketing.models import Processor
@@ -90,3 +93,27 @@ async def test_the_lookup_pages_past_the_first_hundred_refunds(stripe: StripeSer
     assert [r.id for r in found] == [ours.id]
     lists = [r for r in stripe.request_log if r.method == "GET" and r.path == "/v1/refunds"]
     assert len(lists) == 1 + 2  # the look before ours was made (one page), then two pages
+
+
+class _RefusingLookups:
+    """An adapter whose list call is refused (4xx), as for a payment the processor does not know."""
+
+    created = 0
+
+    async def find_refunds(self, **_: object) -> list[object]:
+        raise ProcessorRejected("No such payment_intent", code="resource_missing", status=400)
+
+    async def create_refund(self, **_: object) -> object:
+        self.created += 1
+        raise AssertionError("no refund is created after a refused look")
+
+
+async def test_a_refused_look_fails_the_submission_as_a_refused_create_would() -> None:
+    """A 4xx on the look is the processor's no: refund-error with its code, not retried for ever."""
+    adapter = _RefusingLookups()
+    deps = Deps(settings=Settings(), store=cast(Any, None), email=cast(Any, None),
+                payments={Processor.STRIPE: cast(Any, adapter)})
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(PaymentActivities(deps).submit_refund, _request("pi_unknown", "k-1"))
+    assert refused.value.type == "processor-rejected" and refused.value.non_retryable
+    assert refused.value.details[0]["code"] == "resource_missing" and adapter.created == 0
