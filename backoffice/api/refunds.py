@@ -336,7 +336,10 @@ async def _not_paid_by_processor(st: AppState, refund_id: str) -> None:
 
 @router.post("/refunds/{refund_id}/retry", response_model=RefundView, dependencies=[Depends(FINANCE)])
 async def retry_refund(refund_id: str, st: StateDep, who: ActorDep) -> RefundView:
-    """A new processor attempt, with a new idempotency key, for a refund in refund-error."""
+    """A new processor attempt, with a new idempotency key, for a refund in refund-error.
+
+    The processor is asked first: a refund of an earlier attempt that it paid after all (or may still
+    pay) is adopted, so the buyer is never paid twice; only when none did is a new refund made."""
     return await _refund_update(st, refund_id, RefundWorkflow.retry, RetryRefund(actor=who))
 
 
