@@ -241,6 +241,10 @@ class Store:
                 (scope, key, result.endpoint, result.params, result.status, result.body, result.request_id, now),
             )
 
+    def forget_result(self, scope: str, key: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM idempotency WHERE scope = ? AND key = ?", (scope, key))
+
     def prune_results(self, older_than: float) -> int:
         with self._lock:
             return self._db.execute("DELETE FROM idempotency WHERE created < ?", (older_than,)).rowcount
