@@ -195,7 +195,10 @@ def show(api: Api, refund_id: RefundIdArg) -> None:
 @refunds_app.command("retry")
 @api_command
 def retry(api: Api, refund_id: RefundIdArg) -> None:
-    """A new processor attempt (with a new idempotency key) for a refund in refund-error."""
+    """A new processor attempt (with a new idempotency key) for a refund in refund-error.
+
+    If the processor paid an earlier attempt after all (or may still), that refund is adopted and
+    nothing is paid again."""
     _print_refund(api.post(path("refunds", refund_id, "retry")))
 
 

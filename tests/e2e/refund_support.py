@@ -3,20 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import stripe as stripe_sdk
+from temporalio.testing import WorkflowEnvironment
 
 from devtools.stripe_server.client import stripe_client
+from devtools.stripe_server.config import StripeServerConfig
 from devtools.stripe_server.server import StripeServer
+from runtime.settings import RefundConfig
 from tests.builders import make_event, make_order
-from tests.harness import Harness, seed
+from tests.harness import Harness, running, seed
 from ticketing.models import EventPolicy, Order, PaymentMethod
 from ticketing.roles import Role
+from ticketing.store.engine import Store
+
+# A pending refund that never settles by itself: Stripe stays silent until a test releases or fails it.
+NEVER_SETTLES = StripeServerConfig(pending_refund_settle_seconds=10**7)
+
+
+@contextlib.asynccontextmanager
+async def time_skipped_app(
+    env: WorkflowEnvironment, store: Store, tmp_path: Path, prefix: str, stripe: StripeServer,
+    refunds: RefundConfig, *, webhooks: bool = False,
+) -> AsyncIterator[Harness]:
+    """The API and workers on the time-skipping server, so a refund's long timers pass in seconds."""
+    async with running(
+        env.client, store, tmp_path, prefix, stripe=stripe, webhooks=webhooks, settings_overrides={"refunds": refunds}
+    ) as harness:
+        yield harness
 
 
 async def card_order(

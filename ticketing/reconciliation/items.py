@@ -75,7 +75,9 @@ class SuggestedAction(StrEnum):
     RESTORE_LEDGER_ROW = "restore-ledger-row"  # our metadata, no ledger row: a lost write
     RECOVER_DUPLICATE = "recover-duplicate"  # ask the buyer or the processor for the money back
     INVESTIGATE = "investigate"
-    MARK_OR_RETRY = "mark-or-retry"  # a refund-error the processor paid: mark refunded, never retry
+    # A refund-error the processor paid: retry it (the retry adopts the paid refund, pays nothing again);
+    # marking it refunded by hand is refused by the API (`processor-refund-exists`): it would pay twice.
+    MARK_OR_RETRY = "mark-or-retry"
     CHASE_PROCESSOR = "chase-processor"  # pending too long: contact the processor
     PAY_OR_REJECT = "pay-or-reject"  # awaiting finance too long
     REFUND_OR_REINSTATE = "refund-or-reinstate"  # money for nothing: refund it at the processor, or reinstate
