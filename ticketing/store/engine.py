@@ -62,10 +62,11 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 # A pooled PostgreSQL connection is pinged before use only when it sat unused this long. SQLAlchemy's
 # `pool_pre_ping` pings at every checkout, and with asyncpg a ping is three round trips (BEGIN, `;`,
-# ROLLBACK): a group commit of a bulk delivery's records took nine round trips instead of six, and
-# on a busy machine each round trip waits for the server process to be scheduled. A connection in
-# use moments ago is alive as far as a ping can tell; one that broke since fails its statement,
-# which invalidates the whole pool as a failed ping would, and the caller's retry gets a fresh one.
+# ROLLBACK): three of the nine round trips of a bulk delivery's group commit, and on a busy machine
+# each round trip waits for the server process to be scheduled. A connection in use moments ago is
+# alive as far as a ping can tell; one that broke since fails its statement (the API answers a
+# problem, an activity is retried), which invalidates the whole pool as a failed ping would, so the
+# retry gets a fresh connection.
 IDLE_PING_SECONDS = 2.0
 _IDLE_SINCE = "ticketops_idle_since"
 
