@@ -191,10 +191,14 @@ class CancellationParams(BaseModel):
 
 
 class ImportParams(BaseModel):
-    """An order import (`POST /imports`): whether the imported orders' tickets are emailed."""
+    """An order import (`POST /imports`): whether the imported orders' tickets are emailed.
+
+    `prerender` is set by the workflow itself, not by the caller: runs that started before the
+    render phase existed have it unset, and keep their phases across continue-as-new."""
 
     kind: Literal[BulkKind.IMPORT] = BulkKind.IMPORT
     deliver: bool = False
+    prerender: bool = False
 
 
 BulkParams = Annotated[DeliveryParams | CancellationParams | ImportParams, Field(discriminator="kind")]
