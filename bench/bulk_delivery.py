@@ -15,10 +15,11 @@ orders of 1 ticket and N distinct buyers each, and in the same run on the same S
 3. baseline: the very bytes the sink received in that warm run (same MIME, same PDF), sent
    again with plain aiosmtplib over as many connections as the product's SMTP pool;
 4. activities only: the warm run's activity bodies called in this process without Temporal;
-5. first delivery after an import (issue 14): N orders of a fourth event come in through
-   `POST /imports`, whose workflow writes them and then renders their ticket PDFs on the
-   `render` queue (each phase's span is read from its history); once it has closed, the
-   first delivery of those tickets, then raw aiosmtplib on the bytes it sent (target 0.5).
+5. first delivery after an import (issue 14), `--bulk-delivery-repeats` times: N orders of a
+   new event come in through `POST /imports`, whose workflow writes them and then renders
+   their ticket PDFs on the `render` queue (each phase's span is read from its history);
+   once it has closed, the first delivery of those tickets, then raw aiosmtplib on the bytes
+   it sent (target 0.5; the median pair's figures).
 
 The sink runs in its own process by default (`python -m devtools.smtp_sink`, as a relay is
 another machine); `--bulk-delivery-sink thread` puts it back in this process, where it takes
@@ -89,7 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--bulk-delivery-repeats", type=int, default=3,
-        help="warm product runs per setting, each followed by its raw baseline on the bytes it sent; the verdict "
+        help="warm product runs (and imports, each then delivered once) per setting, each followed by its raw "
+        "baseline on the bytes it sent; the verdict "
         "takes the median of their ratios, as the raw rate alone moves by a third from run to run here (default 3)",
     )  # fmt: skip
     group.add_argument(
@@ -254,10 +256,15 @@ async def _one_setting(
         await _paired(stack, events["warm"], f"bench-{tag}-warm-{repeat}", n, connections, timeout)
         for repeat in range(max(1, repeats))
     ]
-    # The first delivery after an import: the orders come in through POST /imports, whose render
-    # phase fills the cache (timed on its own), then one delivery and a raw run on its bytes.
-    imported = await import_event(stack, n, timeout)
-    after_import = await _paired(stack, imported.event_id, f"bench-{tag}-imported", n, connections, timeout)
+    # The first delivery after an import, `repeats` times: the orders of a new event come in through
+    # POST /imports, whose render phase fills the cache (timed on its own), then that event's one and
+    # only delivery and a raw run on its bytes. The figures are the median pair's, as for warm.
+    after_imports: list[dict[str, Any]] = []
+    for repeat in range(max(1, repeats)):
+        imported = await import_event(stack, n, timeout)
+        pair = await _paired(stack, imported.event_id, f"bench-{tag}-imported-{repeat}", n, connections, timeout)
+        after_imports.append({**pair, "imported": imported, "ratio": _pair_ratio(pair)})
+    after_import = sorted(after_imports, key=lambda p: p["ratio"])[len(after_imports) // 2]
 
     cpu = Cpu.now()
     inline_s, inline_sent = await run_activities_only(stack, events["inline"], batch, window, tag)
@@ -269,7 +276,7 @@ async def _one_setting(
     return {
         **median, "batch_size": batch, "window": window, "cold": cold, "pairs": pairs, "warm_ratios": ratios,
         "activities_seconds": inline_s, "activities_sent": inline_sent, "activities_cpu": inline_cpu,
-        "imported": imported, "after_import": after_import,
+        "after_import": after_import, "after_imports": after_imports,
     }  # fmt: skip
 
 
@@ -337,16 +344,19 @@ def _report(result: Result, r: dict[str, Any], n: int) -> None:
     _report_import(result, r, n)
 
 
-def _after_import_ratio(r: dict[str, Any]) -> float:
-    pair = r["after_import"]
+def _pair_ratio(pair: dict[str, Any]) -> float:
     return float((pair["warm"]["sent"] / pair["warm"]["seconds"]) / (pair["raw_sent"] / pair["raw_seconds"]))
+
+
+def _after_import_ratio(r: dict[str, Any]) -> float:
+    return _pair_ratio(r["after_import"])
 
 
 def _report_import(result: Result, r: dict[str, Any], n: int) -> None:
     """The import that issued the tickets (its render phase on its own), then their first delivery."""
     tag = f"{r['batch_size']}x{r['window']}"
-    imported: Imported = r["imported"]
     pair = r["after_import"]
+    imported: Imported = pair["imported"]
     run = pair["warm"]
     result.add(f"[{tag}] POST /imports of {n} orders (checked and staged)", imported.request_seconds, "s",
                note=f"then the workflow {imported.workflow_seconds:.2f}s to its close")  # fmt: skip
@@ -360,8 +370,10 @@ def _report_import(result: Result, r: dict[str, Any], n: int) -> None:
                note=note)  # fmt: skip
     result.add(f"[{tag}] baseline: raw aiosmtplib, the same bytes", pair["raw_sent"] / pair["raw_seconds"],
                "emails/s", note=f"{pair['raw_received']}/{pair['raw_sent']} received in {pair['raw_seconds']:.2f}s")
-    result.ratio(f"[{tag}] product (first delivery after an import) / raw SMTP", _after_import_ratio(r),
-                 target=IMPORT_TARGET)  # fmt: skip
+    each = ", ".join(f"{p['ratio']:.2f}" for p in r["after_imports"])
+    renders = ", ".join(f"{n / p['imported'].phases['render'][0]:.0f}" for p in r["after_imports"])
+    result.ratio(f"[{tag}] product (first delivery after an import) / raw SMTP, median pair", _after_import_ratio(r),
+                 target=IMPORT_TARGET, note=f"each pair: {each}; render phases: {renders} PDFs/s")  # fmt: skip
     used: Cpu = run["cpu"]
     result.add(f"[{tag}] CPU per email: product (first delivery after an import)",
                1000 * used.total / max(1, run["sent"]), "ms", note=_per_email(used, run["sent"]))  # fmt: skip
