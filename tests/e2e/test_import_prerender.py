@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.testing import ActivityEnvironment
 
 import activities.ticket_pdfs as ticket_pdfs_module
+from activities.prerender import PrerenderActivities
 from activities.ticket_pdfs import pdf_key
 from documents.from_orders import ticket_document
 from documents.models import TicketDocument
@@ -61,6 +63,8 @@ async def test_an_import_renders_its_paid_tickets_and_their_first_delivery_rende
     orders, docs = await _documents(app, [r["order_code"] for r in rows])
     blobs = Path(app.settings.blobs.root)
     assert all((blobs / pdf_key(doc)).read_bytes().startswith(b"%PDF-") for doc in docs)
+    again = await ActivityEnvironment().run(PrerenderActivities(app.deps).render, docs)
+    assert again == 0  # a batch retried renders nothing again
 
     edited = orders[1].tickets[0]
     async with app.store.transaction() as conn:  # a reissued barcode is a new document: the cache has no PDF of it
