@@ -351,6 +351,7 @@ class ReservationStep(BaseModel):
     deadline: datetime | None = None
     extended: bool = False
     reference: str | None = None
+    processor: Processor = Processor.MANUAL  # the payment's; an older run's step has none: finance's
 
 
 class ReservationState(BaseModel):

@@ -80,7 +80,9 @@ class TransferActivities:
             order = await load_order(conn, transfer.order_code, for_update=True)
             if transfer.status is TransferStatus.ACCEPTED:
                 return _state(transfer, order.event_id)
-            event = await load_event(conn, order.event_id)
+            # Held to commit: an event cancellation marks the event before it chooses its orders, so it
+            # either sees this replacement's order or this acceptance sees the event cancelled.
+            event = await load_event(conn, order.event_id, for_share=True)
             done = accept_transfer(order, event, transfer, now=now)
             await insert_order(conn, done.new_order, done.new_history)
             await save_order(conn, order, done.order, done.history)

@@ -154,7 +154,13 @@ def close_transfer(
 
 
 def accept_transfer(order: Order, event: Event, transfer: TicketTransfer, *, now: datetime) -> Accepted:
-    """The recipient accepted: old ticket `invalid:transferred`, a new ticket on a new order of theirs."""
+    """The recipient accepted: old ticket `invalid:transferred`, a new ticket on a new order of theirs.
+
+    Not once the event is cancelled: the cancellation's run has already chosen the event's orders, and a
+    replacement issued after it would stay valid while the giver is refunded in full.
+    """
+    if event.cancelled:
+        raise ActionNotAllowed("the event is cancelled; the transfer can only be cancelled", type="event-cancelled")
     if transfer.expires_at is not None and now >= transfer.expires_at:
         raise ActionNotAllowed("the transfer has expired", type="transfer-expired")
     status = transition(TRANSFER_TRANSITIONS, transfer.status, TransferStatus.ACCEPTED, what="transfer")

@@ -12,11 +12,13 @@ from tests.builders import NOW, make_event, make_order
 from ticketing.errors import ConcurrentModification, NotFound
 from ticketing.models import OrderEvent, Personalisation, Scan
 from ticketing.states import ScanState, TicketState
+from ticketing.store.bulk import mark_event_cancelled
 from ticketing.store.engine import Store
 from ticketing.store.orders import (
     adjust_inventory,
     insert_event,
     insert_order,
+    load_event,
     load_history,
     load_order,
     load_ticket_types,
@@ -156,3 +158,26 @@ async def test_inventory_cannot_oversell(any_store: Store) -> None:
     async with any_store.transaction() as conn:
         await adjust_inventory(conn, vip.id, None, -1)
         assert [t.sold for t in await load_ticket_types(conn, event.id) if t.id == vip.id] == [vip.quota - 1]
+
+
+async def test_an_event_held_for_share_makes_its_cancellation_wait(any_store: Store) -> None:
+    """A transfer's acceptance holds its event: the cancellation's mark waits for it, then the acceptance is seen."""
+    event, _, _ = await _seed(any_store)
+    order: list[str] = []
+
+    async def accept() -> None:
+        async with any_store.transaction() as conn:
+            assert not (await load_event(conn, event.id, for_share=True)).cancelled
+            await asyncio.sleep(0.2)
+            order.append("accepted")
+
+    async def cancel() -> None:
+        await asyncio.sleep(0.05)
+        async with any_store.transaction() as conn:
+            await mark_event_cancelled(conn, event.id)
+            order.append("marked")
+
+    await asyncio.gather(accept(), cancel())
+    assert order == ["accepted", "marked"]
+    async with any_store.transaction() as conn:
+        assert (await load_event(conn, event.id, for_share=True)).cancelled

@@ -22,12 +22,14 @@ from activities.contracts import (
 )
 from tests.workflows.fakes import Fakes, StandInRefund, running
 from ticketing.bulk import BulkKind
+from ticketing.models import Processor
 from workflows.contracts import (
     AcceptTransfer,
     BulkInput,
     BulkProgress,
     ImportParams,
     ReservationInput,
+    ReservationPayment,
     ReturnDecision,
     ReturnInput,
     TransferInput,
@@ -152,6 +154,32 @@ async def test_unpaid_reservation_is_reminded_then_expires(client: Client, fakes
         )
     assert (result.status, result.reminders_sent) == ("expired", 2)
     assert [r.sequence for r in fakes.args("send_payment_reminder")] == [1, 2]
+
+
+async def test_a_stripe_payment_reaches_the_store_as_stripe(
+    client: Client, env: WorkflowEnvironment, fakes: Fakes, wf_id: str
+) -> None:
+    state = ReservationState(order_code="ORD-1", event_id="ev-1", status="reserved", ticket_ids=["t1"])
+    fakes.on("record_reservation_deadline", state).on("send_payment_reminder", SENT)
+    fakes.on("pay_reservation", state.model_copy(update={"status": "paid"})).on("deliver_tickets", SENT)
+    async with running(client, fakes, [ReservationWorkflow]) as queue:
+        with env.with_time_skipping_disabled():  # paid well before the deadline
+            handle = await client.start_workflow(
+                ReservationWorkflow.run,
+                ReservationInput(order_code="ORD-1", actor="agent", deadline=datetime.now(UTC) + timedelta(days=5),
+                                 reminder_hours=[]),
+                id=wf_id, task_queue=queue,
+            )
+            await fakes.wait_for("record_reservation_deadline")
+            payment = ReservationPayment(actor="processor", reference="pi_1", processor=Processor.STRIPE)
+            assert (await handle.execute_update(ReservationWorkflow.pay, payment)).status == "paid"
+        result = await handle.result()
+    assert (result.status, result.delivery) == ("paid", "sent")
+    (step,) = fakes.args("pay_reservation")
+    assert (step.processor, step.reference) == (Processor.STRIPE, "pi_1")
+    # An update from an API of before `processor` (it said `via`) is read the same way; finance's is manual.
+    assert ReservationPayment.model_validate({"actor": "p", "via": "stripe"}).processor is Processor.STRIPE
+    assert ReservationPayment.model_validate({"actor": "f", "via": "finance"}).processor is Processor.MANUAL
 
 
 async def test_return_approved_runs_the_refund_then_returns(client: Client, fakes: Fakes, wf_id: str) -> None:

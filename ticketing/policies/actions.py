@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Event, Order, Processor, Ticket, TimeSlot
+from ticketing.money import Money, total
 from ticketing.states import OrderStatus, PaymentStatus, TicketState
 
 
@@ -85,7 +86,27 @@ def personalisation_refusal(order: Order, event: Event) -> Refusal | None:
     return None
 
 
-def refund_refusal(order: Order, event: Event) -> Refusal | None:
+def transferred_away(order: Order) -> list[Ticket]:
+    """Tickets this order gave away: each one's recipient holds a valid replacement on an order of their own."""
+    return [t for t in order.tickets if t.state is TicketState.TRANSFERRED]
+
+
+def voluntary_refundable(order: Order) -> Money:
+    """What a refund the buyer or an agent asks for may give back: the refundable total, less the prices of
+    tickets transferred away.
+
+    The one rule of transfers and refunds: the giver's money for a ticket they passed on stays paid while
+    the recipient's replacement is valid; only an event cancellation (which invalidates the replacement
+    too) pays it back, to the payer.
+    """
+    kept = total([t.price for t in transferred_away(order)], order.currency)
+    left = order.refundable_total - kept
+    return left if left.amount > 0 else Money.zero(order.currency)
+
+
+def refund_refusal(order: Order, event: Event, *, event_cancelled: bool = False) -> Refusal | None:
+    """Whether the order can be refunded now; `event_cancelled` for the organiser's refunds, which also
+    give back tickets transferred away (see `voluntary_refundable`)."""
     # A refunded order is asked too, so that it answers "nothing is left to refund"; a return request
     # is decided by a refund (the return workflow runs it).
     if refusal := _status_refusal(
@@ -107,6 +128,11 @@ def refund_refusal(order: Order, event: Event) -> Refusal | None:
         return None
     if order.refundable_total.is_zero:
         return Refusal(type="nothing-to-refund", reason="nothing is left to refund")
+    if not event_cancelled and voluntary_refundable(order).is_zero:
+        return Refusal(
+            type="ticket-transferred",
+            reason="what is left was paid for tickets transferred away; only an event cancellation refunds them",
+        )
     return None
 
 

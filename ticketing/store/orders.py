@@ -298,8 +298,12 @@ async def load_history(conn: AsyncConnection, code: str) -> list[OrderEvent]:
     ]
 
 
-async def load_event(conn: AsyncConnection, event_id: str) -> Event:
-    row = (await conn.execute(sa.select(events).where(events.c.id == event_id))).first()
+async def load_event(conn: AsyncConnection, event_id: str, *, for_share: bool = False) -> Event:
+    """`for_share`: hold the event row (PostgreSQL) until commit, so an event cancellation waits, or is seen."""
+    stmt = sa.select(events).where(events.c.id == event_id)
+    if for_share and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(read=True)
+    row = (await conn.execute(stmt)).first()
     if row is None:
         raise NotFound(f"event {event_id} does not exist", type="event-not-found")
     return Event(
