@@ -71,6 +71,8 @@ class Settlement(StrEnum):
 
 
 _FAILED = (ProcessorRefundStatus.FAILED, ProcessorRefundStatus.CANCELED)
+# The refund-error reason when the ledger gave up waiting: the processor's refund was still pending.
+CONFIRMATION_TIMEOUT = "confirmation-timeout"
 
 
 def steps(status: RefundStatus, outcome_status: ProcessorRefundStatus) -> list[RefundAction]:
@@ -126,7 +128,7 @@ def _late_answer(
         return Settlement.NO_CHANGE
     if outcome.status is ProcessorRefundStatus.SUCCEEDED:
         return Settlement.LATE_ANSWER
-    if outcome.status in _FAILED and failure_reason != failure_text(outcome):
+    if outcome.status in _FAILED and failure_reason == CONFIRMATION_TIMEOUT:  # the processor's word, not ours
         return Settlement.LATE_ANSWER
     return Settlement.NO_CHANGE  # still pending, or the failure the row already records
 

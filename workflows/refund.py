@@ -293,7 +293,7 @@ class RefundWorkflow:
                 return await self._apply_processor(snap, view)
             left = (deadline - workflow.now()).total_seconds()
             if left <= 0:
-                return await self._move(snap, RefundAction.FAILED, reason="confirmation-timeout")
+                return await self._move(snap, RefundAction.FAILED, reason=refund_ledger.CONFIRMATION_TIMEOUT)
             self._waiting(f"Waiting for the processor to confirm refund {refund_id} (webhook or poll)")
             try:
                 await workflow.wait_condition(
