@@ -345,17 +345,20 @@ async def retry_refund(refund_id: str, st: StateDep, who: ActorDep) -> RefundVie
     pay) is adopted, so the buyer is never paid twice; only when none did is a new refund made. A retry
     the ledger refuses (`amount-exceeds-refundable`: the amount went to another refund) is a 409 and the
     run waits in refund-error as it was (its own answer, if the order changes in between, is the same)."""
-    await _ledger_allows_retry(st, refund_id, who)
+    await _ledger_allows(st, refund_id, RefundAction.RETRY, who)
     return await _refund_update(st, refund_id, RefundWorkflow.retry, RetryRefund(actor=who))
 
 
-async def _ledger_allows_retry(st: AppState, refund_id: str, who: str) -> None:
-    """The ledger's rule (`refund_ledger.apply`), tried on the row as it is now, before the run is asked."""
+async def _ledger_allows(st: AppState, refund_id: str, action: RefundAction, who: str, reference: str = "") -> None:
+    """The ledger's rule (`refund_ledger.apply`), tried on a refund-error as it is now, before its run is asked:
+    a refusal (e.g. `amount-exceeds-refundable`) is a 409 and the run is left waiting as it was."""
     async with st.store.transaction() as conn:
         refund = await load_refund(conn, refund_id)
         order = await load_order(conn, refund.order_code)
-    if refund.status is RefundStatus.FAILED:  # any other status: the run's validator refuses (refund-not-retryable)
-        refund_ledger.apply(order, refund, RefundAction.RETRY, actor=who, now=datetime.now(UTC))
+    if refund.status is RefundStatus.FAILED:  # any other status: the run's validator answers
+        refund_ledger.apply(
+            order, refund, action, actor=who, now=datetime.now(UTC), reference=reference or None
+        )
 
 
 @router.post("/refunds/{refund_id}/mark-refunded", response_model=RefundView, dependencies=[Depends(FINANCE)])
@@ -366,6 +369,7 @@ async def mark_refunded(refund_id: str, body: ReferenceBody, st: StateDep, who: 
     a retry adopts that refund and pays nothing; a payout by hand would pay the buyer twice.
     """
     await _not_paid_by_processor(st, refund_id)
+    await _ledger_allows(st, refund_id, RefundAction.SUCCEEDED, who, body.reference)
     return await _refund_update(
         st, refund_id, RefundWorkflow.mark_refunded, MarkRefunded(actor=who, reference=body.reference)
     )

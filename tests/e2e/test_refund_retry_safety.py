@@ -204,6 +204,11 @@ async def test_a_retry_the_ledger_refuses_is_a_409_and_the_run_still_waits(
         f"{started['refund_url']}/retry", headers=await app.headers_for("finance-2", "finance")
     )
     assert retried.status_code == 409 and retried.json()["type"].endswith("/amount-exceeds-refundable"), retried.text
+    marked = await app.http.post(
+        f"{started['refund_url']}/mark-refunded", json={"reference": "BANK-1"},
+        headers=await app.headers_for("finance-2", "finance"),
+    )
+    assert marked.status_code == 409 and marked.json()["type"].endswith("/amount-exceeds-refundable"), marked.text
     still = await _reaches(app, started["refund_url"], "refund-error", waiting="waiting for finance")
     assert still["attempt"] == 1
     handle = app.client.get_workflow_handle(started["operation_id"])
