@@ -192,13 +192,21 @@ class RefundWorkflow:
             return None
         verdict = _verdict(snap, news)
         if verdict is Settlement.LATE_ANSWER:
-            return news if workflow.patched(LATE_ANSWER_PATCH) else None
+            return self._take_late_answer(snap) if workflow.patched(LATE_ANSWER_PATCH) else None
         return news if verdict in (Settlement.MOVE, Settlement.LATE_FAILURE) else None
 
     def _late_answer(self, snap: RefundSnapshot) -> ProcessorUpdate | None:
         """News that this refund-error's own processor refund ended (`Settlement.LATE_ANSWER`)."""
         news = self.updates.get(snap.processor_refund_id or "")
         return news if news is not None and _verdict(snap, news) is Settlement.LATE_ANSWER else None
+
+    def _take_late_answer(self, snap: RefundSnapshot) -> ProcessorUpdate | None:
+        """The late answer, handed to the ledger once: one it cannot take (its amount went to another refund;
+        reconciliation's over-refunded) does not wake the run again."""
+        news = self._late_answer(snap)
+        if news is not None:
+            del self.updates[news.processor_refund_id]
+        return news
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -344,7 +352,7 @@ class RefundWorkflow:
             )
         except TimeoutError:
             return None
-        news = self._late_answer(snap) if hears else None
+        news = self._take_late_answer(snap) if hears else None
         if news is not None:  # a finance action that came with it is taken on the next wait, or refused at the end
             return await self._settle(snap, news, actor="processor")
         return await self._take_action(snap)

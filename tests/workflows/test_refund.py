@@ -773,3 +773,30 @@ async def test_a_retry_the_ledger_refuses_is_answered_and_the_run_still_waits(
     assert (marked.status, result.status) == ("refunded", "refunded")
     assert ledger.history == ["refunding", "refund-error", "refunded"]
     assert _emails(fakes) == [("refund-error", 0), ("receipt", 0)]
+
+
+async def test_a_late_success_the_ledger_cannot_take_is_handed_over_once(
+    client: Client, env: WorkflowEnvironment, fakes: Fakes, wf_id: str
+) -> None:
+    """The ledger leaves it in refund-error (its amount went to another refund): the run keeps waiting for
+    finance; it does not hand the same news over again and again."""
+    ledger = Ledger()
+    ledger.script(fakes).on("submit_refund", view("pending")).on("send_refund_email", SENT)
+
+    def settle(req: SettleRefund) -> RefundSnapshot:
+        if ledger.status == "refund-error":  # no room on the order: nothing written
+            ledger.settled.append(req.outcome)
+            return ledger.snapshot()
+        return ledger.settle(req)
+
+    fakes.on("settle_refund", settle)
+    async with running(client, fakes, [RefundWorkflow]) as queue:
+        handle = await _in_refund_error_after_timeout(client, env, queue, wf_id)
+        await _tell(handle, news("succeeded"))
+        await fakes.wait_for("settle_refund", 2)
+        await asyncio.sleep(0.3)
+        still = await handle.query(RefundWorkflow.progress)
+        await _act(handle, RefundWorkflow.mark_refunded, MarkRefunded(actor="finance-2", reference="tr-1"))
+        result = await handle.result()
+    assert still.status == "refund-error" and bool(still.waiting_for)
+    assert len(fakes.args("settle_refund")) == 2 and result.status == "refunded"
