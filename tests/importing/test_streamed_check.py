@@ -6,6 +6,8 @@ The batches here are two rows, so that an order's rows, a quota and the problems
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -32,9 +34,6 @@ def _two_rows_a_batch(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS, *, newline: str = "\r\n") -> str:
     """CSV as a spreadsheet writes it: every cell quoted when it must be, CRLF line ends."""
-    import csv
-    import io
-
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator=newline, extrasaction="ignore")
     writer.writeheader()
@@ -101,7 +100,8 @@ def test_csv_records_do_not_depend_on_where_the_text_is_cut(size: int) -> None:
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 64])
 def test_json_records_do_not_depend_on_where_the_text_is_cut(size: int) -> None:
-    text = ' [ {"quantity": 12345, "name": "Ada \\"A\\" \\u00e9"} ,\n  ["not", "an", "object"], 678 ,{"nested": {"a": [1, 2]}}\n ] \n'
+    text = (' [ {"quantity": 12345, "name": "Ada \\"A\\" \\u00e9"} ,\n  ["not", "an", "object"], 678 ,'
+            '{"nested": {"a": [1, 2]}}\n ] \n')
     assert _read_json(_pieces(text, size)) == (None, list(enumerate(json.loads(text), start=1)))
 
 
