@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 
 class Pacer:
@@ -16,23 +17,32 @@ class Pacer:
     a slot, until it has passed.
     """
 
-    def __init__(self, rate: float) -> None:
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """`clock` and `sleep` are replaceable so tests can check the schedule without a loaded machine's jitter."""
         self.interval = 1.0 / rate if rate > 0 else 0.0
-        self.next_at = time.monotonic()
+        self._clock = clock
+        self._sleep = sleep
+        self.next_at = clock()
         self.hold_until = 0.0
 
     async def wait(self) -> None:
         while True:
-            now = time.monotonic()
+            now = self._clock()
             start = max(self.next_at, now)
             self.next_at = start + self.interval
             if start > now:
-                await asyncio.sleep(start - now)
-            if time.monotonic() >= self.hold_until:
+                await self._sleep(start - now)
+            if self._clock() >= self.hold_until:
                 return
             # A back-off arrived while this caller slept: its slot is forfeit; take one after the hold.
 
     def back_off(self, seconds: float) -> None:
         """The service said 429: nobody in this batch starts again before `seconds` from now."""
-        self.hold_until = max(self.hold_until, time.monotonic() + seconds)
+        self.hold_until = max(self.hold_until, self._clock() + seconds)
         self.next_at = max(self.next_at, self.hold_until)

@@ -19,10 +19,10 @@ async def test_ready_when_database_and_temporal_answer_without_credentials(api: 
     assert resp.json() == {"status": "ready"}
 
 
-async def _ready(store: Store, client: Client, api: Harness) -> httpx.Response:
+async def _ready(store: Store, client: Client, api: Harness, route: str = "/ready") -> httpx.Response:
     app = create_app(AppState(settings=api.settings, store=store, operations=Operations(client, "orders")))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
-        return await http.get("/ready")
+        return await http.get(route)
 
 
 async def test_unreachable_temporal_is_a_503_problem(api: Harness) -> None:
@@ -42,3 +42,15 @@ async def test_unreachable_database_is_a_503_problem(api: Harness) -> None:
         await broken.dispose()
     assert resp.status_code == 503
     assert resp.json()["failing"] == ["database"]
+
+
+async def test_liveness_does_not_depend_on_the_database_or_temporal(api: Harness) -> None:
+    """A database outage must not make the kubelet restart every API pod: `/health` stays 200."""
+    broken = Store("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    nowhere = await Client.connect("127.0.0.1:1", lazy=True)
+    try:
+        resp = await _ready(broken, nowhere, api, route="/health")
+    finally:
+        await broken.dispose()
+    assert resp.status_code == 200
+    assert resp.json() == {"status": "ok"}

@@ -26,28 +26,55 @@ async def test_callers_waiting_at_once_get_evenly_spaced_slots() -> None:
     assert starts[-1] - starts[0] < 0.18 + 0.1  # the rate is reached, not just respected
 
 
+class VirtualTime:
+    """A clock that moves only when a single caller sleeps: the pacer's schedule, free of machine load."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 async def test_a_calls_own_duration_costs_no_throughput() -> None:
     """Scheduled against a running start time: a 15 ms call in a 20 ms slot still gives 50 starts/s."""
-    pacer = Pacer(50.0)
+    t = VirtualTime()
+    pacer = Pacer(50.0, clock=t.clock, sleep=t.sleep)
     starts: list[float] = []
     for _ in range(10):
         await pacer.wait()
-        starts.append(time.monotonic())
-        await asyncio.sleep(0.015)  # the call
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert min(gaps) >= 0.02 - SLACK
-    # Sleeping 1/rate after each call would take 9 * 35 ms = 315 ms.
-    assert starts[-1] - starts[0] < 0.26
+        starts.append(t.now)
+        t.now += 0.015  # the call
+    gaps = [round(b - a, 9) for a, b in itertools.pairwise(starts)]
+    # Sleeping 1/rate after each call would give 35 ms gaps (315 ms in all).
+    assert gaps == [0.02] * 9
+
+
+async def test_a_call_longer_than_its_slot_delays_only_itself() -> None:
+    t = VirtualTime()
+    pacer = Pacer(50.0, clock=t.clock, sleep=t.sleep)
+    await pacer.wait()
+    first = t.now
+    t.now += 0.05  # a slow call: two and a half slots
+    await pacer.wait()
+    assert t.now == first + 0.05  # starts at once, no sleep owed
+    await pacer.wait()
+    assert round(t.now - first, 9) == 0.07  # and the next one a full slot later, not a burst
 
 
 async def test_a_late_caller_does_not_get_missed_slots_back() -> None:
-    pacer = Pacer(50.0)
+    t = VirtualTime()
+    pacer = Pacer(50.0, clock=t.clock, sleep=t.sleep)
     await pacer.wait()
-    await asyncio.sleep(0.1)  # five slots pass unused
-    first = time.monotonic()
+    t.now += 0.1  # five slots pass unused
+    first = t.now
     await pacer.wait()
+    assert t.now == first
     await pacer.wait()
-    assert time.monotonic() - first >= 0.02 - SLACK  # no burst to catch up
+    assert round(t.now - first, 9) == 0.02  # no burst to catch up
 
 
 async def test_back_off_holds_callers_already_asleep_for_a_slot() -> None:
