@@ -33,13 +33,17 @@ Whether fees are refundable comes from the event's policy.
 Errors name a row and a field: `row 7, field contact_email: not an email
 address`. Row 1 is the first data row: the CSV header is not counted, so row 7
 is line 8 of the spreadsheet; in JSON row 7 is the 7th object. Every error is
-reported at once, and a file with any error imports nothing: the operator fixes
-the file and runs it again, instead of working out which half went in.
+reported at once (an upload lists the first MAX_ISSUES in row order and counts
+them all), and a file with any error imports nothing: the operator fixes the
+file and runs it again, instead of working out which half went in. Text that no
+field may hold (control characters other than line breaks, surrogates) is an
+error of its row and field.
 
-This module is the pure half: reading a file's text, parsing it, and checking it
-against a catalogue (events, ticket types, time slots) and the codes already
-taken. `ticketing/store/importing.py` loads those from the store and writes the
-orders, in the same transaction as the checks.
+This module is the pure half: parsing a file's text, and checking it against a
+catalogue (events, ticket types, time slots) and the codes already taken, either
+whole (`parse_text`, `validate`) or as it arrives (`FileCheck`, a batch of rows
+at a time, by the same rules). `ticketing/store/importing.py` loads those from
+the store, stages an upload's rows, and writes the orders.
 """
 
 from __future__ import annotations
