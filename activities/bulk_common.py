@@ -21,6 +21,7 @@ from ticketing.store.bulk import (
     load_bulk,
     mark_event_cancelled,
     mark_pending_as,
+    mark_time_slot_cancelled,
     select_orders,
     select_recipients,
     set_bulk,
@@ -51,14 +52,19 @@ class BulkActivities:
             )
             bulk = await load_bulk(conn, req.bulk_id)
             if bulk.prepared_at is None:
+                # First: from here on no transfer of these tickets is opened or accepted (it waits for
+                # this commit, or sees it), so every recipient's order that exists is among the orders
+                # chosen below, and every open transfer of them is there to be closed before refunds.
+                if req.kind == BulkKind.EVENT_CANCELLATION and selection.time_slot_id is None:
+                    await mark_event_cancelled(conn, req.event_id)
+                elif req.kind == BulkKind.EVENT_CANCELLATION and selection.time_slot_id is not None:
+                    await mark_time_slot_cancelled(conn, req.event_id, selection.time_slot_id)
                 if req.retry_of:
                     await copy_retryable(conn, req.bulk_id, req.retry_of)
                 elif req.kind == BulkKind.DELIVERY:
                     await select_recipients(conn, req.bulk_id, selection)
                 else:
                     await select_orders(conn, req.bulk_id, selection)
-                if req.kind == BulkKind.EVENT_CANCELLATION and selection.time_slot_id is None:
-                    await mark_event_cancelled(conn, req.event_id)
                 await set_bulk(conn, req.bulk_id, status=BulkStatus.RUNNING.value, prepared_at=datetime.now(UTC))
             first, last, total = await item_range(conn, req.bulk_id)
         return BulkRange(first=first, last=last, total=total)

@@ -28,6 +28,7 @@ from activities.pacing import Pacer
 from documents.email_templates import render_email
 from email_providers.base import OutgoingEmail, PermanentEmailError
 from payment_adapters.base import ProcessorRefund, ProcessorRejected, ProcessorUnavailable
+from payment_adapters.lookup import earlier_refund
 from ticketing import refund_ledger
 from ticketing.bulk import ItemStatus, RefundMode, RefundPlan
 from ticketing.cancellation import CancelRequest, cancel_order
@@ -284,7 +285,9 @@ class EventCancellationActivities:
         if opened.existed:  # opened by an earlier attempt, which may have reached the processor
             earlier = await self._paced(
                 job.pacer,
-                lambda: adapter.find_refund(payment_reference=reference, idempotency_key=refund.idempotency_key),
+                lambda: earlier_refund(
+                    adapter, payment_reference=reference, refund_id=refund.id, idempotency_key=refund.idempotency_key
+                ),
             )
             if earlier is not None:
                 return await self._settle(item, opened, earlier)

@@ -2,14 +2,18 @@
 
 The idempotency key comes from the workflow id and the attempt number, so a
 retried activity, a crashed worker or a replayed workflow asks the processor
-for the same refund and gets the same one back.
+for the same refund and gets the same one back. Keys expire (Stripe: 24 h) and
+a retry from refund-error gets a new one, so every submission first looks for
+a refund of ours at the processor and adopts it (`earlier_refund`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import timedelta
+from typing import TypeVar
 
+import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -21,8 +25,12 @@ from payment_adapters.base import (
     ProcessorRejected,
     ProcessorUnavailable,
 )
+from payment_adapters.lookup import earlier_refund
 from ticketing.models import Processor
 from ticketing.money import Money
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 def _view(refund: ProcessorRefund) -> ProcessorRefundView:
@@ -43,7 +51,7 @@ class PaymentActivities:
             )
         return adapter
 
-    async def _call(self, call: Awaitable[ProcessorRefund]) -> ProcessorRefund:
+    async def _call(self, call: Awaitable[T]) -> T:
         try:
             return await call
         except ProcessorRejected as err:
@@ -62,12 +70,17 @@ class PaymentActivities:
 
     @activity.defn(name="submit_refund")
     async def submit_refund(self, req: SubmitRefund) -> ProcessorRefundView:
-        """Create the refund; a retry first adopts what an earlier attempt may have made."""
+        """Create the refund, unless the processor already has one of ours to adopt (`earlier_refund`).
+
+        Asked first on every submission, not only on a retried activity: finance's retry of a
+        refund-error, a restarted run and a retry after the processor forgot our key all come here
+        with nothing else to tell them apart, and each could otherwise pay the buyer twice.
+        """
         adapter = self._adapter(req.processor)
-        if activity.info().attempt > 1:
-            earlier = await self._find(adapter, req)
-            if earlier is not None:
-                return _view(earlier)
+        earlier = await self._call(self._lookup(adapter, req))  # refused as a create would be (refund-error)
+        if earlier is not None:
+            log.info("payments.refund_adopted", refund_id=req.metadata.get("refund_id"), processor_refund_id=earlier.id)
+            return _view(earlier)
         refund = await self._call(
             adapter.create_refund(
                 payment_reference=req.payment_reference,
@@ -78,18 +91,24 @@ class PaymentActivities:
         )
         return _view(refund)
 
-    async def _find(self, adapter: PaymentAdapter, req: SubmitRefund) -> ProcessorRefund | None:
-        try:
-            return await adapter.find_refund(
-                payment_reference=req.payment_reference, idempotency_key=req.idempotency_key
-            )
-        except ProcessorUnavailable as err:
-            raise ApplicationError(err.message, type="processor-unavailable") from err
+    @staticmethod
+    def _lookup(adapter: PaymentAdapter, req: SubmitRefund) -> Awaitable[ProcessorRefund | None]:
+        return earlier_refund(
+            adapter,
+            payment_reference=req.payment_reference,
+            refund_id=req.metadata.get("refund_id", ""),
+            idempotency_key=req.idempotency_key,
+        )
 
     @activity.defn(name="find_refund")
     async def find_refund(self, req: SubmitRefund) -> ProcessorRefundView | None:
-        """After a long outage: did the processor make this refund after all?"""
-        found = await self._find(self._adapter(req.processor), req)
+        """After a long outage: did the processor make this refund (or an earlier attempt's) after all?
+
+        Retried until the processor answers (its run has no other way to know)."""
+        try:
+            found = await self._lookup(self._adapter(req.processor), req)
+        except ProcessorUnavailable as err:
+            raise ApplicationError(err.message, type="processor-unavailable") from err
         return _view(found) if found else None
 
     @activity.defn(name="fetch_refund")

@@ -38,7 +38,7 @@ from activities.reconciliation_contracts import (
 from payment_adapters.base import ProcessorUnavailable
 from payment_adapters.reconciliation import ReconciliationSource
 from payment_adapters.registry import reconciliation_source
-from ticketing.audit import compare_totals, processor_refunded_totals
+from ticketing.audit import compare_totals, processor_refunded_totals, window_debits
 from ticketing.models import Order, Processor, Refund
 from ticketing.reconciliation.classify import (
     PAYING,
@@ -100,6 +100,20 @@ async def _paced(pacer: Pacer, call: Callable[[], Awaitable[T]], *, tries: int =
             pacer.back_off(delay)
             delay = min(delay * 2, 30.0)
     raise AssertionError("unreachable")
+
+
+async def _take(waiting: asyncio.Queue[T], reader: asyncio.Future[None]) -> T:
+    """The next page read ahead; the reader's error if it failed before reading one."""
+    if not waiting.empty():
+        return waiting.get_nowait()
+    getting = asyncio.ensure_future(waiting.get())
+    either: set[asyncio.Future[Any]] = {getting, reader}
+    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    failed = reader.exception() if reader.done() and not getting.done() else None
+    if failed is not None:
+        getting.cancel()
+        raise failed
+    return await getting
 
 
 def _staged_row(kind: str, record: BaseModel) -> dict[str, Any]:
@@ -206,24 +220,37 @@ class ReconciliationActivities:
         async def fetch(at: str | None) -> Page[Any]:
             if req.kind == "refund":
                 return await source.refund_page(req.window, at, req.page_size)
-            if req.kind == "balance":
-                return await source.balance_page(req.window, at, req.page_size)
+            if req.kind == "balance":  # the failures only, when the refunds bring their own debits
+                return await source.balance_page(req.window, at, req.page_size, failures_only=source.inline_balance)
             return await source.undelivered_event_page(req.window, at, req.page_size)
 
-        def read(at: str | None) -> asyncio.Task[Page[Any]]:
-            return asyncio.ensure_future(_paced(pacer, lambda: fetch(at)))
+        async def reader(at: str | None) -> None:
+            """Reads ahead of the writer (at most two pages waiting), so writing and judging a page
+            take no read slot; stops after the activity's last page."""
+            for _ in range(req.max_pages):
+                page = await _paced(pacer, lambda: fetch(at))  # noqa: B023
+                await waiting.put(page)
+                at = page.next_cursor
+                if at is None:
+                    return
 
-        # Page n+1 is read while page n is written; the heartbeat names only what is written,
-        # so a resumed attempt reads the prefetched page again (its rows are upserted once).
-        reading = read(cursor)
+        judge = None
+        if req.judge is not None and req.kind == "refund":
+            judge = ClassifyWindow(
+                run_id=req.run_id, pass_no=0, processor=req.processor, window=req.window, ages=req.judge
+            )
+        # The heartbeat names only what is written (and judged), so a resumed attempt reads the
+        # pages read ahead again (their rows are upserted once).
+        waiting: asyncio.Queue[Page[Any]] = asyncio.Queue(maxsize=2)
+        reading = asyncio.ensure_future(reader(cursor))
         try:
-            for n in range(req.max_pages):
-                page = await reading
-                if page.next_cursor is not None and n + 1 < req.max_pages:
-                    reading = read(page.next_cursor)
+            for _ in range(req.max_pages):
+                page = await _take(waiting, reading)
                 rows = [_staged_row(req.kind, r) for r in page.items]
                 async with self.deps.store.transaction() as conn:
                     await recon_store.stage(conn, req.run_id, req.kind, rows)
+                if judge is not None and page.items:
+                    await self._judge_staged(judge, page.items)
                 staged += len(page.items)
                 cursor = page.next_cursor
                 activity.heartbeat(cursor, staged)
@@ -231,8 +258,18 @@ class ReconciliationActivities:
                     return StageResult(cursor=None, done=True, staged=staged)
             return StageResult(cursor=cursor, done=False, staged=staged)
         finally:
-            if not reading.done():
-                reading.cancel()
+            reading.cancel()
+
+    async def _judge_staged(self, req: ClassifyWindow, records: list[ProcessorRefundRecord]) -> None:
+        """Classify a page just staged against everything staged so far; nothing is recorded here.
+
+        A page with any disagreement is marked to be classified again once every page is staged
+        (so its items are written from the whole window); a clean page is done, unless one of its
+        refunds shares a ledger key or a payment with another, which the classify step finds.
+        """
+        if await self._classify_processor_page(req, records):
+            async with self.deps.store.transaction() as conn:
+                await recon_store.mark_recheck(conn, req.run_id, [p.id for p in records])
 
     # --- classify -----------------------------------------------------------------------------
 
@@ -248,7 +285,10 @@ class ReconciliationActivities:
         if phase == "processor":
             while True:
                 async with self.deps.store.read() as conn:
-                    rows = await recon_store.staged_page(conn, req.run_id, "refund", after=after, limit=req.page)
+                    if req.judged_while_staging:  # the rest was judged clean as it was staged
+                        rows = await recon_store.staged_to_reclassify(conn, req.run_id, after=after, limit=req.page)
+                    else:
+                        rows = await recon_store.staged_page(conn, req.run_id, "refund", after=after, limit=req.page)
                 if not rows:
                     break
                 found = await self._classify_processor_page(req, [ProcessorRefundRecord(**r) for r in rows])
@@ -302,9 +342,12 @@ class ReconciliationActivities:
             orders = await load_order_heads(conn, sorted({r.order_code for r in ledger.values()} | set(ours.values())))
             paid_elsewhere = await processor_paid_refunds(conn, sorted(set(ours.values())))
             all_ids = sorted(page_ids | {p.id for p in related})
-            balance = [
-                BalanceEntry(**d) for d in await recon_store.staged_by_link(conn, req.run_id, "balance", all_ids)
-            ]
+            # Each refund's own entries came with it (inline); a source that does not inline them
+            # has them in the balance listing.
+            in_hand = {p.id: p for p in (*records, *related)}
+            listed = [pid for pid in all_ids if in_hand[pid].balance_entries is None]
+            balance = [BalanceEntry(**d) for d in await recon_store.staged_by_link(conn, req.run_id, "balance", listed)]
+            balance += [b for p in in_hand.values() for b in p.balance_entries or ()]
             events = [
                 UndeliveredEvent(**d) for d in await recon_store.staged_by_link(conn, req.run_id, "event", all_ids)
             ]
@@ -509,18 +552,29 @@ class ReconciliationActivities:
     @activity.defn(name="finish_reconciliation")
     async def finish_reconciliation(self, req: FinishRun) -> RunSummary:
         """Counts per class (the window's report), totals per currency, and the run's end."""
-        entries: list[BalanceEntry] = []
-        after = ""
+        processor_totals: dict[str, int] = {}
         async with self.deps.store.read() as conn:
             staged = await recon_store.staged_counts(conn, req.run_id)
-            while True:
-                rows = await recon_store.staged_page(conn, req.run_id, "balance", after=after, limit=1000)
-                if not rows:
-                    break
-                entries += [BalanceEntry(**d) for d in rows]
-                after = rows[-1]["id"]
+            # Summed a page at a time: memory stays flat however many refunds the window holds. Each
+            # balance transaction counts once, whether listed or read inline with its refund (a run
+            # that staged the whole balance listing before an upgrade has both).
+            for kind in ("balance", "refund"):
+                after = ""
+                while True:
+                    rows = await recon_store.staged_page(conn, req.run_id, kind, after=after, limit=1000)
+                    if not rows:
+                        break
+                    if kind == "balance":
+                        entries = [BalanceEntry(**d) for d in rows]
+                    else:
+                        inline = [BalanceEntry(**b) for d in rows for b in d.get("balance_entries") or ()]
+                        listed = await recon_store.staged_ids(conn, req.run_id, "balance", [e.id for e in inline])
+                        entries = window_debits((e for e in inline if e.id not in listed), req.window)
+                    for currency, amount in processor_refunded_totals(entries).items():
+                        processor_totals[currency] = processor_totals.get(currency, 0) + amount
+                    after = rows[-1]["id"]
             ledger_totals = await ledger_refunded_totals(conn, req.processor, req.window.start, req.window.end)
-        totals = compare_totals(processor_refunded_totals(entries), ledger_totals)
+        totals = compare_totals(processor_totals, ledger_totals)
         async with self.deps.store.transaction() as conn:
             counts = await recon_store.count_items(conn, run_id=req.run_id)
             open_items = sum(

@@ -25,6 +25,9 @@ class StagePage(BaseModel):
     page_size: int = 100
     max_pages: int = 50
     rate_per_second: float = 20.0
+    # Refunds: judge each page as it is staged (with these ages), while the next is being read, and
+    # keep only which pages disagreed; None: the classify step judges every refund afterwards.
+    judge: Ages | None = None
 
 
 class StageResult(BaseModel):
@@ -41,6 +44,9 @@ class ClassifyWindow(BaseModel):
     ages: Ages
     page: int = 500
     rate_per_second: float = 20.0
+    # Every refund page was judged while staged: classify again only those pages that disagreed and
+    # the refunds that share a ledger key or a payment with another (whose group grew after).
+    judged_while_staging: bool = False
 
 
 class ClassifyResult(BaseModel):

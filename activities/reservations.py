@@ -89,7 +89,8 @@ class ReservationActivities:
             if await _done_before(conn, order.code, PAID_EVENT, req.operation_id):
                 return _state(order)
             after, event = pay_reservation(
-                order, reference=req.reference, actor=req.actor, now=now, operation_id=req.operation_id
+                order, processor=req.processor, reference=req.reference, actor=req.actor, now=now,
+                operation_id=req.operation_id,
             )
             after = await save_order(conn, order, after, [event])
         return _state(after)

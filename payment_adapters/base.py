@@ -84,11 +84,15 @@ class PaymentAdapter(Protocol):
         """The payment as the processor has it now (a webhook's copy may be stale or replayed)."""
         ...
 
-    async def find_refund(self, *, payment_reference: str, idempotency_key: str) -> ProcessorRefund | None:
-        """The refund an earlier attempt made under this key, if the processor has one.
+    async def find_refunds(
+        self, *, payment_reference: str, refund_id: str, idempotency_key: str
+    ) -> list[ProcessorRefund]:
+        """Every refund the processor holds on the payment that names our ledger refund (metadata
+        `refund_id`) or carries this idempotency key, over all pages.
 
-        Asked before a retry, so a refund whose answer was lost is adopted rather than made
-        again, even after the processor has forgotten the idempotency key (Stripe: 24 h).
+        Asked before every submission, so a refund an earlier attempt made (its answer lost, its
+        confirmation timed out, the processor's key expired: Stripe forgets after 24 h) is adopted
+        rather than made again; `refund_ledger.to_adopt` says which.
         """
         ...
 

@@ -38,8 +38,10 @@ class ManualAdapter:
         """Nothing was collected through a processor: voiding is our ledger's alone."""
         return "voided"
 
-    async def find_refund(self, *, payment_reference: str, idempotency_key: str) -> ProcessorRefund | None:
-        return None
+    async def find_refunds(
+        self, *, payment_reference: str, refund_id: str, idempotency_key: str
+    ) -> list[ProcessorRefund]:
+        return []
 
     async def get_payment(self, payment_id: str) -> ProcessorPayment:
         raise ProcessorRejected("manual payments are not held by a processor", code="no_processor")

@@ -23,13 +23,24 @@ from ticketing.reconciliation_records import (
 
 class ReconciliationSource(Protocol):
     processor: Processor
+    inline_balance: bool  # `refund_page` sets each record's `balance_entries`
 
     async def refund_page(self, window: ReconWindow, cursor: str | None, limit: int) -> Page[ProcessorRefundRecord]:
-        """Refunds created in the window, oldest first is not promised; every one exactly once."""
+        """Refunds created in the window, oldest first is not promised; every one exactly once.
+
+        A source that can read each refund's own balance entries with it sets `balance_entries`
+        on every record (an empty list: the processor has none); one that cannot leaves it None.
+        """
         ...
 
-    async def balance_page(self, window: ReconWindow, cursor: str | None, limit: int) -> Page[BalanceEntry]:
-        """Refund and refund-failure balance transactions created in the window."""
+    async def balance_page(
+        self, window: ReconWindow, cursor: str | None, limit: int, *, failures_only: bool = False
+    ) -> Page[BalanceEntry]:
+        """Refund and refund-failure balance transactions created in the window.
+
+        `failures_only`: only the refund failures' credits, for a reader that has each refund's
+        debit from `refund_page` already (a failure may come days after its refund).
+        """
         ...
 
     async def undelivered_event_page(

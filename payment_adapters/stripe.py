@@ -126,19 +126,24 @@ class StripeAdapter:
             )
         return result
 
-    async def find_refund(self, *, payment_reference: str, idempotency_key: str) -> ProcessorRefund | None:
+    async def find_refunds(
+        self, *, payment_reference: str, refund_id: str, idempotency_key: str
+    ) -> list[ProcessorRefund]:
+        """Stripe cannot search refunds by metadata: page through the payment's refunds and match."""
         params: dict[str, Any] = {"payment_intent": payment_reference, "limit": 100}
+        found: list[ProcessorRefund] = []
         while True:
             try:
                 page = await self.client.v1.refunds.list_async(params=cast(Any, params))
             except stripe.StripeError as err:
                 raise translate_error(err) from err
             for item in page.data:
-                found = _refund(item)
-                if found.metadata.get("idempotency_key") == idempotency_key:
-                    return found
+                refund = _refund(item)
+                meta = refund.metadata
+                if (refund_id and meta.get("refund_id") == refund_id) or meta.get("idempotency_key") == idempotency_key:
+                    found.append(refund)
             if not page.has_more or not page.data:
-                return None
+                return found
             params["starting_after"] = page.data[-1].id
 
     async def get_refund(self, refund_id: str) -> ProcessorRefund:

@@ -19,7 +19,7 @@ from ticketing.errors import ActionNotAllowed, DomainError
 from ticketing.inventory import InventoryDelta, seat_deltas
 from ticketing.models import Event, Order, OrderEvent, Processor, RefundKind, Ticket
 from ticketing.money import total
-from ticketing.policies.actions import Refusal, cancel_refusal
+from ticketing.policies.actions import Refusal, cancel_refusal, voluntary_refundable
 from ticketing.processors import CAPABILITIES
 from ticketing.refunds import RefundQuote, RefundRequest, quote_refund
 from ticketing.states import (
@@ -170,7 +170,7 @@ def refund_after_cancellation(
         request = RefundRequest(kind=RefundKind.FULL, reason=reason)
     else:
         prices = total([cancelled.ticket(i).price for i in ticket_ids], cancelled.currency)
-        refundable = cancelled.refundable_total
+        refundable = voluntary_refundable(cancelled)
         amount = prices if prices <= refundable else refundable
         if amount.is_zero:
             return Refusal(type="nothing-to-refund", reason="nothing is left to refund")

@@ -1,5 +1,8 @@
 """What an event cancellation refunds per order: in full, keeping service fees, or a percentage.
 
+The payer gets back tickets they transferred away too (`event_cancelled` on the quote): the
+cancellation invalidates the recipients' replacements, since their orders are the event's too.
+
 When the organiser calls a show off, "in full" includes the fees the order's
 policy would otherwise keep, so the order's fees are made refundable first
 (and the history says so).
@@ -41,9 +44,9 @@ def plan_refund(order: Order, event: Event, plan: RefundPlan, reason: str) -> Re
         amount = order.refundable_total.percent(plan.percent)
         if amount.is_zero:
             return Refusal(type="nothing-to-refund", reason="the percentage leaves nothing to refund")
-        request = RefundRequest(kind=RefundKind.AMOUNT, reason=reason, amount=amount)
+        request = RefundRequest(kind=RefundKind.AMOUNT, reason=reason, amount=amount, event_cancelled=True)
     else:
-        request = RefundRequest(kind=RefundKind.FULL, reason=reason)
+        request = RefundRequest(kind=RefundKind.FULL, reason=reason, event_cancelled=True)
     try:
         return quote_refund(order, event, request, CAPABILITIES[order.payment.processor])
     except DomainError as err:

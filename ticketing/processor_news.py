@@ -20,7 +20,7 @@ class NewsRoute(StrEnum):
     START_RUN_WITH_NEWS = "start-run-with-news"  # its run is closed (or never started): start it, then signal
     START_LATE_FAILURE = "start-late-failure"  # refunded, then failed: the follow-up run, by its id
     NO_CHANGE = "no-change"  # the ledger already agrees, or the news is about another attempt
-    UNROUTABLE = "unroutable"  # the rule would move it, but no run may take it (finance looks)
+    UNROUTABLE = "unroutable"  # the rule would move it, but no run may take it (finance looks); none today
 
 
 def route_news(refund: Refund, outcome: ProcessorOutcome, *, run_open: bool) -> NewsRoute:
@@ -31,6 +31,8 @@ def route_news(refund: Refund, outcome: ProcessorOutcome, *, run_open: bool) -> 
         return NewsRoute.NO_CHANGE
     if run_open:
         return NewsRoute.SIGNAL_RUN
-    if refund.status is RefundStatus.CONFIRMING:
-        return NewsRoute.START_RUN_WITH_NEWS  # a started run in confirming reads the news; it never submits
-    return NewsRoute.UNROUTABLE  # refunding with no run: a new run would submit again
+    if refund.status in (RefundStatus.CONFIRMING, RefundStatus.REFUNDING):
+        # A started run in confirming reads the news; one in refunding asks the processor for a refund of
+        # ours before it submits (`payment_adapters.lookup.earlier_refund`), so it adopts this one.
+        return NewsRoute.START_RUN_WITH_NEWS
+    return NewsRoute.UNROUTABLE

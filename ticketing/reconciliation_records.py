@@ -49,6 +49,19 @@ class ReconWindow(BaseModel):
         return f"{self.start.strftime(fmt)}..{self.end.strftime(fmt)}"
 
 
+class BalanceEntry(BaseModel):
+    """A money movement on the processor's balance. `source` is the refund id for refund entries."""
+
+    processor: Processor
+    id: str
+    type: str
+    reporting_category: str
+    source: str | None
+    amount: int  # signed: a refund takes money out (negative), a refund failure puts it back
+    currency: str
+    created_at: datetime
+
+
 class ProcessorRefundRecord(BaseModel):
     """One refund as the processor has it, with the keys that link it to our ledger (from its metadata)."""
 
@@ -68,19 +81,10 @@ class ProcessorRefundRecord(BaseModel):
     workflow_id: str | None = None
     balance_transaction: str | None = None
     failure_balance_transaction: str | None = None
-
-
-class BalanceEntry(BaseModel):
-    """A money movement on the processor's balance. `source` is the refund id for refund entries."""
-
-    processor: Processor
-    id: str
-    type: str
-    reporting_category: str
-    source: str | None
-    amount: int  # signed: a refund takes money out (negative), a refund failure puts it back
-    currency: str
-    created_at: datetime
+    # The refund's own balance entries (its debit; once it failed, the credit too) when the refund
+    # listing carried them inline (Stripe's `expand`); None when they were not read with it, and the
+    # balance listing holds them instead.
+    balance_entries: list[BalanceEntry] | None = None
 
 
 class UndeliveredEvent(BaseModel):

@@ -12,6 +12,7 @@ on its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -33,7 +34,7 @@ class RefundAction(StrEnum):
     SUBMITTED = "submitted"  # the processor took it and gave its refund id; confirmation follows
     SUCCEEDED = "succeeded"  # the money is back (processor) or finance paid by hand (`reference`)
     FAILED = "failed"  # the processor refused, failed, or failed after success
-    RETRY = "retry"  # a new processor attempt with a new idempotency key
+    RETRY = "retry"  # a new attempt, new idempotency key; its submission adopts an earlier paying one (`to_adopt`)
     APPROVE = "approve"  # the second finance user's yes
     REJECT = "reject"  # approval refused or expired
 
@@ -119,6 +120,41 @@ def settle(order: Order, refund: Refund, outcome: ProcessorOutcome, *, actor: st
         )
         events += more
     return order, refund, events
+
+
+class ProcessorCandidate(BaseModel):
+    """A processor refund that names a ledger refund (its metadata), with the idempotency key it was made under."""
+
+    outcome: ProcessorOutcome
+    idempotency_key: str | None = None
+
+
+_MAY_PAY = (ProcessorRefundStatus.PENDING, ProcessorRefundStatus.REQUIRES_ACTION)
+
+
+def to_adopt(idempotency_key: str, candidates: Sequence[ProcessorCandidate]) -> ProcessorOutcome | None:
+    """The processor refund a (re)submission under `idempotency_key` adopts instead of making a new one.
+
+    This attempt's own refund (its key), whatever its status: the answer a lost response, a crash or an
+    expired processor key kept from us. An earlier attempt's only while it paid or may still pay
+    (succeeded, pending): a refund that went to refund-error and was paid later is adopted, never paid
+    again. An earlier attempt that failed or was canceled moved no money; that is what a retry is for.
+    Where several qualify (paid twice already: reconciliation's duplicate), the one that paid wins.
+    """
+    ranked: list[tuple[int, int, str, ProcessorOutcome]] = []
+    for c in candidates:
+        own = c.idempotency_key == idempotency_key
+        status = c.outcome.status
+        if status is ProcessorRefundStatus.SUCCEEDED:
+            rank = 0
+        elif status in _MAY_PAY:
+            rank = 1
+        elif own:
+            rank = 2
+        else:
+            continue
+        ranked.append((rank, 0 if own else 1, c.outcome.processor_refund_id, c.outcome))
+    return min(ranked, key=lambda r: r[:3])[3] if ranked else None
 
 
 def apply(
@@ -311,7 +347,7 @@ def failed(order: Order, refund: Refund, *, reason: str, actor: str, now: dateti
 
 
 def retried(order: Order, refund: Refund, *, actor: str, now: datetime) -> Change:
-    """A new processor attempt (new idempotency key) for a failed refund."""
+    """A new attempt (new idempotency key) for a failed refund; money moves only if no earlier attempt paid."""
     if refund.amount > order.refundable_total:
         raise ActionNotAllowed(
             f"{refund.amount.display()} is more than the refundable {order.refundable_total.display()}",

@@ -2,6 +2,11 @@
 
 A quote is what the agent confirms; its hash pins the order version, so a
 refund is executed exactly as previewed or not at all.
+
+Tickets transferred away are not refunded by a voluntary refund (the recipient's replacement
+stays valid): a ticket refund refuses them (`ticket-transferred`), a full or amount refund gives
+back only what the giver's remaining tickets are worth, and the quote lists what it keeps and why.
+An event cancellation (`event_cancelled`) refunds the payer for every ticket.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pydantic import BaseModel, Field
 from ticketing.errors import ActionNotAllowed, DomainError
 from ticketing.models import Event, Order, OrderEvent, Processor, Refund, RefundKind
 from ticketing.money import Money, total
-from ticketing.policies.actions import refund_refusal
+from ticketing.policies.actions import refund_refusal, transferred_away, voluntary_refundable
 from ticketing.states import REFUND_TRANSITIONS, RefundStatus, TicketState, transition
 
 
@@ -33,11 +38,21 @@ class RefundRequest(BaseModel):
     reason: str = Field(min_length=3, max_length=500)
     ticket_ids: list[str] = []
     amount: Money | None = None
+    event_cancelled: bool = False  # the organiser's refund: tickets transferred away are paid back too
 
 
 class QuotedTicket(BaseModel):
     ticket_id: str
     amount: Money
+
+
+class KeptTicket(BaseModel):
+    """A ticket the refund does not pay back, and why (a quote line the agent reads)."""
+
+    ticket_id: str
+    amount: Money
+    reason_type: str
+    reason: str
 
 
 class RefundQuote(BaseModel):
@@ -47,6 +62,7 @@ class RefundQuote(BaseModel):
     reason: str
     amount: Money
     tickets: list[QuotedTicket]
+    kept: list[KeptTicket] = []
     fees_kept: Money
     tickets_invalidated: list[str]
     processor: Processor
@@ -64,6 +80,12 @@ def _quoted_tickets(order: Order, event: Event, ticket_ids: list[str]) -> list[Q
     quoted = []
     for ticket_id in ticket_ids:
         ticket = order.ticket(ticket_id)
+        if ticket.state is TicketState.TRANSFERRED:
+            raise _refuse(
+                "ticket-transferred",
+                f"ticket {ticket_id} was transferred to another holder, whose ticket is valid; "
+                "only an event cancellation refunds it",
+            )
         if ticket.state in (TicketState.REFUNDED, TicketState.CANCELLED):
             raise _refuse(
                 f"ticket-already-{ticket.state.reason}",
@@ -83,10 +105,11 @@ def quote_refund(
     order: Order, event: Event, request: RefundRequest, capabilities: ProcessorCapabilities
 ) -> RefundQuote:
     """Price a refund request, or refuse it with a stable type."""
-    if refusal := refund_refusal(order, event):
+    if refusal := refund_refusal(order, event, event_cancelled=request.event_cancelled):
         raise _refuse(refusal.type, refusal.reason)
     currency = order.currency
-    refundable = order.refundable_total
+    refundable = order.refundable_total if request.event_cancelled else voluntary_refundable(order)
+    kept = [] if request.event_cancelled else _kept_for_transfers(order)
     tickets: list[QuotedTicket] = []
     invalidated: list[str] = []
     if request.kind is RefundKind.FULL:
@@ -117,9 +140,11 @@ def quote_refund(
         amount = request.amount
     if order.payment.processor is not Processor.FREE:
         if amount > refundable:
+            held = total([k.amount for k in kept], currency)
+            held_text = f", tickets transferred away keep {held.display()}" if kept else ""
             raise _refuse(
                 "amount-exceeds-refundable",
-                f"{amount.display()} is more than the refundable {refundable.display()}",
+                f"{amount.display()} is more than the refundable {refundable.display()}{held_text}",
             )
         if amount.is_zero:
             raise _refuse("nothing-to-refund", "nothing is left to refund")
@@ -141,6 +166,10 @@ def quote_refund(
         "processor": order.payment.processor.value,
         "reason": request.reason,
     }
+    if kept:  # only then, so that a quote without them hashes as it did before they existed
+        body["kept"] = [[k.ticket_id, k.amount.amount, k.reason_type] for k in kept]
+    if request.event_cancelled:
+        body["event_cancelled"] = True
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     return RefundQuote(
         order_code=order.code,
@@ -149,12 +178,24 @@ def quote_refund(
         reason=request.reason,
         amount=amount,
         tickets=tickets,
+        kept=kept,
         fees_kept=order.non_refundable_fees,
         tickets_invalidated=invalidated,
         processor=order.payment.processor,
         automatic=not capabilities.manual,
         quote_hash=digest,
     )
+
+
+def _kept_for_transfers(order: Order) -> list[KeptTicket]:
+    return [
+        KeptTicket(
+            ticket_id=t.id, amount=t.price, reason_type="ticket-transferred",
+            reason=f"transferred to another holder ({t.replaced_by or 'replacement'} is valid); "
+            "only an event cancellation refunds it",
+        )
+        for t in transferred_away(order)
+    ]
 
 
 def refund_summary(amount: Money, order_code: str, tickets: int, kind: str, *, then: str | None = None) -> str:

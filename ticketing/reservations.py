@@ -6,6 +6,10 @@ payment link (a signed token naming the order, valid until the deadline); at it,
 becomes `expired`, its pending payment `voided`, its tickets `invalid:cancelled` and its seats
 go back to the quotas. A payment that arrives first (finance marks the invoice paid, or the
 processor reports it) makes it `paid`, and its tickets are then delivered.
+
+The payment then records what it was actually paid by, whatever the order was reserved with:
+a refund goes back the way the money came (a Stripe payment intent is refunded at Stripe, a
+bank transfer finance saw is paid back by hand).
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from ticketing.errors import ActionNotAllowed
+from ticketing.errors import ActionNotAllowed, DomainError
 from ticketing.inventory import InventoryDelta, seat_deltas
-from ticketing.models import Order, OrderEvent
+from ticketing.models import PROCESSOR_FOR_METHOD, Order, OrderEvent, PaymentMethod, Processor
 from ticketing.money import Money
 from ticketing.policies.actions import reservation_refusal
 from ticketing.states import (
@@ -59,6 +63,12 @@ def check_processor_payment(order: Order, received: Money) -> None:
         )
 
 
+def paid_by(order: Order, processor: Processor, reference: str) -> bool:
+    """This very payment settled the order already: a redelivered webhook, not money for nothing."""
+    p = order.payment
+    return p.status is PaymentStatus.SUCCEEDED and p.processor is processor and p.reference == reference
+
+
 def reminder_times(deadline: datetime, before: Sequence[timedelta]) -> list[datetime]:
     """When the reminders of a deadline go out: `before` it, earliest first."""
     return sorted({deadline - b for b in before if b > timedelta(0)})
@@ -98,21 +108,48 @@ def expire_reservation(
     return after, event, seat_deltas((t, t.time_slot_id, -1) for t in released)
 
 
+# The method a payment records when the order's own method belongs to another processor.
+_METHOD_OF: dict[Processor, PaymentMethod] = {
+    Processor.STRIPE: PaymentMethod.CARD,
+    Processor.MANUAL: PaymentMethod.INVOICE,
+}
+
+
+def paid_method(order: Order, processor: Processor) -> PaymentMethod:
+    """The order's own method when that processor takes it (invoice stays invoice), else the processor's usual one."""
+    if processor not in _METHOD_OF:
+        raise DomainError(f"a reservation is not paid through {processor.value}", type="invalid-request")
+    return order.payment.method if PROCESSOR_FOR_METHOD[order.payment.method] is processor else _METHOD_OF[processor]
+
+
 def pay_reservation(
-    order: Order, *, reference: str | None, actor: str, now: datetime, operation_id: str
+    order: Order, *, processor: Processor, reference: str | None, actor: str, now: datetime, operation_id: str
 ) -> tuple[Order, OrderEvent]:
-    """The payment arrived before the deadline: paid, with the payment's reference."""
+    """The payment arrived before the deadline: paid, recording the processor, method and reference it came by.
+
+    Stripe's payment keeps the intent's id as its reference, so a later refund goes to Stripe against it;
+    finance's mark-paid is `manual`, so its refund is finance's payout.
+    """
     _refuse(order)
+    if processor is Processor.STRIPE and not reference:
+        raise DomainError("a Stripe payment names its payment intent", type="invalid-request")
     status = transition(ORDER_TRANSITIONS, order.status, OrderStatus.PAID, what="order")
+    method = paid_method(order, processor)
+    keep_reference = order.payment.processor is processor
     payment = order.payment.model_copy(
         update={
             "status": transition(PAYMENT_TRANSITIONS, order.payment.status, PaymentStatus.SUCCEEDED, what="payment"),
-            "reference": reference or order.payment.reference,
+            "processor": processor,
+            "method": method,
+            # A reference of another processor (an invoice number on a Stripe-paid order) would be refunded wrongly.
+            "reference": reference or (order.payment.reference if keep_reference else None),
+            "card_last4": order.payment.card_last4 if keep_reference else None,
         }
     )
     event = OrderEvent(
         type=PAID_EVENT, actor=actor, at=now,
-        data={"operation_id": operation_id, "reference": reference, "amount": order.payment.amount.amount},
+        data={"operation_id": operation_id, "reference": reference, "amount": order.payment.amount.amount,
+              "processor": processor.value, "method": method.value},
         dedupe_key=f"{PAID_EVENT}:{operation_id}",
     )
     return order.model_copy(update={"status": status, "payment": payment}), event

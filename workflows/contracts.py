@@ -8,10 +8,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+# Defined once with the activity that sends it too (an event cancellation closing a transfer).
+from activities.contracts import CancelTransfer as CancelTransfer  # noqa: PLC0414 (a re-export)
+
 # Defined once with the settings; the workflows' inputs carry it.
 from runtime.settings import RefundTiming as RefundTiming  # noqa: PLC0414 (a re-export)
 from ticketing.bulk import BulkKind, RefundPlan
-from ticketing.models import RefundKind
+from ticketing.models import Processor, RefundKind
 from ticketing.refund_ledger import ProcessorOutcome
 from ticketing.states import RefundStatus
 
@@ -251,11 +254,6 @@ class AcceptTransfer(BaseModel):
     via: str = "link"
 
 
-class CancelTransfer(BaseModel):
-    actor: str
-    reason: str
-
-
 class TransferResult(BaseModel):
     transfer_id: str
     order_code: str
@@ -279,9 +277,19 @@ class ExtendDeadline(BaseModel):
 
 
 class ReservationPayment(BaseModel):
+    """Who paid it and how: finance's mark-paid is `manual`; a Stripe webhook names its payment intent."""
+
     actor: str
     reference: str | None = None
-    via: str = "finance"
+    processor: Processor = Processor.MANUAL
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_via(cls, data: Any) -> Any:
+        """An update sent before `processor` existed (an API mid-rollout) said `via: stripe` for Stripe's."""
+        if isinstance(data, dict) and "processor" not in data and data.get("via") == "stripe":
+            return {**data, "processor": Processor.STRIPE.value}
+        return data
 
 
 class ReservationResult(BaseModel):

@@ -63,6 +63,9 @@ R = TypeVar("R")
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 KINDS = ("refund", "balance", "event")
 EVENTS_FIRST = "recon-stage-events-first"  # runs started before it read the three kinds side by side
+# Refunds bring their balance entries inline, so the balance listing is a page of failures: read it
+# beside the events first, then the refunds alone at the whole rate. Older runs: events, then both.
+REFUNDS_ALONE = "recon-stage-refunds-alone"
 NEXT = {
     "stage": "classify",
     "classify": "heal",
@@ -143,7 +146,7 @@ class ReconcileWorkflow:
             approval_expiry_hours=timing.approval_expiry_hours,
         )
         if st.phase == "stage":
-            await self._stage(req, st)
+            await self._stage(req, st, ages)
         elif st.phase == "classify":
             workflow.set_current_details(f"Comparing the ledger with {req.processor.value} for {st.window.label}")
             found = await self._activity(
@@ -151,6 +154,7 @@ class ReconcileWorkflow:
                 ClassifyWindow(
                     run_id=st.run_id, pass_no=st.pass_no, processor=req.processor, window=st.window, ages=ages,
                     page=timing.classify_page, rate_per_second=timing.read_rate_per_second,
+                    judged_while_staging=st.judged_while_staging,
                 ),
                 long=True,
             )
@@ -172,11 +176,21 @@ class ReconcileWorkflow:
         elif st.phase == "finish":
             st.phase = "done"
 
-    async def _stage(self, req: ReconcileInput, st: ReconCursor) -> None:
-        """Undelivered events first, then refunds and balance entries side by side, sharing the read rate."""
+    async def _stage(self, req: ReconcileInput, st: ReconCursor, ages: Ages) -> None:
+        """The small listings first (undelivered events, refund failures), then the refunds alone at the whole rate.
+
+        The refunds are judged page by page as they are staged (the events and failures they are
+        judged with are all staged by then), so classifying waits for the processor no longer;
+        a run that staged refunds before this code judges them all in the classify step.
+        """
         timing = req.timing
         kinds = [k for k in KINDS if k not in st.staged_done]
-        if "event" in kinds and workflow.patched(EVENTS_FIRST):
+        if workflow.patched(REFUNDS_ALONE):
+            small = [k for k in kinds if k != "refund"]
+            kinds = small or kinds
+            if not small and "refund" not in st.stage_cursors:
+                st.judged_while_staging = True
+        elif "event" in kinds and workflow.patched(EVENTS_FIRST):
             # Undelivered events are usually a page or none: read alone first, so the refunds and
             # balance entries then split the whole read rate instead of a third of it each.
             kinds = ["event"]
@@ -192,6 +206,7 @@ class ReconcileWorkflow:
                         run_id=st.run_id, processor=req.processor, window=st.window, kind=kind,
                         cursor=st.stage_cursors.get(kind), page_size=timing.page_size,
                         max_pages=timing.pages_per_activity, rate_per_second=timing.read_rate_per_second / len(kinds),
+                        judge=ages if st.judged_while_staging and kind == "refund" else None,
                     ),
                     long=True,
                 )

@@ -43,6 +43,7 @@ class ReconCursor(BaseModel):
     cursor: str | None = None  # heal: the last item id taken
     stage_cursors: dict[str, str | None] = {}  # refund | balance | event: the processor's page cursor
     staged_done: list[str] = []
+    judged_while_staging: bool = False  # every refund page is judged as it is staged
     staged: dict[str, int] = {}
     counts: dict[str, int] = {}
     healed: int = 0

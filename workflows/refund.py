@@ -3,7 +3,8 @@
 requested -> refunding -> confirming-refund -> refunded | refund-error, or
 awaiting-manual -> refunded when finance marks it. The ledger row is written
 before the processor is called; the processor's idempotency key comes from
-the workflow id and attempt, so nothing here can pay twice. Confirmation is a
+the workflow id and attempt, and every submission first adopts a refund of ours
+the processor already holds (`submit_refund`), so nothing here can pay twice. Confirmation is a
 webhook signal racing a durable poll timer, bounded by the business-day window.
 """
 

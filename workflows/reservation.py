@@ -157,7 +157,7 @@ class ReservationWorkflow:
             self._state = await self._store(
                 ReservationActivities.pay,
                 ReservationStep(order_code=self._state.order_code, operation_id=workflow.info().workflow_id,
-                                actor=req.actor, reference=req.reference),
+                                actor=req.actor, reference=req.reference, processor=req.processor),
             )
             self._settled = True
         finally:

@@ -15,8 +15,11 @@ from backoffice.api.auth import FINANCE, SUPPORT
 from backoffice.api.deps import AppState, actor, state
 from backoffice.api.idempotency import check_idempotency_key, idempotent
 from backoffice.api.paging import Offset
+from backoffice.api.problems import ProblemError
 from backoffice.api.views import MoneyView
 from backoffice.api.waiting import accepts_wait
+from payment_adapters.base import ProcessorUnavailable
+from payment_adapters.lookup import earlier_refund
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Refund, RefundKind
 from ticketing.money import Money
@@ -89,11 +92,19 @@ class QuotedTicketView(BaseModel):
     amount: MoneyView
 
 
+class KeptTicketView(BaseModel):
+    ticket_id: str
+    amount: MoneyView
+    reason_type: str = Field(description="Why it is not refunded, e.g. ticket-transferred.")
+    reason: str
+
+
 class QuoteView(BaseModel):
     order_code: str
     kind: str
     amount: MoneyView
     tickets: list[QuotedTicketView]
+    kept: list[KeptTicketView] = Field(default=[], description="Tickets of the order this refund does not pay back.")
     fees_kept: MoneyView
     tickets_invalidated: list[str]
     processor: str
@@ -170,6 +181,11 @@ def _quote_view(quote: RefundQuote, needs_approval: bool) -> QuoteView:
         kind=quote.kind.value,
         amount=MoneyView.of(quote.amount),
         tickets=[QuotedTicketView(ticket_id=q.ticket_id, amount=MoneyView.of(q.amount)) for q in quote.tickets],
+        kept=[
+            KeptTicketView(ticket_id=k.ticket_id, amount=MoneyView.of(k.amount), reason_type=k.reason_type,
+                           reason=k.reason)
+            for k in quote.kept
+        ],
         fees_kept=MoneyView.of(quote.fees_kept),
         tickets_invalidated=quote.tickets_invalidated,
         processor=quote.processor.value,
@@ -291,15 +307,50 @@ async def _refund_update(
         return refund_view(await load_refund(conn, refund_id))
 
 
+async def _not_paid_by_processor(st: AppState, refund_id: str) -> None:
+    """Ask the processor, as a (re)submission would (`earlier_refund`), before finance pays a refund-error by hand."""
+    async with st.store.transaction() as conn:
+        refund = await load_refund(conn, refund_id)
+        order = await load_order(conn, refund.order_code)
+    adapter = st.payments.get(refund.processor)
+    if refund.status is not RefundStatus.FAILED or adapter is None or not order.payment.reference:
+        return
+    try:
+        found = await earlier_refund(
+            adapter, payment_reference=order.payment.reference, refund_id=refund.id,
+            idempotency_key=refund.idempotency_key,
+        )
+    except ProcessorUnavailable as err:
+        detail = f"could not ask the processor whether it paid this refund ({err.code}); try again"
+        raise ProblemError(503, "processor-unavailable", detail) from err
+    if found is not None and found.status not in ("failed", "canceled"):  # paid, or may still pay
+        raise ProblemError(
+            409,
+            "processor-refund-exists",
+            f"the processor's refund {found.id} is {found.status}: retry the refund, which adopts it and pays "
+            "nothing again, instead of paying by hand",
+            processor_refund_id=found.id,
+            processor_status=found.status,
+        )
+
+
 @router.post("/refunds/{refund_id}/retry", response_model=RefundView, dependencies=[Depends(FINANCE)])
 async def retry_refund(refund_id: str, st: StateDep, who: ActorDep) -> RefundView:
-    """A new processor attempt, with a new idempotency key, for a refund in refund-error."""
+    """A new processor attempt, with a new idempotency key, for a refund in refund-error.
+
+    The processor is asked first: a refund of an earlier attempt that it paid after all (or may still
+    pay) is adopted, so the buyer is never paid twice; only when none did is a new refund made."""
     return await _refund_update(st, refund_id, RefundWorkflow.retry, RetryRefund(actor=who))
 
 
 @router.post("/refunds/{refund_id}/mark-refunded", response_model=RefundView, dependencies=[Depends(FINANCE)])
 async def mark_refunded(refund_id: str, body: ReferenceBody, st: StateDep, who: ActorDep) -> RefundView:
-    """Finance paid the customer outside the processor (manual methods, or after a refund-error)."""
+    """Finance paid the customer outside the processor (manual methods, or after a refund-error).
+
+    A refund-error whose processor refund paid, or may still pay, is refused (`processor-refund-exists`):
+    a retry adopts that refund and pays nothing; a payout by hand would pay the buyer twice.
+    """
+    await _not_paid_by_processor(st, refund_id)
     return await _refund_update(
         st, refund_id, RefundWorkflow.mark_refunded, MarkRefunded(actor=who, reference=body.reference)
     )

@@ -21,6 +21,7 @@ from backoffice.api.auth import FINANCE, SUPPORT
 from backoffice.api.deps import AppState, actor, state
 from backoffice.api.idempotency import check_idempotency_key, idempotent
 from backoffice.api.orders import Accepted, accepted
+from ticketing.models import Processor
 from ticketing.reservations import check_deadline
 from ticketing.store.orders import load_order
 from workflows.contracts import ExtendDeadline, ReservationInput, ReservationPayment
@@ -132,11 +133,11 @@ async def extend_reservation(code: str, body: ExtendBody, st: StateDep, who: Act
 
 @router.post("/orders/{code}/reservation/paid", response_model=ReservationView, dependencies=[Depends(FINANCE)])
 async def mark_paid(code: str, st: StateDep, who: ActorDep, body: PaidBody | None = None) -> ReservationView:
-    """Finance saw the invoice paid: the order becomes paid and its tickets are delivered."""
+    """Finance saw the invoice paid: the order becomes paid (by `manual`, so a refund is finance's payout)."""
     code = code.upper()
     done = await st.operations.update(
         reservation_id(code), ReservationWorkflow.pay,
-        ReservationPayment(actor=who, reference=body.reference if body else None),
+        ReservationPayment(actor=who, reference=body.reference if body else None, processor=Processor.MANUAL),
     )
     status = done.get("status") if isinstance(done, dict) else getattr(done, "status", "paid")
     return ReservationView(order_code=code, status=str(status), operation_id=reservation_id(code))

@@ -4,8 +4,9 @@ The event id is recorded as seen only after it was handled, so a webhook that
 failed half-way is redelivered by Stripe rather than lost. The refund is
 re-fetched from Stripe, so a replayed or stale event cannot move a refund.
 A `payment_intent.succeeded` whose intent (re-fetched) carries `metadata.order_code` pays that
-order's `Reservation` by the same update finance's mark-paid uses; a payment the reservation
-cannot take (expired, paid already, another amount) is logged for finance and not retried.
+order's `Reservation` by the same update finance's mark-paid uses, as a Stripe payment; a payment
+the reservation cannot take (expired, paid already, another amount) is not retried: it opens a
+`payment-unapplied` reconciliation item for finance, once per payment id.
 The API reaches the payment adapter directly here, for verification and re-fetching only.
 """
 
@@ -22,13 +23,16 @@ from sqlalchemy.exc import IntegrityError
 from backoffice.api.deps import AppState, state
 from backoffice.api.problems import ProblemError
 from backoffice.api.reservations import reservation_id
-from payment_adapters.base import WebhookRejected
+from payment_adapters.base import ProcessorPayment, WebhookRejected
 from ticketing.errors import DomainError
-from ticketing.models import Processor
+from ticketing.models import Order, Processor
 from ticketing.processor_news import NewsRoute, route_news
+from ticketing.reconciliation.unapplied import SOURCE as UNAPPLIED_SOURCE
+from ticketing.reconciliation.unapplied import unapplied_payment
 from ticketing.refunds import late_failure_workflow_id, refund_summary
-from ticketing.reservations import check_processor_payment
+from ticketing.reservations import check_processor_payment, paid_by
 from ticketing.store.orders import load_order
+from ticketing.store.reconciliation import record_finding_once
 from ticketing.store.refunds import find_refund_by_processor_id
 from ticketing.store.tables import webhook_events
 from workflows.contracts import NewsReceipt, ProcessorUpdate, RefundInput, ReservationPayment
@@ -72,26 +76,53 @@ async def stripe_webhook(request: Request, st: Annotated[AppState, Depends(state
 
 
 async def _handle_payment(st: AppState, adapter: object, payment_id: str) -> str:
-    """Pay the reserved order the intent names; any other intent (a card order's own) is not ours to act on."""
-    fresh = await adapter.get_payment(payment_id)  # type: ignore[attr-defined]
+    """Pay the reserved order the intent names; any other intent (a card order's own) is not ours to act on.
+
+    A payment the order cannot take is money received and not applied: it becomes finance's
+    reconciliation item (once per payment id), and the webhook is answered so Stripe does not retry.
+    """
+    fresh: ProcessorPayment = await adapter.get_payment(payment_id)  # type: ignore[attr-defined]
     code = fresh.metadata.get("order_code")
     if fresh.status != "succeeded" or not code:
         return "ignored"
+    code = code.upper()
+    order: Order | None = None
     try:
         async with st.store.transaction() as conn:
-            order = await load_order(conn, code.upper())
+            order = await load_order(conn, code)
+        if paid_by(order, Processor.STRIPE, fresh.id):
+            return "paid"  # redelivered after it took
         check_processor_payment(order, fresh.amount)
     except DomainError as err:
-        log.warning("webhook.payment_not_applied", order=code, payment=fresh.id, reason=err.type)
-        return err.type
+        return await _unapplied(st, code, fresh, err.type, err.detail, order)
     done = await st.operations.offer(
         reservation_id(order.code), ReservationWorkflow.pay,
-        ReservationPayment(actor="processor", reference=fresh.id, via="stripe"),
+        ReservationPayment(actor="processor", reference=fresh.id, processor=Processor.STRIPE),
     )
-    if done is None:  # expired or settled in the meantime, or no reservation runs for it
-        log.warning("webhook.payment_not_applied", order=order.code, payment=fresh.id, reason="reservation-closed")
-        return "reservation-closed"
-    return "paid"
+    if done is not None:
+        return "paid"
+    # Expired or settled in the meantime, or no reservation runs for it; unless it was this payment that took.
+    async with st.store.transaction() as conn:
+        order = await load_order(conn, code)
+    if paid_by(order, Processor.STRIPE, fresh.id):
+        return "paid"
+    return await _unapplied(st, code, fresh, "reservation-closed", "no open reservation took the payment", order)
+
+
+async def _unapplied(
+    st: AppState, code: str, payment: ProcessorPayment, reason_type: str, reason: str, order: Order | None
+) -> str:
+    finding = unapplied_payment(
+        order_code=code, payment_id=payment.id, received=payment.amount, reason_type=reason_type, reason=reason,
+        order_status=order.status.value if order else None, order_amount=order.payment.amount if order else None,
+    )
+    async with st.store.transaction() as conn:
+        item, new = await record_finding_once(
+            conn, processor=Processor.STRIPE.value, source=UNAPPLIED_SOURCE, finding=finding, now=datetime.now(UTC)
+        )
+    log.warning("webhook.payment_not_applied", order=code, payment=payment.id, reason=reason_type, item=item,
+                new_item=new)
+    return reason_type
 
 
 async def _handle_refund(st: AppState, adapter: object, processor_refund_id: str, event_id: str) -> str:

@@ -19,6 +19,7 @@ from backoffice.cli.audit_cmds import audit
 from backoffice.cli.bulk_cmds import bulk_app, event_app
 from backoffice.cli.data import demo_app, orders_app
 from backoffice.cli.events_cmds import events_app
+from backoffice.cli.flows_cmds import flow_reads, reservations_app
 from backoffice.cli.keys import keys_app
 from backoffice.cli.launch import api, db_upgrade, dev, worker
 from backoffice.cli.operations_cmds import operations_app
@@ -41,8 +42,10 @@ db_app.command("upgrade")(db_upgrade)
 # The agent commands talk to the API (backoffice/cli/client.py); `orders` merges them with `orders import`.
 orders_app.add_typer(order_reads)
 orders_app.add_typer(order_actions)
+orders_app.add_typer(flow_reads)
 app.add_typer(orders_app, name="orders", help="Find, show, act on and import orders.")
 app.add_typer(refunds_app, name="refunds")
+app.add_typer(reservations_app, name="reservations")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(operations_app, name="operations")
 app.add_typer(bulk_app, name="bulk")

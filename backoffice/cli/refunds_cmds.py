@@ -60,6 +60,9 @@ def _print_quote(quote: dict[str, Any]) -> None:
     table.add_row("Refund", f"[bold]{money(quote['amount'])}[/] ({quote['kind']})")
     for t in quote["tickets"]:
         table.add_row("", f"ticket {t['ticket_id']}: {money(t['amount'])}")
+    for i, k in enumerate(quote.get("kept") or []):
+        line = f"ticket {k['ticket_id']}: {money(k['amount'])} ({k['reason_type']})"
+        table.add_row("" if i else "Not refunded", line)
     table.add_row("Fees kept", money(quote["fees_kept"]))
     table.add_row("Tickets invalidated", ", ".join(quote["tickets_invalidated"]) or "none")
     how = "automatic" if quote["automatic"] else "manual: finance pays it and marks it refunded"
@@ -192,7 +195,10 @@ def show(api: Api, refund_id: RefundIdArg) -> None:
 @refunds_app.command("retry")
 @api_command
 def retry(api: Api, refund_id: RefundIdArg) -> None:
-    """A new processor attempt (with a new idempotency key) for a refund in refund-error."""
+    """A new processor attempt (with a new idempotency key) for a refund in refund-error.
+
+    If the processor paid an earlier attempt after all (or may still), that refund is adopted and
+    nothing is paid again."""
     _print_refund(api.post(path("refunds", refund_id, "retry")))
 
 

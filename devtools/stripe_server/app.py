@@ -3,8 +3,9 @@
 Order, as a request meets it: log -> auth (401) -> rate limit (429) ->
 injected fault before execution (500 or 429) -> idempotency (replay / 400 /
 409) -> latency (and an injected slow answer) -> handler -> injected fault
-after execution (500, result kept). `/_admin/...` (see `admin.py`) is the
-test-control surface: authenticated, but never rate limited or faulted.
+after execution (500, result kept; or its key forgotten too: `after_expired`).
+`/_admin/...` (see `admin.py`) is the test-control surface: authenticated,
+but never rate limited or faulted.
 A background task settles due refunds and delivers webhooks, so webhooks
 never slow an API response down.
 """
@@ -128,7 +129,9 @@ async def _process(
         )
     else:
         outcome = await execute()
-    if fault == "after":  # it ran (and was saved), but the answer is lost
+    if fault == "after_expired" and key:  # and by the time the caller retries, the key is gone
+        state.store.forget_result(key_scope(api_key), key)
+    if fault in ("after", "after_expired"):  # it ran (and was saved), but the answer is lost
         raise errors.api_error()
     return outcome
 

@@ -15,8 +15,10 @@ from typing import Literal
 # result is kept) but the answer is a 500, as when a response is lost on the way.
 # "rate_limited": a 429 and nothing happens. "slow": the request waits
 # `delay_seconds` before it runs (past the caller's timeout), then runs.
-FaultMode = Literal["before", "after", "rate_limited", "slow"]
-FAULT_MODES: tuple[FaultMode, ...] = ("before", "after", "rate_limited", "slow")
+# "after_expired": as "after", and its idempotency key is forgotten at once, so a
+# retry with the same key runs again (a retry after Stripe's 24 hours).
+FaultMode = Literal["before", "after", "rate_limited", "slow", "after_expired"]
+FAULT_MODES: tuple[FaultMode, ...] = ("before", "after", "rate_limited", "slow", "after_expired")
 
 
 class TokenBucket:

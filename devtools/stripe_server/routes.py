@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import balance, payments, refunds
+from . import balance, expand, payments, refunds
 from .errors import invalid_param, no_such
 from .events import with_delivery
 from .listing import list_object
@@ -80,9 +80,10 @@ def _create_refund(
 
 
 def _retrieve_refund(
-    state: ServerState, _ctx: RequestContext, _params: dict[str, Any], ids: tuple[str, ...]
+    state: ServerState, _ctx: RequestContext, params: dict[str, Any], ids: tuple[str, ...]
 ) -> dict[str, Any]:
-    return refunds.get_refund(state, ids[0])
+    fields = expand.requested(params, "refund", listing=False)
+    return expand.expand(state, "refund", [refunds.get_refund(state, ids[0])], fields)[0]
 
 
 def _update_refund(
@@ -100,9 +101,12 @@ def _cancel_refund(
 def _list_refunds(
     state: ServerState, _ctx: RequestContext, params: dict[str, Any], _ids: tuple[str, ...]
 ) -> dict[str, Any]:
+    fields = expand.requested(params, "refund", listing=True)
     refunds.settle_due(state)
     equals = {k: str(params[k]) for k in ("payment_intent", "charge") if params.get(k)}
-    return list_object(state, "refund", "/v1/refunds", params, equals=equals or None)
+    page = list_object(state, "refund", "/v1/refunds", params, equals=equals or None)
+    expand.expand(state, "refund", page["data"], fields)
+    return page
 
 
 def _retrieve_event(

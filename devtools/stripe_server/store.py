@@ -151,6 +151,18 @@ class Store:
             row = self._db.execute("SELECT data FROM objects WHERE id = ? AND kind = ?", (object_id, kind)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def get_many(self, kind: str, object_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """{id: object} for those of these ids that exist, in one query (an expanded list page)."""
+        if not object_ids:
+            return {}
+        marks = ",".join("?" * len(object_ids))
+        # By id alone: with `kind = ?` in the WHERE, SQLite walks the kind index (every object of the kind).
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, kind, data FROM objects WHERE id IN ({marks})", tuple(object_ids)
+            ).fetchall()
+        return {str(r[0]): json.loads(r[2]) for r in rows if r[1] == kind}
+
     def seq_of(self, kind: str, object_id: str) -> int | None:
         with self._lock:
             row = self._db.execute("SELECT seq FROM objects WHERE id = ? AND kind = ?", (object_id, kind)).fetchone()
@@ -228,6 +240,10 @@ class Store:
                 "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (scope, key, result.endpoint, result.params, result.status, result.body, result.request_id, now),
             )
+
+    def forget_result(self, scope: str, key: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM idempotency WHERE scope = ? AND key = ?", (scope, key))
 
     def prune_results(self, older_than: float) -> int:
         with self._lock:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
+from tests.builders import make_event, make_order
 from tests.cli.conftest import Cli, lines, ok, refused
+from tests.harness import seed
 from ticketing.models import PaymentMethod
 from ticketing.roles import Role
+from ticketing.states import TicketState
 
 
 async def test_refund_request_with_yes_then_finance_marks_it_refunded(cli: Cli) -> None:
@@ -54,3 +59,17 @@ async def test_refund_request_with_yes_then_finance_marks_it_refunded(cli: Cli) 
     watched = ok(await cli.run("operations", "watch", operation))
     assert lines(watched, "status", "refunded")
     assert lines(watched, "amount", "EUR 70.00") and "7000" not in watched and not lines(watched, "currency")
+
+
+async def test_the_quote_names_a_ticket_transferred_away(cli: Cli) -> None:
+    event, types, slots = make_event(event_id=f"evt_{uuid.uuid4().hex[:6]}")
+    order = make_order(event, types, tickets=2, method=PaymentMethod.INVOICE)
+    gone, left = order.tickets
+    gone = gone.model_copy(update={"state": TicketState.TRANSFERRED, "replaced_by": "tkt_theirs"})
+    await seed(cli.h.store, event, types, slots, [order.model_copy(update={"tickets": [gone, left]})])
+    preview = ok(await cli.run("refunds", "preview", order.code, "--full", "--reason", "cannot come",
+                               role=Role.FINANCE))
+    assert lines(preview, "Refund", "EUR 35.00", "full")
+    assert lines(preview, "Not refunded", gone.id, "EUR 35.00", "ticket-transferred")
+    refused(await cli.run("refunds", "preview", order.code, "-t", gone.id, "--reason", "cannot come"),
+            "ticket-transferred")

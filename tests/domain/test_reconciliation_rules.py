@@ -70,6 +70,22 @@ def test_submitted_and_still_pending_is_no_disagreement() -> None:
                      as_of=T0 + timedelta(days=1)) == []
 
 
+def test_a_retry_that_adopted_an_earlier_attempts_refund_agrees() -> None:
+    """Attempt 2 adopted attempt 1's late success (its key says attempt-1): no disagreement, no duplicate;
+    and attempt 1's failed refund beside attempt 2's paid one is none either."""
+    adopted = _refund(RefundStatus.SUCCEEDED, attempt=2)
+    assert _classify(adopted, _record(ProcessorRefundStatus.SUCCEEDED), as_of=T0 + timedelta(days=2)) == []
+    side = LedgerSide(refund=_refund(RefundStatus.SUCCEEDED, pid="re_2", attempt=2), payment_reference="pi_1",
+                      refundable_max=7000, workflow_open=False)
+    failed_first = _record(ProcessorRefundStatus.FAILED)
+    paid_second = _record(ProcessorRefundStatus.SUCCEEDED, id="re_2", idempotency_key="refund/ORD1/x/attempt-2")
+    balance = [*_moved(), _moved()[0].model_copy(update={"id": "txn_2", "source": "re_2"})]
+    found = classify_ledger_refund(
+        side, [failed_first, paid_second], balance=balance, ages=Ages(as_of=T0 + timedelta(days=2)), complete=True
+    )
+    assert found == []
+
+
 def test_agreement_in_every_final_pair() -> None:
     as_of = T0 + timedelta(days=2)
     assert _classify(_refund(RefundStatus.SUCCEEDED), _record(ProcessorRefundStatus.SUCCEEDED), as_of=as_of) == []
@@ -97,7 +113,8 @@ def test_exact_in_minor_units() -> None:
         (RefundStatus.SUCCEEDED, False, ProcessorRefundStatus.FAILED, NewsRoute.START_LATE_FAILURE),
         (RefundStatus.SUCCEEDED, True, ProcessorRefundStatus.SUCCEEDED, NewsRoute.NO_CHANGE),
         (RefundStatus.FAILED, False, ProcessorRefundStatus.SUCCEEDED, NewsRoute.NO_CHANGE),
-        (RefundStatus.REFUNDING, False, ProcessorRefundStatus.SUCCEEDED, NewsRoute.UNROUTABLE),
+        # A restarted run in refunding looks for a refund of ours before it submits: it adopts this one.
+        (RefundStatus.REFUNDING, False, ProcessorRefundStatus.SUCCEEDED, NewsRoute.START_RUN_WITH_NEWS),
     ],
 )
 def test_news_routes_as_the_webhook_does(
@@ -108,9 +125,12 @@ def test_news_routes_as_the_webhook_does(
     assert route_news(refund, outcome, run_open=run_open) is route
 
 
-def test_refunding_without_a_run_is_never_restarted() -> None:
-    """A new run in refunding would submit again: finance decides, the run heals nothing."""
+def test_refunding_without_a_run_is_restarted_and_requested_is_not() -> None:
+    """A restarted run in refunding adopts what an earlier run made before it submits (it asks the processor
+    first), so it is healed; a requested row was never opened by its run: finance decides."""
     (item,) = _classify(_refund(RefundStatus.REFUNDING, pid=None), None, as_of=T0, open_run=False)
+    assert (item.cls, item.action) == (C.ORPHANED, SuggestedAction.RESTART_REFUND) and item.heals
+    (item,) = _classify(_refund(RefundStatus.REQUESTED, pid=None), None, as_of=T0, open_run=False)
     assert (item.cls, item.action) == (C.ORPHANED, SuggestedAction.INVESTIGATE) and not item.heals
 
 

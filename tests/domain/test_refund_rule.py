@@ -174,3 +174,38 @@ def test_a_free_order_is_refunded_when_its_refund_takes_every_ticket() -> None:
     assert one.status is OrderStatus.PAID
     every, _ = _refund_of(one, event, RefundKind.TICKETS, ticket_ids=[order.tickets[1].id])
     assert every.status is OrderStatus.REFUNDED
+
+
+KEY_1, KEY_2 = "refund/X/1/attempt-1", "refund/X/1/attempt-2"
+
+
+def _cand(pid: str, status: P, key: str | None) -> refund_ledger.ProcessorCandidate:
+    return refund_ledger.ProcessorCandidate(outcome=_out(status, pid), idempotency_key=key)
+
+
+@pytest.mark.parametrize(
+    ("found", "adopted"),
+    [
+        ([], None),
+        # This attempt's own refund, whatever it says: the answer a lost response kept from us.
+        ([_cand("re_a", P.SUCCEEDED, KEY_2)], "re_a"),
+        ([_cand("re_a", P.FAILED, KEY_2)], "re_a"),
+        # An earlier attempt that paid later (its confirmation timed out): adopted, never paid again.
+        ([_cand("re_1", P.SUCCEEDED, KEY_1)], "re_1"),
+        ([_cand("re_1", P.PENDING, KEY_1)], "re_1"),
+        ([_cand("re_1", P.REQUIRES_ACTION, None)], "re_1"),
+        # An earlier attempt that failed or was canceled moved no money: the retry submits anew.
+        ([_cand("re_1", P.FAILED, KEY_1), _cand("re_0", P.CANCELED, None)], None),
+        # Paid already beats may-pay, and beats this attempt's own failure.
+        ([_cand("re_2", P.FAILED, KEY_2), _cand("re_1", P.SUCCEEDED, KEY_1)], "re_1"),
+        ([_cand("re_2", P.PENDING, KEY_2), _cand("re_1", P.SUCCEEDED, KEY_1)], "re_1"),
+        # Two that may pay: this attempt's own first.
+        ([_cand("re_1", P.PENDING, KEY_1), _cand("re_2", P.PENDING, KEY_2)], "re_2"),
+    ],
+)
+def test_a_submission_adopts_a_refund_of_ours_that_paid_or_may_pay(
+    found: list[refund_ledger.ProcessorCandidate], adopted: str | None
+) -> None:
+    chosen = refund_ledger.to_adopt(KEY_2, found)
+    assert (chosen.processor_refund_id if chosen else None) == adopted
+    assert refund_ledger.to_adopt(KEY_2, list(reversed(found))) == chosen  # the order found does not matter

@@ -43,11 +43,16 @@ S = ProcessorRefundStatus
 
 
 class FakeSource:
-    """The processor's lists, in memory; pages in id order, `rate_limit_every` answers 429 now and then."""
+    """The processor's lists, in memory; pages in id order, `rate_limit_every` answers 429 now and then.
+
+    `inline_balance` (as Stripe's expanded refund list): each refund carries its own balance entries;
+    otherwise they are only in the balance listing, as a processor that cannot inline them.
+    """
 
     processor = Processor.STRIPE
 
-    def __init__(self) -> None:
+    def __init__(self, *, inline_balance: bool = True) -> None:
+        self.inline_balance = inline_balance
         self.refunds: list[ProcessorRefundRecord] = []
         self.balance: list[BalanceEntry] = []
         self.events: list[UndeliveredEvent] = []
@@ -72,8 +77,10 @@ class FakeSource:
     async def refund_page(self, window: ReconWindow, cursor: str | None, limit: int) -> Page[ProcessorRefundRecord]:
         return self._page(self.refunds, window, cursor, limit)
 
-    async def balance_page(self, window: ReconWindow, cursor: str | None, limit: int) -> Page[BalanceEntry]:
-        return self._page(self.balance, window, cursor, limit)
+    async def balance_page(
+        self, window: ReconWindow, cursor: str | None, limit: int, *, failures_only: bool = False
+    ) -> Page[BalanceEntry]:
+        return self._page([b for b in self.balance if not failures_only or b.amount > 0], window, cursor, limit)
 
     async def undelivered_event_page(
         self, window: ReconWindow, cursor: str | None, limit: int
@@ -170,14 +177,19 @@ class World:
             order_code=refund.order_code if refund and ours else None,
             workflow_id=refund.workflow_id if refund and ours else None,
         )
-        self.fake.refunds.append(record)
+        entries = []
         if balance and status in (S.SUCCEEDED, S.FAILED):
-            self.fake.balance.append(
+            entries.append(
                 BalanceEntry(
                     processor=Processor.STRIPE, id=f"txn_{uuid.uuid4().hex[:14]}", type="refund",
                     reporting_category="refund", source=record.id, amount=-amount, currency=currency, created_at=at,
                 )
             )
+        if self.fake.inline_balance:
+            record.balance_entries = entries
+        else:
+            self.fake.balance += entries
+        self.fake.refunds.append(record)
         return record
 
     async def park(self, workflow_id: str) -> None:

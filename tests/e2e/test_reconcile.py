@@ -36,6 +36,7 @@ from tests.e2e.reconcile_support import (
     World,
     late_failure,
     missed_webhook,
+    money_movement,
     orphaned,
     reconcile,
 )
@@ -70,12 +71,18 @@ BOTH_STORES = pytest.mark.parametrize(
 )
 
 
+@pytest.fixture
+def inline_balance() -> bool:
+    """Refunds bring their balance entries inline (Stripe's expanded list); a test may parametrize it."""
+    return True
+
+
 @pytest_asyncio.fixture
 async def world(
-    temporal_client: Client, world_store: Store, tmp_path: Path, queue_prefix: str
+    temporal_client: Client, world_store: Store, tmp_path: Path, queue_prefix: str, inline_balance: bool
 ) -> AsyncIterator[World]:
     async with running(temporal_client, world_store, tmp_path, queue_prefix) as app:
-        fake = FakeSource()
+        fake = FakeSource(inline_balance=inline_balance)
         app.deps.recon_sources[Processor.STRIPE] = fake
         w = World(app=app, fake=fake, parked_queue=f"{queue_prefix}parked")
         yield w
@@ -123,6 +130,40 @@ async def test_each_class_alone_is_found_once(world: World, name: str) -> None:
     assert run.status == "completed" and run.counts == result.counts and run.dry_run
 
 
+@pytest.mark.parametrize("inline_balance", [True, False], ids=["inline", "listed"])
+async def test_a_succeeded_refund_without_its_balance_entry_is_found(world: World, inline_balance: bool) -> None:
+    """Money movement, whether the refunds bring their entries inline or the balance listing has them."""
+    await world.clean(3)
+    expected = await money_movement(world)
+    result = await reconcile(world.app.client, world.app.prefix, dry_run=True)
+    (item,) = await _items(world.app)
+    assert {(item.cls, item.key)} == expected and result.found == 1
+    assert item.processor_side and item.processor_side["status"] == "succeeded"
+    assert item.processor_side["balance_entries"] == []
+    async with world.app.store.read() as conn:
+        run = await rs.get_run(conn, RUN_ID)
+    # Its 35.00 never left the balance: the processor's total is the three clean refunds'.
+    assert run.totals == {"EUR": {"processor": 10_500, "ledger": 14_000, "difference": -3_500}}
+
+
+async def test_a_duplicate_read_pages_apart_is_found_once(world: World) -> None:
+    """Each page is judged as it is staged; a ledger key whose second refund comes pages later is judged again whole."""
+    await world.clean(60)
+    order = await world.order()
+    refund = await world.refund(order, RefundStatus.SUCCEEDED, processor_refund_id="re_0000first")
+    world.processor_refund(order, refund, pid="re_0000first")  # the first page (the fake pages in id order)
+    world.processor_refund(order, refund, pid="re_zzzzsecond")  # the last page: the same key again
+    dashboard = world.processor_refund(order, None, ours=False, pid="re_zzzzthird", amount=500)  # same payment
+    result = await reconcile(world.app.client, world.app.prefix, dry_run=True)  # 50 a page
+    found = {(i.cls, i.key) for i in await _items(world.app)}
+    assert found == {
+        (C.DUPLICATE_AT_PROCESSOR, refund.id),
+        (C.OVER_REFUNDED, order.payment.reference or ""),  # 3 x 35.00 + 5.00 of 70.00 refundable
+        (C.MISSING_IN_LEDGER, dashboard.id),
+    }
+    assert result.found == 3
+
+
 async def test_evidence_of_the_lost_late_failure(world: World) -> None:
     await late_failure(world)
     await reconcile(world.app.client, world.app.prefix, dry_run=True)
@@ -135,12 +176,14 @@ async def test_evidence_of_the_lost_late_failure(world: World) -> None:
     assert item.severity >= 3
 
 
-async def test_clean_window_of_1000_refunds_has_no_items(world: World) -> None:
+@pytest.mark.parametrize("inline_balance", [True, False], ids=["inline", "listed"])
+async def test_clean_window_of_1000_refunds_has_no_items(world: World, inline_balance: bool) -> None:
     await world.clean(1000)
     world.fake.rate_limit_every = 7  # 429s now and then: paced, backed off, nothing lost
     result = await reconcile(world.app.client, world.app.prefix)
     assert result.found == 0 and result.counts == {} and result.open_items == 0
-    assert result.staged == {"refund": 1000, "balance": 1000}
+    # Inline, the balance listing is read for refund failures only (none here).
+    assert result.staged == ({"refund": 1000} if inline_balance else {"refund": 1000, "balance": 1000})
     assert world.fake.refused > 0
     async with world.app.store.read() as conn:
         run = await rs.get_run(conn, RUN_ID)

@@ -53,8 +53,9 @@ async def test_worker_killed_between_processor_and_ledger(
         settings_overrides={"refunds": fast},
     ) as app:
         order = await card_order(app, stripe, tickets=2)
-        # The processor will carry out the refund but the response is lost on the way back.
-        stripe.inject_faults(1.0, mode="after")
+        # The processor will carry out the refund but the response is lost on the way back (the look for
+        # an earlier refund, a GET, goes through: a submission asks before it creates).
+        stripe.inject_faults(1.0, mode="after", method="POST", path="/v1/refunds")
         first = _worker(app, stripe, tmp_path / "worker-1.log")
         try:
             started = await request_refund(app, order.code, {"kind": "full", "reason": "chaos"})

@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from devtools.stripe_server.config import StripeServerConfig
 from devtools.stripe_server.server import StripeServer
 from runtime.settings import RefundConfig
-from tests.e2e.refund_support import card_order, request_refund
-from tests.harness import Harness, running
+from tests.e2e.refund_support import NEVER_SETTLES, card_order, request_refund, time_skipped_app
+from tests.harness import Harness
 from ticketing.models import PaymentMethod
 from ticketing.states import TicketState
 from ticketing.store.engine import Store
@@ -32,8 +31,7 @@ SLOW_POLLS = RefundConfig(poll_initial_seconds=3600, poll_max_seconds=86400, man
 
 @pytest_asyncio.fixture
 async def stripe() -> AsyncIterator[StripeServer]:
-    # A pending refund that never settles: Stripe stays silent.
-    async with StripeServer(StripeServerConfig(pending_refund_settle_seconds=10**7)) as server:
+    async with StripeServer(NEVER_SETTLES) as server:
         yield server
 
 
@@ -41,10 +39,7 @@ async def stripe() -> AsyncIterator[StripeServer]:
 async def app(
     time_skipping_env: WorkflowEnvironment, store: Store, tmp_path: Path, queue_prefix: str, stripe: StripeServer
 ) -> AsyncIterator[Harness]:
-    async with running(
-        time_skipping_env.client, store, tmp_path, queue_prefix, stripe=stripe,
-        settings_overrides={"refunds": SLOW_POLLS},
-    ) as harness:
+    async with time_skipped_app(time_skipping_env, store, tmp_path, queue_prefix, stripe, SLOW_POLLS) as harness:
         yield harness
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from devtools.stripe_server.server import StripeServer
-from tests.e2e.refund_support import card_order, request_refund, stripe_refunds_for
+from tests.e2e.refund_support import card_order, deliver_signed, refund_reaches, request_refund, stripe_refunds_for
 from tests.harness import Harness
 from ticketing.models import EventPolicy, PaymentMethod
 from ticketing.refunds import late_failure_workflow_id
@@ -19,16 +19,6 @@ from ticketing.store.orders import load_history, load_order
 @pytest.fixture
 def app(stripe_app: Harness) -> Harness:
     return stripe_app
-
-
-async def _refund_reaches(app: Harness, refund_url: str, status: str) -> dict[str, Any]:
-    """Poll the refund until it is in `status`."""
-    for _ in range(300):
-        refund: dict[str, Any] = (await app.http.get(refund_url)).json()
-        if refund["status"] == status:
-            return refund
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the refund never reached {status}: {refund}")
 
 
 async def _waiting_in_refund_error(app: Harness, refund_url: str, attempt: int = 1) -> dict[str, Any]:
@@ -174,22 +164,6 @@ async def test_refund_failure_then_finance_marks_it_refunded(app: Harness, strip
     assert again.status_code == 409 and again.json()["type"].endswith("/operation-closed")
 
 
-async def _deliver_signed(app: Harness, stripe: StripeServer, event: dict[str, Any]) -> dict[str, Any]:
-    """POST an event to our webhook endpoint signed as the stand-in signs it."""
-    import json
-    import time
-
-    import stripe as stripe_sdk
-
-    payload = json.dumps(event)
-    ts = int(time.time())
-    sig = stripe_sdk.WebhookSignature._compute_signature(f"{ts}.{payload}", stripe.config.webhook_secret)
-    resp = await app.http.post("/webhooks/stripe", content=payload, headers={"Stripe-Signature": f"t={ts},v1={sig}"})
-    assert resp.status_code == 200, resp.text
-    body: dict[str, Any] = resp.json()
-    return body
-
-
 async def test_failure_news_after_finance_paid_by_hand_changes_nothing(app: Harness, stripe: StripeServer) -> None:
     """Stripe reports one failure in three events; those arriving after finance paid by hand are not news.
 
@@ -206,7 +180,7 @@ async def test_failure_news_after_finance_paid_by_hand_changes_nothing(app: Harn
     await _follow_up_ended(app, refund["id"])
 
     late = dict(stripe.events("charge.refund.updated")[-1], id="evt_late_news_after_manual_payout")
-    assert await _deliver_signed(app, stripe, late) == {"status": "no-change"}
+    assert await deliver_signed(app, stripe, late) == {"status": "no-change"}
     async with app.store.transaction() as conn:
         final = await load_order(conn, order.code)
     assert final.refunded_total.amount == 7000
@@ -414,7 +388,7 @@ async def test_failure_during_the_receipt_is_handled_by_the_running_refund(
     order = await card_order(app, stripe)
     app.sink.defer_recipients.add("ada@example.com")  # greylisted: the run stays in its last step
     started = await request_refund(app, order.code, {"kind": "full", "reason": "customer request"})
-    await _refund_reaches(app, started["refund_url"], "refunded")
+    await refund_reaches(app, started["refund_url"], "refunded")
     processor_id = stripe_refunds_for(stripe, order.payment.reference)[0]["id"]
     stripe.force_refund_failure(processor_id, reason="expired_or_canceled_card")
     for _ in range(100):

@@ -8,18 +8,17 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest_asyncio
 from temporalio.client import Client
 
-from devtools.stripe_server.client import stripe_client
 from devtools.stripe_server.server import StripeServer
 from runtime.settings import ReservationConfig
 from tests.builders import make_event, make_order
 from tests.e2e.action_support import action, history, problem, stored
+from tests.e2e.reservation_support import delivered, intent_paid, open_reservation, reserved_order
 from tests.harness import Harness, running, seed
-from ticketing.models import Order, PaymentMethod
+from ticketing.models import Order
 from ticketing.signed_links import verify
 from ticketing.states import OrderStatus
 from ticketing.store.engine import Store
@@ -36,21 +35,6 @@ async def quick(temporal_client: Client, store: Store, tmp_path: Path, queue_pre
         yield harness
 
 
-async def _reserved(app: Harness, **kw: Any) -> Order:
-    event, types, slots = make_event(event_id=f"evt_{uuid.uuid4().hex[:6]}")
-    order = make_order(event, types, tickets=2, slot=slots[0].id, method=PaymentMethod.INVOICE,
-                       status=OrderStatus.RESERVED, **kw)
-    await seed(app.store, event, types, slots, [order])
-    return order
-
-
-async def _open(app: Harness, code: str, deadline: datetime) -> str:
-    resp = await app.http.post(f"/orders/{code}/reservation", json={"deadline": deadline.isoformat()})
-    assert resp.status_code == 202, resp.text
-    op: str = resp.json()["operation_id"]
-    return op
-
-
 async def _seats(app: Harness, order: Order) -> tuple[int, int]:
     event_id = order.event_id
     async with app.store.transaction() as conn:
@@ -61,12 +45,12 @@ async def _seats(app: Harness, order: Order) -> tuple[int, int]:
 
 async def test_unpaid_reservation_is_reminded_then_expires_and_releases_its_seats(quick: Harness) -> None:
     app = quick
-    order = await _reserved(app)
+    order = await reserved_order(app)
     assert await _seats(app, order) == (2, 2)
     detail = (await app.http.get(f"/orders/{order.code}")).json()
     assert action(detail, "mark-paid")["enabled"] and action(detail, "extend-deadline")["enabled"]
     deadline = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
-    op = await _open(app, order.code, deadline)
+    op = await open_reservation(app, order.code, deadline)
     due = (await app.http.get("/reservations", params={"within_hours": 1})).json()
     for _ in range(50):
         if any(r["order_code"] == order.code for r in due):
@@ -100,9 +84,9 @@ async def test_unpaid_reservation_is_reminded_then_expires_and_releases_its_seat
 
 
 async def test_paid_reservation_is_delivered_and_extension_moves_the_deadline(app: Harness) -> None:
-    order = await _reserved(app)
+    order = await reserved_order(app)
     deadline = (datetime.now(UTC) + timedelta(days=5)).replace(microsecond=0)
-    op = await _open(app, order.code, deadline)
+    op = await open_reservation(app, order.code, deadline)
     later = deadline + timedelta(days=3)
     earlier = {"deadline": (deadline - timedelta(days=1)).isoformat()}
     problem(await app.http.post(f"/orders/{order.code}/reservation/extend", json=earlier), 409, "deadline-not-later")
@@ -136,7 +120,7 @@ async def test_reservation_refusals(app: Harness) -> None:
     paid = make_order(paid_event, types)
     await seed(app.store, paid_event, types, slots, [paid])
     problem(await app.http.post(f"/orders/{paid.code}/reservation", json={"days": 3}), 409, "order-paid")
-    reserved = await _reserved(app)
+    reserved = await reserved_order(app)
     past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     problem(await app.http.post(f"/orders/{reserved.code}/reservation", json={"deadline": past}), 409,
             "deadline-in-past")
@@ -146,37 +130,18 @@ async def test_reservation_refusals(app: Harness) -> None:
                                 json={"deadline": "2030-01-01T00:00:00Z"}), 409, "operation-closed")
 
 
-async def _delivered(stripe: StripeServer, event_id: str, attempts: int = 1) -> None:
-    for _ in range(200):
-        if any(n >= attempts and s == "delivered" for _, n, s in stripe.delivery_attempts(event_id)):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(stripe.delivery_attempts(event_id))
-
-
-async def _intent_paid(stripe: StripeServer, code: str, amount: int) -> tuple[str, str]:
-    """A card payment on the stand-in naming the order; (intent id, its payment_intent.succeeded event id)."""
-    client = stripe_client(stripe.base_url, stripe.config.api_key)
-    intent = await client.v1.payment_intents.create_async(params={
-        "amount": amount, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True,
-        "allowed_payment_method_types": ["card"], "metadata": {"order_code": code},
-    })
-    (event,) = [e for e in stripe.events("payment_intent.succeeded") if e["data"]["object"]["id"] == intent.id]
-    return intent.id, str(event["id"])
-
-
 async def test_stripe_payment_webhook_pays_the_reservation_once(stripe_app: Harness, stripe: StripeServer) -> None:
     app = stripe_app
-    order = await _reserved(app)
-    op = await _open(app, order.code, (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0))
+    order = await reserved_order(app)
+    op = await open_reservation(app, order.code, (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0))
 
     # Another amount than the order's: answered (never retried), logged, the reservation waits on.
-    _, short_event = await _intent_paid(stripe, order.code, order.payment.amount.amount - 100)
-    await _delivered(stripe, short_event)
+    _, short_event = await intent_paid(stripe, order.code, order.payment.amount.amount - 100)
+    await delivered(stripe, short_event)
     assert (await stored(app, order.code)).status is OrderStatus.RESERVED
     assert await history(app, order.code, "payment-received") == []
 
-    intent_id, event_id = await _intent_paid(stripe, order.code, order.payment.amount.amount)
+    intent_id, event_id = await intent_paid(stripe, order.code, order.payment.amount.amount)
     done = await app.wait_operation(op, timeout=30)
     assert (done["result"]["status"], done["result"]["delivery"]) == ("paid", "sent")
     after = await stored(app, order.code)
@@ -188,9 +153,9 @@ async def test_stripe_payment_webhook_pays_the_reservation_once(stripe_app: Harn
     assert len([p for p in mail.iter_attachments() if p.get_content_type() == "application/pdf"]) == 2
 
     # Stripe sends the event again: seen already, nothing happens twice.
-    await _delivered(stripe, event_id)
+    await delivered(stripe, event_id)
     stripe.resend_event(event_id)
-    await _delivered(stripe, event_id, attempts=2)
+    await delivered(stripe, event_id, attempts=2)
     await asyncio.sleep(0.3)
     assert len(await history(app, order.code, "payment-received")) == 1
     assert len(app.sink.messages) == 1

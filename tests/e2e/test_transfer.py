@@ -18,15 +18,13 @@ from runtime.settings import TransferConfig
 from tests.builders import make_event, make_order
 from tests.documents.qr import decode_qr_payloads_from_pdf
 from tests.e2e.action_support import action, history, problem, stored
+from tests.e2e.transfer_support import RECIPIENT, offer_token, start_transfer
 from tests.harness import Harness, running, seed
 from ticketing.models import EventPolicy, Order
 from ticketing.signed_links import sign
 from ticketing.states import ScanState
 from ticketing.store.engine import Store
 from ticketing.store.orders import load_order, save_order
-
-LINK = re.compile(r"/transfers/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
-RECIPIENT = {"name": "Grace Hopper", "email": "grace@example.com"}
 
 
 @pytest_asyncio.fixture
@@ -44,27 +42,6 @@ async def _seeded(app: Harness, *, starts_in: timedelta = timedelta(days=30), **
     return order
 
 
-async def _transfer(app: Harness, order: Order, index: int = 0, key: str | None = None) -> dict[str, Any]:
-    resp = await app.http.post(
-        f"/orders/{order.code}/transfers",
-        json={"ticket_id": order.tickets[index].id, **RECIPIENT},
-        headers={"Idempotency-Key": key or uuid.uuid4().hex, **await app.headers_for("agent-7")},
-    )
-    assert resp.status_code == 202, resp.text
-    body: dict[str, Any] = resp.json()
-    return body
-
-
-async def _offer_token(app: Harness) -> str:
-    [mail] = await app.sink.wait_for_messages(1)
-    assert mail["To"] == RECIPIENT["email"]
-    text = mail.get_body(("plain",))
-    assert text is not None
-    match = LINK.search(text.get_content())
-    assert match, "no transfer link in the offer"
-    return match.group(1)
-
-
 async def _until(check: Any, timeout: float = 10.0) -> None:
     for _ in range(int(timeout * 10)):
         if await check():
@@ -80,8 +57,8 @@ async def test_recipient_accepts_and_gets_a_new_ticket_on_their_own_order(
     given = order.tickets[0]
     detail = (await app.http.get(f"/orders/{order.code}")).json()
     assert action(detail, "transfer")["enabled"] is True
-    started = await _transfer(app, order, key="tr-1")
-    token = await _offer_token(app)
+    started = await start_transfer(app, order, key="tr-1")
+    token = await offer_token(app)
     during = await stored(app, order.code)
     assert during.ticket(given.id).in_transfer
     gate = (await app.http.post("/scan", json={"barcode": given.barcode})).json()
@@ -145,8 +122,8 @@ async def test_cancelled_transfer_gives_the_ticket_back_and_kills_the_link(
 ) -> None:
     order = await _seeded(app)
     given = order.tickets[0]
-    started = await _transfer(app, order)
-    token = await _offer_token(app)
+    started = await start_transfer(app, order)
+    token = await offer_token(app)
     shown = await app.http.get(f"/orders/{order.code}/tickets/{given.id}/transfer")
     assert shown.status_code == 200 and shown.json()["status"] == "offered"
     cancelled = await app.http.post(
@@ -180,8 +157,8 @@ async def test_transfer_expires_on_its_own_and_the_ticket_is_valid_again(quick: 
     app = quick
     order = await _seeded(app)
     given = order.tickets[0]
-    started = await _transfer(app, order)
-    token = await _offer_token(app)
+    started = await start_transfer(app, order)
+    token = await offer_token(app)
     done = await app.wait_operation(started["operation_id"], timeout=30)
     assert done["status"] == "completed" and done["result"]["status"] == "expired", done
     after = await stored(app, order.code)
@@ -215,8 +192,8 @@ async def test_transfer_refusals(app: Harness, anon: httpx.AsyncClient) -> None:
         await save_order(conn, current, current.model_copy(update={"tickets": [current.tickets[0], scanned]}), [])
     assert await refused(order, 1) == (409, "ticket-used")
 
-    await _transfer(app, order, 0)
-    await _offer_token(app)
+    await start_transfer(app, order, 0)
+    await offer_token(app)
     assert await refused(order, 0) == (409, "ticket-in-transfer")
     code = order.code
     for path, body in (
@@ -260,7 +237,7 @@ async def test_holder_starts_a_transfer_by_their_manage_link(app: Harness, anon:
     started = await anon.post(f"/transfers/start/{token}", json=RECIPIENT)
     assert started.status_code == 202, started.text
     assert started.json()["ticket_id"] == given.id
-    offer = await _offer_token(app)
+    offer = await offer_token(app)
     assert (await anon.post(f"/transfers/{offer}/accept")).status_code == 200
     done = await app.wait_operation(started.json()["operation_id"])
     assert (done["result"]["status"], done["result"]["delivery"]) == ("accepted", "sent")

@@ -157,6 +157,12 @@ async def test_metadata_and_money_are_mapped(
         refund_id,
     )
     assert all(e.type != "charge" for e in entries)  # payments are not refund money
+    # The refund page brought the same two entries inline (one read, not two); the failures-only
+    # listing has the credit alone.
+    assert ours.balance_entries == [debit, credit]
+    assert theirs.balance_entries and [e.source for e in theirs.balance_entries] == [foreign["id"]]
+    failures, _ = await _walk(lambda cursor: source.balance_page(DAY, cursor, 100, failures_only=True))
+    assert [e.id for e in failures] == [credit.id]
 
 
 async def test_balance_entries_page_across_types(
@@ -176,6 +182,8 @@ async def test_balance_entries_page_across_types(
     assert sorted(e.source or "" for e in entries if e.type == "refund") == sorted(refunds)
     assert sorted(e.source or "" for e in entries if e.type == "refund_failure") == sorted(refunds[4:])
     assert sum(e.amount for e in entries) == -400  # only the four that did not fail moved money
+    failures, pages = await _walk(lambda cursor: source.balance_page(DAY, cursor, 2, failures_only=True))
+    assert pages == 2 and sorted(e.source or "" for e in failures) == sorted(refunds[4:])
 
 
 async def test_refunds_for_payment_include_dashboard_refunds_and_duplicates(

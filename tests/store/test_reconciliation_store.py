@@ -8,7 +8,9 @@ import pytest
 
 from tests.builders import NOW
 from ticketing.errors import InvalidTransition, NotFound
+from ticketing.money import Money
 from ticketing.reconciliation import DiscrepancyClass, Finding, ItemState, SuggestedAction, item_id
+from ticketing.reconciliation.unapplied import SOURCE, unapplied_payment
 from ticketing.reconciliation_records import ReconWindow
 from ticketing.store import reconciliation as rs
 from ticketing.store.engine import Store
@@ -70,6 +72,26 @@ async def test_findings_are_idempotent_and_reopen(any_store: Store) -> None:
         open_counts = await rs.count_items(conn, processor="stripe", open_only=True)
     assert three["reopened"] == 1 and back.state is ItemState.OPEN and back.actor == "reconciliation"
     assert counts == {"status-mismatch": 1, "foreign": 1} and open_counts == {"status-mismatch": 1}
+
+
+async def test_a_finding_recorded_once_is_never_added_again_nor_reopened(any_store: Store) -> None:
+    found = unapplied_payment(order_code="ORD-1", payment_id="pi_1", received=Money(amount=7150, currency="EUR"),
+                              reason_type="order-expired", reason="the order has expired", order_status="expired")
+    async with any_store.transaction() as conn:
+        iid, new = await rs.record_finding_once(conn, processor="stripe", source=SOURCE, finding=found, now=NOW)
+        again_iid, again = await rs.record_finding_once(conn, processor="stripe", source=SOURCE, finding=found,
+                                                        now=NOW)
+        item = await rs.get_item(conn, iid)
+    assert (new, again, again_iid) == (True, False, iid)
+    assert (item.cls, item.state, item.severity.label, item.suggested_action.value) == (
+        DiscrepancyClass.PAYMENT_UNAPPLIED, ItemState.OPEN, "high", "refund-or-reinstate"
+    )
+    assert (item.order_code, item.amount, item.currency, item.first_seen_run) == ("ORD-1", 7150, "EUR", SOURCE)
+    assert item.processor_side == {"payment_id": "pi_1", "amount": 7150, "currency": "EUR"}
+    async with any_store.transaction() as conn:
+        await rs.transition_item(conn, iid, ItemState.RESOLVED, reason="refunded at Stripe", actor="fin", now=NOW)
+        _, third = await rs.record_finding_once(conn, processor="stripe", source=SOURCE, finding=found, now=NOW)
+        assert (await rs.get_item(conn, iid)).state is ItemState.RESOLVED and third is False
 
 
 async def test_staging_overwrites_a_page_read_twice(any_store: Store) -> None:

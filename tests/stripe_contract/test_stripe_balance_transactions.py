@@ -115,3 +115,52 @@ async def test_an_unknown_payout_or_transaction_is_an_invalid_request(backend: B
     assert missing.value.http_status == 404
     with pytest.raises(stripe.InvalidRequestError):
         await backend.client.v1.balance_transactions.list_async(params={"payout": "po_doesnotexist000000000"})
+
+
+async def test_a_refund_list_expands_each_refunds_balance_transactions_inline(backend: Backend) -> None:
+    """One read per page gives every refund with its debit (and a failed one's credit): what reconciliation pages."""
+    failing_pi = await paid_intent(backend.client, "pm_card_refundFail", amount=1_500)
+    kept_pi = await paid_intent(backend.client, amount=1_500)
+    failing = await backend.client.v1.refunds.create_async(params={"payment_intent": failing_pi.id, "amount": 600})
+    kept = await backend.client.v1.refunds.create_async(params={"payment_intent": kept_pi.id, "amount": 400})
+    await wait_for_refund(backend, failing.id, "failed")
+    expand = ["data.balance_transaction", "data.failure_balance_transaction"]
+
+    pages = [
+        await backend.client.v1.refunds.list_async(params={"payment_intent": pi.id, "limit": 10, "expand": expand})
+        for pi in (failing_pi, kept_pi)
+    ]
+
+    assert [[r.id for r in page.data] for page in pages] == [[failing.id], [kept.id]]
+    (failed,), (ok,) = pages[0].data, pages[1].data
+    for refund, made in ((failed, failing), (ok, kept)):
+        debit = refund.balance_transaction
+        assert isinstance(debit, stripe.BalanceTransaction)
+        assert (debit.id, debit.type, debit.source) == (made.balance_transaction, "refund", refund.id)
+        assert _same_money(debit, -refund.amount, refund.currency)
+    credit, debit = failed.failure_balance_transaction, failed.balance_transaction
+    assert isinstance(credit, stripe.BalanceTransaction) and isinstance(debit, stripe.BalanceTransaction)
+    assert (credit.type, credit.source) == ("refund_failure", failed.id)
+    assert credit.amount == -debit.amount
+    assert ok.to_dict().get("failure_balance_transaction") is None  # absent or null: nothing to expand
+    plain = await backend.client.v1.refunds.list_async(params={"payment_intent": kept_pi.id, "limit": 10})
+    assert [r.balance_transaction for r in plain.data] == [kept.balance_transaction]  # an id unless asked
+
+
+async def test_a_refund_retrieve_expands_its_balance_transaction(backend: Backend) -> None:
+    pi = await paid_intent(backend.client, amount=1_000)
+    refund = await backend.client.v1.refunds.create_async(params={"payment_intent": pi.id, "amount": 300})
+
+    got = await backend.client.v1.refunds.retrieve_async(refund.id, params={"expand": ["balance_transaction"]})
+
+    assert isinstance(got.balance_transaction, stripe.BalanceTransaction)
+    assert (got.balance_transaction.id, got.balance_transaction.source) == (refund.balance_transaction, refund.id)
+    assert got.to_dict().get("failure_balance_transaction") is None
+
+
+async def test_expanding_a_list_field_without_data_is_an_invalid_request(backend: Backend) -> None:
+    """On a list, paths start with `data.`: a bare field names nothing on the list object."""
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        await backend.client.v1.refunds.list_async(params={"limit": 1, "expand": ["balance_transaction"]})
+    assert refused.value.http_status == 400
+    assert "balance_transaction" in str(refused.value.user_message)

@@ -107,6 +107,25 @@ async def test_lost_answer_is_recovered_by_retrying_with_the_key(backend: Backen
     assert [r["id"] for r in _refunds_of(backend, pi.id)] == [retried.id]
 
 
+async def test_a_lost_answer_retried_after_the_key_expired_refunds_again(backend: Backend) -> None:
+    """What `after_expired` stands for: the same key, a day later, is a new request (so we look first)."""
+    server = backend.server
+    pi = await paid_intent(backend.client)
+    k = key()
+    server.inject_faults(1.0, mode="after_expired", method="POST", path="/v1/refunds", count=1)
+    with pytest.raises(stripe.APIError):
+        await backend.client.v1.refunds.create_async(
+            params={"payment_intent": pi.id, "amount": 100}, options={"idempotency_key": k}
+        )
+    [made] = _refunds_of(backend, pi.id)
+    retried = await backend.client.v1.refunds.create_async(
+        params={"payment_intent": pi.id, "amount": 100}, options={"idempotency_key": k}
+    )
+    assert retried.last_response is not None
+    assert retried.last_response.headers.get("idempotent-replayed") is None
+    assert [r["id"] for r in _refunds_of(backend, pi.id)] == [made["id"], retried.id]
+
+
 async def test_server_errors_are_not_saved_so_a_retry_runs(backend: Backend) -> None:
     server = backend.server
     pi = await paid_intent(backend.client)

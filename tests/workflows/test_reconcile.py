@@ -160,11 +160,17 @@ async def test_a_run_stages_classifies_heals_rechecks_and_reports(
     )
     assert (result.found, result.open_items, result.staged) == (2, 1, {"refund": 120})
     staged = recon.args("stage_processor_page")
-    # Undelivered events alone at the whole rate, then refunds and balance entries side by side sharing it.
-    assert (staged[0].kind, staged[0].rate_per_second) == ("event", 20.0)
-    assert sorted(s.kind for s in staged[1:3]) == ["balance", "refund"]
-    assert {s.rate_per_second for s in staged[1:3]} == {10.0}
-    assert (staged[3].kind, staged[3].cursor, staged[3].rate_per_second) == ("refund", "re_page2", 20.0)
+    # The small listings (undelivered events, refund failures) side by side sharing the rate, then the
+    # refunds (with their own balance entries inline) alone at the whole rate.
+    assert sorted(s.kind for s in staged[0:2]) == ["balance", "event"]
+    assert {s.rate_per_second for s in staged[0:2]} == {10.0}
+    assert [(s.kind, s.cursor, s.rate_per_second) for s in staged[2:]] == [
+        ("refund", None, 20.0), ("refund", "re_page2", 20.0),
+    ]
+    # Refund pages are judged as they are staged (with the run's ages); classify then re-judges what disagreed.
+    assert [s.judge is not None for s in staged] == [False, False, True, True]
+    assert staged[2].judge == recon.args("classify_reconciliation")[0].ages
+    assert recon.args("classify_reconciliation")[0].judged_while_staging
     assert recon.args("classify_reconciliation")[0].pass_no == 3
     [healed] = recon.args("reconciliation_mark_healed")
     assert healed.item_ids == ["i1", "i2"]

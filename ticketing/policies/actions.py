@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Event, Order, Processor, Ticket, TimeSlot
+from ticketing.money import Money, total
 from ticketing.states import OrderStatus, PaymentStatus, TicketState
 
 
@@ -85,7 +86,27 @@ def personalisation_refusal(order: Order, event: Event) -> Refusal | None:
     return None
 
 
-def refund_refusal(order: Order, event: Event) -> Refusal | None:
+def transferred_away(order: Order) -> list[Ticket]:
+    """Tickets this order gave away: each one's recipient holds a valid replacement on an order of their own."""
+    return [t for t in order.tickets if t.state is TicketState.TRANSFERRED]
+
+
+def voluntary_refundable(order: Order) -> Money:
+    """What a refund the buyer or an agent asks for may give back: the refundable total, less the prices of
+    tickets transferred away.
+
+    The one rule of transfers and refunds: the giver's money for a ticket they passed on stays paid while
+    the recipient's replacement is valid; only an event cancellation (which invalidates the replacement
+    too) pays it back, to the payer.
+    """
+    kept = total([t.price for t in transferred_away(order)], order.currency)
+    left = order.refundable_total - kept
+    return left if left.amount > 0 else Money.zero(order.currency)
+
+
+def refund_refusal(order: Order, event: Event, *, event_cancelled: bool = False) -> Refusal | None:
+    """Whether the order can be refunded now; `event_cancelled` for the organiser's refunds, which also
+    give back tickets transferred away (see `voluntary_refundable`)."""
     # A refunded order is asked too, so that it answers "nothing is left to refund"; a return request
     # is decided by a refund (the return workflow runs it).
     if refusal := _status_refusal(
@@ -107,6 +128,11 @@ def refund_refusal(order: Order, event: Event) -> Refusal | None:
         return None
     if order.refundable_total.is_zero:
         return Refusal(type="nothing-to-refund", reason="nothing is left to refund")
+    if not event_cancelled and voluntary_refundable(order).is_zero:
+        return Refusal(
+            type="ticket-transferred",
+            reason="what is left was paid for tickets transferred away; only an event cancellation refunds them",
+        )
     return None
 
 
@@ -201,8 +227,8 @@ def transfer_refusal(
         return refusal
     if not event.policy.allow_transfers:
         return Refusal(type="transfers-not-allowed", reason="the event does not allow ticket transfers")
-    if event.cancelled:
-        return Refusal(type="event-cancelled", reason="the event is cancelled")
+    if refusal := called_off_refusal(order, event):
+        return refusal
     if (now or datetime.now(UTC)) >= event.starts_at:
         return Refusal(type="event-started", reason="the event has started; tickets can no longer be transferred")
     candidates: list[Ticket] = order.tickets if ticket_id is None else [order.ticket(ticket_id)]
@@ -212,6 +238,20 @@ def transfer_refusal(
     if len({r.type for r in refusals if r is not None}) == 1:
         return refusals[0]
     return Refusal(type="no-transferable-tickets", reason="no ticket of this order can be transferred")
+
+
+def called_off_refusal(order: Order, event: Event) -> Refusal | None:
+    """The event, or a time slot of one of the order's tickets, is cancelled: the order is being cancelled.
+
+    A time slot's cancellation cancels every order with a ticket in it whole (other slots' tickets
+    too), so no ticket of such an order may be transferred or accepted once the slot is marked.
+    """
+    if event.cancelled:
+        return Refusal(type="event-cancelled", reason="the event is cancelled")
+    slots = set(event.cancelled_time_slots)
+    if slots and any(t.time_slot_id in slots for t in order.tickets):
+        return Refusal(type="time-slot-cancelled", reason="a ticket of this order is in a cancelled time slot")
+    return None
 
 
 def reservation_refusal(order: Order, event: Event | None = None) -> Refusal | None:

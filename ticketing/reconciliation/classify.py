@@ -292,9 +292,10 @@ def classify_waiting(side: LedgerSide, ages: Ages) -> list[Finding]:
     if r.status not in NON_FINAL_LEDGER:
         return []
     if side.workflow_open is False:
-        # A restarted run resumes from the ledger's state; in refunding it would submit again, and a
-        # requested row was never opened by its run: both are finance's to look at.
-        restartable = r.status not in (RefundStatus.REFUNDING, RefundStatus.REQUESTED)
+        # A restarted run resumes from the ledger's state; in refunding it asks the processor for a refund
+        # of ours before it submits, so it adopts one an earlier run made. A requested row was never
+        # opened by its run: finance's to look at.
+        restartable = r.status is not RefundStatus.REQUESTED
         action = A.RESTART_REFUND if restartable else A.INVESTIGATE
         return [_finding(C.ORPHANED, r.id, action, side, None)]
     if r.status is RefundStatus.AWAITING_MANUAL and ages.as_of - r.updated_at > timedelta(

@@ -27,6 +27,8 @@ class DiscrepancyClass(StrEnum):
     MISSED_WEBHOOK = "missed-webhook"
     ORPHANED = "orphaned"
     STALE_MANUAL = "stale-manual"
+    # Money a processor received for an order that could not take it (expired, paid already, another amount).
+    PAYMENT_UNAPPLIED = "payment-unapplied"
 
 
 class Severity(IntEnum):
@@ -52,6 +54,7 @@ SEVERITY: dict[DiscrepancyClass, Severity] = {
     DiscrepancyClass.CURRENCY_MISMATCH: Severity.HIGH,
     DiscrepancyClass.MISSING_IN_LEDGER: Severity.HIGH,
     DiscrepancyClass.MISSING_AT_PROCESSOR: Severity.HIGH,
+    DiscrepancyClass.PAYMENT_UNAPPLIED: Severity.HIGH,  # we hold a buyer's money for nothing
     DiscrepancyClass.MONEY_MOVEMENT: Severity.MEDIUM,
     DiscrepancyClass.ORPHANED: Severity.MEDIUM,
     DiscrepancyClass.MISSED_WEBHOOK: Severity.MEDIUM,
@@ -72,9 +75,12 @@ class SuggestedAction(StrEnum):
     RESTORE_LEDGER_ROW = "restore-ledger-row"  # our metadata, no ledger row: a lost write
     RECOVER_DUPLICATE = "recover-duplicate"  # ask the buyer or the processor for the money back
     INVESTIGATE = "investigate"
-    MARK_OR_RETRY = "mark-or-retry"  # a refund-error the processor paid: mark refunded, never retry
+    # A refund-error the processor paid: retry it (the retry adopts the paid refund, pays nothing again);
+    # marking it refunded by hand is refused by the API (`processor-refund-exists`): it would pay twice.
+    MARK_OR_RETRY = "mark-or-retry"
     CHASE_PROCESSOR = "chase-processor"  # pending too long: contact the processor
     PAY_OR_REJECT = "pay-or-reject"  # awaiting finance too long
+    REFUND_OR_REINSTATE = "refund-or-reinstate"  # money for nothing: refund it at the processor, or reinstate
     NONE = "none"  # counted only
 
 

@@ -271,6 +271,26 @@ async def record_findings(
     return counts
 
 
+async def record_finding_once(
+    conn: AsyncConnection, *, processor: str, source: str, finding: Finding, now: datetime
+) -> tuple[str, bool]:
+    """Open an item for a finding made outside a run (a webhook), unless its item exists in any state.
+
+    (item id, whether it is new). A redelivery neither adds a second item nor reopens one finance resolved.
+    """
+    iid = item_id(processor, finding.cls, finding.key)
+    stmt = _upsert(conn)(recon_items).values(
+        id=iid, processor=processor, cls=finding.cls.value, key=finding.key, severity=int(finding.severity),
+        state=ItemState.OPEN.value, state_at=now, suggested_action=finding.action.value, ledger=finding.ledger,
+        processor_side=finding.processor, refund_id=finding.refund_id,
+        processor_refund_id=finding.processor_refund_id, order_code=finding.order_code, amount=finding.amount,
+        currency=finding.currency, first_seen_run=source, last_seen_run=source, last_seen_pass=0,
+        created_at=now, updated_at=now,
+    ).on_conflict_do_nothing(index_elements=["id"])
+    result = await conn.execute(stmt)
+    return iid, bool(result.rowcount)
+
+
 async def get_item(conn: AsyncConnection, iid: str) -> ReconItem:
     row = (await conn.execute(sa.select(recon_items).where(recon_items.c.id == iid))).first()
     if row is None:
@@ -481,10 +501,63 @@ async def staged_by_ledger_ids(conn: AsyncConnection, run_id: str, ledger_refund
     return {str(r[0]) for r in (await conn.execute(stmt)).all()}
 
 
+# Staged beside the records: ids of refunds to classify again at the end (their page disagreed when
+# it was judged as it was staged). Not a processor record: never counted as staged.
+RECHECK = "recheck"
+
+
+async def mark_recheck(conn: AsyncConnection, run_id: str, record_ids: Sequence[str]) -> None:
+    await stage(
+        conn, run_id, RECHECK,
+        [{"record_id": r, "ledger_refund_id": None, "idempotency_key": None, "link": None, "data": {}}
+         for r in record_ids],
+    )  # fmt: skip
+
+
+async def staged_to_reclassify(
+    conn: AsyncConnection, run_id: str, *, after: str, limit: int
+) -> list[dict[str, Any]]:
+    """Staged refunds, in record id order, that a judgement made while staging cannot stand for.
+
+    Those marked for a re-check, and those that share a ledger key or a payment with another
+    staged refund: their group may have grown after they were judged, so they are judged again,
+    all together.
+    """
+    refund = sa.and_(recon_staged.c.run_id == run_id, recon_staged.c.kind == "refund")
+    marked = sa.select(recon_staged.c.record_id).where(recon_staged.c.run_id == run_id, recon_staged.c.kind == RECHECK)
+    shared_key = (
+        sa.select(recon_staged.c.ledger_refund_id)
+        .where(refund, recon_staged.c.ledger_refund_id.is_not(None))
+        .group_by(recon_staged.c.ledger_refund_id)
+        .having(sa.func.count() > 1)
+    )
+    shared_payment = (
+        sa.select(recon_staged.c.link)
+        .where(refund, recon_staged.c.link.is_not(None))
+        .group_by(recon_staged.c.link)
+        .having(sa.func.count() > 1)
+    )
+    stmt = (
+        sa.select(recon_staged.c.data)
+        .where(
+            refund,
+            recon_staged.c.record_id > after,
+            sa.or_(
+                recon_staged.c.record_id.in_(marked),
+                recon_staged.c.ledger_refund_id.in_(shared_key),
+                recon_staged.c.link.in_(shared_payment),
+            ),
+        )
+        .order_by(recon_staged.c.record_id)
+        .limit(limit)
+    )
+    return [dict(r.data) for r in (await conn.execute(stmt)).all()]
+
+
 async def staged_counts(conn: AsyncConnection, run_id: str) -> dict[str, int]:
     stmt = (
         sa.select(recon_staged.c.kind, sa.func.count())
-        .where(recon_staged.c.run_id == run_id)
+        .where(recon_staged.c.run_id == run_id, recon_staged.c.kind != RECHECK)
         .group_by(recon_staged.c.kind)
     )
     return {str(r[0]): int(r[1]) for r in (await conn.execute(stmt)).all()}
