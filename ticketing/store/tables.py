@@ -58,6 +58,7 @@ time_slots = sa.Table(
     sa.Column("starts_at", UTCDateTime, nullable=False),
     sa.Column("capacity", sa.Integer, nullable=False),
     sa.Column("sold", sa.Integer, nullable=False, default=0),
+    sa.Column("cancelled", sa.Boolean, nullable=False, default=False, server_default=sa.false()),  # 0010
     sa.CheckConstraint("sold >= 0 AND sold <= capacity", name="ck_time_slots_sold"),
 )
 
@@ -366,4 +367,21 @@ import_rows = sa.Table(
     sa.Column("order_code", sa.String(32), nullable=False),
     sa.Column("data", sa.JSON, nullable=False),
     sa.UniqueConstraint("bulk_id", "order_code", name="uq_import_rows_bulk_code"),
+)
+
+# The rows of an upload being checked (`POST /imports`), kept until the file is whole: checked
+# against each other here instead of in memory, then made the import's orders or dropped.
+import_staging = sa.Table(
+    "import_staging",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("staging_id", sa.String(64), nullable=False),
+    sa.Column("row", sa.Integer, nullable=False),
+    sa.Column("order_code", sa.String(32)),
+    sa.Column("first_row", sa.Integer, nullable=False),
+    sa.Column("cells", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_import_staging_code", "staging_id", "order_code", "row"),
+    sa.Index("ix_import_staging_order", "staging_id", "first_row", "row"),
+    sa.Index("ix_import_staging_created_at", "created_at"),
 )
