@@ -193,14 +193,6 @@ class World:
                     created_at=at,
                 )
             )
-        if balance and status is S.FAILED:  # the money back, as the processor records a failure
-            entries.append(
-                BalanceEntry(
-                    processor=Processor.STRIPE, id=f"txn_{uuid.uuid4().hex[:14]}", type="refund_failure",
-                    reporting_category="refund_failure", source=record.id, amount=amount, currency=currency,
-                    created_at=at,
-                )
-            )
         if self.fake.inline_balance:
             record.balance_entries = entries
         else:
