@@ -21,6 +21,7 @@ from ticketing.store.bulk import (
     load_bulk,
     mark_event_cancelled,
     mark_pending_as,
+    mark_time_slot_cancelled,
     select_orders,
     select_recipients,
     set_bulk,
@@ -51,10 +52,13 @@ class BulkActivities:
             )
             bulk = await load_bulk(conn, req.bulk_id)
             if bulk.prepared_at is None:
+                # First: from here on no transfer of these tickets is opened or accepted (it waits for
+                # this commit, or sees it), so every recipient's order that exists is among the orders
+                # chosen below, and every open transfer of them is there to be closed before refunds.
                 if req.kind == BulkKind.EVENT_CANCELLATION and selection.time_slot_id is None:
-                    # First: from here on a transfer cannot be accepted (it waits for this commit, or sees
-                    # it), so every recipient's order that exists is among the orders chosen below.
                     await mark_event_cancelled(conn, req.event_id)
+                elif req.kind == BulkKind.EVENT_CANCELLATION and selection.time_slot_id is not None:
+                    await mark_time_slot_cancelled(conn, req.event_id, selection.time_slot_id)
                 if req.retry_of:
                     await copy_retryable(conn, req.bulk_id, req.retry_of)
                 elif req.kind == BulkKind.DELIVERY:

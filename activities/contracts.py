@@ -325,6 +325,32 @@ class TransferStep(BaseModel):
     reason: str | None = None
 
 
+TRANSFER_CANCEL_UPDATE = "cancel"  # TransferTicket's update that closes an open transfer
+
+
+class CancelTransfer(BaseModel):
+    """The TransferTicket cancel update's argument (an agent, or an event cancellation closing it)."""
+
+    actor: str
+    reason: str
+
+
+class CloseEventTransfers(BaseModel):
+    """Close the open transfers of an event cancellation's orders, a page at a time (ids after `after`)."""
+
+    bulk_id: str
+    after: str | None = None
+    limit: int = 100
+
+
+class EventTransfersClosed(BaseModel):
+    """What a page came to: `next` is where the next page starts, None when this was the last."""
+
+    closed: int = 0  # cancelled now (by this run's update, or found cancelled or expired meanwhile)
+    accepted: int = 0  # the recipient accepted first: their order is among the cancellation's
+    next: str | None = None
+
+
 class TransferState(BaseModel):
     transfer_id: str
     order_code: str

@@ -20,6 +20,7 @@ from ticketing.errors import DomainError
 from ticketing.models import OrderEvent
 from ticketing.signed_links import sign
 from ticketing.states import TransferStatus
+from ticketing.store.engine import Store
 from ticketing.store.orders import insert_order, load_event, load_order, save_order
 from ticketing.store.transfers import load_transfer, save_transfer
 from ticketing.transfers import LINK_PURPOSE, TicketTransfer, accept_transfer, close_transfer, deadline, open_transfer
@@ -52,7 +53,9 @@ class TransferActivities:
             order = await load_order(conn, transfer.order_code, for_update=True)
             if transfer.status is not TransferStatus.REQUESTED:
                 return _state(transfer, order.event_id)
-            event = await load_event(conn, order.event_id)
+            # Held to commit, as on acceptance: an event or slot cancellation then sees this transfer open
+            # (and closes it before it refunds), or this opening sees the event or slot cancelled.
+            event = await load_event(conn, order.event_id, for_share=True)
             try:
                 after, opened, history = open_transfer(
                     order, event, transfer, expires_at=deadline(event, now, req.acceptance_days), now=now
@@ -94,19 +97,24 @@ class TransferActivities:
     async def close_transfer(self, req: TransferStep) -> TransferState:
         """Cancel or expire: the ticket is valid for its holder again."""
         target = TransferStatus(req.status or TransferStatus.CANCELLED.value)
-        now = datetime.now(UTC)
-        async with self.deps.store.transaction() as conn:
-            transfer = await load_transfer(conn, req.transfer_id)
-            order = await load_order(conn, transfer.order_code, for_update=True)
-            if transfer.status is target:
-                return _state(transfer, order.event_id)
-            after, closed, history = close_transfer(
-                order, transfer, target, actor=req.actor, now=now, reason=req.reason or target.value
-            )
-            if history:
-                await save_order(conn, order, after, history)
-            await save_transfer(conn, closed)
-        return _state(closed, order.event_id)
+        return await close_in_store(self.deps.store, req.transfer_id, target, actor=req.actor,
+                                    reason=req.reason or target.value)
+
+
+async def close_in_store(store: Store, transfer_id: str, target: TransferStatus, *, actor: str, reason: str
+                         ) -> TransferState:
+    """The transfer cancelled or expired in one transaction; a repeat finds it so and returns it."""
+    async with store.transaction() as conn:
+        transfer = await load_transfer(conn, transfer_id)
+        order = await load_order(conn, transfer.order_code, for_update=True)
+        if transfer.status is target:
+            return _state(transfer, order.event_id)
+        after, closed, history = close_transfer(order, transfer, target, actor=actor, now=datetime.now(UTC),
+                                                reason=reason)
+        if history:
+            await save_order(conn, order, after, history)
+        await save_transfer(conn, closed)
+    return _state(closed, order.event_id)
 
 
 class TransferEmailActivities(DeliveryActivities):

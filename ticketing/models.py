@@ -65,6 +65,7 @@ class TimeSlot(Model):
     starts_at: datetime
     capacity: int
     sold: int = 0
+    cancelled: bool = False  # by an event cancellation of this slot: its orders are cancelled whole
 
     @property
     def available(self) -> int:
@@ -89,6 +90,7 @@ class Event(Model):
     currency: str
     policy: EventPolicy = EventPolicy()
     cancelled: bool = False
+    cancelled_time_slots: list[str] = []  # ids of its time slots called off (the event goes on)
 
 
 class FeeKind(StrEnum):

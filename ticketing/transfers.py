@@ -9,7 +9,9 @@ payment: the money never moves (the new order is a free one, method `free`, amou
 Both orders' histories record it, each naming the other.
 
 While open, the ticket is `in_transfer`: refunds, cancellation, reissue and resend of the
-order refuse with `ticket-in-transfer`, and the gate rejects it.
+order refuse with `ticket-in-transfer`, and the gate rejects it. An event (or time-slot)
+cancellation therefore closes the open transfers of its orders first, through each transfer's
+own workflow, with the reason `event-cancelled`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from ticketing.models import (
     Ticket,
 )
 from ticketing.money import Money
-from ticketing.policies.actions import transfer_refusal
+from ticketing.policies.actions import Refusal, called_off_refusal, transfer_refusal
 from ticketing.signed_links import sign
 from ticketing.states import (
     TICKET_TRANSITIONS,
@@ -50,6 +52,7 @@ OFFERED_EVENT = "item-transfer-offered"
 CANCELED_EVENT = "item-transfer-canceled"  # the seed's spelling; also written when a transfer expires
 TRANSFERRED_EVENT = "item-transferred"
 CREATED_EVENT = "item-transfer-created"  # on the recipient's order
+EVENT_CANCELLED = "event-cancelled"  # the reason an event (or time-slot) cancellation closes a transfer with
 
 
 class TicketTransfer(BaseModel):
@@ -153,14 +156,25 @@ def close_transfer(
     return _with_ticket(order, ticket), closed, [history]
 
 
+def link_refusal(order: Order, event: Event, transfer: TicketTransfer) -> Refusal | None:
+    """What the recipient's link answers instead of accepting: the event or the slot called off first
+    (the cancellation closed the transfer, or will), else a transfer no longer on offer."""
+    if refusal := called_off_refusal(order, event):
+        return refusal
+    if transfer.status is not TransferStatus.OFFERED:
+        return Refusal(type="transfer-closed", reason=f"this transfer is {transfer.status.value}")
+    return None
+
+
 def accept_transfer(order: Order, event: Event, transfer: TicketTransfer, *, now: datetime) -> Accepted:
     """The recipient accepted: old ticket `invalid:transferred`, a new ticket on a new order of theirs.
 
-    Not once the event is cancelled: the cancellation's run has already chosen the event's orders, and a
-    replacement issued after it would stay valid while the giver is refunded in full.
+    Not once the event (or a time slot of the order) is cancelled: the cancellation's run has already
+    chosen its orders, and a replacement issued after it would stay valid while the giver is refunded
+    in full.
     """
-    if event.cancelled:
-        raise ActionNotAllowed("the event is cancelled; the transfer can only be cancelled", type="event-cancelled")
+    if refusal := called_off_refusal(order, event):
+        raise ActionNotAllowed(f"{refusal.reason}; the transfer can only be cancelled", type=refusal.type)
     if transfer.expires_at is not None and now >= transfer.expires_at:
         raise ActionNotAllowed("the transfer has expired", type="transfer-expired")
     status = transition(TRANSFER_TRANSITIONS, transfer.status, TransferStatus.ACCEPTED, what="transfer")

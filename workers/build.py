@@ -37,6 +37,7 @@ from activities.cancellation import CancellationActivities, CancellationEmailAct
 from activities.delivery import DeliveryActivities
 from activities.deps import Deps
 from activities.event_cancellation import EventCancellationActivities
+from activities.event_transfers import EventTransferActivities
 from activities.importing import ImportActivities, ImportDeliveryActivities
 from activities.order_emails import OrderEmailActivities
 from activities.orders import OrderActivities
@@ -257,6 +258,7 @@ def build_workers(
             workflow_runner=SANDBOX,
             activities=[
                 *order_activities(deps),
+                EventTransferActivities(deps, client).close_event_transfers,
                 *reconciliation_activities(deps, client),
                 *reconciliation_report_activities(deps),
             ],

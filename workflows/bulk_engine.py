@@ -66,6 +66,9 @@ class BulkEngine:
         self.inp: BulkInput | None = None
         self.batches_this_run = 0
 
+    async def before_phases(self, inp: BulkInput) -> None:
+        """Hook for work between choosing the items and the first phase (event cancellation closes transfers)."""
+
     async def after_batch(self, phase: str, result: BatchCounts) -> None:
         """Hook for follow-up work a batch asks for (event cancellation starts refund runs)."""
 
@@ -95,6 +98,8 @@ class BulkEngine:
             self.progress = inp.progress
         workflow.upsert_search_attributes([EVENT_ID.value_set(inp.event_id)])
         self.batches_this_run = 0
+        if inp.progress is None:  # the first run of the operation (a continued run has done it)
+            await self.before_phases(inp)
         await self._run_phases(inp)
         while (
             not self.cancelled

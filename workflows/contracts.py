@@ -8,6 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+# Defined once with the activity that sends it too (an event cancellation closing a transfer).
+from activities.contracts import CancelTransfer as CancelTransfer  # noqa: PLC0414 (a re-export)
+
 # Defined once with the settings; the workflows' inputs carry it.
 from runtime.settings import RefundTiming as RefundTiming  # noqa: PLC0414 (a re-export)
 from ticketing.bulk import BulkKind, RefundPlan
@@ -249,11 +252,6 @@ class TransferInput(BaseModel):
 
 class AcceptTransfer(BaseModel):
     via: str = "link"
-
-
-class CancelTransfer(BaseModel):
-    actor: str
-    reason: str
 
 
 class TransferResult(BaseModel):

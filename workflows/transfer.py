@@ -17,7 +17,13 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contracts import DeliverTickets, TransferOfferEmail, TransferState, TransferStep
+    from activities.contracts import (
+        TRANSFER_CANCEL_UPDATE,
+        DeliverTickets,
+        TransferOfferEmail,
+        TransferState,
+        TransferStep,
+    )
     from activities.delivery import DeliveryActivities
     from activities.transfers import TransferActivities, TransferEmailActivities
     from workflows import options
@@ -53,6 +59,11 @@ class TransferTicketWorkflow:
             TransferStep(transfer_id=transfer_id, actor=req.actor, acceptance_days=req.acceptance_days),
         )
         workflow.upsert_search_attributes([EVENT_ID.value_set(self._state.event_id)])
+        if self._state.status != "offered":  # closed before this run opened it (an event cancellation found none)
+            self._settled = True
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            return TransferResult(transfer_id=transfer_id, order_code=self._state.order_code,
+                                  ticket_id=self._state.ticket_id, status=self._state.status)
         expires_at = self._state.expires_at
         assert expires_at is not None
         workflow.set_current_details(f"Offered until {expires_at.isoformat()}")
@@ -156,7 +167,7 @@ class TransferTicketWorkflow:
     def _check_accept(self, req: AcceptTransfer) -> None:
         self._refuse_unless_open()
 
-    @workflow.update
+    @workflow.update(name=TRANSFER_CANCEL_UPDATE)  # also sent by an event cancellation, by this name
     async def cancel(self, req: CancelTransfer) -> TransferState:
         return await self._decide(
             "cancel",

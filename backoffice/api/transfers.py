@@ -31,7 +31,15 @@ from ticketing.signed_links import verify
 from ticketing.states import TransferStatus
 from ticketing.store.orders import load_event, load_order, load_ticket_types
 from ticketing.store.transfers import insert_transfer, load_transfer, open_transfer_of
-from ticketing.transfers import LINK_PURPOSE, MANAGE_PURPOSE, TicketTransfer, check_request, manage_link, manage_subject
+from ticketing.transfers import (
+    LINK_PURPOSE,
+    MANAGE_PURPOSE,
+    TicketTransfer,
+    check_request,
+    link_refusal,
+    manage_link,
+    manage_subject,
+)
 from workflows.contracts import AcceptTransfer, CancelTransfer, TransferInput
 from workflows.search_attributes import EVENT_ID, ORDER_ID
 from workflows.transfer import TransferTicketWorkflow
@@ -245,13 +253,30 @@ async def get_link(token: str, st: StateDep) -> LinkView:
     )
 
 
+async def _refuse_link(st: AppState, transfer_id: str) -> None:
+    """The link's refusal as the store has it now: the event or slot called off first, else a closed transfer."""
+    async with st.store.transaction() as conn:
+        transfer = await load_transfer(conn, transfer_id)
+        order = await load_order(conn, transfer.order_code)
+        event = await load_event(conn, order.event_id)
+    if refusal := link_refusal(order, event, transfer):
+        raise ActionNotAllowed(refusal.reason, type=refusal.type)
+
+
 @router.post("/transfers/{token}/accept", response_model=LinkAccepted)
 async def accept_link(token: str, st: StateDep) -> LinkAccepted:
-    """Accept: the ticket is reissued to the recipient, on an order of their own, and emailed to them."""
+    """Accept: the ticket is reissued to the recipient, on an order of their own, and emailed to them.
+
+    Once the event (or the ticket's time slot) is cancelled the link answers `event-cancelled`
+    (`time-slot-cancelled`), also when the cancellation closed the transfer while this was asked.
+    """
     transfer = await _link_transfer(st, token)
-    if transfer.status is not TransferStatus.OFFERED:
-        raise ActionNotAllowed(f"this transfer is {transfer.status.value}", type="transfer-closed")
-    done = await st.operations.update(transfer.id, TransferTicketWorkflow.accept, AcceptTransfer(via="link"))
+    await _refuse_link(st, transfer.id)
+    try:
+        done = await st.operations.update(transfer.id, TransferTicketWorkflow.accept, AcceptTransfer(via="link"))
+    except ActionNotAllowed:
+        await _refuse_link(st, transfer.id)  # lost to a cancellation meanwhile: say why
+        raise
     status = done.get("status") if isinstance(done, dict) else getattr(done, "status", None)
     new_ticket = done.get("new_ticket_id") if isinstance(done, dict) else getattr(done, "new_ticket_id", None)
     return LinkAccepted(status=str(status), ticket_id=new_ticket)

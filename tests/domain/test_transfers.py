@@ -12,7 +12,14 @@ from ticketing.models import Contact, EventPolicy
 from ticketing.policies.actions import transfer_refusal
 from ticketing.signed_links import LinkExpired, LinkInvalid, sign, verify
 from ticketing.states import OrderStatus, ScanState, TicketState, TransferStatus
-from ticketing.transfers import TicketTransfer, accept_transfer, close_transfer, deadline, open_transfer
+from ticketing.transfers import (
+    TicketTransfer,
+    accept_transfer,
+    close_transfer,
+    deadline,
+    link_refusal,
+    open_transfer,
+)
 
 BEFORE = NOW  # the builders' event starts 30 days after NOW
 
@@ -74,3 +81,34 @@ def test_signed_links_refuse_tampering_other_purposes_and_expiry() -> None:
     with pytest.raises(LinkExpired) as expired:
         verify("s", "transfer", token, now=NOW + timedelta(hours=1))
     assert expired.value.type == "transfer-link-expired"
+
+
+def test_a_called_off_event_or_slot_refuses_opening_accepting_and_the_link() -> None:
+    """A slot's cancellation cancels every order with a ticket in it whole, so any ticket of it is refused."""
+    event, types, _ = make_event()
+    slot = f"{event.id}_eve"
+    order = make_order(event, types, tickets=2, slot=slot)
+    transfer = TicketTransfer(
+        id=f"transfer/{order.code}/{order.tickets[1].id}/k", order_code=order.code, ticket_id=order.tickets[1].id,
+        recipient=Contact(name="Grace", email="grace@example.com"), status=TransferStatus.REQUESTED,
+        created_by="agent", created_at=NOW,
+    )
+    opened_order, opened, _ = open_transfer(order, event, transfer, expires_at=NOW + timedelta(days=7), now=NOW)
+    assert link_refusal(opened_order, event, opened) is None
+    other_slot = event.model_copy(update={"cancelled_time_slots": [f"{event.id}_late"]})
+    assert transfer_refusal(order, other_slot, BEFORE) is None  # another slot's cancellation is not this order's
+    for called_off, type_ in [
+        (event.model_copy(update={"cancelled": True}), "event-cancelled"),
+        (event.model_copy(update={"cancelled_time_slots": [slot]}), "time-slot-cancelled"),
+    ]:
+        assert transfer_refusal(order, called_off, BEFORE).type == type_  # type: ignore[union-attr]
+        with pytest.raises(ActionNotAllowed) as refused:
+            open_transfer(order, called_off, transfer, expires_at=NOW + timedelta(days=7), now=NOW)
+        assert refused.value.type == type_
+        with pytest.raises(ActionNotAllowed) as refused:
+            accept_transfer(opened_order, called_off, opened, now=NOW + timedelta(days=1))
+        assert refused.value.type == type_
+        closed = opened.model_copy(update={"status": TransferStatus.CANCELLED})
+        assert link_refusal(opened_order, called_off, closed).type == type_  # type: ignore[union-attr]
+    closed = opened.model_copy(update={"status": TransferStatus.CANCELLED})
+    assert link_refusal(opened_order, event, closed).type == "transfer-closed"  # type: ignore[union-attr]

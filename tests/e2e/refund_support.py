@@ -57,19 +57,24 @@ async def card_order(
         event = event.model_copy(update={"starts_at": starts_at})
     order = make_order(event, types, tickets=tickets, method=method, **kw)
     if method in (PaymentMethod.CARD, PaymentMethod.WALLET):
-        client = stripe_client(stripe.base_url, stripe.config.api_key)
-        intent = await client.v1.payment_intents.create_async(
-            params={
-                "amount": order.payment.amount.amount,
-                "currency": order.currency.lower(),
-                "payment_method": card,
-                "confirm": True,
-                "allowed_payment_method_types": ["card"],
-            }
-        )
-        order = order.model_copy(update={"payment": order.payment.model_copy(update={"reference": intent.id})})
+        order = await paid_by_card(stripe, order, card)
     await seed(app.store, event, types, slots, [order])
     return order
+
+
+async def paid_by_card(stripe: StripeServer, order: Order, card: str = "pm_card_visa") -> Order:
+    """The order with the reference of a payment intent the stand-in confirmed for its amount."""
+    client = stripe_client(stripe.base_url, stripe.config.api_key)
+    intent = await client.v1.payment_intents.create_async(
+        params={
+            "amount": order.payment.amount.amount,
+            "currency": order.currency.lower(),
+            "payment_method": card,
+            "confirm": True,
+            "allowed_payment_method_types": ["card"],
+        }
+    )
+    return order.model_copy(update={"payment": order.payment.model_copy(update={"reference": intent.id})})
 
 
 async def request_refund(

@@ -10,9 +10,9 @@ from sqlalchemy.exc import IntegrityError
 
 from tests.builders import NOW, make_event, make_order
 from ticketing.errors import ConcurrentModification, NotFound
-from ticketing.models import OrderEvent, Personalisation, Scan
-from ticketing.states import ScanState, TicketState
-from ticketing.store.bulk import mark_event_cancelled
+from ticketing.models import Contact, OrderEvent, Personalisation, Scan
+from ticketing.states import ScanState, TicketState, TransferStatus
+from ticketing.store.bulk import create_bulk, mark_event_cancelled, mark_time_slot_cancelled
 from ticketing.store.engine import Store
 from ticketing.store.orders import (
     adjust_inventory,
@@ -22,9 +22,13 @@ from ticketing.store.orders import (
     load_history,
     load_order,
     load_ticket_types,
+    load_time_slots,
     save_order,
 )
 from ticketing.store.search import search_orders
+from ticketing.store.tables import bulk_items
+from ticketing.store.transfers import insert_transfer, open_transfers_of_bulk
+from ticketing.transfers import TicketTransfer
 
 
 async def _seed(store: Store, **kw):
@@ -181,3 +185,57 @@ async def test_an_event_held_for_share_makes_its_cancellation_wait(any_store: St
     assert order == ["accepted", "marked"]
     async with any_store.transaction() as conn:
         assert (await load_event(conn, event.id, for_share=True)).cancelled
+
+
+async def test_a_time_slot_cancellation_waits_for_an_event_held_for_share(any_store: Store) -> None:
+    """A transfer being accepted (or opened) holds its event: the slot's mark waits for it, then is seen."""
+    event, _, _ = await _seed(any_store)
+    slot = f"{event.id}_eve"
+    order: list[str] = []
+
+    async def accept() -> None:
+        async with any_store.transaction() as conn:
+            assert (await load_event(conn, event.id, for_share=True)).cancelled_time_slots == []
+            await asyncio.sleep(0.2)
+            order.append("accepted")
+
+    async def cancel() -> None:
+        await asyncio.sleep(0.05)
+        async with any_store.transaction() as conn:
+            await mark_time_slot_cancelled(conn, event.id, slot)
+            order.append("marked")
+
+    await asyncio.gather(accept(), cancel())
+    assert order == ["accepted", "marked"]
+    async with any_store.transaction() as conn:
+        after = await load_event(conn, event.id, for_share=True)
+        slots = {s.id: s.cancelled for s in await load_time_slots(conn, event.id)}
+    assert (after.cancelled, after.cancelled_time_slots) == (False, [slot])
+    assert slots == {slot: True, f"{event.id}_late": False}
+
+
+async def test_the_open_transfers_of_a_bulk_operations_orders_page_by_id(any_store: Store) -> None:
+    event, types, order = await _seed(any_store, tickets=3)
+    other = make_order(event, types, tickets=1)
+    async with any_store.transaction() as conn:
+        await insert_order(conn, other, [])
+        await create_bulk(conn, bulk_id="bk_t", kind="event-cancellation", event_id=event.id, workflow_id="wf",
+                          params={}, created_by="ops")
+        await conn.execute(bulk_items.insert().values(bulk_id="bk_t", key=order.code, status="pending",
+                                                      updated_at=NOW))
+        for n, (code, ticket, status) in enumerate([
+            (order.code, order.tickets[0].id, TransferStatus.OFFERED),
+            (order.code, order.tickets[1].id, TransferStatus.REQUESTED),
+            (order.code, order.tickets[2].id, TransferStatus.ACCEPTED),  # settled: not listed
+            (other.code, other.tickets[0].id, TransferStatus.OFFERED),  # not this operation's order
+        ]):
+            await insert_transfer(conn, TicketTransfer(
+                id=f"transfer/{code}/{ticket}/k{n}", order_code=code, ticket_id=ticket, recipient=Contact(name="G"),
+                status=status, created_by="agent", created_at=NOW,
+            ))
+        first = await open_transfers_of_bulk(conn, "bk_t", after=None, limit=1)
+        rest = await open_transfers_of_bulk(conn, "bk_t", after=first[0].id, limit=1)
+        done = await open_transfers_of_bulk(conn, "bk_t", after=rest[0].id, limit=1)
+    assert [t.ticket_id for t in first + rest] == sorted([order.tickets[0].id, order.tickets[1].id],
+                                                        key=lambda t: f"transfer/{order.code}/{t}")
+    assert done == []

@@ -39,9 +39,11 @@ from activities.contracts import (
     CancellationNote,
     CancelOrder,
     CancelOutcome,
+    CloseEventTransfers,
     DeliverTickets,
     DeliveryOutcome,
     EmailsOutcome,
+    EventTransfersClosed,
     FetchRefund,
     FinishBulk,
     OpenPersonalisationRound,
@@ -193,6 +195,10 @@ class Fakes:
     @activity.defn(name="finish_bulk")
     async def finish_bulk(self, req: FinishBulk) -> BulkReport:
         return await self.answer("finish_bulk", req)
+
+    @activity.defn(name="close_event_transfers")
+    async def close_event_transfers(self, req: CloseEventTransfers) -> EventTransfersClosed:
+        return await self.answer("close_event_transfers", req)
 
     # --- payments queue -------------------------------------------------------------------
 

@@ -13,9 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.contracts import BatchCounts, BulkBatch, BulkRange, BulkReport, FinishBulk, FollowUp, PrepareBulk
+from activities.contracts import (
+    BatchCounts,
+    BulkBatch,
+    BulkRange,
+    BulkReport,
+    CloseEventTransfers,
+    EventTransfersClosed,
+    FinishBulk,
+    FollowUp,
+    PrepareBulk,
+)
 from tests.workflows.fakes import Fakes, StandInRefund, running
 from workflows.bulk_delivery import BulkDeliveryWorkflow
 from workflows.contracts import BulkInput, BulkView
@@ -262,6 +273,7 @@ async def test_event_cancellation_notifies_then_cancels_and_hands_refunds_on(
 ) -> None:
     notices, cancels = Items(first=1, last=6), Items(first=1, last=6, follow_ups=_refund_follow_ups)
     fakes.on("prepare_bulk", notices.prepare).on("finish_bulk", cancels.finish)
+    fakes.on("close_event_transfers", EventTransfersClosed(closed=1))
     fakes.on("notify_cancellation_batch", notices.batch).on("cancel_refund_batch", cancels.batch)
     async with running(client, fakes, [EventCancellationWorkflow, StandInRefund]) as queue:
         handle = await client.start_workflow(
@@ -278,6 +290,8 @@ async def test_event_cancellation_notifies_then_cancels_and_hands_refunds_on(
             for i in (2, 4, 6):
                 await client.get_workflow_handle(f"refund/ORD-{i}").terminate("test over")
     assert sorted(notices.worked()) == sorted(cancels.worked()) == list(range(1, 7))
+    assert fakes.names()[:2] == ["prepare_bulk", "close_event_transfers"]  # transfers closed before any notice
+    assert fakes.queues("close_event_transfers") == {"orders"}
     first_cancel = fakes.names().index("cancel_refund_batch")
     assert "notify_cancellation_batch" not in fakes.names()[first_cancel:]  # every notice before any cancel
     assert fakes.queues("notify_cancellation_batch") == {"email"}
@@ -295,6 +309,7 @@ async def test_event_cancellation_without_notices_and_a_duplicate_follow_up(
     """A follow-up already running (a batch retried after its refund started) is not started twice."""
     items = Items(first=1, last=2, follow_ups=lambda b: [_follow_up(1, "refund/dup")])
     _script(fakes, items, "cancel_refund_batch")
+    fakes.on("close_event_transfers", EventTransfersClosed())
     async with running(client, fakes, [EventCancellationWorkflow, StandInRefund]) as queue:
         handle = await client.start_workflow(
             EventCancellationWorkflow.run,
@@ -310,3 +325,73 @@ async def test_event_cancellation_without_notices_and_a_duplicate_follow_up(
     assert "notify_cancellation_batch" not in fakes.names() and len(items.batches) == 2
     assert report.counts == {"sent": 2}
     assert (children, duplicates) == (["refund/dup"], 1)  # started by the first batch only
+
+
+# --- event cancellation: the open transfers are closed first, once per operation -------------
+
+
+def _pages(req: CloseEventTransfers) -> EventTransfersClosed:
+    """Two pages of open transfers: 100 (one accepted first), then 3; the cursor is the last id."""
+    if req.after is None:
+        return EventTransfersClosed(closed=99, accepted=1, next="transfer/ORD-99/t")
+    assert req.after == "transfer/ORD-99/t"
+    return EventTransfersClosed(closed=3)
+
+
+async def test_event_cancellation_closes_every_open_transfer_before_it_notifies_or_refunds(
+    client: Client, fakes: Fakes, wf_id: str
+) -> None:
+    items = Items(first=1, last=4)
+    fakes.on("prepare_bulk", items.prepare).on("finish_bulk", items.finish).on("close_event_transfers", _pages)
+    fakes.on("notify_cancellation_batch", items.batch).on("cancel_refund_batch", Items(first=1, last=4).batch)
+    async with running(client, fakes, [EventCancellationWorkflow, StandInRefund]) as queue:
+        report = await client.execute_workflow(
+            EventCancellationWorkflow.run,
+            _input(kind="event-cancellation", params={"reason": "storm"}),
+            id=wf_id,
+            task_queue=queue,
+        )
+    assert report.status == "completed"
+    names = fakes.names()
+    assert names[:3] == ["prepare_bulk", "close_event_transfers", "close_event_transfers"]
+    assert [a.after for a in fakes.args("close_event_transfers")] == [None, "transfer/ORD-99/t"]
+    assert {a.bulk_id for a in fakes.args("close_event_transfers")} == {"bulk-1"}
+    assert names.index("notify_cancellation_batch") > 2 and names.index("cancel_refund_batch") > 2
+
+
+async def test_event_cancellation_goes_on_when_the_transfers_step_is_refused(
+    client: Client, fakes: Fakes, wf_id: str
+) -> None:
+    """A refusal no retry mends leaves the transfers open: their orders are then reported failed, as before."""
+    items = Items(first=1, last=3)
+    _script(fakes, items, "cancel_refund_batch")
+    fakes.on("close_event_transfers", ApplicationError("no client", type="no-client", non_retryable=True))
+    async with running(client, fakes, [EventCancellationWorkflow, StandInRefund]) as queue:
+        report = await client.execute_workflow(
+            EventCancellationWorkflow.run,
+            _input(kind="event-cancellation", params={"notify": False}),
+            id=wf_id,
+            task_queue=queue,
+        )
+    assert report.status == "completed" and sorted(items.worked()) == [1, 2, 3]
+    assert len(fakes.args("close_event_transfers")) == 1
+
+
+async def test_event_cancellation_closes_transfers_once_across_continue_as_new(
+    client: Client, fakes: Fakes, wf_id: str
+) -> None:
+    items = Items(first=1, last=12)
+    _script(fakes, items, "cancel_refund_batch")
+    fakes.on("close_event_transfers", EventTransfersClosed(closed=2))
+    async with running(client, fakes, [EventCancellationWorkflow, StandInRefund]) as queue:
+        handle = await client.start_workflow(
+            EventCancellationWorkflow.run,
+            _input(kind="event-cancellation", params={"notify": False}, batch_size=2, window=1,
+                   continue_after_batches=2),
+            id=wf_id,
+            task_queue=queue,
+        )
+        report = await handle.result()
+        runs = await _runs(client, wf_id, handle.first_execution_run_id)
+    assert runs >= 3 and sorted(items.worked()) == list(range(1, 13)) and report.counts == {"sent": 12}
+    assert len(fakes.args("close_event_transfers")) == 1  # the first run closed them; the next ones go on

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.contracts import (
+    TRANSFER_CANCEL_UPDATE,
     BatchCounts,
     BulkRange,
     BulkReport,
+    CancelTransfer,
     DeliveryOutcome,
     RefundToStart,
     ReservationState,
@@ -76,6 +80,45 @@ async def test_transfer_accepted_delivers_the_new_ticket(
         result = await handle.result()
     assert accepted.status == "accepted" and (result.new_order_code, result.delivery) == ("NEW-1", "sent")
     assert fakes.args("deliver_tickets")[0].order_code == "NEW-1"
+
+
+async def test_transfer_cancelled_by_name_as_an_event_cancellation_does(
+    client: Client, env: WorkflowEnvironment, fakes: Fakes, wf_id: str
+) -> None:
+    """The update an event cancellation sends by name closes the offer; the recipient's accept is refused."""
+    expires = datetime.now(UTC) + timedelta(days=7)
+    fakes.on("open_transfer", _transfer("offered", expires)).on("send_transfer_offer", SENT)
+    fakes.on("close_transfer", _transfer("cancelled", expires))
+    async with running(client, fakes, [TransferTicketWorkflow]) as queue:
+        with env.with_time_skipping_disabled():
+            handle = await client.start_workflow(
+                TransferTicketWorkflow.run, TransferInput(order_code="ORD-1", ticket_id="t1", actor="agent"),
+                id=wf_id, task_queue=queue,
+            )
+            await fakes.wait_for("send_transfer_offer")
+            closed = await client.get_workflow_handle(wf_id).execute_update(
+                TRANSFER_CANCEL_UPDATE, CancelTransfer(actor="ops-1", reason="event-cancelled"),
+                result_type=TransferState,
+            )
+            result = await handle.result()
+            with pytest.raises(RPCError, match="completed"):  # the run is over: nothing left to accept
+                await handle.execute_update(TransferTicketWorkflow.accept, AcceptTransfer())
+    assert closed.status == result.status == "cancelled"
+    [step] = fakes.args("close_transfer")
+    assert (step.status, step.reason, step.actor) == ("cancelled", "event-cancelled", "ops-1")
+    assert "accept_transfer" not in fakes.names()
+
+
+async def test_transfer_closed_before_its_run_opened_it_ends_at_once(client: Client, fakes: Fakes, wf_id: str) -> None:
+    """A cancellation that found no run closed the requested transfer in the store: a late start offers nothing."""
+    fakes.on("open_transfer", TransferState(transfer_id="x", order_code="ORD-1", event_id="ev-1", ticket_id="t1",
+                                            status="cancelled"))
+    async with running(client, fakes, [TransferTicketWorkflow]) as queue:
+        result = await client.execute_workflow(
+            TransferTicketWorkflow.run, TransferInput(order_code="ORD-1", ticket_id="t1", actor="agent"),
+            id=wf_id, task_queue=queue,
+        )
+    assert result.status == "cancelled" and fakes.names() == ["open_transfer"]
 
 
 async def test_import_writes_every_batch(client: Client, fakes: Fakes, wf_id: str) -> None:

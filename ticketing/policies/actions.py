@@ -227,8 +227,8 @@ def transfer_refusal(
         return refusal
     if not event.policy.allow_transfers:
         return Refusal(type="transfers-not-allowed", reason="the event does not allow ticket transfers")
-    if event.cancelled:
-        return Refusal(type="event-cancelled", reason="the event is cancelled")
+    if refusal := called_off_refusal(order, event):
+        return refusal
     if (now or datetime.now(UTC)) >= event.starts_at:
         return Refusal(type="event-started", reason="the event has started; tickets can no longer be transferred")
     candidates: list[Ticket] = order.tickets if ticket_id is None else [order.ticket(ticket_id)]
@@ -238,6 +238,20 @@ def transfer_refusal(
     if len({r.type for r in refusals if r is not None}) == 1:
         return refusals[0]
     return Refusal(type="no-transferable-tickets", reason="no ticket of this order can be transferred")
+
+
+def called_off_refusal(order: Order, event: Event) -> Refusal | None:
+    """The event, or a time slot of one of the order's tickets, is cancelled: the order is being cancelled.
+
+    A time slot's cancellation cancels every order with a ticket in it whole (other slots' tickets
+    too), so no ticket of such an order may be transferred or accepted once the slot is marked.
+    """
+    if event.cancelled:
+        return Refusal(type="event-cancelled", reason="the event is cancelled")
+    slots = set(event.cancelled_time_slots)
+    if slots and any(t.time_slot_id in slots for t in order.tickets):
+        return Refusal(type="time-slot-cancelled", reason="a ticket of this order is in a cancelled time slot")
+    return None
 
 
 def reservation_refusal(order: Order, event: Event | None = None) -> Refusal | None:

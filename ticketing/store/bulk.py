@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketing.bulk import RETRYABLE, Audience, BulkStatus, ItemStatus, Selection
 from ticketing.errors import NotFound
-from ticketing.store.tables import bulk_items, bulk_operations, events, orders, tickets
+from ticketing.store.tables import bulk_items, bulk_operations, events, orders, tickets, time_slots
 
 
 def _now() -> datetime:
@@ -62,6 +62,18 @@ async def create_bulk(
 async def mark_event_cancelled(conn: AsyncConnection, event_id: str) -> None:
     """No more sales or scans for an event that is called off."""
     await conn.execute(events.update().where(events.c.id == event_id).values(cancelled=True))
+
+
+async def mark_time_slot_cancelled(conn: AsyncConnection, event_id: str, time_slot_id: str) -> None:
+    """One slot called off. The event's row is taken first: a transfer being opened or accepted holds it
+    for share (PostgreSQL; SQLite writers are serial anyway), so it commits before this, or sees the mark."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.select(events.c.id).where(events.c.id == event_id).with_for_update())
+    await conn.execute(
+        time_slots.update()
+        .where(time_slots.c.id == time_slot_id, time_slots.c.event_id == event_id)
+        .values(cancelled=True)
+    )
 
 
 async def load_bulk(conn: AsyncConnection, bulk_id: str) -> sa.Row[Any]:

@@ -299,13 +299,17 @@ async def load_history(conn: AsyncConnection, code: str) -> list[OrderEvent]:
 
 
 async def load_event(conn: AsyncConnection, event_id: str, *, for_share: bool = False) -> Event:
-    """`for_share`: hold the event row (PostgreSQL) until commit, so an event cancellation waits, or is seen."""
+    """`for_share`: hold the event row (PostgreSQL) until commit, so an event or time-slot cancellation
+    waits, or is seen (both take the event row before they mark anything)."""
     stmt = sa.select(events).where(events.c.id == event_id)
     if for_share and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(read=True)
     row = (await conn.execute(stmt)).first()
     if row is None:
         raise NotFound(f"event {event_id} does not exist", type="event-not-found")
+    slots = await conn.execute(
+        sa.select(time_slots.c.id).where(time_slots.c.event_id == event_id, time_slots.c.cancelled.is_(True))
+    )
     return Event(
         id=row.id,
         name=row.name,
@@ -314,6 +318,7 @@ async def load_event(conn: AsyncConnection, event_id: str, *, for_share: bool = 
         currency=row.currency,
         policy=EventPolicy.model_validate(row.policy),
         cancelled=row.cancelled,
+        cancelled_time_slots=sorted(slots.scalars()),
     )
 
 
@@ -359,6 +364,7 @@ async def insert_event(
                     "starts_at": s.starts_at,
                     "capacity": s.capacity,
                     "sold": s.sold,
+                    "cancelled": s.cancelled,
                 }
                 for s in slots
             ],
@@ -385,7 +391,8 @@ async def load_time_slots(conn: AsyncConnection, event_id: str) -> list[TimeSlot
     rows = (await conn.execute(sa.select(time_slots).where(time_slots.c.event_id == event_id))).all()
     return [
         TimeSlot(
-            id=r.id, event_id=r.event_id, label=r.label, starts_at=r.starts_at, capacity=r.capacity, sold=r.sold
+            id=r.id, event_id=r.event_id, label=r.label, starts_at=r.starts_at, capacity=r.capacity, sold=r.sold,
+            cancelled=r.cancelled,
         )
         for r in rows
     ]

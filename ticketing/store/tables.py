@@ -58,6 +58,7 @@ time_slots = sa.Table(
     sa.Column("starts_at", UTCDateTime, nullable=False),
     sa.Column("capacity", sa.Integer, nullable=False),
     sa.Column("sold", sa.Integer, nullable=False, default=0),
+    sa.Column("cancelled", sa.Boolean, nullable=False, default=False, server_default=sa.false()),  # 0010
     sa.CheckConstraint("sold >= 0 AND sold <= capacity", name="ck_time_slots_sold"),
 )
 

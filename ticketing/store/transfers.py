@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ticketing.errors import NotFound
 from ticketing.models import Contact
 from ticketing.states import TransferStatus
-from ticketing.store.tables import ticket_transfers
+from ticketing.store.tables import bulk_items, ticket_transfers
 from ticketing.transfers import TicketTransfer
 
 
@@ -76,6 +76,22 @@ async def open_transfer_of(conn: AsyncConnection, order_code: str, ticket_id: st
         )
     ).first()
     return _from_row(row) if row else None
+
+
+async def open_transfers_of_bulk(
+    conn: AsyncConnection, bulk_id: str, *, after: str | None, limit: int
+) -> list[TicketTransfer]:
+    """The open (requested or offered) transfers of a bulk operation's orders, by id after `after`."""
+    stmt = (
+        sa.select(ticket_transfers)
+        .join(bulk_items, sa.and_(bulk_items.c.bulk_id == bulk_id, bulk_items.c.key == ticket_transfers.c.order_code))
+        .where(ticket_transfers.c.status.in_([TransferStatus.REQUESTED.value, TransferStatus.OFFERED.value]))
+        .order_by(ticket_transfers.c.id)
+        .limit(limit)
+    )
+    if after is not None:
+        stmt = stmt.where(ticket_transfers.c.id > after)
+    return [_from_row(row) for row in (await conn.execute(stmt)).all()]
 
 
 async def save_transfer(conn: AsyncConnection, transfer: TicketTransfer) -> None:
