@@ -600,7 +600,6 @@ class ReconciliationActivities:
         return RunSummary(counts=counts, found=sum(counts.values()), open_items=open_items, staged=staged)
 
 
-
 # --- the window's totals --------------------------------------------------------------------------
 
 
