@@ -633,12 +633,22 @@ async def ledger_window_refunds(
     processor_refund_ids: Sequence[str],
 ) -> list[tuple[str, str | None, str, int]]:
     """(id, processor refund id, currency, amount) of the refunds counted in the window's ledger total
-    that are among these, or whose processor refund is."""
+    that are among these, or whose processor refund is one of these, or is named by one in its metadata."""
     if not refund_ids and not processor_refund_ids:
         return []
+    named = sa.select(recon_staged.c.ledger_refund_id).where(
+        recon_staged.c.run_id == run_id,
+        recon_staged.c.kind == "refund",
+        recon_staged.c.record_id.in_(list(processor_refund_ids)),
+        recon_staged.c.ledger_refund_id.is_not(None),
+    )
     stmt = sa.select(refunds.c.id, refunds.c.processor_refund_id, refunds.c.currency, refunds.c.amount).where(
         _window_refunded(run_id, processor, window),
-        sa.or_(refunds.c.id.in_(list(refund_ids)), refunds.c.processor_refund_id.in_(list(processor_refund_ids))),
+        sa.or_(
+            refunds.c.id.in_(list(refund_ids)),
+            refunds.c.processor_refund_id.in_(list(processor_refund_ids)),
+            refunds.c.id.in_(named),
+        ),
     )
     return [(str(r[0]), r[1], str(r[2]), int(r[3])) for r in (await conn.execute(stmt)).all()]
 
