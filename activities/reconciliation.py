@@ -65,7 +65,7 @@ from ticketing.reconciliation_records import (
     ReconWindow,
     UndeliveredEvent,
 )
-from ticketing.refunds import late_failure_workflow_id
+from ticketing.refunds import follow_up_workflow_ids
 from ticketing.states import RefundStatus
 from ticketing.store import reconciliation as recon_store
 from ticketing.store.orders import load_order_heads
@@ -175,13 +175,18 @@ class ReconciliationActivities:
         return desc.status == WorkflowExecutionStatus.RUNNING
 
     async def _refund_run_open(self, refund: Refund) -> bool:
-        """The refund's own run, or its late-failure follow-up, is alive."""
-        if await self._workflow_open(refund.workflow_id):
-            return True
-        return await self._workflow_open(late_failure_workflow_id(refund.id, refund.attempt))
+        """The refund's own run, or a follow-up run of its attempt, is alive."""
+        for workflow_id in (refund.workflow_id, *follow_up_workflow_ids(refund.id, refund.attempt)):
+            if await self._workflow_open(workflow_id):
+                return True
+        return False
 
     async def _sides(self, refunds: list[Refund], orders: dict[str, Order]) -> dict[str, LedgerSide]:
-        waiting = [r for r in refunds if r.status in NON_FINAL]
+        # A refund-error whose processor refund is known may still hear of it: its run, if open, takes the news.
+        waiting = [
+            r for r in refunds
+            if r.status in NON_FINAL or (r.status is RefundStatus.FAILED and r.processor_refund_id)
+        ]
         opened = await asyncio.gather(*(self._refund_run_open(r) for r in waiting))
         open_by_id = {r.id: o for r, o in zip(waiting, opened, strict=True)}
         sides = {}

@@ -45,6 +45,8 @@ class RefundInput(BaseModel):
     approval_threshold: int | None = None
     existing_refund_id: str | None = None
     late_failure_reason: str | None = None
+    # A follow-up run's news: a refund-error's own processor refund ended after its run closed (`late_answer`).
+    late_news: ProcessorOutcome | None = None
 
 
 class MarkRefunded(BaseModel):

@@ -261,6 +261,17 @@ async def late_failure(w: World) -> Expected:
 
 
 async def error_but_paid(w: World) -> Expected:
+    """Refund-error without a processor refund of its own (the create's answer never came), yet one paid under
+    its key: finance's (a retry adopts it); the ledger cannot tell it is this refund's money by itself."""
+    order = await w.order()
+    refund = await w.refund(order, RefundStatus.FAILED)
+    w.processor_refund(order, refund, S.SUCCEEDED)
+    return {(C.STATUS_MISMATCH, refund.id)}
+
+
+async def error_then_paid(w: World) -> Expected:
+    """Refund-error (its confirmation window ran out) whose own processor refund paid later: healed by the
+    follow-up run (`start-late-answer`), which makes it refunded."""
     order = await w.order()
     pid = f"re_{uuid.uuid4().hex[:14]}"
     refund = await w.refund(order, RefundStatus.FAILED, processor_refund_id=pid)
@@ -354,6 +365,7 @@ INJECTIONS: dict[str, Injection] = {
     "currency-mismatch": currency_mismatch,
     "status-mismatch-late-failure": late_failure,
     "status-mismatch-error-but-paid": error_but_paid,
+    "status-mismatch-error-then-paid": error_then_paid,
     "pending-overdue": pending_overdue,
     "duplicate-at-processor": duplicate,
     "over-refunded": over_refunded,

@@ -34,6 +34,7 @@ from tests.e2e.reconcile_support import (
     WINDOW,
     FakeSource,
     World,
+    error_then_paid,
     late_failure,
     missed_webhook,
     money_movement,
@@ -47,10 +48,11 @@ from ticketing.reconciliation import DiscrepancyClass as C
 from ticketing.reconciliation import ItemState, ReconItem, Severity, SuggestedAction
 from ticketing.reconciliation.totals import totals_key
 from ticketing.reconciliation_records import ReconWindow
-from ticketing.refunds import late_failure_workflow_id
+from ticketing.refunds import late_answer_workflow_id, late_failure_workflow_id
 from ticketing.states import RefundStatus
 from ticketing.store import reconciliation as rs
 from ticketing.store.engine import Store
+from ticketing.store.orders import load_history, load_order
 from ticketing.store.refunds import load_refund
 from ticketing.store.tables import refunds, webhook_events
 from workflows.contracts import RefundResult
@@ -274,6 +276,35 @@ async def test_closed_confirming_refund_is_restarted_with_the_news(world: World)
     assert done.status == "refunded"
     second = await reconcile(world.app.client, world.app.prefix)
     assert second.healed == 0 and second.resolved == 1
+
+
+@BOTH_STORES
+async def test_a_refund_error_paid_later_is_made_refunded_once(world: World) -> None:
+    """Ledger refund-error, its own processor refund succeeded, its run closed: the follow-up run settles it
+    through the refund rule (refunded, the receipt); a re-run of the window heals nothing."""
+    ((_, refund_id),) = await error_then_paid(world)
+    await world.clean(2)
+    first = await reconcile(world.app.client, world.app.prefix)
+    (item,) = await _items(world.app)
+    assert (item.cls, item.suggested_action) == (C.STATUS_MISMATCH, SuggestedAction.START_LATE_ANSWER)
+    assert item.processor_side and item.processor_side["settlement"] == "late-answer"
+    assert first.healed == 1 and first.heal_failed == 0
+    follow_up = late_answer_workflow_id(refund_id, 1)
+    done = await world.app.client.get_workflow_handle(follow_up, result_type=RefundResult).result()
+    assert done.status == "refunded"
+    async with world.app.store.read() as conn:
+        refund = await load_refund(conn, refund_id)
+        order = await load_order(conn, refund.order_code)
+        history = [h.type for h in await load_history(conn, refund.order_code)]
+    assert refund.status is RefundStatus.SUCCEEDED and order.refunded_total.amount == refund.amount.amount
+    assert history.count("item-refunded") == 1 and history.count("refund-receipt-sent") == 1
+
+    second = await reconcile(world.app.client, world.app.prefix)
+    assert second.healed == 0 and second.resolved == 1
+    (again,) = await _items(world.app)
+    assert again.state is ItemState.RESOLVED
+    runs = [wf async for wf in world.app.client.list_workflows(f"WorkflowId = '{follow_up}'")]
+    assert len(runs) == 1  # one follow-up run, ever
 
 
 async def test_items_of_earlier_windows_are_rechecked_and_resolved(world: World) -> None:
