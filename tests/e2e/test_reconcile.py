@@ -40,11 +40,13 @@ from tests.e2e.reconcile_support import (
     money_movement,
     orphaned,
     reconcile,
+    stray_credit,
 )
 from tests.harness import Harness, running
 from ticketing.models import Processor
 from ticketing.reconciliation import DiscrepancyClass as C
-from ticketing.reconciliation import ItemState, ReconItem, SuggestedAction
+from ticketing.reconciliation import ItemState, ReconItem, Severity, SuggestedAction
+from ticketing.reconciliation.totals import totals_key
 from ticketing.reconciliation_records import ReconWindow
 from ticketing.refunds import late_answer_workflow_id, late_failure_workflow_id
 from ticketing.states import RefundStatus
@@ -369,3 +371,116 @@ async def test_scheduled_run_takes_its_window_from_the_scheduled_time(world: Wor
         assert found[0].typed_search_attributes.get(RECON_OPEN_ITEMS) == 1.0
     finally:
         await handle.delete()
+
+
+# --- a window's totals per currency ------------------------------------------------------------------
+
+TOTALS_KEY = totals_key(WINDOW, "EUR")
+
+
+@pytest.mark.parametrize("inline_balance", [True, False], ids=["inline", "listed"])
+async def test_a_balance_only_discrepancy_is_one_totals_item(world: World, inline_balance: bool) -> None:
+    """Money credited back on a refund that still succeeded: every refund agrees, the window's EUR does not."""
+    await world.clean(3)
+    await stray_credit(world)
+    result = await reconcile(world.app.client, world.app.prefix)
+    (item,) = await _items(world.app)
+    assert (item.cls, item.key, item.severity, item.state) == (
+        C.MONEY_MOVEMENT,
+        TOTALS_KEY,
+        Severity.HIGH,
+        ItemState.OPEN,
+    )
+    assert result.counts == {"money-movement": 1} and result.open_items == 1 and result.healed == 0
+    assert (item.amount, item.currency, item.refund_id, item.processor_refund_id) == (-3_500, "EUR", None, None)
+    assert item.suggested_action is SuggestedAction.INVESTIGATE
+    assert item.processor_side is not None
+    evidence = {k: v for k, v in item.processor_side.items() if k != "suggested_action"}
+    assert evidence == {
+        "window": WINDOW.label,
+        "currency": "EUR",
+        "processor_total": 10_500,
+        "ledger_total": 14_000,
+        "difference": -3_500,
+        "explained": 0,
+        "unexplained": -3_500,
+    }
+    assert "balance transactions" in item.processor_side["suggested_action"]
+    async with world.app.store.read() as conn:
+        run = await rs.get_run(conn, RUN_ID)
+    assert run.totals == {"EUR": {"processor": 10_500, "ledger": 14_000, "difference": -3_500}}
+
+
+async def test_a_rerun_finds_the_same_totals_item_and_resolves_it_once_the_window_agrees(world: World) -> None:
+    await world.clean(2)
+    _, stray = await stray_credit(world)
+    await reconcile(world.app.client, world.app.prefix)
+    (first,) = await _items(world.app)
+
+    again = await reconcile(world.app.client, world.app.prefix)
+    (second,) = await _items(world.app)
+    assert second.id == first.id and second.state is ItemState.OPEN  # the same item, not a second one
+    assert again.counts == {"money-movement": 1} and again.resolved == 0 and again.open_items == 1
+
+    world.fake.balance.remove(stray)  # the processor reversed it: the window now agrees
+    third = await reconcile(world.app.client, world.app.prefix)
+    (resolved,) = await _items(world.app)
+    assert resolved.id == first.id and third.resolved == 1 and third.open_items == 0
+    assert (resolved.state, resolved.actor, resolved.reason) == (
+        ItemState.RESOLVED,
+        "reconciliation",
+        "both sides agree",
+    )
+
+
+async def test_refund_items_that_explain_the_whole_difference_raise_no_totals_item(world: World) -> None:
+    await world.clean(3)
+    expected: set[tuple[C, str]] = set()
+    for name in ("missing-at-processor", "missing-in-ledger", "foreign", "amount-mismatch", "currency-mismatch",
+                 "status-mismatch-late-failure", "status-mismatch-error-but-paid", "duplicate-at-processor",
+                 "double-settlement", "money-movement", "missed-webhook"):  # fmt: skip
+        expected |= await INJECTIONS[name](world)
+    result = await reconcile(world.app.client, world.app.prefix, dry_run=True)
+    assert {(i.cls, i.key) for i in await _items(world.app)} == expected
+    assert result.found == len(expected)
+    async with world.app.store.read() as conn:
+        run = await rs.get_run(conn, RUN_ID)
+    assert all(t["difference"] for t in run.totals.values())  # the totals differ, each refund's item says why
+
+
+async def test_a_totals_item_counts_what_the_refund_items_explain(world: World) -> None:
+    await world.clean(2)
+    mismatch = await INJECTIONS["amount-mismatch"](world)  # the processor paid 5.00 less
+    await stray_credit(world, amount=1_200)
+    await reconcile(world.app.client, world.app.prefix, dry_run=True)
+    items = {i.cls: i for i in await _items(world.app)}
+    assert {(i.cls, i.key) for i in items.values()} == mismatch | {(C.MONEY_MOVEMENT, TOTALS_KEY)}
+    side = items[C.MONEY_MOVEMENT].processor_side or {}
+    assert (side["difference"], side["explained"], side["unexplained"]) == (-1_700, -500, -1_200)
+
+
+async def test_refunds_across_a_window_boundary_agree_in_every_window(world: World) -> None:
+    """Refunded in the ledger a second one side of midnight, made at the processor a second the other side:
+    both totals count it on the processor refund's clock, so no window disagrees."""
+    before = ReconWindow(start=WINDOW.start - timedelta(days=1), end=WINDOW.start)
+    after = ReconWindow(start=WINDOW.end, end=WINDOW.end + timedelta(days=1))
+    await world.clean(2)
+    second = timedelta(seconds=1)
+    for ledger_at, processor_at in ((WINDOW.start - second, WINDOW.start + second),
+                                    (WINDOW.end - second, WINDOW.end + second),
+                                    (WINDOW.end + second, WINDOW.end - second)):  # fmt: skip
+        order = await world.order()
+        pid = f"re_edge_{processor_at:%H%M%S}_{ledger_at:%d}"
+        refund = await world.refund(order, RefundStatus.SUCCEEDED, processor_refund_id=pid, at=ledger_at)
+        world.processor_refund(order, refund, pid=pid, at=processor_at)
+    results = [await reconcile(world.app.client, world.app.prefix, window=w) for w in (before, WINDOW, after)]
+    assert [r.found for r in results] == [0, 0, 0]
+    async with world.app.store.read() as conn:
+        assert await rs.list_items(conn) == []
+        totals = [
+            (await rs.get_run(conn, reconcile_workflow_id("stripe", w.label))).totals for w in (before, WINDOW, after)
+        ]
+    # The processor's clock: 2 clean + the one made just after the start + the one made just before the end.
+    assert totals[1] == {"EUR": {"processor": 14_000, "ledger": 14_000, "difference": 0}}
+    assert totals[2] == {"EUR": {"processor": 3_500, "ledger": 3_500, "difference": 0}}
+    assert totals[0] == {}
