@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
@@ -38,7 +39,7 @@ from activities.reconciliation_contracts import (
 from payment_adapters.base import ProcessorUnavailable
 from payment_adapters.reconciliation import ReconciliationSource
 from payment_adapters.registry import reconciliation_source
-from ticketing.audit import compare_totals, processor_refunded_totals, window_debits
+from ticketing.audit import compare_totals, processor_refunded_totals
 from ticketing.models import Order, Processor, Refund
 from ticketing.reconciliation.classify import (
     PAYING,
@@ -47,23 +48,30 @@ from ticketing.reconciliation.classify import (
     classify_ledger_refund,
     classify_payment,
     classify_unknown,
+    current_attempt,
 )
 from ticketing.reconciliation.items import DiscrepancyClass, ItemState
 from ticketing.reconciliation.models import Finding, ReconRunStatus
+from ticketing.reconciliation.totals import (
+    add_into,
+    involved_processor_refunds,
+    is_totals_key,
+    window_totals_findings,
+)
 from ticketing.reconciliation_records import (
     BalanceEntry,
     Page,
     ProcessorRefundRecord,
+    ReconWindow,
     UndeliveredEvent,
 )
-from ticketing.refunds import late_failure_workflow_id
+from ticketing.refunds import follow_up_workflow_ids
 from ticketing.states import RefundStatus
 from ticketing.store import reconciliation as recon_store
 from ticketing.store.orders import load_order_heads
 from ticketing.store.refunds import (
     NON_FINAL,
     ledger_refund_ids_page,
-    ledger_refunded_totals,
     order_codes_by_payment,
     processor_paid_refunds,
     refunds_by_ids,
@@ -167,13 +175,18 @@ class ReconciliationActivities:
         return desc.status == WorkflowExecutionStatus.RUNNING
 
     async def _refund_run_open(self, refund: Refund) -> bool:
-        """The refund's own run, or its late-failure follow-up, is alive."""
-        if await self._workflow_open(refund.workflow_id):
-            return True
-        return await self._workflow_open(late_failure_workflow_id(refund.id, refund.attempt))
+        """The refund's own run, or a follow-up run of its attempt, is alive."""
+        for workflow_id in (refund.workflow_id, *follow_up_workflow_ids(refund.id, refund.attempt)):
+            if await self._workflow_open(workflow_id):
+                return True
+        return False
 
     async def _sides(self, refunds: list[Refund], orders: dict[str, Order]) -> dict[str, LedgerSide]:
-        waiting = [r for r in refunds if r.status in NON_FINAL]
+        # A refund-error whose processor refund is known may still hear of it: its run, if open, takes the news.
+        waiting = [
+            r for r in refunds
+            if r.status in NON_FINAL or (r.status is RefundStatus.FAILED and r.processor_refund_id)
+        ]
         opened = await asyncio.gather(*(self._refund_run_open(r) for r in waiting))
         open_by_id = {r.id: o for r, o in zip(waiting, opened, strict=True)}
         sides = {}
@@ -307,7 +320,19 @@ class ReconciliationActivities:
             await self._record(req, found, result)
             after = page[-1][0]
             activity.heartbeat("ledger", after)
+        await self._record(req, await self._totals_findings(req), result)
         return result
+
+    async def _totals_findings(self, req: ClassifyWindow) -> list[Finding]:
+        """The window's totals, kept on the run for its report, and an item per currency whose
+        difference this pass's items do not explain. After every refund is judged, before the re-check:
+        a re-run that still disagrees finds the same item again, one that agrees lets the re-check resolve it."""
+        async with self.deps.store.read() as conn:
+            totals = await _window_totals(conn, req.run_id, req.processor, req.window)
+            explained = await _explained(conn, req.run_id, req.pass_no, req.processor, req.window)
+        async with self.deps.store.transaction() as conn:
+            await recon_store.update_run(conn, req.run_id, now=_now(), totals=totals)
+        return window_totals_findings(req.window, totals, explained)
 
     async def _record(self, req: ClassifyWindow, found: list[Finding], result: ClassifyResult) -> None:
         async with self.deps.store.transaction() as conn:
@@ -431,6 +456,7 @@ class ReconciliationActivities:
         sides = await self._sides(list(unclaimed.values()), orders)
         source = self._source(req.processor) if unclaimed else None
         found: list[Finding] = []
+        elsewhere: list[str] = []
         for refund in unclaimed.values():
             side = sides[refund.id]
             needs_processor = (
@@ -440,7 +466,13 @@ class ReconciliationActivities:
             if needs_processor and side.payment_reference and source is not None:
                 ref, src = side.payment_reference, source
                 records = await _paced(pacer, lambda: src.refunds_for_payment(ref))  # noqa: B023
+            current = current_attempt(side, records)
+            if current is not None and not req.window.start <= current.created_at < req.window.end:
+                elsewhere.append(refund.id)  # its money counts in its processor refund's window
             found += classify_ledger_refund(side, records, balance=None, ages=req.ages, complete=needs_processor)
+        if elsewhere:
+            async with self.deps.store.transaction() as conn:
+                await recon_store.mark_elsewhere(conn, req.run_id, elsewhere)
         return found
 
     # --- re-check earlier items ---------------------------------------------------------------
@@ -552,29 +584,12 @@ class ReconciliationActivities:
     @activity.defn(name="finish_reconciliation")
     async def finish_reconciliation(self, req: FinishRun) -> RunSummary:
         """Counts per class (the window's report), totals per currency, and the run's end."""
-        processor_totals: dict[str, int] = {}
         async with self.deps.store.read() as conn:
             staged = await recon_store.staged_counts(conn, req.run_id)
-            # Summed a page at a time: memory stays flat however many refunds the window holds. Each
-            # balance transaction counts once, whether listed or read inline with its refund (a run
-            # that staged the whole balance listing before an upgrade has both).
-            for kind in ("balance", "refund"):
-                after = ""
-                while True:
-                    rows = await recon_store.staged_page(conn, req.run_id, kind, after=after, limit=1000)
-                    if not rows:
-                        break
-                    if kind == "balance":
-                        entries = [BalanceEntry(**d) for d in rows]
-                    else:
-                        inline = [BalanceEntry(**b) for d in rows for b in d.get("balance_entries") or ()]
-                        listed = await recon_store.staged_ids(conn, req.run_id, "balance", [e.id for e in inline])
-                        entries = window_debits((e for e in inline if e.id not in listed), req.window)
-                    for currency, amount in processor_refunded_totals(entries).items():
-                        processor_totals[currency] = processor_totals.get(currency, 0) + amount
-                    after = rows[-1]["id"]
-            ledger_totals = await ledger_refunded_totals(conn, req.processor, req.window.start, req.window.end)
-        totals = compare_totals(processor_totals, ledger_totals)
+            # Counted when the window was classified; a run that failed before that counts what it staged.
+            totals = (await recon_store.get_run(conn, req.run_id)).totals or await _window_totals(
+                conn, req.run_id, req.processor, req.window
+            )
         async with self.deps.store.transaction() as conn:
             counts = await recon_store.count_items(conn, run_id=req.run_id)
             open_items = sum(
@@ -589,3 +604,79 @@ class ReconciliationActivities:
                 await recon_store.clear_staged(conn, req.run_id)
         return RunSummary(counts=counts, found=sum(counts.values()), open_items=open_items, staged=staged)
 
+
+# --- the window's totals --------------------------------------------------------------------------
+
+
+async def _listed_of_staged(conn: AsyncConnection, run_id: str, entries: list[BalanceEntry]) -> list[BalanceEntry]:
+    """Of listed balance entries, those of a refund staged in this run; another window's refund's
+    entries (a failure's credit made in this window) count in that refund's window."""
+    refunds = await recon_store.staged_ids(conn, run_id, "refund", sorted({e.source for e in entries if e.source}))
+    return [e for e in entries if e.source in refunds]
+
+
+async def _inline_not_listed(conn: AsyncConnection, run_id: str, rows: list[dict[str, Any]]) -> list[BalanceEntry]:
+    """The staged refunds' own entries, each balance transaction once: those also listed count as listed."""
+    inline = [BalanceEntry(**b) for d in rows for b in d.get("balance_entries") or ()]
+    listed = await recon_store.staged_ids(conn, run_id, "balance", [e.id for e in inline])
+    return [e for e in inline if e.id not in listed]
+
+
+async def _window_totals(
+    conn: AsyncConnection, run_id: str, processor: Processor, window: ReconWindow
+) -> dict[str, dict[str, int]]:
+    """Per currency, both sides on the processor refund's clock (`ticketing.reconciliation.totals`).
+
+    Summed a page at a time: memory stays flat however many refunds the window holds.
+    """
+    processor_totals: dict[str, int] = {}
+    for kind in ("balance", "refund"):
+        after = ""
+        while True:
+            rows = await recon_store.staged_page(conn, run_id, kind, after=after, limit=1000)
+            if not rows:
+                break
+            if kind == "balance":
+                entries = await _listed_of_staged(conn, run_id, [BalanceEntry(**d) for d in rows])
+            else:
+                entries = await _inline_not_listed(conn, run_id, rows)
+            add_into(processor_totals, processor_refunded_totals(entries).items())
+            after = rows[-1]["id"]
+    ledger_totals = await recon_store.ledger_window_totals(conn, run_id, processor, window)
+    return compare_totals(processor_totals, ledger_totals)
+
+
+async def _explained(
+    conn: AsyncConnection, run_id: str, pass_no: int, processor: Processor, window: ReconWindow
+) -> dict[str, int]:
+    """Per currency, the part of the difference carried by refunds this pass raised items about:
+    their processor refunds' balance entries less their ledger refunds' counted amounts (each once,
+    with its counterpart on the other side)."""
+    refund_ids: set[str] = set()
+    processor_ids: set[str] = set()
+    after = ""
+    while True:
+        items = await recon_store.pass_items_page(conn, run_id=run_id, pass_no=pass_no, after=after, limit=500)
+        if not items:
+            break
+        for item in items:
+            if item.cls is DiscrepancyClass.MONEY_MOVEMENT and is_totals_key(item.key):
+                continue
+            if item.refund_id:
+                refund_ids.add(item.refund_id)
+            processor_ids |= involved_processor_refunds(item.processor_refund_id, item.processor_side)
+        after = items[-1].id
+    explained: dict[str, int] = {}
+    ledger = await recon_store.ledger_window_refunds(
+        conn, run_id, processor, window, refund_ids=sorted(refund_ids), processor_refund_ids=sorted(processor_ids)
+    )
+    add_into(explained, ((currency, -amount) for _, _, currency, amount in ledger))
+    processor_ids |= {pid for _, pid, _, _ in ledger if pid}
+    ids = sorted(processor_ids)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        rows = await recon_store.staged_by_ids(conn, run_id, "refund", chunk)
+        listed = [BalanceEntry(**d) for d in await recon_store.staged_by_link(conn, run_id, "balance", chunk)]
+        entries = await _inline_not_listed(conn, run_id, rows) + listed
+        add_into(explained, processor_refunded_totals(entries).items())
+    return explained

@@ -107,6 +107,15 @@ class TicketPdfs:
 
     async def get(self, docs: Sequence[TicketDocument]) -> list[bytes]:
         """The PDF of each document, in order."""
+        found, _ = await self._fill(docs)
+        return found
+
+    async def ensure(self, docs: Sequence[TicketDocument]) -> int:
+        """Render and store the PDFs the cache does not have yet (tickets just issued); how many."""
+        _, rendered = await self._fill(docs)
+        return rendered
+
+    async def _fill(self, docs: Sequence[TicketDocument]) -> tuple[list[bytes], int]:
         keys = [pdf_key(doc) for doc in docs]
         found = await self._find(keys)
         missing = [i for i, data in enumerate(found) if data is None]
@@ -116,4 +125,4 @@ class TicketPdfs:
             for i, pdf in zip(missing, rendered, strict=True):
                 found[i] = pdf
             await asyncio.gather(*(self._store(keys[i], pdf) for i, pdf in zip(missing, rendered, strict=True)))
-        return [data for data in found if data is not None]
+        return [data for data in found if data is not None], len(missing)

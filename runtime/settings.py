@@ -37,7 +37,7 @@ class WorkerSettings(BaseModel):
     """How a worker process runs: which queues, how it drains, what it exports, which version it is."""
 
     queues: list[str] = Field(
-        default_factory=lambda: ["orders", "email", "payments"],
+        default_factory=lambda: ["orders", "email", "payments", "render"],
         description="Task queues this process serves; production runs one process kind per queue.",
     )
     graceful_shutdown_seconds: float = Field(
@@ -268,8 +268,9 @@ class Settings(BaseSettings):
     render_processes: int = Field(
         default=0,
         ge=0,
-        description="Processes that render ticket PDFs the cache does not have (0: a thread of the worker). "
-        "A first delivery of many tickets is bound by rendering; set it to the worker machine's cores.",
+        description="Processes that render ticket PDFs the cache does not have (0: a thread of the worker), "
+        "ahead of delivery on the `render` queue or on a cache miss during one; set it to the `render` "
+        "worker machine's cores.",
     )
     log_level: str = "INFO"
 

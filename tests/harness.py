@@ -29,7 +29,7 @@ from devtools.stripe_server.server import StripeServer
 from email_providers.factory import make_provider
 from email_providers.from_settings import email_settings
 from payment_adapters.registry import payment_adapters
-from runtime.settings import EmailConfig, Settings, SmtpConfig, StripeSettings, TemporalSettings
+from runtime.settings import BlobConfig, EmailConfig, Settings, SmtpConfig, StripeSettings, TemporalSettings
 from tests.builders import NOW
 from tests.codec_keys import TEST_CODEC
 from ticketing.models import Event, Order, OrderEvent, TicketType, TimeSlot
@@ -148,6 +148,7 @@ async def running(
     sink = SmtpSink(tmp_path / "mail")
     await sink.start()
     overrides = dict(settings_overrides or {})
+    overrides.setdefault("blobs", BlobConfig(root=str(tmp_path / "blobs")))  # reports, ticket PDFs: not in var/
     if stripe is not None:
         overrides["stripe"] = StripeSettings(base_url=stripe.base_url)
     settings = make_settings(store, client, prefix, sink.port, **overrides)
@@ -165,7 +166,7 @@ async def running(
     )
     async with contextlib.AsyncExitStack() as stack:
         if with_workers:
-            queues = tuple(q for q in ("orders", "email", "payments") if q not in skip_queues)
+            queues = tuple(q for q in ("orders", "email", "payments", "render") if q not in skip_queues)
             for worker in build_workers(client, deps, prefix=prefix, queues=queues):
                 await stack.enter_async_context(worker)
         if webhooks and stripe is not None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from ticketing.calendar import add_business_days
 from ticketing.models import Order, Processor, Refund
-from ticketing.reconciliation_records import BalanceEntry, ReconWindow
+from ticketing.reconciliation_records import BalanceEntry
 from ticketing.states import OrderStatus, RefundStatus
 
 
@@ -216,15 +216,6 @@ def processor_refunded_totals(entries: Iterable[BalanceEntry]) -> dict[str, int]
             # A refund takes money out (negative); the figure is what went back to buyers.
             totals[entry.currency] = totals.get(entry.currency, 0) - entry.amount
     return totals
-
-
-def window_debits(entries: Iterable[BalanceEntry], window: ReconWindow) -> list[BalanceEntry]:
-    """Of a window's refunds' own entries (read inline with them), those that count in its totals.
-
-    The debits made in the window; a refund failure's credit counts by the day it was made, and
-    comes from the balance listing of that window, so inline credits are left out.
-    """
-    return [e for e in entries if e.amount < 0 and window.start <= e.created_at < window.end]
 
 
 def compare_totals(processor: Mapping[str, int], ledger: Mapping[str, int]) -> dict[str, dict[str, int]]:

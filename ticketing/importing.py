@@ -33,20 +33,22 @@ Whether fees are refundable comes from the event's policy.
 Errors name a row and a field: `row 7, field contact_email: not an email
 address`. Row 1 is the first data row: the CSV header is not counted, so row 7
 is line 8 of the spreadsheet; in JSON row 7 is the 7th object. Every error is
-reported at once, and a file with any error imports nothing: the operator fixes
-the file and runs it again, instead of working out which half went in.
+reported at once (an upload lists the first MAX_ISSUES in row order and counts
+them all), and a file with any error imports nothing: the operator fixes the
+file and runs it again, instead of working out which half went in. Text that no
+field may hold (control characters other than line breaks, surrogates) is an
+error of its row and field.
 
-This module is the pure half: reading a file's text, parsing it, and checking it
-against a catalogue (events, ticket types, time slots) and the codes already
-taken. `ticketing/store/importing.py` loads those from the store and writes the
-orders, in the same transaction as the checks.
+This module is the pure half: parsing a file's text, and checking it against a
+catalogue (events, ticket types, time slots) and the codes already taken, either
+whole (`parse_text`, `validate`) or as it arrives (`FileCheck`, a batch of rows
+at a time, by the same rules). `ticketing/store/importing.py` loads those from
+the store, stages an upload's rows, and writes the orders.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import codecs
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -55,9 +57,11 @@ from pathlib import Path
 from typing import Any
 
 from ticketing.errors import DomainError
+from ticketing.import_reading import CsvRecords, JsonRecords
 from ticketing.issuing import build_order
 from ticketing.models import Contact, Event, Fee, FeeKind, Model, Order, PaymentMethod, TicketType, TimeSlot
 from ticketing.money import Money
+from ticketing.personal_data import text_problem
 from ticketing.states import OrderStatus
 
 ORDER_FIELDS = ("order_code", "event_id", "contact_name", "contact_email", "contact_mobile", "payment_method",
@@ -73,6 +77,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{4,24}$")
 _CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _MAX_LEN = {"contact_name": 200, "contact_email": 320, "payment_reference": 100}
+_MAX_UNKNOWN_COLUMNS = 100  # distinct unknown JSON keys reported; a file with more has bigger problems
+MAX_ISSUES = 1000  # problems listed in an answer; all are counted
 
 
 @dataclass(frozen=True)
@@ -89,12 +95,14 @@ class ImportIssue:
 
 
 class ImportFailed(DomainError):
-    """The file has problems; `issues` lists every one of them, and nothing was imported."""
+    """The file has problems; `issues` lists them (the first MAX_ISSUES of `total`), and nothing was imported."""
 
     type = "import-invalid"
 
-    def __init__(self, issues: list[ImportIssue]) -> None:
-        super().__init__(f"{len(issues)} problem(s) in the file; nothing was imported")
+    def __init__(self, issues: list[ImportIssue], *, total: int | None = None, detail: str | None = None) -> None:
+        self.total = len(issues) if total is None else total
+        listed = f"; the first {len(issues)} are listed" if self.total > len(issues) else ""
+        super().__init__(detail or f"{self.total} problem(s) in the file; nothing was imported{listed}")
         self.issues = issues
 
 
@@ -132,70 +140,102 @@ class ImportReport(Model):
 
 
 @dataclass
-class _Row:
+class FileRow:
+    """One data row: its cells as text, and those that parsed."""
+
     number: int
     cells: dict[str, str]  # every column, as stripped text ("" when empty)
     values: dict[str, Any] = field(default_factory=dict)  # the cells that parsed
 
 
-def _records(text: str, suffix: str, issues: list[ImportIssue]) -> tuple[list[tuple[int, Any]], list[str]]:
-    """(row number, record) pairs and the column names, from CSV or JSON text."""
-    records: list[tuple[int, Any]] = []
-    columns: list[str] = []
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            issues.append(ImportIssue(f"not valid JSON: {err}"))
-            return [], []
-        if not isinstance(data, list):
-            issues.append(ImportIssue("expected a JSON list of objects, one per row"))
-            return [], []
-        for number, item in enumerate(data, start=1):
+def _cells(number: int, record: dict[str, Any], issues: list[ImportIssue]) -> FileRow:
+    """A record's cells as stripped text; a value that is not text or a whole number, or text no
+    field may hold (control characters, surrogates), is reported and left out."""
+    cells = {}
+    for name in COLUMNS:
+        value = record.get(name)
+        if value is None:
+            cells[name] = ""
+        elif isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+            text = str(value)
+            if not text.isprintable() and (problem := text_problem(text, multiline=True)):
+                issues.append(ImportIssue(f"the text {problem}", number, name))
+            else:
+                cells[name] = text.strip()
+        else:
+            issues.append(ImportIssue("expected text or a whole number", number, name))
+    return FileRow(number, cells)
+
+
+class _RowReader:
+    """The rows of a CSV or JSON file as its text arrives, with the file's own problems.
+
+    Problems go to the list each `feed` is given: those of the file (header, format) without
+    a row, those of a row with its number. `missing` is the required columns a CSV header lacks.
+    """
+
+    def __init__(self, suffix: str) -> None:
+        self.missing: set[str] = set()
+        self._csv = CsvRecords() if suffix == ".csv" else None
+        self._json = JsonRecords() if suffix != ".csv" else None
+        self._columns: list[str] | None = None
+        self._keys: set[str] = set()  # the JSON keys seen, up to a bound, for unknown columns
+        self._rows = 0
+        self._troubled = False  # a problem of the file or of a record: "no data rows" would add nothing
+        self._error_told = False
+
+    def feed(self, text: str, issues: list[ImportIssue], *, final: bool = False) -> list[FileRow]:
+        found: list[ImportIssue] = []
+        rows = self._feed_csv(text, final, found) if self._csv else self._feed_json(text, final, found)
+        self._troubled |= bool(found)
+        self._rows += len(rows)
+        if final:
+            if not self._rows and not self._troubled:
+                found.append(ImportIssue("the file has no data rows"))
+            if self._columns:
+                found += [ImportIssue("unknown column", field=c) for c in self._columns if c not in COLUMNS]
+                found += [ImportIssue("the column is missing", field=c) for c in COLUMNS if c in self.missing]
+        issues += found
+        return rows
+
+    def _feed_csv(self, text: str, final: bool, issues: list[ImportIssue]) -> list[FileRow]:
+        assert self._csv is not None
+        records = self._csv.feed(text, final=final)
+        if self._columns is None and self._csv.header is not None:
+            self._columns = [c.strip().lower() for c in self._csv.header]
+            counts = Counter(self._columns)
+            issues += [ImportIssue("the column appears twice", field=c) for c, n in counts.items() if n > 1]
+            self.missing = {c for c in REQUIRED if c not in counts} if self._columns else set()
+        columns = self._columns or []
+        rows = []
+        for number, values in records:
+            if len(values) > len(columns):
+                issues.append(ImportIssue("more cells than the header has columns", number))
+            rows.append(_cells(number, dict(zip(columns, values, strict=False)), issues))
+        if self._csv.error is not None and not self._error_told:
+            issues.append(ImportIssue(f"not valid CSV: {self._csv.error}"))
+            self._error_told = True
+        return rows
+
+    def _feed_json(self, text: str, final: bool, issues: list[ImportIssue]) -> list[FileRow]:
+        assert self._json is not None
+        rows = []
+        for number, item in self._json.feed(text, final=final):
             if not isinstance(item, dict):
                 issues.append(ImportIssue("expected an object of column names", number))
                 continue
-            records.append((number, item))
-            columns += [k for k in item if k not in columns]
-        return records, columns
-    try:
-        reader = csv.reader(io.StringIO(text, newline=""))
-        columns = [c.strip().lower() for c in next(reader, [])]
-        for number, values in enumerate(reader, start=1):
-            if not any(v.strip() for v in values):
-                continue  # a blank spreadsheet row still takes its number
-            if len(values) > len(columns):
-                issues.append(ImportIssue("more cells than the header has columns", number))
-            records.append((number, dict(zip(columns, values, strict=False))))
-    except csv.Error as err:
-        issues.append(ImportIssue(f"not valid CSV: {err}"))
-    issues += [ImportIssue("the column appears twice", field=c) for c, n in Counter(columns).items() if n > 1]
-    return records, columns
-
-
-def _read(text: str, suffix: str, issues: list[ImportIssue]) -> tuple[list[_Row], set[str]]:
-    """The rows as text cells, and the required columns the CSV header lacks."""
-    records, columns = _records(text, suffix, issues)
-    if not records and not issues:
-        issues.append(ImportIssue("the file has no data rows"))
-    issues += [ImportIssue("unknown column", field=c) for c in columns if c not in COLUMNS]
-    missing = set()
-    if suffix == ".csv" and columns:  # in JSON a missing key is an empty value
-        missing = {c for c in REQUIRED if c not in columns}
-        issues += [ImportIssue("the column is missing", field=c) for c in COLUMNS if c in missing]
-    rows = []
-    for number, record in records:
-        cells = {}
-        for name in COLUMNS:
-            value = record.get(name)
-            if value is None:
-                cells[name] = ""
-            elif isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
-                cells[name] = str(value).strip()
-            else:
-                issues.append(ImportIssue("expected text or a whole number", number, name))
-        rows.append(_Row(number, cells))
-    return rows, missing
+            for key in item:
+                if key not in self._keys and len(self._keys) < len(COLUMNS) + _MAX_UNKNOWN_COLUMNS:
+                    self._keys.add(key)
+                    if key not in COLUMNS:
+                        issues.append(ImportIssue("unknown column", field=key))
+            rows.append(_cells(number, item, issues))
+        if not self._error_told and (self._json.error is not None or self._json.not_a_list):
+            message = ("expected a JSON list of objects, one per row" if self._json.not_a_list
+                       else f"not valid JSON: {self._json.error}")
+            issues.append(ImportIssue(message))
+            self._error_told = True
+        return rows
 
 
 def _whole(text: str) -> int | None:
@@ -237,7 +277,7 @@ def _parse_field(name: str, text: str) -> tuple[Any, str | None]:
     return text, None
 
 
-def _parse_row(row: _Row, issues: list[ImportIssue], missing: set[str]) -> None:
+def _parse_row(row: FileRow, issues: list[ImportIssue], missing: set[str]) -> None:
     for name, text in row.cells.items():
         if not text:
             if name in REQUIRED and name not in missing:  # a missing column is reported once
@@ -258,25 +298,34 @@ def _parse_row(row: _Row, issues: list[ImportIssue], missing: set[str]) -> None:
             issues.append(ImportIssue("a free order carries no fees", row.number, fee))
 
 
-def _group(rows: list[_Row], issues: list[ImportIssue]) -> list[list[_Row]]:
+def _compare(first: FileRow, row: FileRow, issues: list[ImportIssue]) -> None:
+    """A later row of an order must repeat its first row's order-level values."""
+    for name in ORDER_FIELDS:
+        if any(r.cells.get(name) and name not in r.values for r in (first, row)):
+            continue  # a value that does not parse is reported already
+        if first.values.get(name, first.cells.get(name)) != row.values.get(name, row.cells.get(name)):
+            problem = f"differs from row {first.number}, the first row of order {first.values['order_code']}"
+            issues.append(ImportIssue(problem, row.number, name))
+
+
+def _grouped(row: FileRow) -> bool:
+    """Whether the row belongs to an order: a row with a code that does not parse is reported already."""
+    return bool(row.values.get("order_code") or not row.cells.get("order_code"))
+
+
+def _group(rows: list[FileRow], issues: list[ImportIssue]) -> list[list[FileRow]]:
     """Rows by order code (an empty code is an order of its own); later rows must agree."""
-    groups: dict[str | int, list[_Row]] = {}
+    groups: dict[str | int, list[FileRow]] = {}
     for row in rows:
-        code = row.values.get("order_code")
-        if code or not row.cells.get("order_code"):  # an invalid code is reported already
-            groups.setdefault(code or row.number, []).append(row)
+        if _grouped(row):
+            groups.setdefault(row.values.get("order_code") or row.number, []).append(row)
     for first, *others in groups.values():
         for row in others:
-            for name in ORDER_FIELDS:
-                if any(r.cells.get(name) and name not in r.values for r in (first, row)):
-                    continue  # a value that does not parse is reported already
-                if first.values.get(name, first.cells.get(name)) != row.values.get(name, row.cells.get(name)):
-                    problem = f"differs from row {first.number}, the first row of order {first.values['order_code']}"
-                    issues.append(ImportIssue(problem, row.number, name))
+            _compare(first, row, issues)
     return list(groups.values())
 
 
-def _to_order(group: list[_Row]) -> ImportedOrder:
+def _to_order(group: list[FileRow]) -> ImportedOrder:
     v = group[0].values
     return ImportedOrder(
         row=group[0].number, code=v.get("order_code"), event_id=v["event_id"],
@@ -303,7 +352,7 @@ class ParsedFile:
     catalogue still run and the operator sees every error of the file at once.
     """
 
-    groups: list[list[_Row]]
+    groups: list[list[FileRow]]
     issues: list[ImportIssue]
 
     def event_ids(self) -> set[str]:
@@ -318,9 +367,10 @@ class ParsedFile:
 def parse_text(text: str, suffix: str) -> ParsedFile:
     """Parse a file's text; `suffix` is `.csv` or `.json`."""
     issues: list[ImportIssue] = []
-    rows, missing = _read(text, suffix, issues)
+    reader = _RowReader(suffix)
+    rows = reader.feed(text, issues, final=True)
     for row in rows:
-        _parse_row(row, issues, missing)
+        _parse_row(row, issues, reader.missing)
     return ParsedFile(_group(rows, issues), issues)
 
 
@@ -356,42 +406,52 @@ class Catalogue:
     slots: dict[str, dict[str, TimeSlot]]
 
 
-def _check_catalogue(groups: list[list[_Row]], cat: Catalogue, taken: set[str]) -> list[ImportIssue]:
+def _check_order(first: FileRow, cat: Catalogue, taken: set[str], issues: list[ImportIssue]) -> Event | None:
+    """An order's own checks against the store, at its first row; its event, if the store has it."""
+    code = first.values.get("order_code")
+    if code in taken:
+        issues.append(ImportIssue(f"order {code} exists already", first.number, "order_code"))
+    event_id = first.values.get("event_id")
+    event = cat.events.get(event_id or "")
+    if event_id and event is None:
+        issues.append(ImportIssue(f"no event {event_id}", first.number, "event_id"))
+    elif event and event.cancelled:
+        issues.append(ImportIssue(f"event {event_id} is cancelled", first.number, "event_id"))
+    return event
+
+
+def _check_line(row: FileRow, event: Event, cat: Catalogue, asked: Counter[str], issues: list[ImportIssue]) -> None:
+    """A row's ticket type and time slot in its order's event; `asked` counts the seats so far, in row order."""
+    types, slots = cat.types[event.id], cat.slots[event.id]
+    type_id, slot_id = row.values.get("ticket_type_id"), row.values.get("time_slot_id")
+    ticket_type, slot = types.get(type_id or ""), slots.get(slot_id or "")
+    if type_id and ticket_type is None:
+        issues.append(ImportIssue(f"no ticket type {type_id} in event {event.id}", row.number, "ticket_type_id"))
+    if slot_id and slot is None:
+        issues.append(ImportIssue(f"no time slot {slot_id} in event {event.id}", row.number, "time_slot_id"))
+    elif not slot_id and slots:
+        problem = f"required: event {event.id} has time slots ({', '.join(sorted(slots))})"
+        issues.append(ImportIssue(problem, row.number, "time_slot_id"))
+    quantity = row.values.get("quantity") or 0
+    limits = [(f"ticket type {t.id}", t.quota - t.sold) for t in [ticket_type] if t]
+    limits += [(f"time slot {s.id}", s.capacity - s.sold) for s in [slot] if s]
+    for what, left in limits:
+        before, asked[what] = asked[what], asked[what] + quantity
+        if before <= left < asked[what]:  # report where the file first goes over
+            problem = f"{what} has {left} left; the file asks for {asked[what]} up to this row"
+            issues.append(ImportIssue(problem, row.number, "quantity"))
+
+
+def _check_catalogue(groups: list[list[FileRow]], cat: Catalogue, taken: set[str]) -> list[ImportIssue]:
     """What only the store can tell: unknown events and types, taken codes, quotas."""
     issues: list[ImportIssue] = []
-    firsts = {g[0].values["order_code"]: g[0] for g in groups if "order_code" in g[0].values}
-    for code in sorted(taken & set(firsts)):
-        issues.append(ImportIssue(f"order {code} exists already", firsts[code].number, "order_code"))
-    lines: list[tuple[_Row, Event]] = []
+    lines: list[tuple[FileRow, Event]] = []
     for first, *others in groups:
-        event_id = first.values.get("event_id")
-        event = cat.events.get(event_id or "")
-        if event_id and event is None:
-            issues.append(ImportIssue(f"no event {event_id}", first.number, "event_id"))
-        elif event and event.cancelled:
-            issues.append(ImportIssue(f"event {event_id} is cancelled", first.number, "event_id"))
-        if event:
+        if event := _check_order(first, cat, taken, issues):
             lines += [(row, event) for row in (first, *others)]
     asked: Counter[str] = Counter()
     for row, event in sorted(lines, key=lambda line: line[0].number):
-        types, slots = cat.types[event.id], cat.slots[event.id]
-        type_id, slot_id = row.values.get("ticket_type_id"), row.values.get("time_slot_id")
-        ticket_type, slot = types.get(type_id or ""), slots.get(slot_id or "")
-        if type_id and ticket_type is None:
-            issues.append(ImportIssue(f"no ticket type {type_id} in event {event.id}", row.number, "ticket_type_id"))
-        if slot_id and slot is None:
-            issues.append(ImportIssue(f"no time slot {slot_id} in event {event.id}", row.number, "time_slot_id"))
-        elif not slot_id and slots:
-            problem = f"required: event {event.id} has time slots ({', '.join(sorted(slots))})"
-            issues.append(ImportIssue(problem, row.number, "time_slot_id"))
-        quantity = row.values.get("quantity") or 0
-        limits = [(f"ticket type {t.id}", t.quota - t.sold) for t in [ticket_type] if t]
-        limits += [(f"time slot {s.id}", s.capacity - s.sold) for s in [slot] if s]
-        for what, left in limits:
-            before, asked[what] = asked[what], asked[what] + quantity
-            if before <= left < asked[what]:  # report where the file first goes over
-                problem = f"{what} has {left} left; the file asks for {asked[what]} up to this row"
-                issues.append(ImportIssue(problem, row.number, "quantity"))
+        _check_line(row, event, cat, asked, issues)
     return issues
 
 
@@ -404,6 +464,118 @@ def validate(parsed: ParsedFile, cat: Catalogue, taken: set[str]) -> list[Import
     if issues:
         raise ImportFailed(_sorted(issues))
     return [_to_order(g) for g in parsed.groups]
+
+
+# --- a file checked as it arrives -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StagedRow:
+    """What is kept of a checked row until the file is whole: its non-empty cells, and its order's first row."""
+
+    row: int
+    code: str | None  # the code the file gives; None: an order of its own, its code generated later
+    first_row: int
+    cells: dict[str, str]
+
+
+def restore_row(number: int, cells: dict[str, str]) -> FileRow:
+    """A staged row as `FileCheck` read it: every column, and the values that parse."""
+    row = FileRow(number, {name: cells.get(name, "") for name in COLUMNS})
+    _parse_row(row, [], set())
+    return row
+
+
+def staged_order(rows: list[FileRow], code: str) -> ImportedOrder:
+    """The order that a clean file's rows of one order (first row first) describe, with its code."""
+    return _to_order(rows).model_copy(update={"code": code})
+
+
+class FileCheck:
+    """A file checked as it arrives, by the rules of `parse_text` and `validate`, a batch of rows at a time.
+
+    It holds no row beyond the batch: the caller stages each checked row and hands back, for
+    the next batches, the first row of any order they continue (rows of one order need not be
+    adjacent). What spans the whole file and stays small is kept here: the seats asked per
+    ticket type and time slot, the counts, and the problems, the first `max_issues` of them in
+    row order (every one is counted).
+    """
+
+    def __init__(self, suffix: str, *, max_issues: int = MAX_ISSUES) -> None:
+        self.orders = 0
+        self.tickets = 0
+        self.problems = 0
+        self._max = max_issues
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self._reader = _RowReader(suffix)
+        self._pending: list[ImportIssue] = []  # problems of rows read and not yet checked
+        self._file: list[ImportIssue] = []
+        self._rows: list[ImportIssue] = []
+        self._asked: Counter[str] = Counter()
+
+    def read(self, data: bytes, *, final: bool = False) -> list[FileRow]:
+        """The rows `data` completes, parsed; raises ImportFailed if the file is not UTF-8."""
+        try:
+            text = self._decoder.decode(data, final)
+        except UnicodeDecodeError as err:
+            raise ImportFailed([ImportIssue(str(err))], detail="the file is not UTF-8 text") from err
+        rows = self._reader.feed(text, self._pending, final=final)
+        for row in rows:
+            _parse_row(row, self._pending, self._reader.missing)
+        return rows
+
+    @staticmethod
+    def lookups(rows: list[FileRow]) -> tuple[set[str], set[str]]:
+        """The order codes and event ids of `rows`: the caller looks up those codes' first rows among
+        the staged ones, and which of the codes the store has taken, and loads those events."""
+        codes = {r.values["order_code"] for r in rows if "order_code" in r.values}
+        return codes, {r.values["event_id"] for r in rows if "event_id" in r.values}
+
+    def check(self, rows: list[FileRow], firsts: dict[str, FileRow], taken: set[str], cat: Catalogue
+              ) -> list[StagedRow]:
+        """Check `rows` (in file order, after every row checked before) and say what to stage.
+
+        `firsts`: the first row of each order of `rows` that began in an earlier batch (this
+        call adds the orders that begin here); `taken`: those of the codes the store has;
+        `cat`: holding at least the events of `rows` and of `firsts`.
+        """
+        issues, self._pending = self._pending, []
+        staged = []
+        for row in rows:
+            if not _grouped(row):
+                continue
+            code = row.values.get("order_code")
+            first = firsts.get(code) if code else None
+            if first is None:
+                first = row
+                if code:
+                    firsts[code] = row
+                self.orders += 1
+                event = _check_order(row, cat, taken, issues)
+            else:
+                _compare(first, row, issues)
+                event = cat.events.get(first.values.get("event_id") or "")
+            if event:
+                _check_line(row, event, cat, self._asked, issues)
+            self.tickets += row.values.get("quantity") or 0
+            staged.append(StagedRow(row.number, code, first.number, {k: v for k, v in row.cells.items() if v}))
+        self._keep(issues)
+        return staged
+
+    def _keep(self, issues: list[ImportIssue]) -> None:
+        self.problems += len(issues)
+        for issue in _sorted(issues):
+            kept = self._rows if issue.row else self._file
+            if len(kept) < self._max:
+                kept.append(issue)
+
+    def failure(self) -> ImportFailed | None:
+        """After the last batch: the file's problems, or None when it is clean."""
+        self._keep(self._pending)
+        self._pending = []
+        if not self.problems:
+            return None
+        return ImportFailed((_sorted(self._file) + self._rows)[:self._max], total=self.problems)
 
 
 def build_imported_order(item: ImportedOrder, cat: Catalogue, *, code: str, now: datetime) -> Order:

@@ -19,6 +19,7 @@ class NewsRoute(StrEnum):
     SIGNAL_RUN = "signal-run"  # the refund's run is open: signal it the news
     START_RUN_WITH_NEWS = "start-run-with-news"  # its run is closed (or never started): start it, then signal
     START_LATE_FAILURE = "start-late-failure"  # refunded, then failed: the follow-up run, by its id
+    START_LATE_ANSWER = "start-late-answer"  # a refund-error's own refund ended, its run closed: the follow-up run
     NO_CHANGE = "no-change"  # the ledger already agrees, or the news is about another attempt
     UNROUTABLE = "unroutable"  # the rule would move it, but no run may take it (finance looks); none today
 
@@ -27,6 +28,8 @@ def route_news(refund: Refund, outcome: ProcessorOutcome, *, run_open: bool) -> 
     settlement = judge(refund, outcome)
     if settlement is Settlement.LATE_FAILURE:
         return NewsRoute.START_LATE_FAILURE
+    if settlement is Settlement.LATE_ANSWER:  # the run waiting in refund-error for finance takes it
+        return NewsRoute.SIGNAL_RUN if run_open else NewsRoute.START_LATE_ANSWER
     if settlement is not Settlement.MOVE:
         return NewsRoute.NO_CHANGE
     if run_open:

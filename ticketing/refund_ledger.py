@@ -61,9 +61,18 @@ class Settlement(StrEnum):
     LATE_FAILURE = "late-failure"
     # The processor failed a refund that finance has already paid by hand: not news.
     PAID_MANUALLY = "paid-manually"
+    # The ledger gave up on the refund (refund-error, e.g. its confirmation window ran out while the processor
+    # still had it pending) and that same processor refund has now ended. Succeeded: the money moved, so
+    # refund-error -> refunded, tickets invalidated and the receipt sent as for any success (what finance's
+    # retry would otherwise adopt). Failed: it stays refund-error, with the processor's reason. Only a run of
+    # the refund applies it (`settle`); a caller without an open run starts the follow-up run
+    # (`late_answer_workflow_id`).
+    LATE_ANSWER = "late-answer"
 
 
 _FAILED = (ProcessorRefundStatus.FAILED, ProcessorRefundStatus.CANCELED)
+# The refund-error reason when the ledger gave up waiting: the processor's refund was still pending.
+CONFIRMATION_TIMEOUT = "confirmation-timeout"
 
 
 def steps(status: RefundStatus, outcome_status: ProcessorRefundStatus) -> list[RefundAction]:
@@ -87,15 +96,23 @@ def steps(status: RefundStatus, outcome_status: ProcessorRefundStatus) -> list[R
 
 def judge(refund: Refund, outcome: ProcessorOutcome) -> Settlement:
     """What the processor's answer means for this ledger refund."""
-    return judge_state(refund.status, refund.processor_refund_id, refund.manual_reference is not None, outcome)
+    return judge_state(
+        refund.status, refund.processor_refund_id, refund.manual_reference is not None, outcome, refund.failure_reason
+    )
 
 
 def judge_state(
-    status: RefundStatus, processor_refund_id: str | None, paid_manually: bool, outcome: ProcessorOutcome
+    status: RefundStatus,
+    processor_refund_id: str | None,
+    paid_manually: bool,
+    outcome: ProcessorOutcome,
+    failure_reason: str | None = None,
 ) -> Settlement:
     """`judge` over the fields it reads, for a caller that holds a snapshot rather than the ledger row."""
     if processor_refund_id and processor_refund_id != outcome.processor_refund_id:
         return Settlement.NO_CHANGE  # about another attempt's processor refund
+    if status is RefundStatus.FAILED:
+        return _late_answer(processor_refund_id, paid_manually, failure_reason, outcome)
     if not steps(status, outcome.status):
         return Settlement.NO_CHANGE
     if status is RefundStatus.SUCCEEDED:
@@ -103,9 +120,30 @@ def judge_state(
     return Settlement.MOVE
 
 
+def _late_answer(
+    processor_refund_id: str | None, paid_manually: bool, failure_reason: str | None, outcome: ProcessorOutcome
+) -> Settlement:
+    """A refund-error hears of its own processor refund (the id the row records; none recorded: no news)."""
+    if processor_refund_id != outcome.processor_refund_id or paid_manually:
+        return Settlement.NO_CHANGE
+    if outcome.status is ProcessorRefundStatus.SUCCEEDED:
+        return Settlement.LATE_ANSWER
+    if outcome.status in _FAILED and failure_reason == CONFIRMATION_TIMEOUT:  # the processor's word, not ours
+        return Settlement.LATE_ANSWER
+    return Settlement.NO_CHANGE  # still pending, or the failure the row already records
+
+
+def failure_text(outcome: ProcessorOutcome) -> str:
+    """The failure reason the ledger records for a processor's failure."""
+    return outcome.failure_reason or outcome.status.value
+
+
 def settle(order: Order, refund: Refund, outcome: ProcessorOutcome, *, actor: str, now: datetime) -> Change:
-    """Write what `judge` says: a MOVE or a LATE_FAILURE (one or two steps); else nothing changes."""
-    if judge(refund, outcome) not in (Settlement.MOVE, Settlement.LATE_FAILURE):
+    """Write what `judge` says: a MOVE or a LATE_FAILURE (one or two steps), a LATE_ANSWER; else nothing."""
+    verdict = judge(refund, outcome)
+    if verdict is Settlement.LATE_ANSWER:
+        return _settle_late_answer(order, refund, outcome, actor=actor, now=now)
+    if verdict not in (Settlement.MOVE, Settlement.LATE_FAILURE):
         return order, refund, []
     events: list[OrderEvent] = []
     for action in steps(refund.status, outcome.status):
@@ -116,10 +154,25 @@ def settle(order: Order, refund: Refund, outcome: ProcessorOutcome, *, actor: st
             actor=actor,
             now=now,
             processor_refund_id=outcome.processor_refund_id,
-            reason=outcome.failure_reason or outcome.status.value,
+            reason=failure_text(outcome),
         )
         events += more
     return order, refund, events
+
+
+def _settle_late_answer(
+    order: Order, refund: Refund, outcome: ProcessorOutcome, *, actor: str, now: datetime
+) -> Change:
+    """A refund-error's own processor refund ended: paid -> refunded; failed -> refund-error with its reason."""
+    if outcome.status is ProcessorRefundStatus.SUCCEEDED:
+        if refund.amount > order.refundable_total:
+            # Its amount went to another refund meanwhile: the buyer was paid twice. The ledger cannot say so;
+            # reconciliation's over-refunded item does, for finance to recover.
+            return order, refund, []
+        return succeeded(order, refund, actor=actor, now=now, processor_refund_id=outcome.processor_refund_id)
+    reason = failure_text(outcome)
+    refund = refund.model_copy(update={"failure_reason": reason, "updated_at": now})
+    return order, refund, [history_event("refund-error", actor, now, refund, reason=reason, late_answer=True)]
 
 
 class ProcessorCandidate(BaseModel):

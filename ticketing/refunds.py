@@ -225,6 +225,16 @@ def late_failure_workflow_id(refund_id: str, attempt: int) -> str:
     return f"refund-late-failure/{refund_id}/attempt-{attempt}"
 
 
+def late_answer_workflow_id(refund_id: str, attempt: int) -> str:
+    """The follow-up run that settles a refund-error's own processor refund ending after its run closed."""
+    return f"refund-late-answer/{refund_id}/attempt-{attempt}"
+
+
+def follow_up_workflow_ids(refund_id: str, attempt: int) -> tuple[str, str]:
+    """The runs that may act for a refund after its own run closed, on this attempt."""
+    return late_failure_workflow_id(refund_id, attempt), late_answer_workflow_id(refund_id, attempt)
+
+
 def move_refund(refund: Refund, target: RefundStatus, at: datetime, **changes: object) -> Refund:
     """The only way a refund changes status."""
     transition(REFUND_TRANSITIONS, refund.status, target, what="refund")

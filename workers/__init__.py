@@ -1,1 +1,1 @@
-"""Worker processes: one process polls the orders, payments and email task queues."""
+"""Worker processes: one process polls the orders, payments, email and render task queues."""

@@ -1,7 +1,8 @@
 """Which workflows and activities run on which task queue, and how every worker drains and is versioned.
 
 Payments and email each have their own queue so that their rate limits are
-task-queue limits the server enforces across every worker process.
+task-queue limits the server enforces across every worker process; rendering ticket
+PDFs ahead of delivery has its own (`render`) because it is CPU-bound.
 
 Worker Versioning (`worker.versioning`): each process polls as version
 `<deployment_name>.<build_id>` of a Worker Deployment, and every workflow has a versioning
@@ -43,6 +44,7 @@ from activities.order_emails import OrderEmailActivities
 from activities.orders import OrderActivities
 from activities.payments import PaymentActivities
 from activities.personalisation import PersonalisationActivities
+from activities.prerender import PrerenderActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.reconciliation_report import ReconciliationReportActivities
 from activities.refunds import RefundActivities
@@ -224,6 +226,11 @@ def email_activities(deps: Deps) -> list[Callable[..., Any]]:
     ]
 
 
+def render_activities(deps: Deps) -> list[Callable[..., Any]]:
+    """CPU-bound: ticket PDFs rendered ahead of delivery (in `render_processes` processes, or a thread)."""
+    return [PrerenderActivities(deps).prerender_ticket_pdfs]
+
+
 def worker_options(settings: Settings) -> dict[str, Any]:
     """What every Worker shares: the drain on shutdown and the version it polls as."""
     options: dict[str, Any] = {
@@ -248,7 +255,7 @@ def build_workers(
     """One Worker per queue kind; `queues` lets a process (or a test) serve only some of them."""
     temporal = deps.settings.temporal
     shared = worker_options(deps.settings)
-    orders_queue, payments_queue, email_queue = queue_names(prefix)
+    orders_queue, payments_queue, email_queue, render_queue = queue_names(prefix)
     made: dict[str, Callable[[], Worker]] = {
         "orders": lambda: Worker(
             client,
@@ -279,6 +286,15 @@ def build_workers(
             activities=payment_activities(deps),
             max_concurrent_activities=32,
             max_task_queue_activities_per_second=temporal.payments_rate_per_second,
+        ),
+        # A few batches at once: each spreads its tickets over the rendering processes, and one
+        # batch's reads and writes overlap another's rendering.
+        "render": lambda: Worker(
+            client,
+            **shared,
+            task_queue=render_queue,
+            activities=render_activities(deps),
+            max_concurrent_activities=4,
         ),
     }
     unknown = set(queues) - set(made)

@@ -45,6 +45,8 @@ class RefundInput(BaseModel):
     approval_threshold: int | None = None
     existing_refund_id: str | None = None
     late_failure_reason: str | None = None
+    # A follow-up run's news: a refund-error's own processor refund ended after its run closed (`late_answer`).
+    late_news: ProcessorOutcome | None = None
 
 
 class MarkRefunded(BaseModel):
@@ -194,10 +196,14 @@ class CancellationParams(BaseModel):
 
 
 class ImportParams(BaseModel):
-    """An order import (`POST /imports`): whether the imported orders' tickets are emailed."""
+    """An order import (`POST /imports`): whether the imported orders' tickets are emailed.
+
+    `prerender` is set by the workflow itself, not by the caller: runs that started before the
+    render phase existed have it unset, and keep their phases across continue-as-new."""
 
     kind: Literal[BulkKind.IMPORT] = BulkKind.IMPORT
     deliver: bool = False
+    prerender: bool = False
 
 
 BulkParams = Annotated[DeliveryParams | CancellationParams | ImportParams, Field(discriminator="kind")]

@@ -33,7 +33,7 @@ PAYMENT_RETRY = RetryPolicy(
 def sibling_queue(orders_queue: str, kind: str) -> str:
     """`orders` -> `email`; `t42-orders` -> `t42-email`.
 
-    Queues are named `{prefix}orders`, `{prefix}payments`, `{prefix}email`, so a
+    Queues are named `{prefix}orders`, `{prefix}payments`, `{prefix}email`, `{prefix}render`, so a
     workflow finds the queue of its side effects from its own, and tests can run
     side by side with a prefix each.
     """
@@ -42,8 +42,11 @@ def sibling_queue(orders_queue: str, kind: str) -> str:
     return orders_queue[: -len("orders")] + kind
 
 
-def queue_names(prefix: str = "") -> tuple[str, str, str]:
-    """(orders, payments, email): the one naming scheme, used by the workers and the API."""
-    return f"{prefix}orders", f"{prefix}payments", f"{prefix}email"
+def queue_names(prefix: str = "") -> tuple[str, str, str, str]:
+    """(orders, payments, email, render): the one naming scheme, used by the workers and the API.
+
+    `render` takes the CPU-bound work (ticket PDFs rendered ahead of delivery) off the queues
+    whose workers must stay responsive: workflow tasks on `orders`, paced sends on `email`."""
+    return f"{prefix}orders", f"{prefix}payments", f"{prefix}email", f"{prefix}render"
 
 PAYMENT_SCHEDULE_TO_CLOSE = timedelta(days=1)

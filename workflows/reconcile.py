@@ -18,6 +18,7 @@ scheduled run's own workflow id is the schedule's, with its time appended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -44,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from ticketing.reconciliation.classify import Ages
     from ticketing.reconciliation.models import ReconRunStatus, ReconVisibility
     from ticketing.reconciliation_windows import window_for_run
-    from ticketing.refunds import late_failure_workflow_id
+    from ticketing.refunds import late_answer_workflow_id, late_failure_workflow_id
     from workflows import options  # recon-ops
     from workflows.contracts import ProcessorUpdate, RefundInput
     from workflows.reconcile_contracts import (
@@ -264,6 +265,8 @@ class ReconcileWorkflow:
         )
         if how == "signal-refund":
             return news is not None and await self._signal(step.workflow_id, news)
+        if how == "start-late-answer":
+            return news is not None and await self._start_late_answer(req, step, news)
         if how not in ("start-late-failure", "restart-refund"):
             return False
         late = how == "start-late-failure"
@@ -298,6 +301,27 @@ class ReconcileWorkflow:
             return late or news is None or await self._signal(step.workflow_id, news)
         if news is not None and not late:
             await child.signal(RefundWorkflow.processor_update, news)
+        return True
+
+    async def _start_late_answer(self, req: ReconcileInput, step: HealStep, news: ProcessorUpdate) -> bool:
+        """A refund-error's own processor refund ended after its run closed: the follow-up run, once per attempt."""
+        # Taken before (already started): the follow-up settled it, or is settling it.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                RefundWorkflow.run,
+                RefundInput(
+                    order_code=step.order_code, actor="reconciliation", refund_id=step.refund_id,
+                    existing_refund_id=step.refund_id, late_news=news, timing=req.refund_timing,
+                ),
+                id=late_answer_workflow_id(step.refund_id, step.attempt),
+                task_queue=workflow.info().task_queue,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=(
+                    f"Refund {step.refund_id} on order {step.order_code}: {news.status.value} after refund-error "
+                    "(found by reconciliation)"
+                ),
+            )
         return True
 
     async def _signal(self, workflow_id: str, news: ProcessorUpdate) -> bool:

@@ -71,6 +71,10 @@ NEWS_PATCH = "refund-unread-news"
 BUYER_LATE_FAILURE_PATCH = "refund-buyer-late-failure"
 # A follow-up run that finds the refund refunded and leaves it so (finance paid it by hand) sends no receipt.
 RECEIPT_ONCE_PATCH = "refund-receipt-once"
+# A run waiting in refund-error hears its own processor refund end (paid: refunded); runs before it let it lie.
+LATE_ANSWER_PATCH = "refund-late-answer"
+# A finance action the ledger refuses is answered as a refusal; runs before it failed.
+REFUSED_ACTION_PATCH = "refund-refused-action"
 
 
 @workflow.defn(name="Refund")
@@ -89,6 +93,7 @@ class RefundWorkflow:
         self.closing = False
         self.refused: ApplicationError | None = None  # the ledger would not open the refund
         self.refunded_as_found = False  # a follow-up run found the refund refunded, and it has not moved since
+        self.action_refusals: dict[int, ApplicationError] = {}  # by action number: what the ledger refused
 
     # --- the run --------------------------------------------------------------------------
 
@@ -108,6 +113,9 @@ class RefundWorkflow:
                     failure_reason=req.late_failure_reason,
                 )
                 snap = await self._settle(snap, news, actor="processor")
+            # A refund-error's own processor refund ended after its run closed: this follow-up settles it.
+            if req.late_news is not None:
+                snap = await self._settle(snap, req.late_news, actor="processor")
         else:
             try:
                 snap = await self._open(req)
@@ -182,7 +190,23 @@ class RefundWorkflow:
         news = self.updates.get(snap.processor_refund_id or "")
         if news is None or not workflow.patched(NEWS_PATCH):
             return None
-        return news if _matters(snap, news) else None
+        verdict = _verdict(snap, news)
+        if verdict is Settlement.LATE_ANSWER:
+            return self._take_late_answer(snap) if workflow.patched(LATE_ANSWER_PATCH) else None
+        return news if verdict in (Settlement.MOVE, Settlement.LATE_FAILURE) else None
+
+    def _late_answer(self, snap: RefundSnapshot) -> ProcessorUpdate | None:
+        """News that this refund-error's own processor refund ended (`Settlement.LATE_ANSWER`)."""
+        news = self.updates.get(snap.processor_refund_id or "")
+        return news if news is not None and _verdict(snap, news) is Settlement.LATE_ANSWER else None
+
+    def _take_late_answer(self, snap: RefundSnapshot) -> ProcessorUpdate | None:
+        """The late answer, handed to the ledger once: one it cannot take (its amount went to another refund;
+        reconciliation's over-refunded) does not wake the run again."""
+        news = self._late_answer(snap)
+        if news is not None:
+            del self.updates[news.processor_refund_id]
+        return news
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -277,7 +301,7 @@ class RefundWorkflow:
                 return await self._apply_processor(snap, view)
             left = (deadline - workflow.now()).total_seconds()
             if left <= 0:
-                return await self._move(snap, RefundAction.FAILED, reason="confirmation-timeout")
+                return await self._move(snap, RefundAction.FAILED, reason=refund_ledger.CONFIRMATION_TIMEOUT)
             self._waiting(f"Waiting for the processor to confirm refund {refund_id} (webhook or poll)")
             try:
                 await workflow.wait_condition(
@@ -317,13 +341,20 @@ class RefundWorkflow:
 
     async def _await_finance(self, snap: RefundSnapshot) -> RefundSnapshot | None:
         self._waiting(f"refund-error ({snap.failure_reason}): waiting for finance to retry or mark refunded")
+        # The processor may still end the refund the ledger gave up on (a confirmation timeout): paid, it is
+        # refunded without finance; failed, the reason is the processor's. Runs before this waited for finance only.
+        hears = workflow.patched(LATE_ANSWER_PATCH)
         try:
             await workflow.wait_condition(
-                lambda: isinstance(self.pending_action, MarkRefunded | RetryRefund),
+                lambda: isinstance(self.pending_action, MarkRefunded | RetryRefund)
+                or (hears and self._late_answer(snap) is not None),
                 timeout=timedelta(days=self.timing.finance_action_days),
             )
         except TimeoutError:
             return None
+        news = self._take_late_answer(snap) if hears else None
+        if news is not None:  # a finance action that came with it is taken on the next wait, or refused at the end
+            return await self._settle(snap, news, actor="processor")
         return await self._take_action(snap)
 
     async def _await_approval(self, snap: RefundSnapshot) -> RefundSnapshot:
@@ -347,6 +378,15 @@ class RefundWorkflow:
                 snap = await self._move(snap, RefundAction.RETRY, actor=action.actor)
             elif isinstance(action, ApproveRefund):
                 snap = await self._move(snap, RefundAction.APPROVE, actor=action.actor)
+        except ActivityError as err:
+            # The ledger refused it (e.g. `amount-exceeds-refundable`): the update answers with the refusal
+            # and the refund waits as it was. Runs before this failed on it.
+            cause = err.cause
+            if not (isinstance(cause, ApplicationError) and cause.non_retryable) or not workflow.patched(
+                REFUSED_ACTION_PATCH
+            ):
+                raise
+            self.action_refusals[self.actions_done + 1] = cause
         finally:
             self.actions_done += 1
         return snap
@@ -390,6 +430,9 @@ class RefundWorkflow:
         if self.actions_done < target:  # e.g. finance's mark as the wait for finance ran out: refused, not hung
             self.pending_action = None
             raise ApplicationError("the refund's run has ended and takes no more actions", type="operation-closed")
+        refusal = self.action_refusals.pop(target, None)
+        if refusal is not None:
+            raise ApplicationError(refusal.message, type=refusal.type or "action-refused", non_retryable=True)
         return self.progress()
 
     @workflow.update(name="mark_refunded")
@@ -539,8 +582,13 @@ class RefundWorkflow:
             workflow.logger.warning("refund email %s for %s could not be sent", kind, snap.refund_id)
 
 
+def _verdict(snap: RefundSnapshot, outcome: ProcessorOutcome) -> Settlement:
+    """The ledger's rule, on the run's snapshot."""
+    return refund_ledger.judge_state(
+        RefundStatus(snap.status), snap.processor_refund_id, snap.paid_manually, outcome, snap.failure_reason
+    )
+
+
 def _matters(snap: RefundSnapshot, outcome: ProcessorOutcome) -> bool:
-    """The ledger's rule, on the run's snapshot: does this processor answer move the refund?"""
-    status = RefundStatus(snap.status)
-    verdict = refund_ledger.judge_state(status, snap.processor_refund_id, snap.paid_manually, outcome)
-    return verdict in (Settlement.MOVE, Settlement.LATE_FAILURE)
+    """Does this processor answer move the refund, as runs recorded before the settle activity judged it?"""
+    return _verdict(snap, outcome) in (Settlement.MOVE, Settlement.LATE_FAILURE)

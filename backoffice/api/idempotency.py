@@ -66,17 +66,26 @@ async def idempotent(
     if not given:
         return JSONResponse(await act(key), status_code=202)
     fp = fingerprint(request, body)
+    row = await stored_request(store, principal, key)
+    if row is not None:
+        return replay(row, fp)
+    return await remember(store, principal, key, fp, await act(key))
+
+
+async def stored_request(store: Store, principal: str, key: str) -> Any:
+    """The stored first request under (principal, key), or None."""
     async with store.transaction() as conn:
-        row = (
+        return (
             await conn.execute(
                 sa.select(api_requests).where(
                     api_requests.c.principal == principal, api_requests.c.idempotency_key == key
                 )
             )
         ).first()
-    if row is not None:
-        return _replay(row, fp)
-    response = await act(key)
+
+
+async def remember(store: Store, principal: str, key: str, fp: str, response: dict[str, Any]) -> JSONResponse:
+    """Store the first request's 202 response; if a concurrent twin stored first, replay the twin's."""
     try:
         async with store.transaction() as conn:
             await conn.execute(
@@ -90,19 +99,12 @@ async def idempotent(
                 )
             )
     except IntegrityError:
-        async with store.transaction() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(api_requests).where(
-                        api_requests.c.principal == principal, api_requests.c.idempotency_key == key
-                    )
-                )
-            ).one()
-        return _replay(row, fp)
+        return replay(await stored_request(store, principal, key), fp)
     return JSONResponse(response, status_code=202)
 
 
-def _replay(row: Any, fp: str) -> JSONResponse:
+def replay(row: Any, fp: str) -> JSONResponse:
+    """The stored response again, or a refusal when the key came with another request."""
     if row.fingerprint != fp:
         raise ProblemError(
             422,

@@ -22,8 +22,9 @@ from backoffice.api.problems import ProblemError
 from ticketing.personal_data import text_problem
 
 # Bodies we must not touch or judge: the processor signs its webhook payloads byte for byte,
-# and the codec carries Temporal payloads that are data, not text we store.
-_RAW_BODY_PREFIXES = ("/webhooks/", "/codec/")
+# and the codec carries Temporal payloads that are data, not text we store. An import's file is
+# streamed, never held whole; its cells are checked for such text row by row (ticketing/importing.py).
+_RAW_BODY_PREFIXES = ("/webhooks/", "/codec/", "/imports")
 
 
 def _query_names(dependant: Dependant | None) -> set[str]:

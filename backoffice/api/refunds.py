@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,15 +21,17 @@ from backoffice.api.views import MoneyView
 from backoffice.api.waiting import accepts_wait
 from payment_adapters.base import ProcessorUnavailable
 from payment_adapters.lookup import earlier_refund
+from ticketing import refund_ledger
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Refund, RefundKind
 from ticketing.money import Money
 from ticketing.processors import CAPABILITIES
+from ticketing.refund_ledger import RefundAction
 from ticketing.refund_waits import waiting_for
 from ticketing.refunds import (
     RefundQuote,
     RefundRequest,
-    late_failure_workflow_id,
+    follow_up_workflow_ids,
     needs_approval,
     quote_refund,
     refund_summary,
@@ -282,10 +285,10 @@ async def find_refunds(
 
 
 async def _owner(st: AppState, refund: Refund) -> str:
-    """The run that acts for the refund now: a late-failure follow-up if one runs, else the original."""
-    follow_up = late_failure_workflow_id(refund.id, refund.attempt)
-    if await st.operations.is_running(follow_up):
-        return follow_up
+    """The run that acts for the refund now: a follow-up run of its attempt if one runs, else the original."""
+    for follow_up in follow_up_workflow_ids(refund.id, refund.attempt):
+        if await st.operations.is_running(follow_up):
+            return follow_up
     return refund.workflow_id
 
 
@@ -339,8 +342,23 @@ async def retry_refund(refund_id: str, st: StateDep, who: ActorDep) -> RefundVie
     """A new processor attempt, with a new idempotency key, for a refund in refund-error.
 
     The processor is asked first: a refund of an earlier attempt that it paid after all (or may still
-    pay) is adopted, so the buyer is never paid twice; only when none did is a new refund made."""
+    pay) is adopted, so the buyer is never paid twice; only when none did is a new refund made. A retry
+    the ledger refuses (`amount-exceeds-refundable`: the amount went to another refund) is a 409 and the
+    run waits in refund-error as it was (its own answer, if the order changes in between, is the same)."""
+    await _ledger_allows(st, refund_id, RefundAction.RETRY, who)
     return await _refund_update(st, refund_id, RefundWorkflow.retry, RetryRefund(actor=who))
+
+
+async def _ledger_allows(st: AppState, refund_id: str, action: RefundAction, who: str, reference: str = "") -> None:
+    """The ledger's rule (`refund_ledger.apply`), tried on a refund-error as it is now, before its run is asked:
+    a refusal (e.g. `amount-exceeds-refundable`) is a 409 and the run is left waiting as it was."""
+    async with st.store.transaction() as conn:
+        refund = await load_refund(conn, refund_id)
+        order = await load_order(conn, refund.order_code)
+    if refund.status is RefundStatus.FAILED:  # any other status: the run's validator answers
+        refund_ledger.apply(
+            order, refund, action, actor=who, now=datetime.now(UTC), reference=reference or None
+        )
 
 
 @router.post("/refunds/{refund_id}/mark-refunded", response_model=RefundView, dependencies=[Depends(FINANCE)])
@@ -351,6 +369,7 @@ async def mark_refunded(refund_id: str, body: ReferenceBody, st: StateDep, who: 
     a retry adopts that refund and pays nothing; a payout by hand would pay the buyer twice.
     """
     await _not_paid_by_processor(st, refund_id)
+    await _ledger_allows(st, refund_id, RefundAction.SUCCEEDED, who, body.reference)
     return await _refund_update(
         st, refund_id, RefundWorkflow.mark_refunded, MarkRefunded(actor=who, reference=body.reference)
     )

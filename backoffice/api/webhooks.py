@@ -29,7 +29,7 @@ from ticketing.models import Order, Processor
 from ticketing.processor_news import NewsRoute, route_news
 from ticketing.reconciliation.unapplied import SOURCE as UNAPPLIED_SOURCE
 from ticketing.reconciliation.unapplied import unapplied_payment
-from ticketing.refunds import late_failure_workflow_id, refund_summary
+from ticketing.refunds import late_answer_workflow_id, late_failure_workflow_id, refund_summary
 from ticketing.reservations import check_processor_payment, paid_by
 from ticketing.store.orders import load_order
 from ticketing.store.reconciliation import record_finding_once
@@ -180,4 +180,20 @@ async def _handle_refund(st: AppState, adapter: object, processor_refund_id: str
             ),
         )
         return "late-failure"
+    if route is NewsRoute.START_LATE_ANSWER:
+        # A refund-error whose own processor refund ended after its run closed: the follow-up settles it
+        # (paid: refunded and the receipt). Its id collapses repeated events into one run per attempt.
+        await st.operations.start(
+            RefundWorkflow.run,
+            RefundInput(
+                order_code=ledger.order_code, actor="processor", refund_id=ledger.id, existing_refund_id=ledger.id,
+                late_news=update, timing=st.settings.refunds.timing(),
+            ),
+            operation_id=late_answer_workflow_id(ledger.id, ledger.attempt),
+            summary=refund_summary(
+                ledger.amount, ledger.order_code, len(ledger.ticket_ids), ledger.kind.value,
+                then=f"{fresh.status} after refund-error; settles {ledger.workflow_id}",
+            ),
+        )
+        return "late-answer"
     return "no-change"

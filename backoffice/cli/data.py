@@ -115,15 +115,15 @@ def import_file(
         raise typer.Exit(2)
     key = idempotency_key or new_key()
     try:
-        with connect(api_url, api_key, role) as api:
-            resp = api.http.post(
-                "/imports", content=file.read_bytes(), params={"deliver": deliver, "filename": file.name},
+        with connect(api_url, api_key, role) as api, file.open("rb") as content:
+            resp = api.http.post(  # sent as it is read, 64 KiB at a time
+                "/imports", content=content, params={"deliver": deliver, "filename": file.name},
                 headers={"Content-Type": kind, "Idempotency-Key": key},
             )
             body: Any = resp.json() if resp.content else {}
             if resp.status_code == 422 and isinstance(body, dict) and body.get("issues") is not None:
                 _print_issues(file.name, [str(ImportIssue(e["message"], e.get("row"), e.get("field")))
-                                          for e in body["issues"]])
+                                          for e in body["issues"]], body.get("issues_total"))
                 raise typer.Exit(2)
             if resp.status_code >= 400:
                 raise problem_failure(resp.status_code, body)
@@ -140,10 +140,13 @@ def import_file(
                               EXIT_UNREACHABLE, label="unreachable")) from None
 
 
-def _print_issues(name: str, issues: list[str]) -> None:
-    err.print(f"[bold red]Nothing imported:[/] {len(issues)} problem(s) in {name}")
+def _print_issues(name: str, issues: list[str], total: int | None = None) -> None:
+    total = len(issues) if total is None else total
+    err.print(f"[bold red]Nothing imported:[/] {total} problem(s) in {name}")
     for issue in issues:
         err.print(issue, markup=False, highlight=False, soft_wrap=True)
+    if total > len(issues):
+        err.print(f"... and {total - len(issues)} more", markup=False, highlight=False)
 
 
 def _import_direct(file: Path, who: str) -> None:

@@ -39,7 +39,7 @@ def dev(
 
 
 def worker() -> None:
-    """Run a worker on the orders, payments and email task queues."""
+    """Run a worker on the orders, payments, email and render task queues."""
     from workers.main import main as worker_main
 
     worker_main()

@@ -129,6 +129,15 @@ def _release_refund(state: ServerState, body: dict[str, Any], ids: tuple[str, ..
         raise invalid_param("id", str(err)) from None
 
 
+def _stray_balance(state: ServerState, body: dict[str, Any], ids: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        return divergence.stray_balance_transaction(
+            state, ids[0], type=str(body.get("type") or "refund_failure"), amount=_opt_int(body, "amount")
+        )
+    except ValueError as err:
+        raise invalid_param("type", str(err)) from None
+
+
 def _dashboard_refund(state: ServerState, body: dict[str, Any], _ids: tuple[str, ...]) -> dict[str, Any]:
     intent = body.get("payment_intent")
     if not intent:
@@ -181,6 +190,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], Action]] = [
         ("POST", f"refunds/{_ID}/duplicate", _duplicate_refund),
         ("POST", f"refunds/{_ID}/hold", _hold_refund),
         ("POST", f"refunds/{_ID}/release", _release_refund),
+        ("POST", f"refunds/{_ID}/stray_balance", _stray_balance),
         ("POST", "dashboard_refunds", _dashboard_refund),
         ("POST", "webhooks/drop", _drop_webhooks),
         ("POST", "idempotency/forget", _forget_keys),

@@ -113,6 +113,11 @@ class StripeAdmin:
     ) -> dict[str, Any]:
         return await self._call("POST", "webhooks/drop", {"count": count, "types": types, "object_id": object_id})
 
+    async def stray_balance_transaction(
+        self, refund_id: str, *, type: str = "refund_failure", amount: int | None = None
+    ) -> dict[str, Any]:
+        return await self._call("POST", f"refunds/{refund_id}/stray_balance", {"type": type, "amount": amount})
+
     async def forget_idempotency_keys(self) -> int:
         return int((await self._call("POST", "idempotency/forget", {}))["forgotten"])
 

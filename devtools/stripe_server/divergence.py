@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import balance
 from .events import emit
 from .refunds import create_refund, get_refund, schedule_failure, settle_due
 from .state import RequestContext, ServerState, WebhookDrop, WebhookFate, public
@@ -72,6 +73,31 @@ def fail_refund(
     """
     schedule_failure(state, refund_id, reason, after_seconds, webhook=webhook)
     return public(get_refund(state, refund_id))
+
+
+STRAY_TYPES = ("refund", "refund_failure")
+
+
+def stray_balance_transaction(
+    state: ServerState, refund_id: str, *, type: str = "refund_failure", amount: int | None = None
+) -> dict[str, Any]:
+    """A balance transaction on a refund that the refund itself does not show: money moved that no
+    refund accounts for (a credit back on a refund that still succeeded, or a second debit).
+
+    The refund is unchanged (status, `balance_transaction`, `failure_balance_transaction`); the
+    entry is listed under `/v1/balance_transactions` with `source` the refund. `amount` is signed
+    as Stripe signs it; by default the refund's amount, out for `refund`, back for `refund_failure`.
+    """
+    if type not in STRAY_TYPES:
+        raise ValueError(f"type must be one of {STRAY_TYPES}")
+    with state.store.transaction():
+        refund = get_refund(state, refund_id)
+        if amount is None:
+            amount = int(refund["amount"]) * (1 if type == "refund_failure" else -1)
+        return balance.record(
+            state, new_id("txn"), type=type, amount=amount, currency=refund["currency"], source=refund_id,
+            description="STRAY BALANCE TRANSACTION",
+        )
 
 
 PENDING_REASONS = ("processing", "insufficient_funds", "charge_pending")

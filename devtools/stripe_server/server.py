@@ -139,6 +139,12 @@ class StripeServer:
         """Let a pending refund succeed `after_seconds` from now."""
         return divergence.release_refund(self.state, refund_id, after_seconds=after_seconds)
 
+    def stray_balance_transaction(
+        self, refund_id: str, *, type: str = "refund_failure", amount: int | None = None
+    ) -> dict[str, Any]:
+        """A balance transaction on a refund the refund does not show (see `divergence`)."""
+        return divergence.stray_balance_transaction(self.state, refund_id, type=type, amount=amount)
+
     def forget_idempotency_keys(self) -> int:
         """Forget saved idempotent answers now (Stripe: after 24 h)."""
         return divergence.forget_idempotency_keys(self.state)

@@ -95,6 +95,23 @@ def test_agreement_in_every_final_pair() -> None:
     assert _classify(paid, _record(ProcessorRefundStatus.FAILED), as_of=as_of) == []
 
 
+def test_a_refund_error_its_own_refund_paid_later_is_healed_and_a_late_failure_is_no_item() -> None:
+    as_of = T0 + timedelta(days=2)
+    timed_out = _refund(RefundStatus.FAILED, failure_reason="confirmation-timeout")
+    (closed,) = _classify(timed_out, _record(ProcessorRefundStatus.SUCCEEDED), as_of=as_of, open_run=False)
+    assert (closed.cls, closed.action) == (C.STATUS_MISMATCH, SuggestedAction.START_LATE_ANSWER)
+    assert closed.processor and closed.processor["settlement"] == "late-answer"
+    (waiting,) = _classify(timed_out, _record(ProcessorRefundStatus.SUCCEEDED), as_of=as_of, open_run=True)
+    assert waiting.action is SuggestedAction.SIGNAL_REFUND
+    # Both say failed; only the words differ (the run updates them when it hears): nothing to report.
+    assert _classify(timed_out, _record(ProcessorRefundStatus.FAILED, failure_reason="lost_card"), as_of=as_of) == []
+    # No processor refund of its own recorded: finance's (the retry adopts the paid one).
+    (unknown,) = _classify(
+        _refund(RefundStatus.FAILED, pid=None), _record(ProcessorRefundStatus.SUCCEEDED), as_of=as_of
+    )
+    assert unknown.action is SuggestedAction.MARK_OR_RETRY
+
+
 def test_exact_in_minor_units() -> None:
     record = _record(ProcessorRefundStatus.SUCCEEDED, amount=3499)
     side = LedgerSide(refund=_refund(RefundStatus.SUCCEEDED), payment_reference="pi_1", refundable_max=7000)
@@ -112,7 +129,10 @@ def test_exact_in_minor_units() -> None:
         (RefundStatus.CONFIRMING, False, ProcessorRefundStatus.FAILED, NewsRoute.START_RUN_WITH_NEWS),
         (RefundStatus.SUCCEEDED, False, ProcessorRefundStatus.FAILED, NewsRoute.START_LATE_FAILURE),
         (RefundStatus.SUCCEEDED, True, ProcessorRefundStatus.SUCCEEDED, NewsRoute.NO_CHANGE),
-        (RefundStatus.FAILED, False, ProcessorRefundStatus.SUCCEEDED, NewsRoute.NO_CHANGE),
+        # A refund-error's own processor refund paid later: its run waiting for finance, else the follow-up run.
+        (RefundStatus.FAILED, False, ProcessorRefundStatus.SUCCEEDED, NewsRoute.START_LATE_ANSWER),
+        (RefundStatus.FAILED, True, ProcessorRefundStatus.SUCCEEDED, NewsRoute.SIGNAL_RUN),
+        (RefundStatus.FAILED, True, ProcessorRefundStatus.FAILED, NewsRoute.NO_CHANGE),
         # A restarted run in refunding looks for a refund of ours before it submits: it adopts this one.
         (RefundStatus.REFUNDING, False, ProcessorRefundStatus.SUCCEEDED, NewsRoute.START_RUN_WITH_NEWS),
     ],

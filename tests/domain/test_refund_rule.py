@@ -80,14 +80,65 @@ def test_a_failure_after_success_is_a_late_failure_unless_finance_paid_by_hand()
     assert refund_ledger.settle(order, paid, _out(P.FAILED), actor="p", now=NOW)[2] == []
 
 
-def test_final_refunds_take_no_processor_news() -> None:
+def test_a_retried_refund_takes_news_of_its_new_attempt_only() -> None:
     order, refund = _refunding()
     order, failed, _ = refund_ledger.settle(order, refund, _out(P.FAILED), actor="t", now=NOW)
-    # A refund-error the processor later calls succeeded is reconciliation's to report, not ours to move.
-    assert refund_ledger.judge(failed, _out(P.SUCCEEDED)) is Settlement.NO_CHANGE
+    assert refund_ledger.judge(failed, _out(P.FAILED)) is Settlement.NO_CHANGE  # the failure it records
     retried = refund_ledger.apply(order, failed, RefundAction.RETRY, actor="fin", now=NOW)[1]
     assert retried.processor_refund_id is None and retried.attempt == 2
     assert refund_ledger.judge(retried, _out(P.SUCCEEDED, pid="re_2")) is Settlement.MOVE
+
+
+def _timed_out():
+    """Confirming, then the confirmation window ran out with the processor's refund still pending."""
+    order, refund = _refunding()
+    order, refund, _ = refund_ledger.settle(order, refund, _out(P.PENDING), actor="t", now=NOW)
+    order, refund, _ = refund_ledger.apply(
+        order, refund, RefundAction.FAILED, actor="t", now=NOW, reason="confirmation-timeout"
+    )
+    return order, refund
+
+
+def test_a_refund_error_whose_own_refund_pays_later_is_refunded() -> None:
+    order, error = _timed_out()
+    assert error.processor_refund_id == "re_1" and order.tickets[0].is_valid
+    assert refund_ledger.judge(error, _out(P.PENDING)) is Settlement.NO_CHANGE
+    assert refund_ledger.judge(error, _out(P.SUCCEEDED, pid="re_other")) is Settlement.NO_CHANGE  # not its own
+    assert refund_ledger.judge(error, _out(P.SUCCEEDED)) is Settlement.LATE_ANSWER
+    paid_order, paid, events = refund_ledger.settle(order, error, _out(P.SUCCEEDED), actor="p", now=NOW)
+    assert paid.status is RefundStatus.SUCCEEDED and paid.processor_refund_id == "re_1"
+    assert paid.failure_reason is None and [e.type for e in events] == ["item-refunded"]
+    assert paid_order.refunded_total == error.amount and paid_order.pending_refund_total == eur(0)
+    assert paid_order.tickets[0].state is TicketState.REFUNDED and paid_order.tickets[1].is_valid
+    # Heard twice (webhook and reconciliation): nothing the second time.
+    assert refund_ledger.judge(paid, _out(P.SUCCEEDED)) is Settlement.NO_CHANGE
+    assert refund_ledger.settle(paid_order, paid, _out(P.SUCCEEDED), actor="p", now=NOW)[2] == []
+
+
+def test_a_refund_error_whose_own_refund_fails_later_keeps_it_with_the_processors_reason() -> None:
+    order, error = _timed_out()
+    news = _out(P.FAILED, reason="expired_or_canceled_card")
+    assert refund_ledger.judge(error, news) is Settlement.LATE_ANSWER
+    same_order, failed, events = refund_ledger.settle(order, error, news, actor="p", now=NOW)
+    assert failed.status is RefundStatus.FAILED and failed.failure_reason == "expired_or_canceled_card"
+    assert [e.type for e in events] == ["refund-error"] and events[0].data["late_answer"]
+    assert same_order == order  # no money, no ticket moves
+    assert refund_ledger.judge(failed, news) is Settlement.NO_CHANGE
+
+
+def test_a_refund_error_without_its_own_refund_takes_no_news() -> None:
+    """Refused at submission (no processor refund recorded): a paid refund under its key is finance's (retry)."""
+    order, refund = _refunding()
+    order, error, _ = refund_ledger.apply(order, refund, RefundAction.FAILED, actor="t", now=NOW, reason="no")
+    assert error.processor_refund_id is None
+    assert refund_ledger.judge(error, _out(P.SUCCEEDED)) is Settlement.NO_CHANGE
+
+
+def test_a_late_success_the_order_has_no_room_for_is_left_to_reconciliation() -> None:
+    """Its amount went to another refund meanwhile (paid twice): the ledger cannot take it; over-refunded says so."""
+    order, error = _timed_out()
+    full = order.model_copy(update={"refunded_total": order.payment.amount})
+    assert refund_ledger.settle(full, error, _out(P.SUCCEEDED), actor="p", now=NOW) == (full, error, [])
 
 
 def test_done_already_recognises_each_actions_result() -> None:

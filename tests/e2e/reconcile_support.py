@@ -185,6 +185,14 @@ class World:
                     reporting_category="refund", source=record.id, amount=-amount, currency=currency, created_at=at,
                 )
             )
+        if balance and status is S.FAILED:  # the money back, as the processor records a failure
+            entries.append(
+                BalanceEntry(
+                    processor=Processor.STRIPE, id=f"txn_{uuid.uuid4().hex[:14]}", type="refund_failure",
+                    reporting_category="refund_failure", source=record.id, amount=amount, currency=currency,
+                    created_at=at,
+                )
+            )
         if self.fake.inline_balance:
             record.balance_entries = entries
         else:
@@ -253,6 +261,17 @@ async def late_failure(w: World) -> Expected:
 
 
 async def error_but_paid(w: World) -> Expected:
+    """Refund-error without a processor refund of its own (the create's answer never came), yet one paid under
+    its key: finance's (a retry adopts it); the ledger cannot tell it is this refund's money by itself."""
+    order = await w.order()
+    refund = await w.refund(order, RefundStatus.FAILED)
+    w.processor_refund(order, refund, S.SUCCEEDED)
+    return {(C.STATUS_MISMATCH, refund.id)}
+
+
+async def error_then_paid(w: World) -> Expected:
+    """Refund-error (its confirmation window ran out) whose own processor refund paid later: healed by the
+    follow-up run (`start-late-answer`), which makes it refunded."""
     order = await w.order()
     pid = f"re_{uuid.uuid4().hex[:14]}"
     refund = await w.refund(order, RefundStatus.FAILED, processor_refund_id=pid)
@@ -346,6 +365,7 @@ INJECTIONS: dict[str, Injection] = {
     "currency-mismatch": currency_mismatch,
     "status-mismatch-late-failure": late_failure,
     "status-mismatch-error-but-paid": error_but_paid,
+    "status-mismatch-error-then-paid": error_then_paid,
     "pending-overdue": pending_overdue,
     "duplicate-at-processor": duplicate,
     "over-refunded": over_refunded,
@@ -378,3 +398,24 @@ async def reconcile(
 async def count_rows(app: Harness, table: sa.Table) -> int:
     async with app.store.read() as conn:
         return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
+
+
+async def stray_credit(w: World, amount: int = 3500) -> tuple[ProcessorRefundRecord, BalanceEntry]:
+    """A refund where both sides agree, and money credited back on it that the refund does not show
+    (the stand-in's `stray_balance_transaction`): only the window's totals can see it."""
+    order = await w.order()
+    pid = f"re_{uuid.uuid4().hex[:14]}"
+    refund = await w.refund(order, RefundStatus.SUCCEEDED, processor_refund_id=pid)
+    record = w.processor_refund(order, refund, pid=pid)
+    entry = BalanceEntry(
+        processor=Processor.STRIPE,
+        id=f"txn_stray_{uuid.uuid4().hex[:10]}",
+        type="refund_failure",
+        reporting_category="refund_failure",
+        source=pid,
+        amount=amount,
+        currency="EUR",
+        created_at=w._at(),
+    )
+    w.fake.balance.append(entry)  # listed only, never inline: the refund does not show it
+    return record, entry

@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 from temporalio.client import Client
 
+from backoffice.api import imports as imports_api
 from runtime.settings import BulkConfig
 from tests.builders import make_event
 from tests.e2e.action_support import history, problem
@@ -23,7 +25,7 @@ from tests.e2e.import_support import import_row as _row
 from tests.harness import Harness, running, seed
 from ticketing.store.engine import Store
 from ticketing.store.orders import load_order, load_ticket_types
-from ticketing.store.tables import bulk_operations, import_rows, orders
+from ticketing.store.tables import bulk_operations, import_rows, import_staging, orders
 
 
 async def _event(app: Harness) -> str:
@@ -127,3 +129,101 @@ async def test_json_import_pauses_and_resumes(slow: Harness) -> None:
     done = await _wait_bulk(app, bulk_id)
     assert done["counts"] == {"sent": 8}
     assert len(await app.sink.wait_for_messages(8)) == 8
+
+
+async def _pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
+    """The body as a slow client sends it: no Content-Length, small chunks."""
+    for at in range(0, len(data), size):
+        yield data[at:at + size]
+
+
+async def _staged_rows(app: Harness) -> int:
+    async with app.store.transaction() as conn:
+        return (await conn.execute(sa.select(sa.func.count()).select_from(import_staging))).scalar_one()
+
+
+async def test_a_json_file_sent_in_small_chunks_is_imported_as_if_sent_whole(app: Harness) -> None:
+    event_id = await _event(app)
+    rows = [_row(event_id, n, contact_name=f"Zoë Ünicode {n}") for n in range(4)]
+    rows.append({**_row(event_id, 0, order_code=rows[0]["order_code"], contact_name="Zoë Ünicode 0"),
+                 "quantity": 1, "ticket_type_id": f"{event_id}_vip"})  # a second line of the first order
+    data = json.dumps(rows, ensure_ascii=False, indent=2).encode()
+
+    resp = await app.http.post("/imports", content=_pieces(data, 5), headers={"Content-Type": "application/json"})
+
+    assert resp.status_code == 202, resp.text
+    assert (resp.json()["orders"], resp.json()["tickets"]) == (4, 9)
+    state = await _wait_bulk(app, resp.json()["bulk_id"])
+    assert state["counts"] == {"imported": 4}
+    async with app.store.transaction() as conn:
+        first = await load_order(conn, rows[0]["order_code"])
+    assert first.contact.name == "Zoë Ünicode 0"
+    assert sorted(t.ticket_type_id for t in first.tickets) == [f"{event_id}_ga"] * 2 + [f"{event_id}_vip"]
+    assert await _staged_rows(app) == 0
+
+
+async def test_errors_past_the_first_thousand_are_counted_and_nothing_is_left_staged(app: Harness) -> None:
+    event_id = await _event(app)
+    rows = [_row(event_id, n) for n in range(3)]
+    rows += [_row(event_id, n, quantity="0") for n in range(3, 1203)]
+    data = _csv(rows).encode()
+
+    body = problem(await app.http.post("/imports", content=_pieces(data, 4096),
+                                       headers={"Content-Type": "text/csv"}), 422, "import-invalid")
+
+    assert (len(body["issues"]), body["issues_total"]) == (1000, 1200)
+    assert body["detail"] == "1200 problem(s) in the file; nothing was imported; the first 1000 are listed"
+    assert body["issues"][0] == {"row": 4, "field": "quantity", "message": "must be a positive whole number"}
+    assert body["issues"][-1]["row"] == 1003
+    async with app.store.transaction() as conn:
+        assert (await conn.execute(sa.select(orders.c.code).where(orders.c.event_id == event_id))).first() is None
+        assert (await conn.execute(sa.select(bulk_operations.c.id).where(bulk_operations.c.kind == "import"))
+                ).first() is None
+    assert await _staged_rows(app) == 0
+
+
+async def test_a_repost_with_the_same_key_replays_the_first_answer_and_imports_once(app: Harness) -> None:
+    event_id = await _event(app)
+    rows = [_row(event_id, n) for n in range(3)]
+    data = _csv(rows).encode()
+    headers = {"Content-Type": "text/csv", "Idempotency-Key": f"spring-{uuid.uuid4().hex[:8]}"}
+
+    first = await app.http.post("/imports", content=data, headers=headers)
+    assert first.status_code == 202, first.text
+    again = await app.http.post("/imports", content=_pieces(data, 7), headers=headers)  # cut otherwise
+    assert again.status_code == 202, again.text
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.json() == first.json()
+    other = _csv(rows[:2]).encode()
+    problem(await app.http.post("/imports", content=other, headers=headers), 422, "idempotency-key-reused")
+
+    state = await _wait_bulk(app, first.json()["bulk_id"])
+    assert state["counts"] == {"imported": 3}
+    async with app.store.transaction() as conn:
+        codes = (await conn.execute(sa.select(orders.c.code).where(orders.c.event_id == event_id))).all()
+        imports = (await conn.execute(sa.select(bulk_operations.c.id).where(bulk_operations.c.kind == "import"))
+                   ).all()
+    assert len(codes) == 3 and len(imports) == 1
+    assert await _staged_rows(app) == 0
+
+
+async def test_a_file_over_the_limit_is_refused_as_it_streams(app: Harness, monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    event_id = await _event(app)
+    data = _csv([_row(event_id, n) for n in range(40)]).encode()
+    monkeypatch.setattr(imports_api, "MAX_BYTES", len(data) // 2)
+
+    streamed = await app.http.post("/imports", content=_pieces(data, 100), headers={"Content-Type": "text/csv"})
+    problem(streamed, 413, "file-too-large")
+    declared = await app.http.post("/imports", content=data, headers={"Content-Type": "text/csv"})
+    problem(declared, 413, "file-too-large")
+    assert await _staged_rows(app) == 0
+
+
+async def test_text_no_field_may_hold_is_refused_by_row_and_field(app: Harness) -> None:
+    event_id = await _event(app)
+    rows = [_row(event_id, 1), _row(event_id, 2, contact_name="Ada\u0007Lovelace")]
+
+    body = problem(await _post(app, json.dumps(rows), kind="application/json"), 422, "import-invalid")
+
+    assert [(i["row"], i["field"]) for i in body["issues"]] == [(2, "contact_name")]
+    assert "control character (U+0007)" in body["issues"][0]["message"]

@@ -34,21 +34,25 @@ from tests.e2e.reconcile_support import (
     WINDOW,
     FakeSource,
     World,
+    error_then_paid,
     late_failure,
     missed_webhook,
     money_movement,
     orphaned,
     reconcile,
+    stray_credit,
 )
 from tests.harness import Harness, running
 from ticketing.models import Processor
 from ticketing.reconciliation import DiscrepancyClass as C
-from ticketing.reconciliation import ItemState, ReconItem, SuggestedAction
+from ticketing.reconciliation import ItemState, ReconItem, Severity, SuggestedAction
+from ticketing.reconciliation.totals import totals_key
 from ticketing.reconciliation_records import ReconWindow
-from ticketing.refunds import late_failure_workflow_id
+from ticketing.refunds import late_answer_workflow_id, late_failure_workflow_id
 from ticketing.states import RefundStatus
 from ticketing.store import reconciliation as rs
 from ticketing.store.engine import Store
+from ticketing.store.orders import load_history, load_order
 from ticketing.store.refunds import load_refund
 from ticketing.store.tables import refunds, webhook_events
 from workflows.contracts import RefundResult
@@ -274,6 +278,35 @@ async def test_closed_confirming_refund_is_restarted_with_the_news(world: World)
     assert second.healed == 0 and second.resolved == 1
 
 
+@BOTH_STORES
+async def test_a_refund_error_paid_later_is_made_refunded_once(world: World) -> None:
+    """Ledger refund-error, its own processor refund succeeded, its run closed: the follow-up run settles it
+    through the refund rule (refunded, the receipt); a re-run of the window heals nothing."""
+    ((_, refund_id),) = await error_then_paid(world)
+    await world.clean(2)
+    first = await reconcile(world.app.client, world.app.prefix)
+    (item,) = await _items(world.app)
+    assert (item.cls, item.suggested_action) == (C.STATUS_MISMATCH, SuggestedAction.START_LATE_ANSWER)
+    assert item.processor_side and item.processor_side["settlement"] == "late-answer"
+    assert first.healed == 1 and first.heal_failed == 0
+    follow_up = late_answer_workflow_id(refund_id, 1)
+    done = await world.app.client.get_workflow_handle(follow_up, result_type=RefundResult).result()
+    assert done.status == "refunded"
+    async with world.app.store.read() as conn:
+        refund = await load_refund(conn, refund_id)
+        order = await load_order(conn, refund.order_code)
+        history = [h.type for h in await load_history(conn, refund.order_code)]
+    assert refund.status is RefundStatus.SUCCEEDED and order.refunded_total.amount == refund.amount.amount
+    assert history.count("item-refunded") == 1 and history.count("refund-receipt-sent") == 1
+
+    second = await reconcile(world.app.client, world.app.prefix)
+    assert second.healed == 0 and second.resolved == 1
+    (again,) = await _items(world.app)
+    assert again.state is ItemState.RESOLVED
+    runs = [wf async for wf in world.app.client.list_workflows(f"WorkflowId = '{follow_up}'")]
+    assert len(runs) == 1  # one follow-up run, ever
+
+
 async def test_items_of_earlier_windows_are_rechecked_and_resolved(world: World) -> None:
     ((_, refund_id),) = await INJECTIONS["status-mismatch-error-but-paid"](world)
     ((_, movement_key),) = await INJECTIONS["money-movement"](world)  # only its window can judge it
@@ -338,3 +371,116 @@ async def test_scheduled_run_takes_its_window_from_the_scheduled_time(world: Wor
         assert found[0].typed_search_attributes.get(RECON_OPEN_ITEMS) == 1.0
     finally:
         await handle.delete()
+
+
+# --- a window's totals per currency ------------------------------------------------------------------
+
+TOTALS_KEY = totals_key(WINDOW, "EUR")
+
+
+@pytest.mark.parametrize("inline_balance", [True, False], ids=["inline", "listed"])
+async def test_a_balance_only_discrepancy_is_one_totals_item(world: World, inline_balance: bool) -> None:
+    """Money credited back on a refund that still succeeded: every refund agrees, the window's EUR does not."""
+    await world.clean(3)
+    await stray_credit(world)
+    result = await reconcile(world.app.client, world.app.prefix)
+    (item,) = await _items(world.app)
+    assert (item.cls, item.key, item.severity, item.state) == (
+        C.MONEY_MOVEMENT,
+        TOTALS_KEY,
+        Severity.HIGH,
+        ItemState.OPEN,
+    )
+    assert result.counts == {"money-movement": 1} and result.open_items == 1 and result.healed == 0
+    assert (item.amount, item.currency, item.refund_id, item.processor_refund_id) == (-3_500, "EUR", None, None)
+    assert item.suggested_action is SuggestedAction.INVESTIGATE
+    assert item.processor_side is not None
+    evidence = {k: v for k, v in item.processor_side.items() if k != "suggested_action"}
+    assert evidence == {
+        "window": WINDOW.label,
+        "currency": "EUR",
+        "processor_total": 10_500,
+        "ledger_total": 14_000,
+        "difference": -3_500,
+        "explained": 0,
+        "unexplained": -3_500,
+    }
+    assert "balance transactions" in item.processor_side["suggested_action"]
+    async with world.app.store.read() as conn:
+        run = await rs.get_run(conn, RUN_ID)
+    assert run.totals == {"EUR": {"processor": 10_500, "ledger": 14_000, "difference": -3_500}}
+
+
+async def test_a_rerun_finds_the_same_totals_item_and_resolves_it_once_the_window_agrees(world: World) -> None:
+    await world.clean(2)
+    _, stray = await stray_credit(world)
+    await reconcile(world.app.client, world.app.prefix)
+    (first,) = await _items(world.app)
+
+    again = await reconcile(world.app.client, world.app.prefix)
+    (second,) = await _items(world.app)
+    assert second.id == first.id and second.state is ItemState.OPEN  # the same item, not a second one
+    assert again.counts == {"money-movement": 1} and again.resolved == 0 and again.open_items == 1
+
+    world.fake.balance.remove(stray)  # the processor reversed it: the window now agrees
+    third = await reconcile(world.app.client, world.app.prefix)
+    (resolved,) = await _items(world.app)
+    assert resolved.id == first.id and third.resolved == 1 and third.open_items == 0
+    assert (resolved.state, resolved.actor, resolved.reason) == (
+        ItemState.RESOLVED,
+        "reconciliation",
+        "both sides agree",
+    )
+
+
+async def test_refund_items_that_explain_the_whole_difference_raise_no_totals_item(world: World) -> None:
+    await world.clean(3)
+    expected: set[tuple[C, str]] = set()
+    for name in ("missing-at-processor", "missing-in-ledger", "foreign", "amount-mismatch", "currency-mismatch",
+                 "status-mismatch-late-failure", "status-mismatch-error-but-paid", "duplicate-at-processor",
+                 "double-settlement", "money-movement", "missed-webhook"):  # fmt: skip
+        expected |= await INJECTIONS[name](world)
+    result = await reconcile(world.app.client, world.app.prefix, dry_run=True)
+    assert {(i.cls, i.key) for i in await _items(world.app)} == expected
+    assert result.found == len(expected)
+    async with world.app.store.read() as conn:
+        run = await rs.get_run(conn, RUN_ID)
+    assert all(t["difference"] for t in run.totals.values())  # the totals differ, each refund's item says why
+
+
+async def test_a_totals_item_counts_what_the_refund_items_explain(world: World) -> None:
+    await world.clean(2)
+    mismatch = await INJECTIONS["amount-mismatch"](world)  # the processor paid 5.00 less
+    await stray_credit(world, amount=1_200)
+    await reconcile(world.app.client, world.app.prefix, dry_run=True)
+    items = {i.cls: i for i in await _items(world.app)}
+    assert {(i.cls, i.key) for i in items.values()} == mismatch | {(C.MONEY_MOVEMENT, TOTALS_KEY)}
+    side = items[C.MONEY_MOVEMENT].processor_side or {}
+    assert (side["difference"], side["explained"], side["unexplained"]) == (-1_700, -500, -1_200)
+
+
+async def test_refunds_across_a_window_boundary_agree_in_every_window(world: World) -> None:
+    """Refunded in the ledger a second one side of midnight, made at the processor a second the other side:
+    both totals count it on the processor refund's clock, so no window disagrees."""
+    before = ReconWindow(start=WINDOW.start - timedelta(days=1), end=WINDOW.start)
+    after = ReconWindow(start=WINDOW.end, end=WINDOW.end + timedelta(days=1))
+    await world.clean(2)
+    second = timedelta(seconds=1)
+    for ledger_at, processor_at in ((WINDOW.start - second, WINDOW.start + second),
+                                    (WINDOW.end - second, WINDOW.end + second),
+                                    (WINDOW.end + second, WINDOW.end - second)):  # fmt: skip
+        order = await world.order()
+        pid = f"re_edge_{processor_at:%H%M%S}_{ledger_at:%d}"
+        refund = await world.refund(order, RefundStatus.SUCCEEDED, processor_refund_id=pid, at=ledger_at)
+        world.processor_refund(order, refund, pid=pid, at=processor_at)
+    results = [await reconcile(world.app.client, world.app.prefix, window=w) for w in (before, WINDOW, after)]
+    assert [r.found for r in results] == [0, 0, 0]
+    async with world.app.store.read() as conn:
+        assert await rs.list_items(conn) == []
+        totals = [
+            (await rs.get_run(conn, reconcile_workflow_id("stripe", w.label))).totals for w in (before, WINDOW, after)
+        ]
+    # The processor's clock: 2 clean + the one made just after the start + the one made just before the end.
+    assert totals[1] == {"EUR": {"processor": 14_000, "ledger": 14_000, "difference": 0}}
+    assert totals[2] == {"EUR": {"processor": 3_500, "ledger": 3_500, "difference": 0}}
+    assert totals[0] == {}

@@ -24,8 +24,11 @@ from runtime.settings import BlobConfig
 from tests.e2e.refund_support import card_order, request_refund
 from tests.harness import Harness, running
 from ticketing.models import Processor
+from ticketing.reconciliation import DiscrepancyClass, Severity
+from ticketing.reconciliation.totals import totals_key
 from ticketing.reconciliation_records import ReconWindow
 from ticketing.reconciliation_report import report_keys
+from ticketing.store import reconciliation as rs
 from ticketing.store.engine import Store
 from workflows.reconcile import ReconcileWorkflow
 from workflows.reconcile_contracts import reconcile_workflow_id
@@ -96,3 +99,29 @@ async def test_run_writes_its_report_and_emails_finance(stack: tuple[Harness, St
     again = await _reconcile(h, window)
     assert again["status"] == "completed"
     assert await blobs.get(csv_key) == before
+
+
+async def test_money_back_on_a_refund_that_stayed_paid_is_one_totals_item(stack: tuple[Harness, StripeServer]) -> None:
+    """The stand-in credits back a refund that still succeeded: each refund agrees, the window's money does not."""
+    h, stripe = stack
+    order = await card_order(h, stripe)
+    accepted = await request_refund(h, order.code, {"kind": "full", "reason": "cannot come"})
+    assert (await h.wait_operation(accepted["operation_id"]))["status"] == "completed"
+    (refund,) = [r for r in stripe.refunds() if r["payment_intent"] == order.payment.reference]
+    stray = stripe.stray_balance_transaction(refund["id"])
+    now = datetime.now(UTC)
+    window = ReconWindow(start=now - timedelta(hours=1), end=now + timedelta(seconds=5))
+    run_id = reconcile_workflow_id("stripe", window.label)
+
+    for _ in range(2):  # a re-run of the window finds the same item, not a second one
+        assert (await _reconcile(h, window))["status"] == "completed"
+        async with h.store.read() as conn:
+            items = await rs.list_items(conn, run_id=run_id)
+        assert [(i.cls, i.key, i.severity) for i in items] == [
+            (DiscrepancyClass.MONEY_MOVEMENT, totals_key(window, "EUR"), Severity.HIGH)
+        ]
+        side = items[0].processor_side or {}
+        assert (side["difference"], side["explained"], side["unexplained"]) == (
+            -stray["amount"], 0, -stray["amount"]
+        )
+        assert side["processor_total"] == 0 and side["ledger_total"] == refund["amount"]

@@ -1,10 +1,13 @@
 """A retried refund never pays twice: before any submission the processor is asked for a refund of ours.
 
 A refund goes to refund-error when its confirmation window runs out with the
-processor's refund still pending; the processor may pay it later. Finance's
-retry (a new attempt, a new idempotency key) then finds that refund and adopts
-its outcome through the ledger's rule instead of paying the buyer again. Only
-when every earlier attempt failed does the retry make a new processor refund.
+processor's refund still pending; the processor may pay it later. When its news
+comes (webhook), the ledger's rule makes the refund-error refunded (the run
+waiting for finance takes it; a closed run's follow-up run does). When the news
+was lost, finance's retry (a new attempt, a new idempotency key) finds that
+refund and adopts its outcome through the same rule instead of paying the buyer
+again. Only when every earlier attempt failed does the retry make a new
+processor refund.
 
 The API, the workers and the Stripe stand-in are real (over HTTP, webhooks
 on); the ten-business-day window passes on a time-skipping dev server.
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from devtools.stripe_server.server import StripeServer
@@ -26,11 +30,12 @@ from runtime.settings import RefundConfig
 from tests.e2e.refund_support import NEVER_SETTLES, card_order, request_refund, stripe_refunds_for, time_skipped_app
 from tests.harness import Harness
 from ticketing.models import Order, Processor
+from ticketing.refunds import late_answer_workflow_id
 from ticketing.states import RefundStatus, TicketState
 from ticketing.store.engine import Store
 from ticketing.store.orders import load_history, load_order
 from ticketing.store.refunds import load_refund
-from workflows.contracts import RefundInput
+from workflows.contracts import RefundInput, RefundResult
 from workflows.refund import RefundWorkflow
 
 # A one-business-day window with hourly polls: the refund-error comes after a fast-forward of a few days.
@@ -105,13 +110,118 @@ async def _retry(app: Harness, url: str) -> dict[str, Any]:
     return body
 
 
-async def test_retry_after_a_late_success_adopts_it_and_pays_nothing_more(
+async def _one_receipt(app: Harness) -> None:
+    await app.sink.wait_for_messages(2, timeout=20)  # finance's refund-error notice and the buyer's receipt
+    await asyncio.sleep(0.5)  # a second receipt, were one sent, would be here by now
+    receipts = [m for m in app.sink.messages if m["To"] == BUYER]
+    assert len(receipts) == 1 and "Refund" in receipts[0]["Subject"], [m["Subject"] for m in receipts]
+
+
+async def _refunded_once(
+    app: Harness, stripe: StripeServer, order: Order, refund_id: str, first: dict[str, Any]
+) -> None:
+    """The ledger took the processor's one refund: totals, the ticket, one success in the history, one receipt."""
+    async with app.store.transaction() as conn:
+        after = await load_order(conn, order.code)
+        ledger = await load_refund(conn, refund_id)
+        history = [h.type for h in await load_history(conn, order.code)]
+    assert ledger.status is RefundStatus.SUCCEEDED and ledger.processor_refund_id == first["id"]
+    assert after.refunded_total.amount == first["amount"] and after.pending_refund_total.amount == 0
+    assert [t.state for t in after.tickets] == [TicketState.REFUNDED, TicketState.VALID]
+    assert history.count("item-refunded") == 1 and history.count("refund-error") == 1
+    assert [r["id"] for r in stripe_refunds_for(stripe, order.payment.reference)] == [first["id"]]  # paid once
+    await _one_receipt(app)
+
+
+async def _refund_errors(app: Harness) -> list[str]:
+    """Finance's refund-error list (the API's)."""
+    listed = await app.http.get("/refunds", params={"status": "refund-error"})
+    assert listed.status_code == 200, listed.text
+    return [r["id"] for r in listed.json()]
+
+
+async def test_a_late_success_while_the_run_waits_in_refund_error_makes_it_refunded(
+    app: Harness, stripe: StripeServer, time_skipping_env: WorkflowEnvironment
+) -> None:
+    """The bank pays after the window; the webhook reaches the run waiting for finance, which settles it."""
+    order, started, first = await _timed_out(app, stripe, time_skipping_env, one_ticket=True)
+    assert started["refund_id"] in await _refund_errors(app)
+    stripe.release_refund(first["id"])
+    refund = await _reaches(app, started["refund_url"], "refunded")
+    assert refund["attempt"] == 1 and refund["processor_refund_id"] == first["id"]
+    await _refunded_once(app, stripe, order, started["refund_id"], first)
+    assert started["refund_id"] not in await _refund_errors(app)
+    creates = [r for r in stripe.request_log if r.method == "POST" and r.path == "/v1/refunds"]
+    assert len(creates) == 1
+    # Finance's retry now has nothing to do: refused (its run has ended, refunded).
+    retried = await app.http.post(
+        f"{started['refund_url']}/retry", headers=await app.headers_for("finance-2", "finance")
+    )
+    assert retried.status_code == 409 and retried.json()["type"].endswith("/operation-closed"), retried.text
+
+
+async def test_a_late_success_after_the_run_closed_is_settled_by_its_follow_up_run(
+    app: Harness, stripe: StripeServer, time_skipping_env: WorkflowEnvironment
+) -> None:
+    """Finance's window ended and the run closed in refund-error; the webhook starts the follow-up run."""
+    order, started, first = await _timed_out(app, stripe, time_skipping_env, one_ticket=True)
+    original = app.client.get_workflow_handle(started["operation_id"], result_type=RefundResult)
+    await time_skipping_env.fast_forward(original, timedelta(days=app.settings.refunds.finance_action_days + 1))
+    closed = await original.result()
+    assert closed.status == "refund-error"
+    stripe.release_refund(first["id"])
+    await _news_delivered(stripe, first["id"])
+    follow_up = app.client.get_workflow_handle(
+        late_answer_workflow_id(started["refund_id"], 1), result_type=RefundResult
+    )
+    assert (await follow_up.result()).status == "refunded"
+    await _refunded_once(app, stripe, order, started["refund_id"], first)
+    assert started["refund_id"] not in await _refund_errors(app)
+
+
+async def test_a_late_failure_keeps_refund_error_with_the_processors_reason(
+    app: Harness, stripe: StripeServer, time_skipping_env: WorkflowEnvironment
+) -> None:
+    _, started, first = await _timed_out(app, stripe, time_skipping_env)
+    stripe.force_refund_failure(first["id"], "expired_or_canceled_card")
+    await _reaches(app, started["refund_url"], "refund-error", waiting="expired_or_canceled_card")
+    async with app.store.transaction() as conn:
+        ledger = await load_refund(conn, started["refund_id"])
+    assert (ledger.status, ledger.failure_reason) == (RefundStatus.FAILED, "expired_or_canceled_card")
+    assert ledger.processor_refund_id == first["id"] and ledger.attempt == 1
+
+
+async def test_a_retry_the_ledger_refuses_is_a_409_and_the_run_still_waits(
+    app: Harness, stripe: StripeServer, time_skipping_env: WorkflowEnvironment
+) -> None:
+    """The refund-error's amount went to a second refund meanwhile: `amount-exceeds-refundable`, run untouched."""
+    order, started, first = await _timed_out(app, stripe, time_skipping_env)
+    stripe.fail_refund_silently(first["id"])  # the charge has room again at the processor; nobody is told
+    with time_skipping_env.with_time_skipping_disabled():
+        second = await request_refund(app, order.code, {"kind": "full", "reason": "asked again"})
+    await _reaches(app, second["refund_url"], "confirming-refund")
+    retried = await app.http.post(
+        f"{started['refund_url']}/retry", headers=await app.headers_for("finance-2", "finance")
+    )
+    assert retried.status_code == 409 and retried.json()["type"].endswith("/amount-exceeds-refundable"), retried.text
+    marked = await app.http.post(
+        f"{started['refund_url']}/mark-refunded", json={"reference": "BANK-1"},
+        headers=await app.headers_for("finance-2", "finance"),
+    )
+    assert marked.status_code == 409 and marked.json()["type"].endswith("/amount-exceeds-refundable"), marked.text
+    still = await _reaches(app, started["refund_url"], "refund-error", waiting="waiting for finance")
+    assert still["attempt"] == 1
+    handle = app.client.get_workflow_handle(started["operation_id"])
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+
+
+async def test_retry_after_a_late_success_nobody_heard_of_adopts_it_and_pays_nothing_more(
     app: Harness, stripe: StripeServer, time_skipping_env: WorkflowEnvironment
 ) -> None:
     order, started, first = await _timed_out(app, stripe, time_skipping_env, one_ticket=True)
-    # The bank pays it after all, days after the window; the webhook reaches the run in refund-error.
+    # The bank pays it after all, days after the window, and its webhook is lost: the run does not know.
+    stripe.drop_webhooks(None, object_id=first["id"])
     stripe.release_refund(first["id"])
-    await _news_delivered(stripe, first["id"])
 
     await _retry(app, started["refund_url"])
     refund = await _reaches(app, started["refund_url"], "refunded", attempt=2)
@@ -129,10 +239,7 @@ async def test_retry_after_a_late_success_adopts_it_and_pays_nothing_more(
     assert after.refunded_total.amount == first["amount"] and after.pending_refund_total.amount == 0
     assert [t.state for t in after.tickets] == [TicketState.REFUNDED, TicketState.VALID]
     assert history.count("item-refunded") == 1 and history.count("refund-error") == 1
-    await app.sink.wait_for_messages(2, timeout=20)  # finance's refund-error notice and the buyer's receipt
-    await asyncio.sleep(0.5)  # a second receipt, were one sent, would be here by now
-    receipts = [m for m in app.sink.messages if m["To"] == BUYER]
-    assert len(receipts) == 1 and "Refund" in receipts[0]["Subject"], [m["Subject"] for m in receipts]
+    await _one_receipt(app)
 
 
 async def test_paying_by_hand_what_the_processor_paid_or_may_pay_is_refused(
@@ -144,6 +251,7 @@ async def test_paying_by_hand_what_the_processor_paid_or_may_pay_is_refused(
     pending = await app.http.post(url, json={"reference": "BANK-1"}, headers=finance)
     assert pending.status_code == 409 and pending.json()["type"].endswith("/processor-refund-exists"), pending.text
     assert pending.json()["processor_status"] == "pending"
+    stripe.drop_webhooks(None, object_id=first["id"])  # heard, the run would make it refunded itself
     stripe.release_refund(first["id"])
     paid = await app.http.post(url, json={"reference": "BANK-1"}, headers=finance)
     assert paid.status_code == 409 and paid.json()["processor_refund_id"] == first["id"]
@@ -174,6 +282,7 @@ async def test_retry_after_a_genuine_failure_submits_a_new_refund(
     order, started, first = await _timed_out(app, stripe, time_skipping_env)
     stripe.force_refund_failure(first["id"], "expired_or_canceled_card")  # the money never left
     await _news_delivered(stripe, first["id"])
+    await _reaches(app, started["refund_url"], "refund-error", waiting="expired_or_canceled_card")
 
     await _retry(app, started["refund_url"])
     waiting = await _reaches(app, started["refund_url"], "confirming-refund", attempt=2)

@@ -249,3 +249,34 @@ async def test_a_held_refund_stays_pending_past_its_time(backend: Backend) -> No
     assert released["status"] == "succeeded" and "pending_reason" not in released
     with pytest.raises(ValueError, match="not pending"):
         server.hold_refund_pending(refund.id)
+
+
+async def test_a_stray_balance_transaction_moves_money_no_refund_shows(backend: Backend) -> None:
+    """A credit back on a refund that still succeeded, and a second debit: only the balance listing has them."""
+    server = backend.server
+    admin = StripeAdmin(backend.base_url, backend.api_key)
+    pi = await paid_intent(backend.client, amount=2_000)
+    refund = await backend.client.v1.refunds.create_async(params={"payment_intent": pi.id, "amount": 700})
+
+    credit = server.stray_balance_transaction(refund.id)
+    debit = await admin.stray_balance_transaction(refund.id, type="refund", amount=-50)
+
+    assert (credit["type"], credit["amount"], credit["source"]) == ("refund_failure", 700, refund.id)
+    assert (debit["type"], debit["amount"], debit["currency"]) == ("refund", -50, refund.currency)
+    now = await backend.client.v1.refunds.retrieve_async(refund.id)
+    assert now.status == "succeeded" and now.to_dict().get("failure_balance_transaction") is None
+    assert now.balance_transaction == refund.balance_transaction  # the refund shows its own debit only
+    assert refund.balance_transaction not in (credit["id"], debit["id"])
+    listed = await backend.client.v1.balance_transactions.list_async(params={"source": refund.id, "limit": 10})
+    assert sorted((t.type, t.amount) for t in listed.data) == [
+        ("refund", -700), ("refund", -50), ("refund_failure", 700)
+    ]
+    failures = await backend.client.v1.balance_transactions.list_async(params={"type": "refund_failure"})
+    assert credit["id"] in {t.id for t in failures.data}
+
+    with pytest.raises(StripeAdminError) as bad:
+        await admin.stray_balance_transaction(refund.id, type="charge")
+    assert bad.value.status == 400
+    with pytest.raises(StripeAdminError) as missing:
+        await admin.stray_balance_transaction("re_missing")
+    assert missing.value.status == 404

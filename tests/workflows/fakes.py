@@ -85,7 +85,7 @@ from workflows.options import queue_names
 class Call:
     name: str
     arg: Any
-    queue: str  # the queue kind it ran on: orders, payments or email
+    queue: str  # the queue kind it ran on: orders, payments, email or render
 
 
 Answer = Any  # a value, a list of values (taken in turn), or a callable of the input
@@ -278,6 +278,12 @@ class Fakes:
     async def deliver_import_batch(self, req: BulkBatch) -> BatchCounts:
         return await self.answer("deliver_import_batch", req)
 
+    # --- render queue ---------------------------------------------------------------------
+
+    @activity.defn(name="prerender_ticket_pdfs")
+    async def prerender_ticket_pdfs(self, req: BulkBatch) -> BatchCounts:
+        return await self.answer("prerender_ticket_pdfs", req)
+
     @activity.defn(name="record_reservation_deadline")
     async def record_reservation_deadline(self, req: ReservationStep) -> ReservationState:
         return await self.answer("record_reservation_deadline", req)
@@ -375,9 +381,9 @@ def refused(type_: str, message: str = "refused", *details: Any) -> ApplicationE
 async def running(
     client: Client, fakes: Fakes, workflows: Sequence[type], *, activities: Sequence[Callable[..., Any]] = ()
 ) -> AsyncIterator[str]:
-    """Workers on a fresh `{prefix}orders` / `payments` / `email` trio, each with every fake; yields
+    """Workers on a fresh `{prefix}orders` / `payments` / `email` / `render` set, each with every fake; yields
     the orders queue. The fakes record which queue each call ran on, so routing is asserted too."""
-    orders, payments, email = queue_names(f"w{uuid.uuid4().hex[:10]}-")
+    orders, payments, email, render = queue_names(f"w{uuid.uuid4().hex[:10]}-")
     fake_activities = [*fakes.activities(), *activities]
     workers = [
         Worker(
@@ -389,7 +395,7 @@ async def running(
             activities=fake_activities,
             graceful_shutdown_timeout=timedelta(seconds=1),
         )
-        for queue in (orders, payments, email)
+        for queue in (orders, payments, email, render)
     ]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:

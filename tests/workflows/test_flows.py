@@ -30,6 +30,7 @@ from ticketing.models import Processor
 from workflows.contracts import (
     AcceptTransfer,
     BulkInput,
+    BulkProgress,
     ImportParams,
     ReservationInput,
     ReservationPayment,
@@ -124,6 +125,7 @@ async def test_transfer_closed_before_its_run_opened_it_ends_at_once(client: Cli
 async def test_import_writes_every_batch(client: Client, fakes: Fakes, wf_id: str) -> None:
     fakes.on("prepare_bulk", BulkRange(first=1, last=5, total=5))
     fakes.on("import_batch", lambda b: BatchCounts(counts={"imported": b.last - b.first + 1}))
+    fakes.on("prerender_ticket_pdfs", BatchCounts())
     fakes.on("finish_bulk", BulkReport(bulk_id="bk_1", status="completed", counts={"imported": 5}, report_uri=None))
     async with running(client, fakes, [ImportOrdersWorkflow]) as queue:
         report = await client.execute_workflow(
@@ -135,6 +137,51 @@ async def test_import_writes_every_batch(client: Client, fakes: Fakes, wf_id: st
     assert report.counts == {"imported": 5}
     assert sum(b.last - b.first + 1 for b in fakes.args("import_batch")) == 5
     assert fakes.queues("import_batch") == {"orders"} and "deliver_import_batch" not in fakes.names()
+    # every imported range has its ticket PDFs rendered, on the render queue, once the import is written
+    rendered = fakes.args("prerender_ticket_pdfs")
+    assert sorted((b.first, b.last) for b in rendered) == sorted((b.first, b.last) for b in fakes.args("import_batch"))
+    assert fakes.queues("prerender_ticket_pdfs") == {"render"} and {b.phase for b in rendered} == {"render"}
+    names = fakes.names()
+    assert max(i for i, n in enumerate(names) if n == "import_batch") < names.index("prerender_ticket_pdfs")
+
+
+async def test_import_renders_before_it_delivers(client: Client, fakes: Fakes, wf_id: str) -> None:
+    fakes.on("prepare_bulk", BulkRange(first=1, last=3, total=3))
+    fakes.on("import_batch", lambda b: BatchCounts(counts={"imported": b.last - b.first + 1}))
+    fakes.on("prerender_ticket_pdfs", BatchCounts())
+    fakes.on("deliver_import_batch", lambda b: BatchCounts(counts={"sent": b.last - b.first + 1}))
+    fakes.on("finish_bulk", BulkReport(bulk_id="bk_1", status="completed", counts={"sent": 3}, report_uri=None))
+    async with running(client, fakes, [ImportOrdersWorkflow]) as queue:
+        await client.execute_workflow(
+            ImportOrdersWorkflow.run,
+            BulkInput(bulk_id="bk_1", kind=BulkKind.IMPORT, event_id="ev-1", actor="ops",
+                      selection={"event_id": "ev-1"}, params=ImportParams(deliver=True), batch_size=3, window=1),
+            id=wf_id, task_queue=queue,
+        )
+    assert [n for n in fakes.names() if n != "prepare_bulk"] == [
+        "import_batch", "prerender_ticket_pdfs", "deliver_import_batch", "finish_bulk"
+    ]
+    assert fakes.args("prepare_bulk")[0].params["prerender"] is True  # carried across continue-as-new
+
+
+async def test_a_run_continued_from_before_the_render_phase_keeps_its_phases(
+    client: Client, fakes: Fakes, wf_id: str
+) -> None:
+    """An import that started on the old code continues as new on this one, in its delivery phase
+    (phase 1 of import, deliver): it goes on delivering, and renders nothing."""
+    fakes.on("deliver_import_batch", lambda b: BatchCounts(counts={"sent": b.last - b.first + 1}))
+    fakes.on("finish_bulk", BulkReport(bulk_id="bk_1", status="completed", counts={"sent": 4}, report_uri=None))
+    progress = BulkProgress(first=1, last=4, total=4, phase=1, cursor=3, counts={"sent": 2}, batches=3)
+    async with running(client, fakes, [ImportOrdersWorkflow]) as queue:
+        await client.execute_workflow(
+            ImportOrdersWorkflow.run,
+            BulkInput(bulk_id="bk_1", kind=BulkKind.IMPORT, event_id="ev-1", actor="ops",
+                      selection={"event_id": "ev-1"}, params=ImportParams(deliver=True), batch_size=2, window=1,
+                      progress=progress),
+            id=wf_id, task_queue=queue,
+        )
+    assert [(b.first, b.last) for b in fakes.args("deliver_import_batch")] == [(3, 4)]
+    assert "prerender_ticket_pdfs" not in fakes.names() and "import_batch" not in fakes.names()
 
 
 async def test_unpaid_reservation_is_reminded_then_expires(client: Client, fakes: Fakes, wf_id: str) -> None:

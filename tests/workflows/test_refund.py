@@ -111,11 +111,17 @@ class Ledger:
             raise refused("stale-refund-attempt")
         self.settled.append(req.outcome)
         status, outcome = RefundStatus(self.status), req.outcome
-        verdict = refund_ledger.judge_state(status, self.processor_refund_id, self.reference is not None, outcome)
+        verdict = refund_ledger.judge_state(
+            status, self.processor_refund_id, self.reference is not None, outcome, self.failure_reason
+        )
+        reason = refund_ledger.failure_text(outcome)
         if verdict in (Settlement.MOVE, Settlement.LATE_FAILURE):
             for action in refund_ledger.steps(status, outcome.status):
-                reason = outcome.failure_reason or outcome.status.value
                 self._apply(action, req.actor, outcome.processor_refund_id, reason, None)
+        elif verdict is Settlement.LATE_ANSWER and outcome.status == "succeeded":
+            self._apply(RefundAction.SUCCEEDED, req.actor, outcome.processor_refund_id, None, None)
+        elif verdict is Settlement.LATE_ANSWER:  # stays refund-error, with the processor's reason
+            self.failure_reason = reason
         return self.snapshot()
 
     def _apply(
@@ -640,3 +646,157 @@ async def test_news_and_actions_while_the_run_finishes(
     assert refusals == ["refund-not-markable", "refund-not-retryable"]
     assert result.status == "refunded" and ledger.history == ["refunding", "refunded"]
     assert len(ledger.settled) == 1 and _emails(fakes) == [("receipt", 0)]
+
+
+# --- a refund-error whose own processor refund ends later ----------------------------------------
+
+_TIMED_OUT = RefundTiming(confirmation_business_days=0)  # the confirmation window is over at once
+
+
+async def _in_refund_error_after_timeout(client: Client, env: WorkflowEnvironment, queue: str, wf_id: str) -> Handle:
+    """The processor took the refund (pending) and the confirmation window ran out: refund-error, finance told."""
+    with env.with_time_skipping_disabled():
+        handle = await _start(client, queue, wf_id, timing=_TIMED_OUT)
+    waiting = await _until(handle, _waiting_in("refund-error"))
+    assert waiting.failure_reason == "confirmation-timeout"
+    return handle
+
+
+async def test_a_late_success_while_the_run_waits_in_refund_error_refunds_it(
+    client: Client, env: WorkflowEnvironment, fakes: Fakes, wf_id: str
+) -> None:
+    """The money moved after the ledger gave up: refunded without finance, one receipt, nothing paid again."""
+    ledger = Ledger()
+    ledger.script(fakes).on("submit_refund", view("pending")).on("send_refund_email", SENT)
+    async with running(client, fakes, [RefundWorkflow]) as queue:
+        handle = await _in_refund_error_after_timeout(client, env, queue, wf_id)
+        assert await _tell(handle, news("succeeded")) is NewsReceipt.TAKEN
+        assert await _tell(handle, news("succeeded")) in (NewsReceipt.TAKEN, NewsReceipt.IGNORED)  # a redelivery
+        result = await handle.result()
+        described = await handle.describe()
+    assert result.status == "refunded" and ledger.processor_refund_id == "re_1"
+    assert ledger.history == ["refunding", "confirming-refund", "refund-error", "refunded"]
+    assert ledger.moves[-1] == (RefundAction.SUCCEEDED, "processor")
+    assert len(fakes.args("submit_refund")) == 1
+    assert _emails(fakes) == [("refund-error", 0), ("receipt", 0)]
+    assert described.typed_search_attributes.get(REFUND_STATUS) == "refunded"
+
+
+async def test_a_late_failure_while_the_run_waits_in_refund_error_keeps_it_with_the_processors_reason(
+    client: Client, env: WorkflowEnvironment, fakes: Fakes, wf_id: str
+) -> None:
+    ledger = Ledger()
+    ledger.script(fakes).on("send_refund_email", SENT)
+    fakes.on("submit_refund", [view("pending"), view("succeeded", "re_2")])
+    async with running(client, fakes, [RefundWorkflow]) as queue:
+        handle = await _in_refund_error_after_timeout(client, env, queue, wf_id)
+        assert await _tell(handle, news("failed", reason="expired_or_canceled_card")) is NewsReceipt.TAKEN
+        waiting = await _until(handle, lambda p: p.failure_reason == "expired_or_canceled_card" and bool(p.waiting_for))
+        retried = await _act(handle, RefundWorkflow.retry, RetryRefund(actor="finance-2"))
+        result = await handle.result()
+    assert waiting.status == "refund-error" and retried.attempt == 2
+    assert result.status == "refunded" and ledger.processor_refund_id == "re_2"
+    assert ledger.history == ["refunding", "confirming-refund", "refund-error", "refunding", "refunded"]
+    assert _emails(fakes) == [("refund-error", 0), ("receipt", 0)]  # finance is not told twice of one attempt
+
+
+async def test_news_of_another_attempt_does_not_end_a_refund_error(
+    client: Client, env: WorkflowEnvironment, fakes: Fakes, wf_id: str
+) -> None:
+    """Only the refund-error's own processor refund (the id the row records) settles it."""
+    ledger = Ledger()
+    ledger.script(fakes).on("submit_refund", view("pending")).on("send_refund_email", SENT)
+    async with running(client, fakes, [RefundWorkflow]) as queue:
+        handle = await _in_refund_error_after_timeout(client, env, queue, wf_id)
+        await _tell(handle, news("succeeded", refund_id="re_other"))
+        await _tell(handle, news("pending"))
+        still = await handle.query(RefundWorkflow.progress)
+        await _act(handle, RefundWorkflow.mark_refunded, MarkRefunded(actor="finance-2", reference="tr-1"))
+        result = await handle.result()
+    assert still.status == "refund-error" and result.status == "refunded"
+    assert len(ledger.settled) == 1  # only the submission's answer reached the ledger
+    assert ledger.history == ["refunding", "confirming-refund", "refund-error", "refunded"]
+
+
+async def test_a_follow_up_run_settles_a_late_success_after_the_run_closed(
+    client: Client, fakes: Fakes, wf_id: str
+) -> None:
+    """The run's finance window ended; the webhook (or reconciliation) starts the follow-up with the news."""
+    ledger = Ledger(status="refund-error", processor_refund_id="re_1", failure_reason="confirmation-timeout")
+    ledger.script(fakes).on("send_refund_email", SENT)
+    async with running(client, fakes, [RefundWorkflow]) as queue:
+        handle = await _start(
+            client, queue, wf_id, existing_refund_id="rf-1", actor="processor", late_news=news("succeeded")
+        )
+        result = await handle.result()
+    assert result.status == "refunded" and ledger.history == ["refund-error", "refunded"]
+    assert fakes.names() == ["get_refund_snapshot", "settle_refund", "send_refund_email"]
+    assert _emails(fakes) == [("receipt", 0)]
+
+
+async def test_a_follow_up_run_that_finds_it_refunded_already_sends_nothing(
+    client: Client, fakes: Fakes, wf_id: str
+) -> None:
+    """The original run took the news first (a race with reconciliation): no second receipt."""
+    ledger = Ledger(status="refunded", processor_refund_id="re_1")
+    ledger.script(fakes).on("send_refund_email", SENT)
+    async with running(client, fakes, [RefundWorkflow]) as queue:
+        result = await (
+            await _start(client, queue, wf_id, existing_refund_id="rf-1", late_news=news("succeeded"))
+        ).result()
+    assert result.status == "refunded" and ledger.history == ["refunded"] and _emails(fakes) == []
+
+
+async def test_a_retry_the_ledger_refuses_is_answered_and_the_run_still_waits(
+    client: Client, env: WorkflowEnvironment, fakes: Fakes, wf_id: str
+) -> None:
+    """`amount-exceeds-refundable` (the amount went to another refund): a refusal with its type, not a failed run."""
+    ledger = Ledger()
+    ledger.script(fakes).on("send_refund_email", SENT)
+    fakes.on("submit_refund", refused("processor-rejected", "no", {"code": "charge_disputed"}))
+
+    def move(req: RefundTransition) -> RefundSnapshot:
+        if req.action is RefundAction.RETRY:
+            raise refused("amount-exceeds-refundable", "EUR 25.00 is more than the refundable EUR 0.00")
+        return ledger.move(req)
+
+    fakes.on("move_refund", move)
+    async with running(client, fakes, [RefundWorkflow]) as queue:
+        with env.with_time_skipping_disabled():
+            handle = await _start(client, queue, wf_id)
+        await _until(handle, _waiting_in("refund-error"))
+        refusal = await _refusal(_act(handle, RefundWorkflow.retry, RetryRefund(actor="finance-2")))
+        still = await _until(handle, _waiting_in("refund-error"))
+        marked = await _act(handle, RefundWorkflow.mark_refunded, MarkRefunded(actor="finance-2", reference="tr-1"))
+        result = await handle.result()
+    assert refusal == "amount-exceeds-refundable" and still.attempt == 1
+    assert (marked.status, result.status) == ("refunded", "refunded")
+    assert ledger.history == ["refunding", "refund-error", "refunded"]
+    assert _emails(fakes) == [("refund-error", 0), ("receipt", 0)]
+
+
+async def test_a_late_success_the_ledger_cannot_take_is_handed_over_once(
+    client: Client, env: WorkflowEnvironment, fakes: Fakes, wf_id: str
+) -> None:
+    """The ledger leaves it in refund-error (its amount went to another refund): the run keeps waiting for
+    finance; it does not hand the same news over again and again."""
+    ledger = Ledger()
+    ledger.script(fakes).on("submit_refund", view("pending")).on("send_refund_email", SENT)
+
+    def settle(req: SettleRefund) -> RefundSnapshot:
+        if ledger.status == "refund-error":  # no room on the order: nothing written
+            ledger.settled.append(req.outcome)
+            return ledger.snapshot()
+        return ledger.settle(req)
+
+    fakes.on("settle_refund", settle)
+    async with running(client, fakes, [RefundWorkflow]) as queue:
+        handle = await _in_refund_error_after_timeout(client, env, queue, wf_id)
+        await _tell(handle, news("succeeded"))
+        await fakes.wait_for("settle_refund", 2)
+        await asyncio.sleep(0.3)
+        still = await handle.query(RefundWorkflow.progress)
+        await _act(handle, RefundWorkflow.mark_refunded, MarkRefunded(actor="finance-2", reference="tr-1"))
+        result = await handle.result()
+    assert still.status == "refund-error" and bool(still.waiting_for)
+    assert len(fakes.args("settle_refund")) == 2 and result.status == "refunded"

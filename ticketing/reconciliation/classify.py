@@ -139,6 +139,7 @@ _HEAL_BY_ROUTE = {
     NewsRoute.SIGNAL_RUN: A.SIGNAL_REFUND,
     NewsRoute.START_RUN_WITH_NEWS: A.RESTART_REFUND,
     NewsRoute.START_LATE_FAILURE: A.START_LATE_FAILURE,
+    NewsRoute.START_LATE_ANSWER: A.START_LATE_ANSWER,
 }
 
 
@@ -199,8 +200,10 @@ def classify_refund(
         processor_refund_id=current.id, status=current.status, failure_reason=current.failure_reason
     )
     settlement = judge(r, outcome)
+    if settlement is Settlement.LATE_ANSWER and current.status is not ProcessorRefundStatus.SUCCEEDED:
+        settlement = Settlement.NO_CHANGE  # both say failed; only the reason's words differ: no disagreement
     route = heal_route(side, outcome)
-    if settlement in (Settlement.MOVE, Settlement.LATE_FAILURE):
+    if settlement in (Settlement.MOVE, Settlement.LATE_FAILURE, Settlement.LATE_ANSWER):
         missed = sorted((e for e in events if e.processor_refund_id == current.id), key=lambda e: e.id)
         if missed:  # the news was sent and never reached us: one item, keyed by the first event
             found.append(

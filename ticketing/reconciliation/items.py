@@ -68,6 +68,7 @@ class SuggestedAction(StrEnum):
     # Healed by the reconcile run itself (idempotent, allowed by the refund state machine):
     SIGNAL_REFUND = "signal-refund"  # tell the running Refund run the processor's news
     START_LATE_FAILURE = "start-late-failure"  # the follow-up run by its deterministic id
+    START_LATE_ANSWER = "start-late-answer"  # a refund-error's refund paid after its run closed: its follow-up run
     RESTART_REFUND = "restart-refund"  # an orphan: start its Refund run again by its workflow id
     REPLAY_EVENT = "replay-event"  # a missed webhook, through the webhook's own path
     # For finance:
@@ -88,6 +89,7 @@ HEALING: frozenset[SuggestedAction] = frozenset(
     {
         SuggestedAction.SIGNAL_REFUND,
         SuggestedAction.START_LATE_FAILURE,
+        SuggestedAction.START_LATE_ANSWER,
         SuggestedAction.RESTART_REFUND,
         SuggestedAction.REPLAY_EVENT,
     }

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, computed_field
+from pydantic import BaseModel, Field, computed_field
 
 from ticketing.reconciliation.items import (
     HEALING,
@@ -31,11 +31,13 @@ class Finding(BaseModel):
     order_code: str | None = None
     amount: int | None = None
     currency: str | None = None
+    # The class's severity unless this finding is graver (a window's totals that differ: high).
+    level: Severity | None = Field(default=None, exclude=True)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def severity(self) -> Severity:
-        return SEVERITY[self.cls]
+        return self.level if self.level is not None else SEVERITY[self.cls]
 
     @property
     def heals(self) -> bool:

@@ -1,20 +1,24 @@
-"""The store half of an order import: load what the file refers to, check, and write, in one transaction.
+"""The store half of an order import: load what the file refers to, check, and write.
 
-An import through the API (`POST /imports`) is checked the same way, whole, in one
-transaction, and then staged instead of written (`stage_import`): its orders become the
-items of a bulk operation, with their codes fixed, and `write_staged` writes them a batch
-at a time for the ImportOrders workflow.
+`ticketops orders import --direct` (`import_orders`) checks a whole file and writes it in one
+transaction, so a file checked against one state of the store is never written over another.
+
+An upload through the API (`POST /imports`) is checked as it arrives (`check_upload`): a
+batch of rows at a time, each in a short transaction, against the store and against the rows
+staged before it in `import_staging`, so neither the file nor its rows are ever held whole.
+A clean file's staged rows then become the orders (codes fixed) and items of a bulk operation
+(`stage_import`), and `write_staged` writes them a batch at a time for the ImportOrders
+workflow; an order whose code or seats were taken since it was checked is marked failed there.
 
 Parsing and every rule about a file's content live in `ticketing/importing.py`; this
-module only reads the catalogue and the taken codes, hands them to `validate`, and
-writes the orders it gets back. The checks run in the same transaction as the writes,
-so a file checked against one state of the store is never written over another.
+module only reads the catalogue, the taken codes and the staged rows, hands them to the
+checks, and writes what it gets back.
 """
-
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from collections.abc import AsyncIterable, AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -25,12 +29,16 @@ from ticketing.bulk import BulkKind, BulkStatus, ItemStatus
 from ticketing.errors import NotFound
 from ticketing.importing import (
     Catalogue,
+    FileCheck,
+    FileRow,
     ImportedOrder,
     ImportFailed,
     ImportIssue,
     ImportReport,
     ParsedFile,
     build_imported_order,
+    restore_row,
+    staged_order,
     validate,
 )
 from ticketing.issuing import new_order_code
@@ -38,8 +46,12 @@ from ticketing.models import OrderEvent
 from ticketing.store import orders as db
 from ticketing.store.bulk import ItemMark, create_bulk, items_in_range, mark_items, set_bulk
 from ticketing.store.engine import Store
-from ticketing.store.tables import bulk_items, bulk_operations, import_rows
+from ticketing.store.tables import bulk_items, bulk_operations, import_rows, import_staging
 from ticketing.store.tables import orders as orders_table
+
+_PIECE_BYTES = 64 * 1024  # an upload is decoded and read this much at a time, however it arrives
+_STAGE_ROWS = 500  # rows checked and staged per transaction; orders made per insert
+_STALE_STAGING = timedelta(hours=6)
 
 
 async def import_orders(store: Store, parsed: ParsedFile, *, source: str, actor: str) -> ImportReport:
@@ -59,6 +71,11 @@ async def import_orders(store: Store, parsed: ParsedFile, *, source: str, actor:
 
 async def _catalogue(conn: AsyncConnection, event_ids: set[str]) -> Catalogue:
     cat = Catalogue({}, {}, {})
+    await _load_events(conn, cat, event_ids)
+    return cat
+
+
+async def _load_events(conn: AsyncConnection, cat: Catalogue, event_ids: set[str]) -> None:
     for event_id in sorted(event_ids):
         try:
             cat.events[event_id] = await db.load_event(conn, event_id)
@@ -66,7 +83,6 @@ async def _catalogue(conn: AsyncConnection, event_ids: set[str]) -> Catalogue:
             continue
         cat.types[event_id] = {t.id: t for t in await db.load_ticket_types(conn, event_id)}
         cat.slots[event_id] = {s.id: s for s in await db.load_time_slots(conn, event_id)}
-    return cat
 
 
 async def _existing_codes(conn: AsyncConnection, codes: set[str]) -> set[str]:
@@ -105,6 +121,82 @@ async def _write(conn: AsyncConnection, imported: list[ImportedOrder], cat: Cata
     return ImportReport(orders=len(codes), tickets=tickets, codes=codes)
 
 
+class CheckedUpload(BaseModel):
+    """A clean file, checked as it arrived: its rows wait in `import_staging` under `staging_id`."""
+
+    staging_id: str
+    orders: int
+    tickets: int
+
+
+async def check_upload(store: Store, chunks: AsyncIterable[bytes], suffix: str, staging_id: str) -> CheckedUpload:
+    """Check a file as it arrives, staging its rows, without holding the file or its rows.
+
+    Each batch of rows is checked in its own short transaction against the store and the rows
+    staged before it (an order's first row), so that nothing holds the store's write lock
+    while the client sends. Raises ImportFailed with the first MAX_ISSUES problems (all are
+    counted). On any failure, the file's or the stream's, the staged rows are dropped.
+    """
+    check = FileCheck(suffix)
+    cat = Catalogue({}, {}, {})
+    looked_up: set[str] = set()
+    await _drop_stale(store)
+    try:
+        batch: list[FileRow] = []
+        async for chunk in chunks:
+            for at in range(0, len(chunk), _PIECE_BYTES):
+                batch += check.read(chunk[at:at + _PIECE_BYTES])
+                if len(batch) >= _STAGE_ROWS:
+                    await _stage_batch(store, check, batch, staging_id, cat, looked_up)
+                    batch = []
+        batch += check.read(b"", final=True)
+        await _stage_batch(store, check, batch, staging_id, cat, looked_up)
+        if failed := check.failure():
+            raise failed
+        if not check.orders:
+            raise ImportFailed([ImportIssue("the file has no orders")])
+    except BaseException:
+        await drop_staging(store, staging_id)
+        raise
+    return CheckedUpload(staging_id=staging_id, orders=check.orders, tickets=check.tickets)
+
+
+async def _stage_batch(store: Store, check: FileCheck, rows: list[FileRow], staging_id: str, cat: Catalogue,
+                       looked_up: set[str]) -> None:
+    codes, event_ids = FileCheck.lookups(rows)
+    async with store.transaction() as conn:
+        firsts: dict[str, FileRow] = {}
+        if codes:
+            found = await conn.execute(
+                sa.select(import_staging.c.order_code, import_staging.c.row, import_staging.c.cells).where(
+                    import_staging.c.staging_id == staging_id, import_staging.c.order_code.in_(codes),
+                    import_staging.c.row == import_staging.c.first_row))
+            firsts = {r.order_code: restore_row(r.row, r.cells) for r in found}
+        taken = await _existing_codes(conn, codes - set(firsts))
+        event_ids |= {f.values["event_id"] for f in firsts.values() if "event_id" in f.values}
+        await _load_events(conn, cat, event_ids - looked_up)
+        looked_up |= event_ids
+        staged = check.check(rows, firsts, taken, cat)
+        if staged:
+            now = datetime.now(UTC)
+            await conn.execute(import_staging.insert(), [
+                {"staging_id": staging_id, "row": r.row, "order_code": r.code, "first_row": r.first_row,
+                 "cells": r.cells, "created_at": now} for r in staged
+            ])
+
+
+async def drop_staging(store: Store, staging_id: str) -> None:
+    async with store.transaction() as conn:
+        await conn.execute(import_staging.delete().where(import_staging.c.staging_id == staging_id))
+
+
+async def _drop_stale(store: Store) -> None:
+    """Rows an upload left when its process died mid-request; no upload takes this long."""
+    async with store.transaction() as conn:
+        await conn.execute(import_staging.delete().where(
+            import_staging.c.created_at < datetime.now(UTC) - _STALE_STAGING))
+
+
 class StagedImport(BaseModel):
     bulk_id: str
     event_id: str
@@ -112,18 +204,15 @@ class StagedImport(BaseModel):
     tickets: int
 
 
-def _tickets(item: ImportedOrder) -> int:
-    return sum(ln.quantity for ln in item.lines)
-
-
 async def stage_import(
-    store: Store, parsed: ParsedFile, *, bulk_id: str, workflow_id: str, source: str, actor: str, deliver: bool
+    store: Store, checked: CheckedUpload, *, bulk_id: str, workflow_id: str, source: str, actor: str, deliver: bool
 ) -> StagedImport:
-    """Check the whole file against the store and stage its orders as the items of a bulk operation.
+    """Make a checked upload's staged rows the orders (codes fixed) and items of a bulk operation.
 
-    Raises ImportFailed with every problem and stages nothing. A repeat with the same bulk id
-    returns what the first staged.
+    One transaction, reading the staged rows a page at a time in file order. A repeat with the
+    same bulk id returns what the first staged. The staged rows are dropped either way.
     """
+    sid = checked.staging_id
     try:
         async with store.transaction() as conn:
             existing = (
@@ -131,36 +220,89 @@ async def stage_import(
                                    .where(bulk_operations.c.id == bulk_id))
             ).first()
             if existing is not None:
+                await conn.execute(import_staging.delete().where(import_staging.c.staging_id == sid))
                 return StagedImport(bulk_id=bulk_id, event_id=existing.event_id,
                                     orders=existing.params["orders"], tickets=existing.params["tickets"])
-            cat = await _catalogue(conn, parsed.event_ids())
-            imported = validate(parsed, cat, await _existing_codes(conn, parsed.order_codes()))
-            if not imported:
-                raise ImportFailed([ImportIssue("the file has no orders")])
-            given = {o.code for o in imported if o.code}
-            generated = iter(await _fresh_codes(conn, sum(o.code is None for o in imported), given))
-            coded = [o.model_copy(update={"code": o.code or next(generated)}) for o in imported]
-            tickets = sum(_tickets(o) for o in coded)
+            first = (await conn.execute(
+                sa.select(import_staging.c.row, import_staging.c.cells)
+                .where(import_staging.c.staging_id == sid).order_by(import_staging.c.row).limit(1))).one()
+            event_id = restore_row(first.row, first.cells).values["event_id"]
             await create_bulk(
-                conn, bulk_id=bulk_id, kind=BulkKind.IMPORT.value, event_id=coded[0].event_id,
-                workflow_id=workflow_id, created_by=actor,
-                params={"file": source, "deliver": deliver, "orders": len(coded), "tickets": tickets, "actor": actor},
+                conn, bulk_id=bulk_id, kind=BulkKind.IMPORT.value, event_id=event_id, workflow_id=workflow_id,
+                created_by=actor, params={"file": source, "deliver": deliver, "orders": checked.orders,
+                                          "tickets": checked.tickets, "actor": actor},
             )
             now = datetime.now(UTC)
-            for start in range(0, len(coded), 1000):
-                chunk = coded[start:start + 1000]
-                await conn.execute(import_rows.insert(), [
-                    {"bulk_id": bulk_id, "order_code": o.code, "data": o.model_dump(mode="json")} for o in chunk
-                ])
-                await conn.execute(bulk_items.insert(), [
-                    {"bulk_id": bulk_id, "key": o.code, "status": ItemStatus.PENDING.value, "updated_at": now}
-                    for o in chunk
-                ])
+            ready: list[tuple[str | None, list[FileRow]]] = []
+            async for code, rows in _staged_orders(conn, sid):
+                ready.append((code, rows))
+                if len(ready) == _STAGE_ROWS:
+                    await _insert_staged(conn, sid, bulk_id, ready, now)
+                    ready = []
+            await _insert_staged(conn, sid, bulk_id, ready, now)
+            await conn.execute(import_staging.delete().where(import_staging.c.staging_id == sid))
             await set_bulk(conn, bulk_id, status=BulkStatus.RUNNING.value, prepared_at=now)
-            return StagedImport(bulk_id=bulk_id, event_id=coded[0].event_id, orders=len(coded), tickets=tickets)
+            return StagedImport(bulk_id=bulk_id, event_id=event_id, orders=checked.orders, tickets=checked.tickets)
     except IntegrityError as err:
+        await drop_staging(store, sid)
         problem = "the store changed during the import; nothing was imported, run it again"
         raise ImportFailed([ImportIssue(problem)]) from err
+
+
+async def _staged_orders(conn: AsyncConnection, staging_id: str) -> AsyncIterator[tuple[str | None, list[FileRow]]]:
+    """(given code or None, rows) of each staged order, in file order, reading a page of rows at a time."""
+    t = import_staging.c
+    after = (0, 0)
+    code: str | None = None
+    rows: list[FileRow] = []
+    while True:
+        page = (await conn.execute(
+            sa.select(t.row, t.first_row, t.order_code, t.cells)
+            .where(t.staging_id == staging_id,
+                   sa.or_(t.first_row > after[0], sa.and_(t.first_row == after[0], t.row > after[1])))
+            .order_by(t.first_row, t.row).limit(_STAGE_ROWS)
+        )).all()
+        if not page:
+            break
+        for r in page:
+            if rows and r.first_row != rows[0].number:
+                yield code, rows
+                rows = []
+            code = r.order_code
+            rows.append(restore_row(r.row, r.cells))
+        after = (page[-1].first_row, page[-1].row)
+    if rows:
+        yield code, rows
+
+
+async def _insert_staged(conn: AsyncConnection, staging_id: str, bulk_id: str,
+                         orders: list[tuple[str | None, list[FileRow]]], now: datetime) -> None:
+    if not orders:
+        return
+    fresh = iter(await _unused_codes(conn, sum(code is None for code, _ in orders), staging_id, bulk_id))
+    made = [staged_order(rows, code or next(fresh)) for code, rows in orders]
+    await conn.execute(import_rows.insert(), [
+        {"bulk_id": bulk_id, "order_code": o.code, "data": o.model_dump(mode="json")} for o in made
+    ])
+    await conn.execute(bulk_items.insert(), [
+        {"bulk_id": bulk_id, "key": o.code, "status": ItemStatus.PENDING.value, "updated_at": now} for o in made
+    ])
+
+
+async def _unused_codes(conn: AsyncConnection, n: int, staging_id: str, bulk_id: str) -> list[str]:
+    """Generated codes that no order, no row of the file and no order staged for this import has."""
+    codes: set[str] = set()
+    while len(codes) < n:
+        batch = {new_order_code() for _ in range(n - len(codes))} - codes
+        clash = sa.union(
+            sa.select(orders_table.c.code.label("code")).where(orders_table.c.code.in_(batch)),
+            sa.select(import_staging.c.order_code).where(
+                import_staging.c.staging_id == staging_id, import_staging.c.order_code.in_(batch)),
+            sa.select(import_rows.c.order_code).where(
+                import_rows.c.bulk_id == bulk_id, import_rows.c.order_code.in_(batch)),
+        )
+        codes |= batch - {r.code for r in await conn.execute(clash)}
+    return sorted(codes)
 
 
 async def write_staged(store: Store, bulk_id: str, first: int, last: int) -> dict[str, int]:

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketing.errors import ConcurrentModification, NotFound
+from ticketing.models import Processor
 from ticketing.reconciliation.items import (
     HEALING,
     DiscrepancyClass,
@@ -27,7 +28,8 @@ from ticketing.reconciliation.items import (
 )
 from ticketing.reconciliation.models import Finding, ReconItem, ReconRun, ReconRunStatus
 from ticketing.reconciliation_records import ReconWindow
-from ticketing.store.tables import recon_items, recon_runs, recon_staged
+from ticketing.states import RefundStatus
+from ticketing.store.tables import recon_items, recon_runs, recon_staged, refunds
 
 RECONCILIATION_ACTOR = "reconciliation"
 
@@ -554,10 +556,124 @@ async def staged_to_reclassify(
     return [dict(r.data) for r in (await conn.execute(stmt)).all()]
 
 
+# Staged beside the records: ledger refunds created in this window whose processor refund the
+# processor created in another window; their money counts there, on the processor's clock.
+ELSEWHERE = "elsewhere"
+
+
+async def mark_elsewhere(conn: AsyncConnection, run_id: str, refund_ids: Sequence[str]) -> None:
+    await stage(
+        conn, run_id, ELSEWHERE,
+        [{"record_id": r, "ledger_refund_id": None, "idempotency_key": None, "link": None, "data": {}}
+         for r in refund_ids],
+    )  # fmt: skip
+
+
+async def staged_by_ids(
+    conn: AsyncConnection, run_id: str, kind: str, record_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    if not record_ids:
+        return []
+    stmt = sa.select(recon_staged.c.data).where(
+        recon_staged.c.run_id == run_id, recon_staged.c.kind == kind, recon_staged.c.record_id.in_(list(record_ids))
+    )
+    return [dict(r.data) for r in (await conn.execute(stmt)).all()]
+
+
+def _window_refunded(run_id: str, processor: Processor, window: ReconWindow) -> sa.ColumnElement[bool]:
+    """Ledger refunds whose money counts in this window's ledger total, on the processor's clock.
+
+    Refunded by the processor (not by hand), and: its processor refund is staged in this run; or,
+    with no processor refund id, a staged one names it; or, matched by neither, the ledger made it
+    in the window and the run did not find its processor refund in another window.
+    """
+    staged = sa.and_(recon_staged.c.run_id == run_id, recon_staged.c.kind == "refund")
+    staged_ids = sa.select(recon_staged.c.record_id).where(staged)
+    naming = sa.select(recon_staged.c.ledger_refund_id).where(staged, recon_staged.c.ledger_refund_id.is_not(None))
+    elsewhere = sa.select(recon_staged.c.record_id).where(
+        recon_staged.c.run_id == run_id, recon_staged.c.kind == ELSEWHERE
+    )
+    matched = sa.or_(
+        sa.and_(refunds.c.processor_refund_id.is_not(None), refunds.c.processor_refund_id.in_(staged_ids)),
+        sa.and_(refunds.c.processor_refund_id.is_(None), refunds.c.id.in_(naming)),
+    )
+    by_ledger_clock = sa.and_(
+        refunds.c.created_at >= window.start,
+        refunds.c.created_at < window.end,
+        sa.not_(matched),
+        refunds.c.id.not_in(elsewhere),
+    )
+    return sa.and_(
+        refunds.c.processor == processor.value,
+        refunds.c.status == RefundStatus.SUCCEEDED.value,
+        refunds.c.manual_reference.is_(None),
+        sa.or_(matched, by_ledger_clock),
+    )
+
+
+async def ledger_window_totals(
+    conn: AsyncConnection, run_id: str, processor: Processor, window: ReconWindow
+) -> dict[str, int]:
+    """{currency: minor units} the ledger says the processor refunded in this window (see `_window_refunded`)."""
+    stmt = (
+        sa.select(refunds.c.currency, sa.func.sum(refunds.c.amount))
+        .where(_window_refunded(run_id, processor, window))
+        .group_by(refunds.c.currency)
+    )
+    return {str(r[0]): int(r[1] or 0) for r in (await conn.execute(stmt)).all()}
+
+
+async def ledger_window_refunds(
+    conn: AsyncConnection,
+    run_id: str,
+    processor: Processor,
+    window: ReconWindow,
+    *,
+    refund_ids: Sequence[str],
+    processor_refund_ids: Sequence[str],
+) -> list[tuple[str, str | None, str, int]]:
+    """(id, processor refund id, currency, amount) of the refunds counted in the window's ledger total
+    that are among these, or whose processor refund is one of these, or is named by one in its metadata."""
+    if not refund_ids and not processor_refund_ids:
+        return []
+    named = sa.select(recon_staged.c.ledger_refund_id).where(
+        recon_staged.c.run_id == run_id,
+        recon_staged.c.kind == "refund",
+        recon_staged.c.record_id.in_(list(processor_refund_ids)),
+        recon_staged.c.ledger_refund_id.is_not(None),
+    )
+    stmt = sa.select(refunds.c.id, refunds.c.processor_refund_id, refunds.c.currency, refunds.c.amount).where(
+        _window_refunded(run_id, processor, window),
+        sa.or_(
+            refunds.c.id.in_(list(refund_ids)),
+            refunds.c.processor_refund_id.in_(list(processor_refund_ids)),
+            refunds.c.id.in_(named),
+        ),
+    )
+    return [(str(r[0]), r[1], str(r[2]), int(r[3])) for r in (await conn.execute(stmt)).all()]
+
+
+async def pass_items_page(
+    conn: AsyncConnection, *, run_id: str, pass_no: int, after: str, limit: int
+) -> list[ReconItem]:
+    """Items this pass found, in id order."""
+    stmt = (
+        sa.select(recon_items)
+        .where(
+            recon_items.c.last_seen_run == run_id,
+            recon_items.c.last_seen_pass == pass_no,
+            recon_items.c.id > after,
+        )
+        .order_by(recon_items.c.id)
+        .limit(limit)
+    )
+    return [_item(r) for r in (await conn.execute(stmt)).all()]
+
+
 async def staged_counts(conn: AsyncConnection, run_id: str) -> dict[str, int]:
     stmt = (
         sa.select(recon_staged.c.kind, sa.func.count())
-        .where(recon_staged.c.run_id == run_id, recon_staged.c.kind != RECHECK)
+        .where(recon_staged.c.run_id == run_id, recon_staged.c.kind.not_in([RECHECK, ELSEWHERE]))
         .group_by(recon_staged.c.kind)
     )
     return {str(r[0]): int(r[1]) for r in (await conn.execute(stmt)).all()}

@@ -368,3 +368,20 @@ import_rows = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),
     sa.UniqueConstraint("bulk_id", "order_code", name="uq_import_rows_bulk_code"),
 )
+
+# The rows of an upload being checked (`POST /imports`), kept until the file is whole: checked
+# against each other here instead of in memory, then made the import's orders or dropped.
+import_staging = sa.Table(
+    "import_staging",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("staging_id", sa.String(64), nullable=False),
+    sa.Column("row", sa.Integer, nullable=False),
+    sa.Column("order_code", sa.String(32)),
+    sa.Column("first_row", sa.Integer, nullable=False),
+    sa.Column("cells", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_import_staging_code", "staging_id", "order_code", "row"),
+    sa.Index("ix_import_staging_order", "staging_id", "first_row", "row"),
+    sa.Index("ix_import_staging_created_at", "created_at"),
+)
