@@ -282,7 +282,7 @@ class ReconciliationActivities:
         """
         if await self._classify_processor_page(req, records):
             async with self.deps.store.transaction() as conn:
-                await recon_store.mark_recheck(conn, req.run_id, [p.id for p in records])
+                await recon_store.mark(conn, req.run_id, recon_store.RECHECK, [p.id for p in records])
 
     # --- classify -----------------------------------------------------------------------------
 
@@ -472,7 +472,7 @@ class ReconciliationActivities:
             found += classify_ledger_refund(side, records, balance=None, ages=req.ages, complete=needs_processor)
         if elsewhere:
             async with self.deps.store.transaction() as conn:
-                await recon_store.mark_elsewhere(conn, req.run_id, elsewhere)
+                await recon_store.mark(conn, req.run_id, recon_store.ELSEWHERE, elsewhere)
         return found
 
     # --- re-check earlier items ---------------------------------------------------------------

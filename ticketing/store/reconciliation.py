@@ -508,9 +508,10 @@ async def staged_by_ledger_ids(conn: AsyncConnection, run_id: str, ledger_refund
 RECHECK = "recheck"
 
 
-async def mark_recheck(conn: AsyncConnection, run_id: str, record_ids: Sequence[str]) -> None:
+async def mark(conn: AsyncConnection, run_id: str, kind: str, record_ids: Sequence[str]) -> None:
+    """Stage bare ids under a marker kind (`RECHECK`, `ELSEWHERE`): notes of the run, not processor records."""
     await stage(
-        conn, run_id, RECHECK,
+        conn, run_id, kind,
         [{"record_id": r, "ledger_refund_id": None, "idempotency_key": None, "link": None, "data": {}}
          for r in record_ids],
     )  # fmt: skip
@@ -559,14 +560,6 @@ async def staged_to_reclassify(
 # Staged beside the records: ledger refunds created in this window whose processor refund the
 # processor created in another window; their money counts there, on the processor's clock.
 ELSEWHERE = "elsewhere"
-
-
-async def mark_elsewhere(conn: AsyncConnection, run_id: str, refund_ids: Sequence[str]) -> None:
-    await stage(
-        conn, run_id, ELSEWHERE,
-        [{"record_id": r, "ledger_refund_id": None, "idempotency_key": None, "link": None, "data": {}}
-         for r in refund_ids],
-    )  # fmt: skip
 
 
 async def staged_by_ids(
