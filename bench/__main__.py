@@ -67,6 +67,16 @@ def parser() -> argparse.ArgumentParser:
         "on TICKETOPS_BENCH_PG (default postgresql://postgres@127.0.0.1:5432/postgres); both: each benchmark on "
         "SQLite then on PostgreSQL, and every ratio of the second over the first (var/bench/<name>-stores.json)",
     )
+    p.add_argument(
+        "--temporal-dynamic-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a dynamic config value for the dev server (repeatable), e.g. history.transferProcessorMaxPollRPS=1000: "
+        "the dev server has one history shard, whose transfer-task reader polls at most 20 times a second (a "
+        "production cluster has hundreds of shards), which alone puts ~30 ms before each task a workflow schedules "
+        "once a few workflows a second run",
+    )
     p.add_argument("--verbose", action="store_true", help="show the product's INFO logs")
     p.add_argument("--keep", action="store_true", help="keep the work folders (stores, .eml files) under var/bench/")
     for module in BENCHMARKS.values():
@@ -96,6 +106,7 @@ def stores(arg: str) -> list[str]:
 async def run_one(args: argparse.Namespace, name: str, store: str) -> Result | None:
     module = BENCHMARKS[name]
     stack.STORE_KIND = store
+    stack.DYNAMIC_CONFIG = list(args.temporal_dynamic_config)
     started = time.perf_counter()
     print(f"-- {name} ({store}): running ...", flush=True)
     with _workdir(name, keep=args.keep) as workdir:
@@ -107,6 +118,8 @@ async def run_one(args: argparse.Namespace, name: str, store: str) -> Result | N
             return None
     result.details["wall_seconds"] = round(time.perf_counter() - started, 2)
     result.params["store"] = store
+    if args.temporal_dynamic_config:
+        result.params["temporal_dynamic_config"] = ", ".join(args.temporal_dynamic_config)
     if store != "sqlite":
         result.name = f"{result.name}-{store}"  # its own var/bench/<name>-postgres.json
     path = result.write()

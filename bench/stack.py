@@ -162,8 +162,13 @@ def registrable_search_attributes() -> list[SearchAttributeKey[Any]]:
     return kept
 
 
+# `--temporal-dynamic-config KEY=VALUE` values, passed to every dev server a benchmark starts.
+DYNAMIC_CONFIG: list[str] = []
+
+
 async def _start_local(db: str | None) -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_local(
+        dev_server_extra_args=[arg for value in DYNAMIC_CONFIG for arg in ("--dynamic-config-value", value)],
         dev_server_existing_path=temporal_binary(),
         dev_server_database_filename=db,
         search_attributes=registrable_search_attributes(),

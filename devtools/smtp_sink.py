@@ -25,6 +25,7 @@ import re
 import signal
 import ssl
 import threading
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,11 +39,16 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 @dataclass(frozen=True)
 class Delivery:
-    """Envelope of one accepted message: who the client said it was from and for."""
+    """Envelope of one accepted message: who the client said it was from and for, and when.
+
+    `received` is `time.perf_counter()` when the message's data had arrived, so that a
+    benchmark can time a send to the sink without polling for it.
+    """
 
     mail_from: str
     rcpt_tos: tuple[str, ...]
     path: Path
+    received: float = 0.0
 
 
 class _Handler:
@@ -65,8 +71,9 @@ class _Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        received = time.perf_counter()
         content = envelope.original_content or b""
-        path = self._sink._store(envelope.mail_from or "", tuple(envelope.rcpt_tos), content)
+        path = self._sink._store(envelope.mail_from or "", tuple(envelope.rcpt_tos), content, received)
         return f"250 2.0.0 OK: queued as {path.stem}"
 
 
@@ -205,7 +212,7 @@ class SmtpSink:
         with self._lock:
             self._connections += 1
 
-    def _store(self, mail_from: str, rcpt_tos: tuple[str, ...], content: bytes) -> Path:
+    def _store(self, mail_from: str, rcpt_tos: tuple[str, ...], content: bytes, received: float) -> Path:
         """Write the .eml atomically (temp name, then rename), then record it in memory."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         with self._lock:
@@ -215,7 +222,7 @@ class SmtpSink:
         tmp.write_bytes(content)
         os.replace(tmp, path)
         with self._lock:
-            self.deliveries.append(Delivery(mail_from, rcpt_tos, path))
+            self.deliveries.append(Delivery(mail_from, rcpt_tos, path, received))
             self._raw.append(content)
         return path
 

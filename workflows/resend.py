@@ -2,6 +2,11 @@
 
 Creates nothing and changes no status; the delivery activity appends the
 `tickets-resent` history event in the same transaction that logs the send.
+
+The plan (which tickets, or a refusal) is a read of our own store that takes
+milliseconds, so it runs as a local activity: the first workflow task plans and
+schedules the delivery in one completion, one server round trip fewer before
+the email leaves. Re-running a read on a retried workflow task is harmless.
 """
 
 from __future__ import annotations
@@ -18,19 +23,30 @@ with workflow.unsafe.imports_passed_through():
     from workflows.search_attributes import EVENT_ID, ORDER_ID
 
 
+PLAN_LOCALLY = "resend-plan-local"
+
+
 @workflow.defn(name="ResendOrder")
 class ResendOrderWorkflow:
     @workflow.run
     async def run(self, req: ResendRequest) -> ResendResult:
         workflow.upsert_search_attributes([ORDER_ID.value_set(req.order_code)])
-        plan = await refusals_surface(
-            workflow.execute_activity_method(
+        ref = OrderRef(order_code=req.order_code, actor=req.actor)
+        if workflow.patched(PLAN_LOCALLY):
+            planning = workflow.execute_local_activity_method(
                 OrderActivities.plan_resend,
-                OrderRef(order_code=req.order_code, actor=req.actor),
+                ref,
                 start_to_close_timeout=options.STORE_TIMEOUT,
                 retry_policy=options.STORE_RETRY,
             )
-        )
+        else:
+            planning = workflow.execute_activity_method(
+                OrderActivities.plan_resend,
+                ref,
+                start_to_close_timeout=options.STORE_TIMEOUT,
+                retry_policy=options.STORE_RETRY,
+            )
+        plan = await refusals_surface(planning)
         workflow.upsert_search_attributes([EVENT_ID.value_set(plan.event_id)])
         workflow.set_current_details(f"Delivering {len(plan.ticket_ids)} ticket(s) by email")
         outcome = await refusals_surface(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import time
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -36,10 +37,13 @@ async def test_message_arrives_as_eml_with_recipient_subject_attachment_and_id(
 ) -> None:
     provider = _provider(sink)
     outgoing = make_email(1)
+    called = time.perf_counter()
     result = await provider.send(outgoing)
+    answered = time.perf_counter()
     await provider.close()
 
     [delivery] = sink.deliveries
+    assert called < delivery.received < answered  # when the data arrived, on the sender's clock (benchmarks)
     assert delivery.mail_from == "tickets@ticketops.local"
     assert delivery.rcpt_tos == ("ada@example.com",)
     assert result.provider_message_id == delivery.path.stem

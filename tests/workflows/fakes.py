@@ -86,6 +86,7 @@ class Call:
     name: str
     arg: Any
     queue: str  # the queue kind it ran on: orders, payments, email or render
+    local: bool = False  # run as a local activity, inside the workflow's own task
 
 
 Answer = Any  # a value, a list of values (taken in turn), or a callable of the input
@@ -123,9 +124,13 @@ class Fakes:
     def queues(self, name: str) -> set[str]:
         return {c.queue for c in self.calls if c.name == name}
 
+    def local(self, name: str) -> set[bool]:
+        """Whether each call to `name` ran as a local activity."""
+        return {c.local for c in self.calls if c.name == name}
+
     async def answer(self, name: str, arg: Any) -> Any:
-        queue = activity.info().task_queue.rsplit("-", 1)[-1]
-        self.calls.append(Call(name, arg, queue))
+        info = activity.info()
+        self.calls.append(Call(name, arg, info.task_queue.rsplit("-", 1)[-1], info.is_local))
         async with self.changed:
             self.changed.notify_all()
         gate = self.gates.get(name)

@@ -1,4 +1,4 @@
-"""ResendOrder on its own: plan on the orders queue, delivery on the email queue, refusals surface."""
+"""ResendOrder on its own: plan locally in the orders worker, delivery on the email queue, refusals surface."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ async def test_resend_delivers_the_planned_tickets(client: Client, fakes: Fakes,
     deliver = fakes.args("deliver_tickets")[0]
     assert (deliver.ticket_ids, deliver.operation_id, deliver.history_type) == (["t1", "t2"], wf_id, "tickets-resent")
     assert fakes.queues("plan_resend") == {"orders"} and fakes.queues("deliver_tickets") == {"email"}
+    # The plan is a local activity: no server round trip between it and the delivery.
+    assert fakes.local("plan_resend") == {True} and fakes.local("deliver_tickets") == {False}
 
 
 @pytest.mark.parametrize("step", ["plan_resend", "deliver_tickets"])
