@@ -54,8 +54,10 @@ from ticketing.reconciliation.items import DiscrepancyClass, ItemState
 from ticketing.reconciliation.models import Finding, ReconRunStatus
 from ticketing.reconciliation.totals import (
     add_into,
+    counted_elsewhere,
     involved_processor_refunds,
     is_totals_key,
+    refund_entries,
     window_totals_findings,
 )
 from ticketing.reconciliation_records import (
@@ -467,8 +469,8 @@ class ReconciliationActivities:
                 ref, src = side.payment_reference, source
                 records = await _paced(pacer, lambda: src.refunds_for_payment(ref))  # noqa: B023
             current = current_attempt(side, records)
-            if current is not None and not req.window.start <= current.created_at < req.window.end:
-                elsewhere.append(refund.id)  # its money counts in its processor refund's window
+            if counted_elsewhere(req.window, current):
+                elsewhere.append(refund.id)
             found += classify_ledger_refund(side, records, balance=None, ages=req.ages, complete=needs_processor)
         if elsewhere:
             async with self.deps.store.transaction() as conn:
@@ -608,18 +610,11 @@ class ReconciliationActivities:
 # --- the window's totals --------------------------------------------------------------------------
 
 
-async def _listed_of_staged(conn: AsyncConnection, run_id: str, entries: list[BalanceEntry]) -> list[BalanceEntry]:
-    """Of listed balance entries, those of a refund staged in this run; another window's refund's
-    entries (a failure's credit made in this window) count in that refund's window."""
-    refunds = await recon_store.staged_ids(conn, run_id, "refund", sorted({e.source for e in entries if e.source}))
-    return [e for e in entries if e.source in refunds]
-
-
-async def _inline_not_listed(conn: AsyncConnection, run_id: str, rows: list[dict[str, Any]]) -> list[BalanceEntry]:
-    """The staged refunds' own entries, each balance transaction once: those also listed count as listed."""
-    inline = [BalanceEntry(**b) for d in rows for b in d.get("balance_entries") or ()]
-    listed = await recon_store.staged_ids(conn, run_id, "balance", [e.id for e in inline])
-    return [e for e in inline if e.id not in listed]
+async def _entries_of(conn: AsyncConnection, run_id: str, rows: list[dict[str, Any]]) -> list[BalanceEntry]:
+    """Staged refunds' balance entries: their own and those staged from the listing (`refund_entries`)."""
+    refunds = [ProcessorRefundRecord(**d) for d in rows]
+    listed = await recon_store.staged_by_link(conn, run_id, "balance", [r.id for r in refunds])
+    return refund_entries(refunds, [BalanceEntry(**d) for d in listed])
 
 
 async def _window_totals(
@@ -630,18 +625,13 @@ async def _window_totals(
     Summed a page at a time: memory stays flat however many refunds the window holds.
     """
     processor_totals: dict[str, int] = {}
-    for kind in ("balance", "refund"):
-        after = ""
-        while True:
-            rows = await recon_store.staged_page(conn, run_id, kind, after=after, limit=1000)
-            if not rows:
-                break
-            if kind == "balance":
-                entries = await _listed_of_staged(conn, run_id, [BalanceEntry(**d) for d in rows])
-            else:
-                entries = await _inline_not_listed(conn, run_id, rows)
-            add_into(processor_totals, processor_refunded_totals(entries).items())
-            after = rows[-1]["id"]
+    after = ""
+    while True:
+        rows = await recon_store.staged_page(conn, run_id, "refund", after=after, limit=1000)
+        if not rows:
+            break
+        add_into(processor_totals, processor_refunded_totals(await _entries_of(conn, run_id, rows)).items())
+        after = rows[-1]["id"]
     ledger_totals = await recon_store.ledger_window_totals(conn, run_id, processor, window)
     return compare_totals(processor_totals, ledger_totals)
 
@@ -676,7 +666,5 @@ async def _explained(
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
         rows = await recon_store.staged_by_ids(conn, run_id, "refund", chunk)
-        listed = [BalanceEntry(**d) for d in await recon_store.staged_by_link(conn, run_id, "balance", chunk)]
-        entries = await _inline_not_listed(conn, run_id, rows) + listed
-        add_into(explained, processor_refunded_totals(entries).items())
+        add_into(explained, processor_refunded_totals(await _entries_of(conn, run_id, rows)).items())
     return explained

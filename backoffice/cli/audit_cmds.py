@@ -14,12 +14,14 @@ import email.policy
 import json
 import os
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
+from payment_adapters.reconciliation import ReconciliationSource
 from payment_adapters.registry import reconciliation_source
 from runtime.settings import Settings, get_settings
 from ticketing.audit import (
@@ -36,10 +38,14 @@ from ticketing.audit import (
 )
 from ticketing.models import Processor
 from ticketing.processors import reconcilable
-from ticketing.reconciliation_records import BalanceEntry, ReconWindow
+from ticketing.reconciliation.classify import LedgerSide, current_attempt
+from ticketing.reconciliation.totals import counted_elsewhere, refund_entries
+from ticketing.reconciliation_records import Page, ReconWindow
 from ticketing.store import audit as reads
 from ticketing.store.engine import Store
-from ticketing.store.refunds import ledger_refunded_totals
+from ticketing.store.orders import load_order_heads
+
+T = TypeVar("T")
 
 
 def mail_dir_message_ids(directory: Path) -> list[tuple[str, str]]:
@@ -54,6 +60,50 @@ def mail_dir_message_ids(directory: Path) -> list[tuple[str, str]]:
     return found
 
 
+async def _every_page(read: Callable[[str | None], Awaitable[Page[T]]]) -> list[T]:
+    items: list[T] = []
+    cursor: str | None = None
+    while True:
+        page = await read(cursor)
+        items += page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return items
+
+
+async def _window_findings(
+    store: Store, source: ReconciliationSource, processor: Processor, window: ReconWindow
+) -> list[AuditFinding]:
+    """Both totals on the processor refund's clock, by reconciliation's rule: the refunds the processor
+    made in the window with every balance entry they have (`refund_entries`), against the ledger
+    refunds those claim plus those the ledger made in the window whose processor refund was not
+    made in another window (`refunded_in_window`, `counted_elsewhere`)."""
+    made = await _every_page(lambda cursor: source.refund_page(window, cursor, 100))
+    listed = await _every_page(
+        lambda cursor: source.balance_page(window, cursor, 100, failures_only=source.inline_balance)
+    )
+    ids = [r.id for r in made]
+    naming = [r.ledger_refund_id for r in made if r.ledger_refund_id]
+    async with store.read() as conn:
+        unclaimed = await reads.unclaimed_in_window(conn, processor, window, listed=ids, naming=naming)
+        orders = await load_order_heads(conn, sorted({r.order_code for r in unclaimed}))
+    elsewhere = []
+    for refund in unclaimed:  # few: a clean window's processor refunds claim its ledger refunds
+        order = orders.get(refund.order_code)
+        reference = order.payment.reference if order else None
+        if reference is None:
+            continue
+        side = LedgerSide(refund=refund, payment_reference=reference, refundable_max=0)
+        if counted_elsewhere(window, current_attempt(side, await source.refunds_for_payment(reference))):
+            elsewhere.append(refund.id)
+    async with store.read() as conn:
+        ledger = await reads.ledger_window_totals(
+            conn, processor, window, listed=ids, naming=naming, elsewhere=elsewhere
+        )
+    processor_totals = processor_refunded_totals(refund_entries(made, listed))
+    return check_processor_totals(processor, window.label, processor_totals, ledger)
+
+
 async def processor_findings(settings: Settings, window: ReconWindow) -> list[AuditFinding]:
     """Processor refund totals against the ledger's for the window, read by reconciliation's reader."""
     found: list[AuditFinding] = []
@@ -61,19 +111,8 @@ async def processor_findings(settings: Settings, window: ReconWindow) -> list[Au
     try:
         for processor in (p for p in Processor if reconcilable(p)):
             source = reconciliation_source(settings, processor)
-            if source is None:
-                continue
-            entries: list[BalanceEntry] = []
-            cursor: str | None = None
-            while True:
-                page = await source.balance_page(window, cursor, 100)
-                entries += page.items
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
-            async with store.read() as conn:
-                ledger = await ledger_refunded_totals(conn, processor, window.start, window.end)
-            found += check_processor_totals(processor, window.label, processor_refunded_totals(entries), ledger)
+            if source is not None:
+                found += await _window_findings(store, source, processor, window)
     finally:
         await store.dispose()
     return found

@@ -19,7 +19,7 @@ from typing import Any
 
 from ticketing.reconciliation.items import DiscrepancyClass, Severity, SuggestedAction
 from ticketing.reconciliation.models import Finding
-from ticketing.reconciliation_records import ReconWindow
+from ticketing.reconciliation_records import BalanceEntry, ProcessorRefundRecord, ReconWindow
 
 # Lists of processor refund ids an item's processor evidence carries besides its own `id`.
 _RELATED = ("paying_refunds", "refunds")
@@ -40,6 +40,29 @@ def involved_processor_refunds(processor_refund_id: str | None, processor_side: 
     for field in _RELATED:
         ids |= {str(i) for i in (processor_side or {}).get(field) or ()}
     return ids
+
+
+def counted_elsewhere(window: ReconWindow, current: ProcessorRefundRecord | None) -> bool:
+    """A ledger refund the window's processor listing does not claim, whose current processor refund
+    the processor made outside the window: its money counts in that refund's window, not this one.
+    (No processor refund at all: it counts on the ledger's own clock, and the difference shows.)"""
+    return current is not None and not window.start <= current.created_at < window.end
+
+
+def refund_entries(refunds: Iterable[ProcessorRefundRecord], listed: Iterable[BalanceEntry]) -> list[BalanceEntry]:
+    """The processor's side of a window: every balance entry of the refunds it made in the window, each
+    once, whenever the entry was made (a failure's credit days later counts with its refund) — their own
+    (`balance_entries`) and the listed ones whose source is one of them. A listed entry of another
+    window's refund counts in that refund's window."""
+    entries: dict[str, BalanceEntry] = {}
+    ids = set()
+    for refund in refunds:
+        ids.add(refund.id)
+        entries |= {e.id: e for e in refund.balance_entries or ()}
+    for entry in listed:
+        if entry.source in ids:
+            entries.setdefault(entry.id, entry)
+    return list(entries.values())
 
 
 def add_into(into: dict[str, int], amounts: Iterable[tuple[str, int]]) -> dict[str, int]:

@@ -5,15 +5,17 @@ Reads only, each in the caller's read transaction; the checks are `ticketing.aud
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketing.audit import OpenDelivery
-from ticketing.models import Order, Refund
+from ticketing.models import Order, Processor, Refund
+from ticketing.reconciliation_records import ReconWindow
 from ticketing.states import RefundStatus
+from ticketing.store import reconciliation as recon
 from ticketing.store.deliveries import OPEN, DeliveryStatus
 from ticketing.store.orders import load_orders
 from ticketing.store.refunds import refund_from_row, refunds_by_ids
@@ -135,3 +137,45 @@ async def finance_told(conn: AsyncConnection, workflow_ids: list[str]) -> set[st
         )
     )
     return {r.workflow_id for r in rows}
+
+
+async def ledger_window_totals(
+    conn: AsyncConnection,
+    processor: Processor,
+    window: ReconWindow,
+    *,
+    listed: Sequence[str],
+    naming: Sequence[str],
+    elsewhere: Sequence[str],
+) -> dict[str, int]:
+    """{currency: minor units} the ledger refunded in the window by reconciliation's rule
+    (`refunded_in_window`), with the processor's side read by the auditor instead of staged."""
+    counted = recon.refunded_in_window(
+        processor,
+        window,
+        listed=recon.ids_of(conn, listed),
+        naming=recon.ids_of(conn, naming),
+        elsewhere=recon.ids_of(conn, elsewhere),
+    )
+    return await recon.refunded_totals(conn, counted)
+
+
+async def unclaimed_in_window(
+    conn: AsyncConnection, processor: Processor, window: ReconWindow, *, listed: Sequence[str], naming: Sequence[str]
+) -> list[Refund]:
+    """Processor-refunded ledger refunds made in the window on the ledger's clock that no processor
+    refund of the window claims (by its id, or naming the refund): the ones whose processor refund
+    may have been made in another window (`counted_elsewhere`)."""
+    stmt = sa.select(refunds).where(
+        refunds.c.processor == processor.value,
+        refunds.c.created_at >= window.start,
+        refunds.c.created_at < window.end,
+        refunds.c.status == RefundStatus.SUCCEEDED.value,
+        refunds.c.manual_reference.is_(None),
+        refunds.c.id.not_in(recon.ids_of(conn, naming)),
+        sa.or_(
+            refunds.c.processor_refund_id.is_(None),
+            refunds.c.processor_refund_id.not_in(recon.ids_of(conn, listed)),
+        ),
+    )
+    return [refund_from_row(r) for r in await conn.execute(stmt)]

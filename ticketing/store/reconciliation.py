@@ -7,6 +7,7 @@ run and record id, so re-reading a page after a crash overwrites, never adds.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -573,47 +574,79 @@ async def staged_by_ids(
     return [dict(r.data) for r in (await conn.execute(stmt)).all()]
 
 
-def _window_refunded(run_id: str, processor: Processor, window: ReconWindow) -> sa.ColumnElement[bool]:
-    """Ledger refunds whose money counts in this window's ledger total, on the processor's clock.
+def ids_of(conn: AsyncConnection, ids: Sequence[str]) -> sa.Select[Any]:
+    """A list of ids as a subquery bound as one JSON parameter, however long the list: SQLite and
+    asyncpg cap a statement near 32k parameters, and a window can list 100k processor refunds."""
+    payload = sa.bindparam(None, json.dumps(list(ids)), type_=sa.Text)
+    if conn.dialect.name == "postgresql":
+        elements = sa.func.json_array_elements_text(sa.cast(payload, postgresql.JSON)).table_valued("value")
+    else:
+        elements = sa.func.json_each(payload).table_valued("value")
+    return sa.select(elements.c.value)
 
-    Refunded by the processor (not by hand), and: its processor refund is staged in this run; or,
-    with no processor refund id, a staged one names it; or, matched by neither, the ledger made it
-    in the window and the run did not find its processor refund in another window.
+
+def refunded_in_window(
+    processor: Processor,
+    window: ReconWindow,
+    *,
+    listed: sa.Select[Any],
+    naming: sa.Select[Any],
+    elsewhere: sa.Select[Any],
+) -> sa.Subquery:
+    """Ledger refunds whose money counts in this window's ledger total, on the processor refund's clock,
+    as (id, processor_refund_id, currency, amount), each once.
+
+    The one rule for reconciliation's totals and `ticketops audit`'s (`ticketing.reconciliation.totals`).
+    Refunded by the processor (not by hand), and: its processor refund is one the processor made in
+    the window (`listed`); or, with no processor refund id, one of those names it (`naming`); or the
+    ledger made it in the window and its processor refund was not made in another window (`elsewhere`,
+    see `counted_elsewhere`). A union of three lookups, so each walks its own index (the window's:
+    `ix_refunds_processor_created_at`) instead of one scan filtering every refund through all three.
     """
-    staged = sa.and_(recon_staged.c.run_id == run_id, recon_staged.c.kind == "refund")
-    staged_ids = sa.select(recon_staged.c.record_id).where(staged)
-    naming = sa.select(recon_staged.c.ledger_refund_id).where(staged, recon_staged.c.ledger_refund_id.is_not(None))
-    elsewhere = sa.select(recon_staged.c.record_id).where(
-        recon_staged.c.run_id == run_id, recon_staged.c.kind == ELSEWHERE
-    )
-    matched = sa.or_(
-        sa.and_(refunds.c.processor_refund_id.is_not(None), refunds.c.processor_refund_id.in_(staged_ids)),
-        sa.and_(refunds.c.processor_refund_id.is_(None), refunds.c.id.in_(naming)),
-    )
-    by_ledger_clock = sa.and_(
-        refunds.c.created_at >= window.start,
-        refunds.c.created_at < window.end,
-        sa.not_(matched),
-        refunds.c.id.not_in(elsewhere),
-    )
-    return sa.and_(
+    columns = (refunds.c.id, refunds.c.processor_refund_id, refunds.c.currency, refunds.c.amount)
+    counted = (
         refunds.c.processor == processor.value,
         refunds.c.status == RefundStatus.SUCCEEDED.value,
         refunds.c.manual_reference.is_(None),
-        sa.or_(matched, by_ledger_clock),
     )
+    by_processor_id = sa.select(*columns).where(*counted, refunds.c.processor_refund_id.in_(listed))
+    by_name = sa.select(*columns).where(
+        *counted, refunds.c.processor_refund_id.is_(None), refunds.c.id.in_(naming)
+    )
+    by_ledger_clock = sa.select(*columns).where(
+        *counted,
+        refunds.c.created_at >= window.start,
+        refunds.c.created_at < window.end,
+        refunds.c.id.not_in(elsewhere),
+    )
+    return sa.union(by_processor_id, by_name, by_ledger_clock).subquery("counted")
+
+
+def _window_refunded(run_id: str, processor: Processor, window: ReconWindow) -> sa.Subquery:
+    """`refunded_in_window` with this run's staged processor refunds and its `ELSEWHERE` marks."""
+    staged = sa.and_(recon_staged.c.run_id == run_id, recon_staged.c.kind == "refund")
+    return refunded_in_window(
+        processor,
+        window,
+        listed=sa.select(recon_staged.c.record_id).where(staged),
+        naming=sa.select(recon_staged.c.ledger_refund_id).where(staged, recon_staged.c.ledger_refund_id.is_not(None)),
+        elsewhere=sa.select(recon_staged.c.record_id).where(
+            recon_staged.c.run_id == run_id, recon_staged.c.kind == ELSEWHERE
+        ),
+    )
+
+
+async def refunded_totals(conn: AsyncConnection, counted: sa.Subquery) -> dict[str, int]:
+    """{currency: minor units} of the ledger refunds a `refunded_in_window` counts."""
+    stmt = sa.select(counted.c.currency, sa.func.sum(counted.c.amount)).group_by(counted.c.currency)
+    return {str(r[0]): int(r[1] or 0) for r in (await conn.execute(stmt)).all()}
 
 
 async def ledger_window_totals(
     conn: AsyncConnection, run_id: str, processor: Processor, window: ReconWindow
 ) -> dict[str, int]:
     """{currency: minor units} the ledger says the processor refunded in this window (see `_window_refunded`)."""
-    stmt = (
-        sa.select(refunds.c.currency, sa.func.sum(refunds.c.amount))
-        .where(_window_refunded(run_id, processor, window))
-        .group_by(refunds.c.currency)
-    )
-    return {str(r[0]): int(r[1] or 0) for r in (await conn.execute(stmt)).all()}
+    return await refunded_totals(conn, _window_refunded(run_id, processor, window))
 
 
 async def ledger_window_refunds(
@@ -635,12 +668,12 @@ async def ledger_window_refunds(
         recon_staged.c.record_id.in_(list(processor_refund_ids)),
         recon_staged.c.ledger_refund_id.is_not(None),
     )
-    stmt = sa.select(refunds.c.id, refunds.c.processor_refund_id, refunds.c.currency, refunds.c.amount).where(
-        _window_refunded(run_id, processor, window),
+    counted = _window_refunded(run_id, processor, window)
+    stmt = sa.select(counted.c.id, counted.c.processor_refund_id, counted.c.currency, counted.c.amount).where(
         sa.or_(
-            refunds.c.id.in_(list(refund_ids)),
-            refunds.c.processor_refund_id.in_(list(processor_refund_ids)),
-            refunds.c.id.in_(named),
+            counted.c.id.in_(list(refund_ids)),
+            counted.c.processor_refund_id.in_(list(processor_refund_ids)),
+            counted.c.id.in_(named),
         ),
     )
     return [(str(r[0]), r[1], str(r[2]), int(r[3])) for r in (await conn.execute(stmt)).all()]

@@ -232,24 +232,6 @@ async def ledger_refund_ids_page(
     return [(str(r[0]), r[1]) for r in (await conn.execute(stmt)).all()]
 
 
-async def ledger_refunded_totals(
-    conn: AsyncConnection, processor: Processor, start: datetime, end: datetime
-) -> dict[str, int]:
-    """{currency: minor units} the ledger says the processor refunded, for refunds created in the window."""
-    stmt = (
-        sa.select(refunds.c.currency, sa.func.sum(refunds.c.amount))
-        .where(
-            refunds.c.processor == processor.value,
-            refunds.c.created_at >= start,
-            refunds.c.created_at < end,
-            refunds.c.status == RefundStatus.SUCCEEDED.value,
-            refunds.c.manual_reference.is_(None),
-        )
-        .group_by(refunds.c.currency)
-    )
-    return {str(r[0]): int(r[1] or 0) for r in (await conn.execute(stmt)).all()}
-
-
 async def order_codes_by_payment(conn: AsyncConnection, payment_references: Sequence[str]) -> dict[str, str]:
     """Which of these processor payments are ours: {payment reference: order code}."""
     if not payment_references:

@@ -188,6 +188,9 @@ refunds = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False, index=True),
     sa.CheckConstraint("amount >= 0", name="ck_refunds_amount_nonneg"),
+    # A window of one processor's refunds (reconciliation's ledger side, the audit's totals): the
+    # window is what is selective; most refunds in it succeeded, so status after it would not narrow.
+    sa.Index("ix_refunds_processor_created_at", "processor", "created_at"),
 )
 
 deliveries = sa.Table(
