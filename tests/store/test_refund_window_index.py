@@ -4,6 +4,7 @@ for the real statements over a ledger with history outside the window."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -34,19 +35,21 @@ async def test_the_window_index_exists_after_migrating(any_store: Store) -> None
 
 
 async def _history(store: Store, count: int) -> list[str]:
-    """`count` refunds, one every 15 minutes up to the window's day and beyond, of two processors; a
-    few (manual ones) still waiting. Returns the ids of the processor refunds Stripe made in the window."""
+    """`count` refunds, one a minute from 20 days before now, of two processors (the window's day
+    holds more than a page of them); one in a thousand (a manual one) still waiting. Ids are random,
+    as the product's: their order says nothing of time. Returns the ids of the processor refunds
+    Stripe made in the window."""
     event, types, slots = make_event()
     order = make_order(event, types)
     await seed(store, event, types, slots, [order])
     rows: list[dict[str, Any]] = []
     for i in range(count):
-        at = NOW - timedelta(days=200) + timedelta(minutes=15 * i)
+        at = NOW - timedelta(days=20) + timedelta(minutes=i)
         rows.append(
             {
-                "id": f"rf_{i:06d}", "order_code": order.code, "kind": "amount", "amount": 100, "currency": "EUR",
-                "ticket_ids": [], "fees_kept": 0, "reason": "history",
-                "status": "refunded" if i % 50 else "confirming-refund",
+                "id": f"rf_{uuid.uuid4().hex[:12]}", "order_code": order.code, "kind": "amount", "amount": 100,
+                "currency": "EUR", "ticket_ids": [], "fees_kept": 0, "reason": "history",
+                "status": "refunded" if i % 1000 else "confirming-refund",
                 "processor": "stripe" if i % 5 else "manual", "workflow_id": f"refund/{order.code}/{i}",
                 "attempt": 1, "processor_refund_id": f"re_{i}", "requested_by": "fin", "created_at": at,
                 "updated_at": at,
@@ -76,7 +79,7 @@ def _statements(store: Store) -> Iterator[list[tuple[str, Any]]]:
 
 @pytest.mark.postgres
 async def test_postgres_plans_the_window_reads_on_the_index(pg_store: Store) -> None:
-    made = await _history(pg_store, 20_000)
+    made = await _history(pg_store, 50_000)
     async with pg_store.transaction() as conn:
         await rs.begin_run(conn, run_id=RUN, processor="stripe", window=WINDOW, dry_run=True, now=NOW)
         await rs.stage(
