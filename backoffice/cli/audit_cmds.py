@@ -39,8 +39,8 @@ from ticketing.audit import (
 from ticketing.models import Processor
 from ticketing.processors import reconcilable
 from ticketing.reconciliation.classify import LedgerSide, current_attempt
-from ticketing.reconciliation.totals import counted_elsewhere, refund_entries
-from ticketing.reconciliation_records import Page, ReconWindow
+from ticketing.reconciliation.totals import add_into, counted_elsewhere, refund_entries
+from ticketing.reconciliation_records import BalanceEntry, Page, ReconWindow
 from ticketing.store import audit as reads
 from ticketing.store.engine import Store
 from ticketing.store.orders import load_order_heads
@@ -78,12 +78,26 @@ async def _window_findings(
     made in the window with every balance entry they have (`refund_entries`), against the ledger
     refunds those claim plus those the ledger made in the window whose processor refund was not
     made in another window (`refunded_in_window`, `counted_elsewhere`)."""
-    made = await _every_page(lambda cursor: source.refund_page(window, cursor, 100))
-    listed = await _every_page(
+    listed: dict[str | None, list[BalanceEntry]] = {}
+    for entry in await _every_page(
         lambda cursor: source.balance_page(window, cursor, 100, failures_only=source.inline_balance)
-    )
-    ids = [r.id for r in made]
-    naming = [r.ledger_refund_id for r in made if r.ledger_refund_id]
+    ):
+        listed.setdefault(entry.source, []).append(entry)
+    # A page at a time: an entry belongs to one refund, so each page's entries are summed once,
+    # and only the ids stay in memory (a window may hold 100k refunds).
+    processor_totals: dict[str, int] = {}
+    ids: list[str] = []
+    naming: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = await source.refund_page(window, cursor, 100)
+        theirs = [e for r in page.items for e in listed.get(r.id, ())]
+        add_into(processor_totals, processor_refunded_totals(refund_entries(page.items, theirs)).items())
+        ids += [r.id for r in page.items]
+        naming += [r.ledger_refund_id for r in page.items if r.ledger_refund_id]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
     async with store.read() as conn:
         unclaimed = await reads.unclaimed_in_window(conn, processor, window, listed=ids, naming=naming)
         orders = await load_order_heads(conn, sorted({r.order_code for r in unclaimed}))
@@ -100,7 +114,6 @@ async def _window_findings(
         ledger = await reads.ledger_window_totals(
             conn, processor, window, listed=ids, naming=naming, elsewhere=elsewhere
         )
-    processor_totals = processor_refunded_totals(refund_entries(made, listed))
     return check_processor_totals(processor, window.label, processor_totals, ledger)
 
 
