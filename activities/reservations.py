@@ -25,6 +25,7 @@ from ticketing.reservations import (
     LINK_PURPOSE,
     PAID_EVENT,
     check_deadline,
+    check_extension,
     deadline_event,
     expire_reservation,
     pay_reservation,
@@ -59,8 +60,11 @@ class ReservationActivities:
             order = await load_order(conn, req.order_code)
             if req.deadline is None:
                 raise ActionNotAllowed("a deadline is needed", type="invalid-request")
-            if not req.extended:
-                check_deadline(order, req.deadline, now=now)
+            show = await load_event(conn, order.event_id)
+            if req.extended:
+                check_extension(order, show)  # the update checked the deadline itself
+            else:
+                check_deadline(order, show, req.deadline, now=now)
             event = deadline_event(order, req.deadline, extended=req.extended, actor=req.actor, now=now,
                                    operation_id=req.operation_id)
             await append_history(conn, order.code, [event])
@@ -88,8 +92,12 @@ class ReservationActivities:
             order = await load_order(conn, req.order_code, for_update=True)
             if await _done_before(conn, order.code, PAID_EVENT, req.operation_id):
                 return _state(order)
+            # Held for share (PostgreSQL): an event or time-slot cancellation marks and chooses its orders under
+            # the event's row, so a payment either commits first (the order is chosen, paid, and refunded) or
+            # sees the mark and is refused.
+            show = await load_event(conn, order.event_id, for_share=True)
             after, event = pay_reservation(
-                order, processor=req.processor, reference=req.reference, actor=req.actor, now=now,
+                order, show, processor=req.processor, reference=req.reference, actor=req.actor, now=now,
                 operation_id=req.operation_id,
             )
             after = await save_order(conn, order, after, [event])
