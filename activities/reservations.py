@@ -25,7 +25,7 @@ from ticketing.reservations import (
     LINK_PURPOSE,
     PAID_EVENT,
     check_deadline,
-    check_extension,
+    check_waiting,
     deadline_event,
     expire_reservation,
     pay_reservation,
@@ -62,7 +62,7 @@ class ReservationActivities:
                 raise ActionNotAllowed("a deadline is needed", type="invalid-request")
             show = await load_event(conn, order.event_id)
             if req.extended:
-                check_extension(order, show)  # the update checked the deadline itself
+                check_waiting(order, show)  # the update checked the deadline itself
             else:
                 check_deadline(order, show, req.deadline, now=now)
             event = deadline_event(order, req.deadline, extended=req.extended, actor=req.actor, now=now,
@@ -108,10 +108,12 @@ class ReservationEmailActivities(DeliveryActivities):
     @activity.defn(name="send_payment_reminder")
     @domain_errors
     async def send_payment_reminder(self, req: PaymentReminder) -> DeliveryOutcome:
-        """The buyer's reminder with the payment link, valid until the deadline."""
+        """The buyer's reminder with the payment link, valid until the deadline; none for an order whose
+        event or time slot is called off (refused; the run goes on waiting without it)."""
         async with self.deps.store.transaction() as conn:
             order = await load_order(conn, req.order_code)
             event = await load_event(conn, order.event_id)
+        check_waiting(order, event)
         recipient = buyer_email(order)
         token = sign(self.deps.settings.signing_secret.get_secret_value(), LINK_PURPOSE, order.code, req.deadline)
         link = f"{self.deps.settings.public_url.rstrip('/')}/pay/{token}"

@@ -55,8 +55,9 @@ def check_deadline(
         raise ActionNotAllowed("an extension moves the deadline later", type="deadline-not-later")
 
 
-def check_extension(order: Order, event: Event) -> None:
-    """A reservation's deadline moves only while it waits, and not for an order being called off."""
+def check_waiting(order: Order, event: Event) -> None:
+    """A reservation's deadline moves, and its buyer is reminded to pay, only while it waits for its
+    payment, and never for an order being called off with its event or time slot."""
     _refuse(order, event)
 
 
