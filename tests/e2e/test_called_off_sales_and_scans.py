@@ -19,7 +19,6 @@ from devtools.stripe_server.server import StripeServer
 from runtime.settings import ReservationConfig
 from tests.builders import make_event, make_order
 from tests.e2e.action_support import action, history, problem, stored
-from tests.e2e.conftest import FAST_REFUNDS
 from tests.e2e.reservation_support import delivered, intent_paid, open_reservation
 from tests.harness import Harness, running, seed
 from ticketing.models import Event, Order, PaymentMethod
@@ -30,19 +29,15 @@ from ticketing.store.engine import Store
 KINDS = ["event-cancelled", "time-slot-cancelled"]
 
 
-@pytest_asyncio.fixture
-async def api(temporal_client: Client, any_store: Store, tmp_path: Path, queue_prefix: str) -> AsyncIterator[Harness]:
-    async with running(temporal_client, any_store, tmp_path, queue_prefix, with_workers=False) as harness:
-        yield harness
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """Every test here (and `stripe_app`, which takes `store`) on SQLite and on PostgreSQL."""
+    return any_store
 
 
 @pytest_asyncio.fixture
-async def paying(
-    temporal_client: Client, any_store: Store, tmp_path: Path, queue_prefix: str, stripe: StripeServer
-) -> AsyncIterator[Harness]:
-    """Workers, the Stripe stand-in and its webhooks, on either database."""
-    async with running(temporal_client, any_store, tmp_path, queue_prefix, stripe=stripe, webhooks=True,
-                       settings_overrides={"refunds": FAST_REFUNDS}) as harness:
+async def api(temporal_client: Client, store: Store, tmp_path: Path, queue_prefix: str) -> AsyncIterator[Harness]:
+    async with running(temporal_client, store, tmp_path, queue_prefix, with_workers=False) as harness:
         yield harness
 
 
@@ -117,9 +112,9 @@ async def test_no_ticket_is_moved_out_of_or_into_a_called_off_slot(api: Harness,
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_called_off_reservation_takes_no_payment_and_stripe_money_reaches_finance(
-    paying: Harness, stripe: StripeServer, kind: str
+    stripe_app: Harness, stripe: StripeServer, kind: str
 ) -> None:
-    app = paying
+    app = stripe_app
     event, order, _, spare = await _orders(app, OrderStatus.RESERVED, method=PaymentMethod.INVOICE)
     deadline = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
     op = await open_reservation(app, order.code, deadline)
@@ -159,10 +154,10 @@ async def test_a_called_off_reservation_takes_no_payment_and_stripe_money_reache
 
 
 async def test_no_payment_reminder_goes_out_for_a_called_off_reservation(
-    temporal_client: Client, any_store: Store, tmp_path: Path, queue_prefix: str
+    temporal_client: Client, store: Store, tmp_path: Path, queue_prefix: str
 ) -> None:
     overrides = {"reservations": ReservationConfig(reminder_hours=[3 / 3600, 1.5 / 3600])}
-    async with running(temporal_client, any_store, tmp_path, queue_prefix, settings_overrides=overrides) as app:
+    async with running(temporal_client, store, tmp_path, queue_prefix, settings_overrides=overrides) as app:
         event, order, _, _ = await _orders(app, OrderStatus.RESERVED, method=PaymentMethod.INVOICE)
         op = await open_reservation(app, order.code, (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0))
         await _deadline_recorded(app, order.code)
