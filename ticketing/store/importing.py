@@ -8,7 +8,8 @@ batch of rows at a time, each in a short transaction, against the store and agai
 staged before it in `import_staging`, so neither the file nor its rows are ever held whole.
 A clean file's staged rows then become the orders (codes fixed) and items of a bulk operation
 (`stage_import`), and `write_staged` writes them a batch at a time for the ImportOrders
-workflow; an order whose code or seats were taken since it was checked is marked failed there.
+workflow; an order whose code or seats were taken since it was checked, or whose event or time
+slot was called off since, is marked failed there.
 
 Parsing and every rule about a file's content live in `ticketing/importing.py`; this
 module only reads the catalogue, the taken codes and the staged rows, hands them to the
