@@ -19,6 +19,7 @@ from devtools.stripe_server.server import StripeServer
 from runtime.settings import ReservationConfig
 from tests.builders import make_event, make_order
 from tests.e2e.action_support import action, history, problem, stored
+from tests.e2e.bulk_support import wait_bulk
 from tests.e2e.reservation_support import delivered, intent_paid, open_reservation
 from tests.harness import Harness, running, seed
 from ticketing.models import Event, Order, PaymentMethod
@@ -167,3 +168,43 @@ async def test_no_payment_reminder_goes_out_for_a_called_off_reservation(
         assert done["result"]["status"] == "expired", done
         assert app.sink.messages == []
         assert await history(app, order.code, "payment-reminder-sent") == []
+
+
+@pytest.mark.parametrize(
+    ("pay_after", "cancel_after"), [(0.0, 0.3), (0.0, 0.0), (0.05, 0.0), (0.3, 0.0)],
+    ids=["pay-first", "together", "cancel-50ms-ahead", "cancel-first"],
+)
+async def test_mark_paid_racing_the_slot_s_cancellation_never_leaves_a_paid_order_in_it(
+    stripe_app: Harness, pay_after: float, cancel_after: float
+) -> None:
+    app = stripe_app
+    event, order, _, _ = await _orders(app, OrderStatus.RESERVED, method=PaymentMethod.INVOICE)
+    await open_reservation(app, order.code, (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0))
+    await _deadline_recorded(app, order.code)
+    finance = await app.headers_for("finance-1", "finance")
+
+    async def pay() -> Any:
+        await asyncio.sleep(pay_after)
+        return await app.http.post(f"/orders/{order.code}/reservation/paid", json={"reference": "SEPA-2"},
+                                   headers=finance)
+
+    async def cancel() -> dict[str, Any]:
+        await asyncio.sleep(cancel_after)
+        resp = await app.http.post(f"/events/{event.id}/cancel", json={
+            "reason": "the evening was called off", "time_slot_id": f"{event.id}_eve", "notify": False})
+        assert resp.status_code == 202, resp.text
+        return await wait_bulk(app, resp.json()["bulk_id"], timeout=90)
+
+    paid, done = await asyncio.gather(pay(), cancel())
+    assert done["status"] == "completed" and "failed" not in done["counts"], done
+    after = await stored(app, order.code)
+    assert after.status is OrderStatus.CANCELLED  # either way the run reached it: nothing stays sold in the slot
+    received = await history(app, order.code, "payment-received")
+    if paid.status_code == 200:  # paid before the mark: the run cancelled it and owes the money back, openly
+        assert len(received) == 1
+        assert after.pending_refund_total.amount + after.refunded_total.amount == order.payment.amount.amount
+    else:  # the mark came first: refused (by the mark, or by the order the run has cancelled), no money taken
+        assert paid.status_code == 409, paid.text
+        assert paid.json()["type"].rsplit("/", 1)[-1] in {"time-slot-cancelled", "order-cancelled"}, paid.text
+        assert received == [] and after.payment.status is not PaymentStatus.SUCCEEDED
+        assert (after.refunded_total.amount, after.pending_refund_total.amount) == (0, 0)
