@@ -54,7 +54,9 @@ class ReissueActivities:
                     order_code=order.code, event_id=order.event_id, replaced=done,
                     time_slot_id=req.time_slot_id, already_done=True,
                 )
-            event = await load_event(conn, order.event_id)
+            # Held for share (PostgreSQL): a time slot's cancellation marks the slot and chooses its orders
+            # under the event's row, so a move into that slot commits before (and is chosen) or is refused.
+            event = await load_event(conn, order.event_id, for_share=reschedule)
             plan: Reissue
             if reschedule:
                 slots = await load_time_slots(conn, event.id)

@@ -25,6 +25,7 @@ from ticketing.reservations import (
     LINK_PURPOSE,
     PAID_EVENT,
     check_deadline,
+    check_waiting,
     deadline_event,
     expire_reservation,
     pay_reservation,
@@ -59,8 +60,11 @@ class ReservationActivities:
             order = await load_order(conn, req.order_code)
             if req.deadline is None:
                 raise ActionNotAllowed("a deadline is needed", type="invalid-request")
-            if not req.extended:
-                check_deadline(order, req.deadline, now=now)
+            show = await load_event(conn, order.event_id)
+            if req.extended:
+                check_waiting(order, show)  # the update checked the deadline itself
+            else:
+                check_deadline(order, show, req.deadline, now=now)
             event = deadline_event(order, req.deadline, extended=req.extended, actor=req.actor, now=now,
                                    operation_id=req.operation_id)
             await append_history(conn, order.code, [event])
@@ -88,8 +92,12 @@ class ReservationActivities:
             order = await load_order(conn, req.order_code, for_update=True)
             if await _done_before(conn, order.code, PAID_EVENT, req.operation_id):
                 return _state(order)
+            # Held for share (PostgreSQL): an event or time-slot cancellation marks and chooses its orders under
+            # the event's row, so a payment either commits first (the order is chosen, paid, and refunded) or
+            # sees the mark and is refused.
+            show = await load_event(conn, order.event_id, for_share=True)
             after, event = pay_reservation(
-                order, processor=req.processor, reference=req.reference, actor=req.actor, now=now,
+                order, show, processor=req.processor, reference=req.reference, actor=req.actor, now=now,
                 operation_id=req.operation_id,
             )
             after = await save_order(conn, order, after, [event])
@@ -100,10 +108,12 @@ class ReservationEmailActivities(DeliveryActivities):
     @activity.defn(name="send_payment_reminder")
     @domain_errors
     async def send_payment_reminder(self, req: PaymentReminder) -> DeliveryOutcome:
-        """The buyer's reminder with the payment link, valid until the deadline."""
+        """The buyer's reminder with the payment link, valid until the deadline; none for an order whose
+        event or time slot is called off (refused; the run goes on waiting without it)."""
         async with self.deps.store.transaction() as conn:
             order = await load_order(conn, req.order_code)
             event = await load_event(conn, order.event_id)
+        check_waiting(order, event)
         recipient = buyer_email(order)
         token = sign(self.deps.settings.signing_secret.get_secret_value(), LINK_PURPOSE, order.code, req.deadline)
         link = f"{self.deps.settings.public_url.rstrip('/')}/pay/{token}"

@@ -7,9 +7,11 @@ Format: one row per ticket line; JSON is a list of objects with the same keys
 order_code         optional  rows with the same code form one order; an empty
                              code makes the row an order of its own, with a
                              generated code
-event_id           required  must exist in the store; the currency comes from it
+event_id           required  must exist in the store, not cancelled; the
+                             currency comes from it
 ticket_type_id     required  a ticket type of that event
-time_slot_id       optional  required when the event has time slots
+time_slot_id       optional  required when the event has time slots; not a
+                             cancelled one
 quantity           required  positive whole number
 contact_name       required
 contact_email      required  must look like an email address
@@ -62,6 +64,7 @@ from ticketing.issuing import build_order
 from ticketing.models import Contact, Event, Fee, FeeKind, Model, Order, PaymentMethod, TicketType, TimeSlot
 from ticketing.money import Money
 from ticketing.personal_data import text_problem
+from ticketing.policies.actions import slot_called_off_refusal
 from ticketing.states import OrderStatus
 
 ORDER_FIELDS = ("order_code", "event_id", "contact_name", "contact_email", "contact_mobile", "payment_method",
@@ -415,7 +418,7 @@ def _check_order(first: FileRow, cat: Catalogue, taken: set[str], issues: list[I
     event = cat.events.get(event_id or "")
     if event_id and event is None:
         issues.append(ImportIssue(f"no event {event_id}", first.number, "event_id"))
-    elif event and event.cancelled:
+    elif event and slot_called_off_refusal(event, None):
         issues.append(ImportIssue(f"event {event_id} is cancelled", first.number, "event_id"))
     return event
 
@@ -429,6 +432,8 @@ def _check_line(row: FileRow, event: Event, cat: Catalogue, asked: Counter[str],
         issues.append(ImportIssue(f"no ticket type {type_id} in event {event.id}", row.number, "ticket_type_id"))
     if slot_id and slot is None:
         issues.append(ImportIssue(f"no time slot {slot_id} in event {event.id}", row.number, "time_slot_id"))
+    elif slot and not event.cancelled and (refusal := slot_called_off_refusal(event, slot.id)):
+        issues.append(ImportIssue(refusal.reason, row.number, "time_slot_id"))  # the event's is at its first row
     elif not slot_id and slots:
         problem = f"required: event {event.id} has time slots ({', '.join(sorted(slots))})"
         issues.append(ImportIssue(problem, row.number, "time_slot_id"))

@@ -18,7 +18,7 @@ from ticketing.errors import ActionNotAllowed, DomainError
 from ticketing.inventory import InventoryDelta, seat_deltas
 from ticketing.issuing import new_barcode, new_id
 from ticketing.models import Event, Order, OrderEvent, Ticket, TimeSlot
-from ticketing.policies.actions import reissue_refusal, reschedule_refusal
+from ticketing.policies.actions import reissue_refusal, reschedule_refusal, slot_called_off_refusal
 from ticketing.states import TICKET_TRANSITIONS, TicketState, transition
 
 REISSUED_EVENT = "tickets-reissued"
@@ -139,6 +139,8 @@ def reschedule_tickets(
     target = next((s for s in slots if s.id == time_slot_id and s.event_id == event.id), None)
     if target is None:
         raise DomainError(f"time slot {time_slot_id} is not a slot of event {event.id}", type="slot-not-in-event")
+    if refusal := slot_called_off_refusal(event, target.id):
+        raise ActionNotAllowed(refusal.reason, type=refusal.type)
     chosen = _selected(order, ticket_ids)
     for t in chosen:
         if t.time_slot_id == target.id:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from ticketing.errors import ActionNotAllowed, DomainError
 from ticketing.inventory import InventoryDelta, seat_deltas
-from ticketing.models import PROCESSOR_FOR_METHOD, Order, OrderEvent, PaymentMethod, Processor
+from ticketing.models import PROCESSOR_FOR_METHOD, Event, Order, OrderEvent, PaymentMethod, Processor
 from ticketing.money import Money
 from ticketing.policies.actions import reservation_refusal
 from ticketing.states import (
@@ -39,23 +39,32 @@ EXPIRED_EVENT = "reservation-expired"
 PAID_EVENT = "payment-received"
 
 
-def _refuse(order: Order) -> None:
-    if refusal := reservation_refusal(order):
+def _refuse(order: Order, event: Event | None) -> None:
+    if refusal := reservation_refusal(order, event):
         raise ActionNotAllowed(refusal.reason, type=refusal.type)
 
 
-def check_deadline(order: Order, deadline: datetime, *, now: datetime, current: datetime | None = None) -> None:
-    """A deadline is in the future, and an extension moves it later."""
-    _refuse(order)
+def check_deadline(
+    order: Order, event: Event, deadline: datetime, *, now: datetime, current: datetime | None = None
+) -> None:
+    """A deadline is in the future, and an extension moves it later; never for an order being called off."""
+    _refuse(order, event)
     if deadline <= now:
         raise ActionNotAllowed("the deadline must be in the future", type="deadline-in-past")
     if current is not None and deadline <= current:
         raise ActionNotAllowed("an extension moves the deadline later", type="deadline-not-later")
 
 
-def check_processor_payment(order: Order, received: Money) -> None:
-    """A processor's payment settles the reservation only while it waits, and only for its whole amount."""
-    _refuse(order)
+def check_waiting(order: Order, event: Event) -> None:
+    """A reservation's deadline moves, and its buyer is reminded to pay, only while it waits for its
+    payment, and never for an order being called off with its event or time slot."""
+    _refuse(order, event)
+
+
+def check_processor_payment(order: Order, event: Event, received: Money) -> None:
+    """A processor's payment settles the reservation only while it waits, only for its whole amount, and
+    never for an order whose event or time slot is called off (that money is finance's to send back)."""
+    _refuse(order, event)
     if received != order.payment.amount:
         raise ActionNotAllowed(
             f"the processor received {received.display()}, the order is {order.payment.amount.display()}",
@@ -88,7 +97,7 @@ def expire_reservation(
     order: Order, *, now: datetime, operation_id: str
 ) -> tuple[Order, OrderEvent, list[InventoryDelta]]:
     """The deadline passed unpaid: expired, payment voided, tickets cancelled, seats released."""
-    _refuse(order)
+    _refuse(order, None)
     status = transition(ORDER_TRANSITIONS, order.status, OrderStatus.EXPIRED, what="order")
     payment = order.payment.model_copy(
         update={"status": transition(PAYMENT_TRANSITIONS, order.payment.status, PaymentStatus.VOIDED, what="payment")}
@@ -123,14 +132,17 @@ def paid_method(order: Order, processor: Processor) -> PaymentMethod:
 
 
 def pay_reservation(
-    order: Order, *, processor: Processor, reference: str | None, actor: str, now: datetime, operation_id: str
+    order: Order, show: Event, *, processor: Processor, reference: str | None, actor: str, now: datetime,
+    operation_id: str,
 ) -> tuple[Order, OrderEvent]:
     """The payment arrived before the deadline: paid, recording the processor, method and reference it came by.
 
     Stripe's payment keeps the intent's id as its reference, so a later refund goes to Stripe against it;
-    finance's mark-paid is `manual`, so its refund is finance's payout.
+    finance's mark-paid is `manual`, so its refund is finance's payout. An order whose event or time slot
+    is called off is refused (`event-cancelled`, `time-slot-cancelled`): the payment is not applied, and
+    a processor's payment becomes finance's `payment-unapplied` item (the webhook) instead.
     """
-    _refuse(order)
+    _refuse(order, show)
     if processor is Processor.STRIPE and not reference:
         raise DomainError("a Stripe payment names its payment intent", type="invalid-request")
     status = transition(ORDER_TRANSITIONS, order.status, OrderStatus.PAID, what="order")

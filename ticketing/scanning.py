@@ -2,7 +2,9 @@
 
 Both are pure functions over the order aggregate; every state change goes through the
 transition tables. A ticket that is cancelled, refunded, reissued or transferred is final:
-the bulk operations refuse it, and the gate rejects it with the reason.
+the bulk operations refuse it, and the gate rejects it with the reason. So does a ticket of an
+order whose event or time slot is called off (`event-cancelled`, `time-slot-cancelled`), from
+the moment the event or slot is marked, before the cancellation run reaches the order.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pydantic import BaseModel
 
 from ticketing.errors import ActionNotAllowed
 from ticketing.models import Event, Order, Scan, Ticket
-from ticketing.policies.actions import scan_status_refusal
+from ticketing.policies.actions import called_off_refusal, scan_status_refusal
 from ticketing.states import (
     SCAN_TRANSITIONS,
     TICKET_TRANSITIONS,
@@ -108,10 +110,12 @@ def set_scan_status(
     return order.model_copy(update={"tickets": tickets}), changed
 
 
-def admit(order: Order, barcode: str, *, at: datetime, access_point: str | None) -> tuple[Order, ScanOutcome]:
+def admit(
+    order: Order, event: Event, barcode: str, *, at: datetime, access_point: str | None
+) -> tuple[Order, ScanOutcome]:
     """One scan at the gate: accepted moves the ticket to scanned-in; every scan is recorded."""
     ticket = next(t for t in order.tickets if t.barcode == barcode)
-    reason, reason_type = _rejection(order, ticket)
+    reason, reason_type = _rejection(order, event, ticket)
     scan_state = ticket.scan_state
     if reason is None:
         scan_state = transition(SCAN_TRANSITIONS, ticket.scan_state, ScanState.SCANNED_IN, what="scan")
@@ -135,11 +139,18 @@ def admit(order: Order, barcode: str, *, at: datetime, access_point: str | None)
     return order.model_copy(update={"tickets": tickets}), outcome
 
 
-def _rejection(order: Order, ticket: Ticket) -> tuple[str | None, str | None]:
+def _rejection(order: Order, event: Event, ticket: Ticket) -> tuple[str | None, str | None]:
+    """The gate's reason and its type; None when the ticket gets in.
+
+    A ticket still valid in an order whose event or slot is called off (the cancellation run has
+    not reached it yet) is rejected by the same rule as every other action on such an order.
+    """
     if not ticket.is_valid:
         return REJECTIONS[ticket.state], ticket.state.reason
     if order.status is not OrderStatus.PAID:
         return f"order is {order.status.value}", f"order-{order.status.value}"
+    if refusal := called_off_refusal(order, event):
+        return refusal.reason, refusal.type
     if ticket.in_transfer:
         return "ticket is being transferred", "in-transfer"
     if ticket.scan_state is ScanState.SCANNED_IN:

@@ -23,7 +23,7 @@ from backoffice.api.idempotency import check_idempotency_key, idempotent
 from backoffice.api.orders import Accepted, accepted
 from ticketing.models import Processor
 from ticketing.reservations import check_deadline
-from ticketing.store.orders import load_order
+from ticketing.store.orders import load_event, load_order
 from workflows.contracts import ExtendDeadline, ReservationInput, ReservationPayment
 from workflows.reservation import ReservationWorkflow
 from workflows.search_attributes import ORDER_ID, PAYMENT_DEADLINE
@@ -102,7 +102,8 @@ async def open_reservation(
     async def act(key: str) -> dict[str, Any]:
         async with st.store.transaction() as conn:
             order = await load_order(conn, code)
-        check_deadline(order, deadline, now=now)
+            event = await load_event(conn, order.event_id)
+        check_deadline(order, event, deadline, now=now)
         operation_id = reservation_id(code)
         await st.operations.start(
             ReservationWorkflow.run,

@@ -113,6 +113,7 @@ async def _scan_once(st: AppState, body: ScanBody) -> ScanOutcome:
         if code is None:
             return UNKNOWN_BARCODE
         order = await load_order(conn, code, for_update=True)
-        after, outcome = admit(order, body.barcode, at=datetime.now(UTC), access_point=body.access_point)
+        event = await load_event(conn, order.event_id)
+        after, outcome = admit(order, event, body.barcode, at=datetime.now(UTC), access_point=body.access_point)
         await save_order(conn, order, after, [])
     return outcome

@@ -5,7 +5,8 @@ failed half-way is redelivered by Stripe rather than lost. The refund is
 re-fetched from Stripe, so a replayed or stale event cannot move a refund.
 A `payment_intent.succeeded` whose intent (re-fetched) carries `metadata.order_code` pays that
 order's `Reservation` by the same update finance's mark-paid uses, as a Stripe payment; a payment
-the reservation cannot take (expired, paid already, another amount) is not retried: it opens a
+the reservation cannot take (expired, paid already, another amount, its event or time slot called
+off: `event-cancelled`, `time-slot-cancelled`) is not retried: it opens a
 `payment-unapplied` reconciliation item for finance, once per payment id.
 The API reaches the payment adapter directly here, for verification and re-fetching only.
 """
@@ -31,7 +32,7 @@ from ticketing.reconciliation.unapplied import SOURCE as UNAPPLIED_SOURCE
 from ticketing.reconciliation.unapplied import unapplied_payment
 from ticketing.refunds import late_answer_workflow_id, late_failure_workflow_id, refund_summary
 from ticketing.reservations import check_processor_payment, paid_by
-from ticketing.store.orders import load_order
+from ticketing.store.orders import load_event, load_order
 from ticketing.store.reconciliation import record_finding_once
 from ticketing.store.refunds import find_refund_by_processor_id
 from ticketing.store.tables import webhook_events
@@ -90,9 +91,10 @@ async def _handle_payment(st: AppState, adapter: object, payment_id: str) -> str
     try:
         async with st.store.transaction() as conn:
             order = await load_order(conn, code)
+            event = await load_event(conn, order.event_id)
         if paid_by(order, Processor.STRIPE, fresh.id):
             return "paid"  # redelivered after it took
-        check_processor_payment(order, fresh.amount)
+        check_processor_payment(order, event, fresh.amount)
     except DomainError as err:
         return await _unapplied(st, code, fresh, err.type, err.detail, order)
     done = await st.operations.offer(
@@ -101,11 +103,16 @@ async def _handle_payment(st: AppState, adapter: object, payment_id: str) -> str
     )
     if done is not None:
         return "paid"
-    # Expired or settled in the meantime, or no reservation runs for it; unless it was this payment that took.
+    # Expired, settled or called off in the meantime, or no reservation runs for it; unless this payment took.
     async with st.store.transaction() as conn:
         order = await load_order(conn, code)
+        event = await load_event(conn, order.event_id)
     if paid_by(order, Processor.STRIPE, fresh.id):
         return "paid"
+    try:
+        check_processor_payment(order, event, fresh.amount)
+    except DomainError as err:  # the reason the reservation refused it, when the store tells
+        return await _unapplied(st, code, fresh, err.type, err.detail, order)
     return await _unapplied(st, code, fresh, "reservation-closed", "no open reservation took the payment", order)
 
 

@@ -6,7 +6,12 @@ import pytest
 
 from tests.builders import make_event, make_order
 from ticketing.models import EventPolicy, Payment, PaymentMethod
-from ticketing.policies.actions import available_actions
+from ticketing.policies.actions import (
+    available_actions,
+    called_off_refusal,
+    reservation_refusal,
+    slot_called_off_refusal,
+)
 from ticketing.states import OrderStatus, PaymentStatus, ScanState, TicketState
 
 
@@ -141,3 +146,61 @@ def test_fully_refunded_order_keeps_its_receipt_contact_and_cancel_but_nothing_e
     }  # fmt: skip
     assert acts["refund"].reason_type == "nothing-to-refund"  # not "the order is refunded": it says why
     assert acts["resend"].reason_type == "order-refunded"
+
+
+def _two_slot_order(status: OrderStatus = OrderStatus.PAID):
+    """One ticket in the evening slot and one in the late slot; the payment pending when reserved."""
+    event, types, slots = make_event()
+    order = make_order(event, types, tickets=1, slot=slots[0].id, status=status)
+    late = make_order(event, types, tickets=1, slot=slots[1].id).tickets[0].model_copy(
+        update={"order_code": order.code})
+    return event, slots, order.model_copy(update={"tickets": [*order.tickets, late]})
+
+
+@pytest.mark.parametrize(("slot", "ticket_slot", "expected"), [
+    (None, None, None),
+    ("evt_concert_eve", None, None),
+    ("evt_concert_eve", "evt_concert_late", None),
+    ("evt_concert_eve", "evt_concert_eve", "time-slot-cancelled"),
+])
+def test_slot_called_off_refusal(slot: str | None, ticket_slot: str | None, expected: str | None) -> None:
+    event, _, _ = make_event()
+    marked = event.model_copy(update={"cancelled_time_slots": [slot] if slot else []})
+    refusal = slot_called_off_refusal(marked, ticket_slot)
+    assert (refusal.type if refusal else None) == expected
+    cancelled = event.model_copy(update={"cancelled": True})
+    assert slot_called_off_refusal(cancelled, ticket_slot).type == "event-cancelled"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("marked", ["evt_concert_eve", "evt_concert_late"])
+def test_an_order_with_a_ticket_in_a_cancelled_slot_is_called_off_whole(marked: str) -> None:
+    event, _, order = _two_slot_order()
+    refusal = called_off_refusal(order, event.model_copy(update={"cancelled_time_slots": [marked]}))
+    assert refusal is not None and refusal.type == "time-slot-cancelled"
+    assert called_off_refusal(order, event.model_copy(update={"cancelled_time_slots": ["evt_other"]})) is None
+
+
+@pytest.mark.parametrize(("called_off", "expected"), [
+    ({"cancelled": True}, "event-cancelled"), ({"cancelled_time_slots": ["evt_concert_eve"]}, "time-slot-cancelled"),
+])
+def test_the_actions_list_shows_an_order_being_called_off(called_off: dict[str, object], expected: str) -> None:
+    event, slots, paid = _two_slot_order()
+    marked = event.model_copy(update=called_off)
+    acts = {a.name: a for a in available_actions(paid, marked, slots)}
+    for name in ("set-scan-status", "reschedule", "transfer"):
+        assert (acts[name].enabled, acts[name].reason_type) == (False, expected), name
+    assert acts["cancel"].enabled  # what the cancellation run does, an agent may do first
+    assert {a.name for a in available_actions(paid, event, slots) if a.enabled} >= {"set-scan-status", "reschedule"}
+
+    _, _, reserved = _two_slot_order(OrderStatus.RESERVED)
+    acts = {a.name: a for a in available_actions(reserved, marked, slots)}
+    assert (acts["mark-paid"].reason_type, acts["extend-deadline"].reason_type) == (expected, expected)
+    assert {a.name for a in available_actions(reserved, event, slots) if a.enabled} >= {"mark-paid", "extend-deadline"}
+
+
+def test_expiry_asks_without_the_event_so_a_called_off_reservation_still_expires() -> None:
+    event, _, reserved = _two_slot_order(OrderStatus.RESERVED)
+    marked = event.model_copy(update={"cancelled_time_slots": ["evt_concert_late"]})
+    assert reservation_refusal(reserved) is None
+    assert reservation_refusal(reserved, marked).type == "time-slot-cancelled"  # type: ignore[union-attr]
+    assert reservation_refusal(reserved, event) is None

@@ -142,3 +142,17 @@ def test_reschedule_action_shows_why_it_is_disabled() -> None:
     )
     reserved = action(make_order(event, types, status=OrderStatus.RESERVED), slots)
     assert reserved.reason_type == "order-reserved"
+
+
+@pytest.mark.parametrize(("called_off", "expected"), [
+    ({"cancelled": True}, "event-cancelled"),
+    ({"cancelled_time_slots": ["evt_concert_late"]}, "time-slot-cancelled"),  # the target slot
+    ({"cancelled_time_slots": ["evt_concert_eve"]}, "time-slot-cancelled"),  # the order's own slot
+])
+def test_reschedule_is_refused_into_or_out_of_a_called_off_slot(called_off: dict[str, object], expected: str) -> None:
+    event, types, slots = make_event()
+    order = make_order(event, types, tickets=2, slot=slots[0].id)
+    marked = event.model_copy(update=called_off)
+    with pytest.raises(ActionNotAllowed) as info:
+        _reschedule(order, marked, slots, slots[1].id)
+    assert info.value.type == expected

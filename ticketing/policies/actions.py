@@ -153,8 +153,11 @@ def reissue_refusal(order: Order, event: Event) -> Refusal | None:
 
 
 def reschedule_refusal(order: Order, event: Event, slots: Sequence[TimeSlot] = ()) -> Refusal | None:
-    """Moving tickets to another time slot needs the event's slots: the caller passes them."""
-    if refusal := _status_refusal(order, {OrderStatus.PAID}):
+    """Moving tickets to another time slot needs the event's slots: the caller passes them.
+
+    An order being cancelled with its event or slot is not moved (the run cancels it whole anyway),
+    and no ticket is moved into a cancelled slot (`slot_called_off_refusal`, by the caller)."""
+    if refusal := _status_refusal(order, {OrderStatus.PAID}) or called_off_refusal(order, event):
         return refusal
     if not order.valid_tickets:
         return Refusal(type="no-valid-tickets", reason="the order has no valid tickets to move")
@@ -203,8 +206,11 @@ def download_tickets_refusal(order: Order, event: Event) -> Refusal | None:
 
 
 def scan_status_refusal(order: Order, event: Event) -> Refusal | None:
-    """Seed 002's bulk actions; blacklisted tickets count, since "unscanned" makes them valid again."""
-    if refusal := _status_refusal(order, {OrderStatus.PAID}):
+    """Seed 002's bulk actions; blacklisted tickets count, since "unscanned" makes them valid again.
+
+    Not for an order being cancelled with its event or slot (`called_off_refusal`): nobody is
+    let in, or marked as in, for a show that is called off."""
+    if refusal := _status_refusal(order, {OrderStatus.PAID}) or called_off_refusal(order, event):
         return refusal
     if not any(t.is_valid or t.state is TicketState.BLACKLISTED for t in order.tickets):
         return Refusal(type="no-valid-tickets", reason="the order has no tickets whose scan status can change")
@@ -244,22 +250,41 @@ def called_off_refusal(order: Order, event: Event) -> Refusal | None:
     """The event, or a time slot of one of the order's tickets, is cancelled: the order is being cancelled.
 
     A time slot's cancellation cancels every order with a ticket in it whole (other slots' tickets
-    too), so no ticket of such an order may be transferred or accepted once the slot is marked.
+    too), so once the slot is marked no ticket of such an order is transferred, accepted, scanned
+    or moved, and the order is not paid: the cancellation run reaches it one batch at a time, and
+    until then the mark is what refuses.
     """
-    if event.cancelled:
-        return Refusal(type="event-cancelled", reason="the event is cancelled")
+    if refusal := slot_called_off_refusal(event, None):
+        return refusal
     slots = set(event.cancelled_time_slots)
     if slots and any(t.time_slot_id in slots for t in order.tickets):
         return Refusal(type="time-slot-cancelled", reason="a ticket of this order is in a cancelled time slot")
     return None
 
 
+def slot_called_off_refusal(event: Event, time_slot_id: str | None) -> Refusal | None:
+    """Selling into one slot of the event (or into the event, without a slot) before there is an order:
+    an import's row, a reschedule's target. The same types as `called_off_refusal`."""
+    if event.cancelled:
+        return Refusal(type="event-cancelled", reason="the event is cancelled")
+    if time_slot_id is not None and time_slot_id in event.cancelled_time_slots:
+        return Refusal(type="time-slot-cancelled", reason=f"time slot {time_slot_id} is cancelled")
+    return None
+
+
 def reservation_refusal(order: Order, event: Event | None = None) -> Refusal | None:
-    """A reserved order waiting for its payment: it can be marked paid, or its deadline extended."""
+    """A reserved order waiting for its payment: it can be marked paid, or its deadline extended.
+
+    With its event (opening, extending, paying, and the actions list): never for an order being
+    cancelled with its event or slot, so no money is taken for it. Expiry asks without the event:
+    releasing the seats of a reservation nobody paid is right either way.
+    """
     if refusal := _status_refusal(order, {OrderStatus.RESERVED}):
         return refusal
     if order.payment.status is not PaymentStatus.PENDING:
         return Refusal(type="payment-not-pending", reason=f"the payment is {order.payment.status.value}")
+    if event is not None and (refusal := called_off_refusal(order, event)):
+        return refusal
     return None
 
 

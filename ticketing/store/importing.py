@@ -8,7 +8,8 @@ batch of rows at a time, each in a short transaction, against the store and agai
 staged before it in `import_staging`, so neither the file nor its rows are ever held whole.
 A clean file's staged rows then become the orders (codes fixed) and items of a bulk operation
 (`stage_import`), and `write_staged` writes them a batch at a time for the ImportOrders
-workflow; an order whose code or seats were taken since it was checked is marked failed there.
+workflow; an order whose code or seats were taken since it was checked, or whose event or time
+slot was called off since, is marked failed there.
 
 Parsing and every rule about a file's content live in `ticketing/importing.py`; this
 module only reads the catalogue, the taken codes and the staged rows, hands them to the
@@ -43,6 +44,7 @@ from ticketing.importing import (
 )
 from ticketing.issuing import new_order_code
 from ticketing.models import OrderEvent
+from ticketing.policies.actions import called_off_refusal
 from ticketing.store import orders as db
 from ticketing.store.bulk import ItemMark, create_bulk, items_in_range, mark_items, set_bulk
 from ticketing.store.engine import Store
@@ -61,7 +63,9 @@ async def import_orders(store: Store, parsed: ParsedFile, *, source: str, actor:
     """
     try:
         async with store.transaction() as conn:
-            cat = await _catalogue(conn, parsed.event_ids())
+            # The events held for share (PostgreSQL): an event or time-slot cancellation marks and chooses its
+            # orders under the event's row, so this file's orders are among those chosen, or see the mark.
+            cat = await _catalogue(conn, parsed.event_ids(), for_share=True)
             imported = validate(parsed, cat, await _existing_codes(conn, parsed.order_codes()))
             return await _write(conn, imported, cat, source, actor)
     except IntegrityError as err:  # a concurrent writer took a code or the last seats
@@ -69,16 +73,17 @@ async def import_orders(store: Store, parsed: ParsedFile, *, source: str, actor:
         raise ImportFailed([ImportIssue(problem)]) from err
 
 
-async def _catalogue(conn: AsyncConnection, event_ids: set[str]) -> Catalogue:
+async def _catalogue(conn: AsyncConnection, event_ids: set[str], *, for_share: bool = False) -> Catalogue:
     cat = Catalogue({}, {}, {})
-    await _load_events(conn, cat, event_ids)
+    await _load_events(conn, cat, event_ids, for_share=for_share)
     return cat
 
 
-async def _load_events(conn: AsyncConnection, cat: Catalogue, event_ids: set[str]) -> None:
+async def _load_events(conn: AsyncConnection, cat: Catalogue, event_ids: set[str], *, for_share: bool = False
+                       ) -> None:
     for event_id in sorted(event_ids):
         try:
-            cat.events[event_id] = await db.load_event(conn, event_id)
+            cat.events[event_id] = await db.load_event(conn, event_id, for_share=for_share)
         except NotFound:
             continue
         cat.types[event_id] = {t.id: t for t in await db.load_ticket_types(conn, event_id)}
@@ -309,7 +314,9 @@ async def write_staged(store: Store, bulk_id: str, first: int, last: int) -> dic
     """Write the staged orders of items first..last that are still pending; counts by item status.
 
     One transaction for the batch; if it is refused (a code or the last seats taken since the
-    file was checked), each order is tried alone and the refused ones are marked failed.
+    file was checked), each order is tried alone and the refused ones are marked failed. An order
+    whose event or time slot was called off since the file was checked is not written: it is
+    marked failed with the refusal's type (`event-cancelled`, `time-slot-cancelled`).
     """
     async with store.transaction() as conn:
         params: dict[str, object] = (
@@ -325,16 +332,14 @@ async def write_staged(store: Store, bulk_id: str, first: int, last: int) -> dic
     source, actor = str(params["file"]), str(params["actor"])
     try:
         async with store.transaction() as conn:
-            await _write_items(conn, bulk_id, [(i.id, staged[i.key]) for i in items], cat, source, actor)
-        return {ItemStatus.IMPORTED.value: len(items)}
+            return await _write_items(conn, bulk_id, [(i.id, staged[i.key]) for i in items], cat, source, actor)
     except IntegrityError:
         pass
     counts: Counter[str] = Counter()
     for item in items:
         try:
             async with store.transaction() as conn:
-                await _write_items(conn, bulk_id, [(item.id, staged[item.key])], cat, source, actor)
-            counts[ItemStatus.IMPORTED.value] += 1
+                counts.update(await _write_items(conn, bulk_id, [(item.id, staged[item.key])], cat, source, actor))
         except IntegrityError:
             async with store.transaction() as conn:
                 reason = "the code or the last seats were taken after the file was checked"
@@ -346,17 +351,33 @@ async def write_staged(store: Store, bulk_id: str, first: int, last: int) -> dic
 async def _write_items(
     conn: AsyncConnection, bulk_id: str, items: list[tuple[int, ImportedOrder]], cat: Catalogue, source: str,
     actor: str,
-) -> None:
+) -> dict[str, int]:
+    """Write the items' orders, but not those whose event or time slot is called off now.
+
+    The events are read again here, held for share (PostgreSQL): the catalogue was read before
+    this transaction, and a cancellation marks and chooses its orders under the event's row, so an
+    order written here is among those it chose, or it is refused.
+    """
     now = datetime.now(UTC)
+    events = {e: await db.load_event(conn, e, for_share=True) for e in sorted({i.event_id for _, i in items})}
     seats: Counter[tuple[str, str | None]] = Counter()
-    for _, item in items:
+    marks: list[ItemMark] = []
+    written: list[str] = []
+    for item_id, item in items:
         order = build_imported_order(item, cat, code=item.code or "", now=now)
+        if refusal := called_off_refusal(order, events[item.event_id]):
+            marks.append(ItemMark(item_id, ItemStatus.FAILED, refusal.type))
+            continue
         data = {"file": source, "row": item.row, "tickets": len(order.tickets), "bulk_id": bulk_id}
         await db.insert_order(conn, order, [OrderEvent(type="order-imported", actor=actor, at=now, data=data)])
         for ln in item.lines:
             seats[(ln.ticket_type_id, ln.time_slot_id)] += ln.quantity
+        marks.append(ItemMark(item_id, ItemStatus.IMPORTED))
+        written.append(order.code)
     for (type_id, slot_id), quantity in seats.items():
         await db.adjust_inventory(conn, type_id, slot_id, quantity)
-    await mark_items(conn, [ItemMark(item_id, ItemStatus.IMPORTED) for item_id, _ in items])
-    await conn.execute(import_rows.delete().where(
-        import_rows.c.bulk_id == bulk_id, import_rows.c.order_code.in_([i.code for _, i in items])))
+    await mark_items(conn, marks)
+    if written:
+        await conn.execute(import_rows.delete().where(
+            import_rows.c.bulk_id == bulk_id, import_rows.c.order_code.in_(written)))
+    return dict(Counter(m.status.value for m in marks))
