@@ -24,6 +24,7 @@ from ticketing.reservations import (
     EXPIRED_EVENT,
     LINK_PURPOSE,
     PAID_EVENT,
+    cancelled_while_waiting,
     check_deadline,
     check_waiting,
     deadline_event,
@@ -76,7 +77,7 @@ class ReservationActivities:
         now = datetime.now(UTC)
         async with self.deps.store.transaction() as conn:
             order = await load_order(conn, req.order_code, for_update=True)
-            if await _done_before(conn, order.code, EXPIRED_EVENT, req.operation_id):
+            if await _done_before(conn, order.code, EXPIRED_EVENT, req.operation_id) or cancelled_while_waiting(order):
                 return _state(order)
             after, event, deltas = expire_reservation(order, now=now, operation_id=req.operation_id)
             for delta in deltas:

@@ -93,6 +93,13 @@ def deadline_event(order: Order, deadline: datetime, *, extended: bool, actor: s
     )
 
 
+def cancelled_while_waiting(order: Order) -> bool:
+    """The order was cancelled while its reservation waited (by an agent, or with its event or time slot):
+    that cancellation voided the payment and released the seats, so the deadline has nothing left to do
+    and the reservation ends `cancelled` rather than failing on a refused expiry."""
+    return order.status is OrderStatus.CANCELLED
+
+
 def expire_reservation(
     order: Order, *, now: datetime, operation_id: str
 ) -> tuple[Order, OrderEvent, list[InventoryDelta]]:

@@ -159,3 +159,29 @@ async def test_stripe_payment_webhook_pays_the_reservation_once(stripe_app: Harn
     await asyncio.sleep(0.3)
     assert len(await history(app, order.code, "payment-received")) == 1
     assert len(app.sink.messages) == 1
+
+
+async def test_a_reservation_whose_order_is_cancelled_while_it_waits_ends_cancelled_not_failed(app: Harness) -> None:
+    """An agent (or an event or time-slot cancellation) cancels the reserved order before its deadline: at
+    the deadline the run ends `cancelled`, not failed for finance to chase, and nothing is released twice.
+    (The default reminders are hours before the deadline, so none is due in this test's few seconds.)"""
+    order = await reserved_order(app)
+    deadline = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
+    op = await open_reservation(app, order.code, deadline)
+    cancel = await app.http.post(f"/orders/{order.code}/cancel", json={"reason": "buyer called", "refund": False},
+                                 headers={"Idempotency-Key": f"cancel-{uuid.uuid4().hex[:8]}"})
+    assert cancel.status_code == 202, cancel.text
+    assert (await app.wait_operation(cancel.json()["operation_id"]))["status"] == "completed"
+    sent_by_then = len(app.sink.messages)  # the cancellation's email, awaited by its run
+    assert await _seats(app, order) == (0, 0)
+
+    done = await app.wait_operation(op, timeout=30)
+    assert done["status"] == "completed", done
+    assert (done["result"]["status"], done["result"]["reminders_sent"]) == ("cancelled", 0)
+    after = await stored(app, order.code)
+    assert (after.status.value, after.payment.status.value) == ("cancelled", "voided")
+    assert await _seats(app, order) == (0, 0)  # released once, by the cancellation
+    kinds = [e.type for e in await history(app, order.code)]
+    assert "reservation-expired" not in kinds and "payment-reminder-sent" not in kinds
+    assert len(app.sink.messages) == sent_by_then
+    problem(await app.http.post(f"/orders/{order.code}/reservation/paid", json={}), 409, "operation-closed")
