@@ -290,7 +290,8 @@ class ReconciliationActivities:
 
     @activity.defn(name="classify_reconciliation")
     async def classify_reconciliation(self, req: ClassifyWindow) -> ClassifyResult:
-        """Both sides of the window into items: first the processor's refunds, then the ledger's."""
+        """Both sides of the window into items: first the processor's refunds, then the ledger's, then the
+        refunds of earlier windows that this window's undelivered events or balance entries are about."""
         result = ClassifyResult()
         phase, after = "processor", ""
         details = activity.info().heartbeat_details
@@ -311,17 +312,27 @@ class ReconciliationActivities:
                 after = rows[-1]["id"]
                 activity.heartbeat("processor", after)
             phase, after = "ledger", ""
+        if phase == "ledger":
+            while True:
+                async with self.deps.store.read() as conn:
+                    page = await ledger_refund_ids_page(
+                        conn, req.processor, req.window.start, req.window.end, after=after, limit=req.page
+                    )
+                if not page:
+                    break
+                found = await self._classify_ledger_page(req, page, pacer)
+                await self._record(req, found, result)
+                after = page[-1][0]
+                activity.heartbeat("ledger", after)
+            phase, after = "news", ""
         while True:
             async with self.deps.store.read() as conn:
-                page = await ledger_refund_ids_page(
-                    conn, req.processor, req.window.start, req.window.end, after=after, limit=req.page
-                )
-            if not page:
+                ids = await recon_store.news_of_other_windows_page(conn, req.run_id, after=after, limit=req.page)
+            if not ids:
                 break
-            found = await self._classify_ledger_page(req, page, pacer)
-            await self._record(req, found, result)
-            after = page[-1][0]
-            activity.heartbeat("ledger", after)
+            await self._record(req, await self._classify_news_page(req, ids, pacer), result)
+            after = ids[-1]
+            activity.heartbeat("news", after)
         await self._record(req, await self._totals_findings(req), result)
         return result
 
@@ -475,6 +486,38 @@ class ReconciliationActivities:
         if elsewhere:
             async with self.deps.store.transaction() as conn:
                 await recon_store.mark(conn, req.run_id, recon_store.ELSEWHERE, elsewhere)
+        return found
+
+    async def _classify_news_page(
+        self, req: ClassifyWindow, processor_refund_ids: list[str], pacer: Pacer
+    ) -> list[Finding]:
+        """Ledger refunds of earlier windows with news in this one, judged against the processor now.
+
+        A refund the bank returns days later has its `refund.failed` event and its credit in the window
+        they happen in, not in the refund's own (reconciled clean already); if that webhook never
+        arrived, this is the only place the failure shows. Judged as the re-check judges (the payment's
+        refunds, no money movement: that belongs to the refund's own window), with the window's events
+        about it, so a lost late failure is a missed webhook healed by the late-failure run. Refunds the
+        ledger made in this window were judged by the ledger pass already.
+        """
+        async with self.deps.store.read() as conn:
+            ledger = await refunds_by_processor_ids(conn, processor_refund_ids)
+            ledger = {pid: r for pid, r in ledger.items() if not req.window.start <= r.created_at < req.window.end}
+            orders = await load_order_heads(conn, sorted({r.order_code for r in ledger.values()}))
+            events = [
+                UndeliveredEvent(**d) for d in await recon_store.staged_by_link(conn, req.run_id, "event", list(ledger))
+            ]
+        sides = await self._sides(list(ledger.values()), orders)
+        source = self._source(req.processor) if ledger else None
+        found: list[Finding] = []
+        for pid, refund in ledger.items():
+            side = sides[refund.id]
+            if source is None or not side.payment_reference:
+                continue
+            ref, src = side.payment_reference, source
+            records = await _paced(pacer, lambda: src.refunds_for_payment(ref))  # noqa: B023
+            about = [e for e in events if e.processor_refund_id == pid]
+            found += classify_ledger_refund(side, records, balance=None, events=about, ages=req.ages, complete=True)
         return found
 
     # --- re-check earlier items ---------------------------------------------------------------

@@ -419,3 +419,31 @@ async def stray_credit(w: World, amount: int = 3500) -> tuple[ProcessorRefundRec
     )
     w.fake.balance.append(entry)  # listed only, never inline: the refund does not show it
     return record, entry
+
+
+async def late_failure_of_an_earlier_window(w: World) -> tuple[Refund, UndeliveredEvent]:
+    """A refund made (and reconciled clean) three days before the window, returned by the bank inside it,
+    whose `refund.failed` webhook never arrived: in the window there is only that undelivered event and
+    the failure's credit; the refund itself and its debit are in their own, earlier window."""
+    order = await w.order()
+    pid = f"re_{uuid.uuid4().hex[:14]}"
+    made = W_START - timedelta(days=3)
+    failed = W_START + timedelta(hours=5)
+    refund = await w.refund(order, RefundStatus.SUCCEEDED, processor_refund_id=pid, at=made)
+    record = w.processor_refund(order, refund, S.FAILED, pid=pid, at=made, balance=False)
+    entries = [
+        BalanceEntry(processor=Processor.STRIPE, id=f"txn_{uuid.uuid4().hex[:14]}", type="refund",
+                     reporting_category="refund", source=pid, amount=-3500, currency="EUR", created_at=made),
+        BalanceEntry(processor=Processor.STRIPE, id=f"txn_{uuid.uuid4().hex[:14]}", type="refund_failure",
+                     reporting_category="refund_failure", source=pid, amount=3500, currency="EUR", created_at=failed),
+    ]  # fmt: skip
+    if w.fake.inline_balance:
+        record.balance_entries = entries
+    else:
+        w.fake.balance += entries
+    event = UndeliveredEvent(
+        processor=Processor.STRIPE, id=f"evt_{uuid.uuid4().hex[:14]}", type="refund.failed", created_at=failed,
+        processor_refund_id=pid,
+    )
+    w.fake.events.append(event)
+    return refund, event

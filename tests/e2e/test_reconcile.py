@@ -36,6 +36,7 @@ from tests.e2e.reconcile_support import (
     World,
     error_then_paid,
     late_failure,
+    late_failure_of_an_earlier_window,
     missed_webhook,
     money_movement,
     orphaned,
@@ -259,6 +260,42 @@ async def test_healing_is_idempotent_over_two_runs(world: World) -> None:
     async with world.app.store.read() as conn:
         seen = (await conn.execute(webhook_events.select().where(webhook_events.c.id == event_id))).first()
     assert seen is not None  # a late delivery of the replayed event is a duplicate
+
+
+@pytest.mark.parametrize("inline_balance", [True, False], ids=["inline", "listed"])
+async def test_a_late_failure_of_an_earlier_windows_refund_is_found_by_the_window_its_news_is_in(
+    world: World, inline_balance: bool
+) -> None:
+    """The buyer's money came back to us days after the refund, and the webhook that said so never arrived.
+    The refund's own window was reconciled clean before; only this window's undelivered event and the
+    failure's credit tell. Judged against the processor, it is the missed webhook, healed by the late-failure
+    run; the window's totals (refunds made in it) are untouched."""
+    await world.clean(3)
+    refund, event = await late_failure_of_an_earlier_window(world)
+    result = await reconcile(world.app.client, world.app.prefix)
+
+    items = await _items(world.app)
+    assert {(i.cls, i.key) for i in items} == {(C.MISSED_WEBHOOK, event.id)}
+    (item,) = items
+    assert item.refund_id == refund.id and item.suggested_action is SuggestedAction.REPLAY_EVENT
+    assert item.processor_side and item.processor_side["settlement"] == "late-failure"
+    assert result.healed == 1 and result.heal_failed == 0
+    for _ in range(100):
+        async with world.app.store.read() as conn:
+            after = await load_refund(conn, refund.id)
+        if after.status is RefundStatus.FAILED:
+            break
+        await asyncio.sleep(0.1)
+    assert after.status is RefundStatus.FAILED and after.failure_reason == "expired_or_canceled_card"
+    async with world.app.store.read() as conn:
+        run = await rs.get_run(conn, RUN_ID)
+    assert run.totals == {"EUR": {"processor": 10_500, "ledger": 10_500, "difference": 0}}
+
+    again = await reconcile(world.app.client, world.app.prefix)
+    assert again.healed == 0  # one follow-up run, ever
+    runs = [wf async for wf in world.app.client.list_workflows(
+        f"WorkflowId = '{late_failure_workflow_id(refund.id, 1)}'")]
+    assert len(runs) == 1
 
 
 async def test_closed_confirming_refund_is_restarted_with_the_news(world: World) -> None:

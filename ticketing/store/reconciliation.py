@@ -460,6 +460,29 @@ async def staged_page(
     return [dict(r.data) for r in (await conn.execute(stmt)).all()]
 
 
+async def news_of_other_windows_page(conn: AsyncConnection, run_id: str, *, after: str, limit: int) -> list[str]:
+    """The next page, in id order, of processor refunds this run's undelivered events or balance entries are
+    about that it did not stage as refunds of its window: refunds made in an earlier window whose news
+    (a failure days later, its credit) came in this one."""
+    window_refunds = sa.select(recon_staged.c.record_id).where(
+        recon_staged.c.run_id == run_id, recon_staged.c.kind == "refund"
+    )
+    stmt = (
+        sa.select(recon_staged.c.link)
+        .where(
+            recon_staged.c.run_id == run_id,
+            recon_staged.c.kind.in_(["event", "balance"]),
+            recon_staged.c.link.is_not(None),
+            recon_staged.c.link > after,
+            recon_staged.c.link.not_in(window_refunds),
+        )
+        .group_by(recon_staged.c.link)
+        .order_by(recon_staged.c.link)
+        .limit(limit)
+    )
+    return [str(r.link) for r in (await conn.execute(stmt)).all()]
+
+
 async def staged_by_link(conn: AsyncConnection, run_id: str, kind: str, links: Sequence[str]) -> list[dict[str, Any]]:
     if not links:
         return []
