@@ -41,7 +41,6 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,7 @@ from bench.first_delivery import Imported, import_event
 from bench.report import Result
 from bench.smtp_raw import RawMessage, send_raw
 from bench.stack import ROOT, Cpu, Stack, product, temporal_server
+from devtools.smtp_sink import arrived_at
 from runtime.settings import BlobConfig, BulkConfig, CodecSettings, TemporalSettings
 from runtime.temporal import connect
 from ticketing.bulk import BulkKind, Selection
@@ -158,12 +158,6 @@ def _timers() -> Iterator[dict[str, _CpuTimer]]:
     finally:
         for module, attr, original in patched.values():
             setattr(module, attr, original)
-
-
-def _arrival(path: Path) -> float:
-    """The sink names each .eml after its arrival time (`20261122T012345123456Z-7.eml`)."""
-    stamp = path.name.split("-", 1)[0]
-    return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC).timestamp()
 
 
 async def run_delivery(
@@ -290,7 +284,7 @@ async def _paired(
     await _wait_sink(stack, n)
     deliveries = list(stack.sink.deliveries)
     captured = [RawMessage(d.mail_from, d.rcpt_tos, d.path.read_bytes()) for d in deliveries]
-    arrivals = sorted(_arrival(d.path) for d in deliveries)
+    arrivals = sorted(arrived_at(d.path) for d in deliveries)
     stack.sink.clear()
 
     cpu = Cpu.now()

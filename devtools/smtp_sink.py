@@ -25,7 +25,6 @@ import re
 import signal
 import ssl
 import threading
-import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,19 +35,22 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+STAMP = "%Y%m%dT%H%M%S%fZ"  # each .eml is named after its arrival: `20261122T012345123456Z-7.eml`
+
+
+def arrived_at(path: Path) -> float:
+    """When the sink accepted the message in `path` (a Unix time, to the microsecond), from its name:
+    benchmarks time sends by it, whether the sink ran in their process or in its own."""
+    return datetime.strptime(path.name.split("-", 1)[0], STAMP).replace(tzinfo=UTC).timestamp()
+
 
 @dataclass(frozen=True)
 class Delivery:
-    """Envelope of one accepted message: who the client said it was from and for, and when.
-
-    `received` is `time.perf_counter()` when the message's data had arrived, so that a
-    benchmark can time a send to the sink without polling for it.
-    """
+    """Envelope of one accepted message: who the client said it was from and for."""
 
     mail_from: str
     rcpt_tos: tuple[str, ...]
     path: Path
-    received: float = 0.0
 
 
 class _Handler:
@@ -71,9 +73,8 @@ class _Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        received = time.perf_counter()
         content = envelope.original_content or b""
-        path = self._sink._store(envelope.mail_from or "", tuple(envelope.rcpt_tos), content, received)
+        path = self._sink._store(envelope.mail_from or "", tuple(envelope.rcpt_tos), content)
         return f"250 2.0.0 OK: queued as {path.stem}"
 
 
@@ -212,9 +213,9 @@ class SmtpSink:
         with self._lock:
             self._connections += 1
 
-    def _store(self, mail_from: str, rcpt_tos: tuple[str, ...], content: bytes, received: float) -> Path:
+    def _store(self, mail_from: str, rcpt_tos: tuple[str, ...], content: bytes) -> Path:
         """Write the .eml atomically (temp name, then rename), then record it in memory."""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime(STAMP)
         with self._lock:
             number = next(self._sequence)
         path = self.directory / f"{stamp}-{number}.eml"
@@ -222,7 +223,7 @@ class SmtpSink:
         tmp.write_bytes(content)
         os.replace(tmp, path)
         with self._lock:
-            self.deliveries.append(Delivery(mail_from, rcpt_tos, path, received))
+            self.deliveries.append(Delivery(mail_from, rcpt_tos, path))
             self._raw.append(content)
         return path
 
