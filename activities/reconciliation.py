@@ -10,7 +10,7 @@ processor's read limit with back-off on 429. Activities only read Temporal
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -110,6 +110,19 @@ async def _paced(pacer: Pacer, call: Callable[[], Awaitable[T]], *, tries: int =
             pacer.back_off(delay)
             delay = min(delay * 2, 30.0)
     raise AssertionError("unreachable")
+
+
+async def _judged_now(
+    side: LedgerSide, source: ReconciliationSource, pacer: Pacer, ages: Ages, *, events: Sequence[UndeliveredEvent] = ()
+) -> list[Finding]:
+    """A ledger refund against its payment's refunds at the processor now, outside any window's pages
+    (an earlier window's item re-checked, an earlier window's refund with news in this one): no money
+    movement, which only the refund's own window can judge."""
+    records: list[ProcessorRefundRecord] = []
+    if side.payment_reference:
+        ref = side.payment_reference
+        records = await _paced(pacer, lambda: source.refunds_for_payment(ref))
+    return classify_ledger_refund(side, records, balance=None, events=events, ages=ages, complete=True)
 
 
 async def _take(waiting: asyncio.Queue[T], reader: asyncio.Future[None]) -> T:
@@ -512,12 +525,9 @@ class ReconciliationActivities:
         found: list[Finding] = []
         for pid, refund in ledger.items():
             side = sides[refund.id]
-            if source is None or not side.payment_reference:
-                continue
-            ref, src = side.payment_reference, source
-            records = await _paced(pacer, lambda: src.refunds_for_payment(ref))  # noqa: B023
-            about = [e for e in events if e.processor_refund_id == pid]
-            found += classify_ledger_refund(side, records, balance=None, events=about, ages=req.ages, complete=True)
+            if source is not None and side.payment_reference:
+                about = [e for e in events if e.processor_refund_id == pid]
+                found += await _judged_now(side, source, pacer, req.ages, events=about)
         return found
 
     # --- re-check earlier items ---------------------------------------------------------------
@@ -567,11 +577,7 @@ class ReconciliationActivities:
             refund = refunds[refund_id]
             orders = await load_order_heads(conn, [refund.order_code])
         side = (await self._sides([refund], orders))[refund_id]
-        records: list[ProcessorRefundRecord] = []
-        if side.payment_reference:
-            ref = side.payment_reference
-            records = await _paced(pacer, lambda: source.refunds_for_payment(ref))
-        found = classify_ledger_refund(side, records, balance=None, ages=ages, complete=True)
+        found = await _judged_now(side, source, pacer, ages)
         if cls is DiscrepancyClass.MISSED_WEBHOOK:  # its events are not at hand here: the refund still disagrees
             return any(f.cls is DiscrepancyClass.STATUS_MISMATCH and f.refund_id == refund_id for f in found)
         return any(f.cls is cls and f.key == key for f in found)

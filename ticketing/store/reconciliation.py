@@ -385,6 +385,11 @@ async def mark_healed(conn: AsyncConnection, iids: Sequence[str], *, run_id: str
     return int(result.rowcount or 0)
 
 
+def _this_pass(run_id: str, pass_no: int) -> sa.ColumnElement[bool]:
+    """Items found (again) by this pass of this run."""
+    return sa.and_(recon_items.c.last_seen_run == run_id, recon_items.c.last_seen_pass == pass_no)
+
+
 async def healing_page(
     conn: AsyncConnection, *, run_id: str, pass_no: int, after: str, limit: int
 ) -> list[ReconItem]:
@@ -392,8 +397,7 @@ async def healing_page(
     stmt = (
         sa.select(recon_items)
         .where(
-            recon_items.c.last_seen_run == run_id,
-            recon_items.c.last_seen_pass == pass_no,
+            _this_pass(run_id, pass_no),
             recon_items.c.state == ItemState.OPEN.value,
             recon_items.c.healed_at.is_(None),
             recon_items.c.suggested_action.in_([a.value for a in HEALING]),
@@ -708,11 +712,7 @@ async def pass_items_page(
     """Items this pass found, in id order."""
     stmt = (
         sa.select(recon_items)
-        .where(
-            recon_items.c.last_seen_run == run_id,
-            recon_items.c.last_seen_pass == pass_no,
-            recon_items.c.id > after,
-        )
+        .where(_this_pass(run_id, pass_no), recon_items.c.id > after)
         .order_by(recon_items.c.id)
         .limit(limit)
     )
